@@ -1,0 +1,250 @@
+// Package archive is mailkeep's local store: one directory per source
+// account holding the mail in an open format (mboxrd compressed with zstd or
+// gzip, plain mboxrd, or Maildir) beside a SQLite catalog. It has no network
+// code: fetchers write into it and restore reads from it.
+//
+// Layout of an archive directory:
+//
+//	catalog.db            the catalog (see package catalog)
+//	lock                  held (flock) by the run that writes
+//	mbox/<folder>.mbox.zst  one mboxrd file per folder (mbox formats)
+//	maildir/              a Maildir++ tree (maildir format): INBOX at the
+//	                      root, other folders as .Sub.Folder directories
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/archive/layout"
+	"github.com/mailkeep/mailkeep/archive/mboxfile"
+	"github.com/mailkeep/mailkeep/archive/mboxrd"
+)
+
+// Format is an archive's storage format.
+type Format string
+
+// The archive formats.
+const (
+	MboxZstd Format = "mbox.zst"
+	MboxGzip Format = "mbox.gz"
+	Mbox     Format = "mbox"
+	Maildir  Format = "maildir"
+)
+
+// ParseFormat checks a --format value.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case MboxZstd, MboxGzip, Mbox, Maildir:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown archive format %q (want mbox.zst, mbox.gz, mbox or maildir)", s)
+}
+
+func (f Format) codec() mboxfile.Codec {
+	switch f {
+	case MboxZstd:
+		return mboxfile.CodecZstd
+	case MboxGzip:
+		return mboxfile.CodecGzip
+	}
+	return mboxfile.CodecNone
+}
+
+func (f Format) isMbox() bool { return f != Maildir }
+
+// ErrLocked is returned by Open when another run holds the archive.
+var ErrLocked = errors.New("archive is locked by another mailkeep run")
+
+// ErrNoArchive is returned by Open with ReadOnly when dir holds no archive.
+var ErrNoArchive = errors.New("no mailkeep archive here")
+
+// Options configure Open.
+type Options struct {
+	// Format for a new archive; an existing archive keeps its own and a
+	// different non-empty Format is an error. Default MboxZstd.
+	Format Format
+	// ReadOnly opens without taking the lock and without creating anything
+	// (ls, cat, restore's reads).
+	ReadOnly bool
+	// MustExist refuses to create a new archive (restore).
+	MustExist bool
+	// FrameSize is the decompressed size of an mbox frame (default 4 MiB).
+	FrameSize int
+	// CommitBytes is how much a folder writer buffers before it makes its
+	// data durable and commits the catalog (default 16 MiB).
+	CommitBytes int64
+}
+
+// Archive is an open archive directory.
+type Archive struct {
+	Dir    string
+	Format Format
+	Cat    *catalog.Catalog
+	opt    Options
+	lock   *os.File
+}
+
+// Open opens (creating when needed) the archive in dir.
+func Open(dir string, opt Options) (*Archive, error) {
+	if opt.FrameSize <= 0 {
+		opt.FrameSize = 4 << 20
+	}
+	if opt.CommitBytes <= 0 {
+		opt.CommitBytes = 16 << 20
+	}
+	a := &Archive{Dir: dir, opt: opt}
+	dbPath := filepath.Join(dir, "catalog.db")
+	if opt.ReadOnly || opt.MustExist {
+		if _, err := os.Stat(dbPath); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", dir, ErrNoArchive)
+		}
+	}
+	if !opt.ReadOnly {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", dir, err)
+		}
+		lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("archive %s: %w", dir, err)
+		}
+		if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			lf.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("archive %s: %w", dir, ErrLocked)
+			}
+			return nil, fmt.Errorf("archive %s: lock: %w", dir, err)
+		}
+		a.lock = lf
+	}
+	cat, err := catalog.Open(dbPath)
+	if err != nil {
+		a.unlock()
+		return nil, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	a.Cat = cat
+	stored, err := cat.Meta("format")
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	switch {
+	case stored == "" && opt.ReadOnly:
+		a.Format = MboxZstd
+	case stored == "":
+		a.Format = opt.Format
+		if a.Format == "" {
+			a.Format = MboxZstd
+		}
+		if err := cat.SetMeta("format", string(a.Format)); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("archive %s: %w", dir, err)
+		}
+	default:
+		a.Format = Format(stored)
+		if opt.Format != "" && opt.Format != a.Format {
+			a.Close()
+			return nil, fmt.Errorf("archive %s holds format %s, not %s: use a new directory to change format", dir, a.Format, opt.Format)
+		}
+	}
+	if !opt.ReadOnly {
+		if err := a.repair(); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("archive %s: %w", dir, err)
+		}
+	}
+	return a, nil
+}
+
+func (a *Archive) unlock() {
+	if a.lock != nil {
+		a.lock.Close() // closing releases the flock
+		a.lock = nil
+	}
+}
+
+// Close closes the catalog and releases the lock.
+func (a *Archive) Close() error {
+	var err error
+	if a.Cat != nil {
+		err = a.Cat.Close()
+	}
+	a.unlock()
+	return err
+}
+
+// FolderPath returns the archive-relative path where a folder's mail lives.
+func (a *Archive) FolderPath(name string, delim rune) string {
+	comps := layout.Components(name, delim)
+	if a.Format == Maildir {
+		return filepath.Join("maildir", layout.MaildirPath(comps))
+	}
+	return filepath.Join("mbox", layout.MboxPath(comps, "."+string(a.Format)))
+}
+
+// Folder returns the catalog entry of a source folder, creating it.
+func (a *Archive) Folder(name string, delim rune, specialUse string) (*catalog.Folder, error) {
+	return a.Cat.EnsureFolder(name, delim, specialUse, a.FolderPath(name, delim))
+}
+
+// Open returns a reader of a message's exact bytes. It checks the length;
+// callers that need the checksum verified use OpenVerified.
+func (a *Archive) Open(m *catalog.Message) (io.ReadCloser, error) {
+	path := filepath.Join(a.Dir, m.File)
+	if a.Format == Maildir {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("message uid %d: %w", m.UID, err)
+		}
+		return &exactReader{r: f, c: f, left: m.Size, name: m.File}, nil
+	}
+	rc, err := mboxfile.OpenReader(path, a.Format.codec(), mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos})
+	if err != nil {
+		return nil, fmt.Errorf("message uid %d in %s: %w", m.UID, m.File, err)
+	}
+	dec := mboxrd.NewDecoder(rc)
+	_, _, body, err := dec.Next()
+	if err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("message uid %d in %s at frame %d+%d: %w", m.UID, m.File, m.FrameOffset, m.FramePos, err)
+	}
+	return &exactReader{r: body, c: rc, left: m.Size, name: m.File}, nil
+}
+
+// exactReader yields exactly left bytes and fails if the source has fewer.
+type exactReader struct {
+	r    io.Reader
+	c    io.Closer
+	left int64
+	name string
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		return n, fmt.Errorf("%s: message truncated, %d bytes missing: %w", e.name, e.left, io.ErrUnexpectedEOF)
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (e *exactReader) Close() error { return e.c.Close() }
+
+func isSubMaildir(rel string) bool {
+	return strings.TrimPrefix(filepath.ToSlash(rel), "maildir") != ""
+}

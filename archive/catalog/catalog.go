@@ -1,0 +1,637 @@
+// Package catalog is mailkeep's record of what an archive holds: every
+// folder, every message (where it lives, its checksum, flags and dates) and
+// every run. It is a SQLite database (pure Go, modernc.org/sqlite) that users
+// can also open with sqlite3; see README.md for the schema.
+//
+// The catalog is only ever told about data that is already durable on disk,
+// so a crash leaves the catalog behind the data, never ahead of it.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned when a folder or message is not in the catalog.
+var ErrNotFound = errors.New("not in the catalog")
+
+// Catalog is an open catalog database. Its methods are safe for concurrent
+// use; writes are serialised.
+type Catalog struct {
+	db   *sql.DB
+	path string
+	mu   sync.Mutex // serialises write transactions
+}
+
+// Open opens or creates the catalog at path.
+func Open(path string) (*Catalog, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	// FULL: a commit is durable when it returns. POP3 deletion relies on it.
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	c := &Catalog{db: db, path: path}
+	if err := c.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (c *Catalog) init() error {
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(schema); err != nil {
+		return fmt.Errorf("creating schema: %w", err)
+	}
+	var v string
+	err = tx.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES('schema_version',?)`, strconv.Itoa(schemaVersion)); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		n, _ := strconv.Atoi(v)
+		if n > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this mailkeep understands (%d)", n, schemaVersion)
+		}
+	}
+	return tx.Commit()
+}
+
+// Path returns the database file's path.
+func (c *Catalog) Path() string { return c.path }
+
+// Close closes the database.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+// DB gives read access for ad-hoc queries (tests, verify).
+func (c *Catalog) DB() *sql.DB { return c.db }
+
+// Meta returns a meta value, "" when unset.
+func (c *Catalog) Meta(key string) (string, error) {
+	var v string
+	err := c.db.QueryRow(`SELECT value FROM meta WHERE key=?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SetMeta sets a meta value.
+func (c *Catalog) SetMeta(key, value string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, key, value)
+	return err
+}
+
+// Run is one run's record.
+type Run struct {
+	ID          int64
+	Kind        string
+	Source      string
+	Started     time.Time
+	Ended       time.Time // zero while running or after a crash
+	Outcome     string
+	Fetched     int
+	Bytes       int64
+	FlagChanges int
+	Expunged    int
+	Rekeyed     int
+	Deleted     int
+	Failed      int
+	Error       string
+}
+
+// BeginRun records the start of a run and returns its id.
+func (c *Catalog) BeginRun(kind, source string, now time.Time) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	res, err := c.db.Exec(`INSERT INTO runs(kind,source,started) VALUES(?,?,?)`, kind, source, fmtTime(now.UTC()))
+	if err != nil {
+		return 0, fmt.Errorf("catalog: begin run: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// EndRun records a run's end, outcome and counts.
+func (c *Catalog) EndRun(r Run) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`UPDATE runs SET ended=?, outcome=?, fetched=?, bytes=?, flag_changes=?, expunged=?, rekeyed=?, deleted=?, failed=?, error=? WHERE id=?`,
+		fmtTime(r.Ended.UTC()), r.Outcome, r.Fetched, r.Bytes, r.FlagChanges, r.Expunged, r.Rekeyed, r.Deleted, r.Failed, nullStr(r.Error), r.ID)
+	if err != nil {
+		return fmt.Errorf("catalog: end run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+// CloseKilledRuns records runs that never ended (the process was killed) as
+// "killed" and returns how many there were. Call it only while holding the
+// archive lock.
+func (c *Catalog) CloseKilledRuns() (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	res, err := c.db.Exec(`UPDATE runs SET outcome='killed' WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// Runs lists runs, oldest first.
+func (c *Catalog) Runs() ([]Run, error) {
+	rows, err := c.db.Query(`SELECT id,kind,source,started,COALESCE(ended,''),COALESCE(outcome,''),fetched,bytes,flag_changes,expunged,rekeyed,deleted,failed,COALESCE(error,'') FROM runs ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		var r Run
+		var st, en string
+		if err := rows.Scan(&r.ID, &r.Kind, &r.Source, &st, &en, &r.Outcome, &r.Fetched, &r.Bytes, &r.FlagChanges, &r.Expunged, &r.Rekeyed, &r.Deleted, &r.Failed, &r.Error); err != nil {
+			return nil, err
+		}
+		r.Started = parseTime(st)
+		r.Ended = parseTime(en)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Folder is a catalogued folder.
+type Folder struct {
+	ID            int64
+	Name          string
+	Delim         rune
+	SpecialUse    string
+	Path          string
+	UIDValidity   uint32
+	UIDNext       uint32
+	Messages      uint32
+	HighestModSeq uint64
+	LastUID       uint32
+	CommittedSize int64
+	GoneRun       int64
+}
+
+const folderCols = `id,name,delim,special_use,path,uidvalidity,uidnext,messages,highestmodseq,last_uid,committed_size,COALESCE(gone_run,0)`
+
+func scanFolder(s interface{ Scan(...any) error }) (*Folder, error) {
+	var f Folder
+	var delim string
+	err := s.Scan(&f.ID, &f.Name, &delim, &f.SpecialUse, &f.Path, &f.UIDValidity, &f.UIDNext, &f.Messages, &f.HighestModSeq, &f.LastUID, &f.CommittedSize, &f.GoneRun)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range delim {
+		f.Delim = r
+		break
+	}
+	return &f, nil
+}
+
+// Folders lists all catalogued folders by name.
+func (c *Catalog) Folders() ([]*Folder, error) {
+	rows, err := c.db.Query(`SELECT ` + folderCols + ` FROM folders ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Folder
+	for rows.Next() {
+		f, err := scanFolder(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// Folder returns the folder with the given name, or ErrNotFound.
+func (c *Catalog) Folder(name string) (*Folder, error) {
+	f, err := scanFolder(c.db.QueryRow(`SELECT `+folderCols+` FROM folders WHERE name=?`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("folder %q: %w", name, ErrNotFound)
+	}
+	return f, err
+}
+
+// EnsureFolder returns the folder named name, creating it with the given
+// delimiter, special use and archive path when new. A known folder keeps its
+// path; its delimiter and special use are updated.
+func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string) (*Folder, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := ""
+	if delim != 0 {
+		d = string(delim)
+	}
+	_, err := c.db.Exec(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)
+		ON CONFLICT(name) DO UPDATE SET delim=excluded.delim, special_use=excluded.special_use, gone_run=NULL`, name, d, specialUse, path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: folder %q: %w", name, err)
+	}
+	return c.Folder(name)
+}
+
+// SetFolderStatus records the server's view of a folder after a successful
+// sync: UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ.
+func (c *Catalog) SetFolderStatus(id int64, uidValidity, uidNext, messages uint32, highestModSeq uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=?`, uidValidity, uidNext, messages, highestModSeq, id)
+	return err
+}
+
+// ResetValidity moves a folder to a new UIDVALIDITY in one transaction:
+// the recognised messages are re-keyed, the other live ones are marked
+// expunged by run, and the folder's per-UID state is cleared.
+func (c *Catalog) ResetValidity(folderID, run int64, uidValidity uint32, rk []Rekey) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL AND uidvalidity<>?`, run, folderID, uidValidity); err != nil {
+		return fmt.Errorf("catalog: reset uidvalidity: %w", err)
+	}
+	for _, r := range rk {
+		fl := JoinFlags(r.Flags)
+		if _, err := tx.Exec(`UPDATE messages SET uidvalidity=?, uid=?, flags=?, modseq=?, expunged_run=NULL WHERE id=?`, uidValidity, r.UID, fl, r.ModSeq, r.ID); err != nil {
+			return fmt.Errorf("catalog: rekey uid %d: %w", r.UID, err)
+		}
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO flag_history(message,run,flags) VALUES(?,?,?)`, r.ID, run, fl); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=0, messages=0, highestmodseq=0, last_uid=0 WHERE id=?`, uidValidity, folderID); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// MarkFolderGone records that a folder no longer exists on the server and
+// marks its live messages expunged by run. It returns how many it marked.
+func (c *Catalog) MarkFolderGone(id, run int64) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`UPDATE folders SET gone_run=? WHERE id=? AND gone_run IS NULL`, run, id); err != nil {
+		return 0, err
+	}
+	res, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL`, run, id)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), tx.Commit()
+}
+
+// Message is a catalogued message.
+type Message struct {
+	ID           int64
+	FolderID     int64
+	UIDValidity  uint32
+	UID          uint32
+	UIDL         string
+	ModSeq       uint64
+	InternalDate time.Time
+	ReceivedDate time.Time
+	Flags        []string
+	Size         int64
+	SHA256       string
+	MessageID    string
+	Sender       string
+	Subject      string
+	File         string
+	FrameOffset  int64
+	FramePos     int64
+	StoredRun    int64
+	StoredAt     time.Time
+	ExpungedRun  int64
+}
+
+const msgCols = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,COALESCE(received_date,''),flags,size,sha256,message_id,sender,subject,file,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0)`
+
+func scanMessage(s interface{ Scan(...any) error }) (*Message, error) {
+	var m Message
+	var idate, rdate, flags, sat string
+	err := s.Scan(&m.ID, &m.FolderID, &m.UIDValidity, &m.UID, &m.UIDL, &m.ModSeq, &idate, &rdate, &flags, &m.Size, &m.SHA256,
+		&m.MessageID, &m.Sender, &m.Subject, &m.File, &m.FrameOffset, &m.FramePos, &m.StoredRun, &sat, &m.ExpungedRun)
+	if err != nil {
+		return nil, err
+	}
+	m.InternalDate = parseTime(idate)
+	m.ReceivedDate = parseTime(rdate)
+	m.StoredAt = parseTime(sat)
+	m.Flags = SplitFlags(flags)
+	return &m, nil
+}
+
+// Commit records newly stored messages of one folder in one transaction,
+// together with the folder's new committed file size (mbox formats) and last
+// UID. The messages' data must already be durable.
+func (c *Catalog) Commit(folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return fmt.Errorf("catalog: commit: %w", err)
+	}
+	defer tx.Rollback()
+	ins, err := tx.Prepare(`INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,received_date,flags,size,sha256,message_id,sender,subject,file,frame_offset,frame_pos,stored_run,stored_at)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	hist, err := tx.Prepare(`INSERT OR REPLACE INTO flag_history(message,run,flags) VALUES(?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer hist.Close()
+	now := fmtTime(time.Now().UTC())
+	for _, m := range msgs {
+		m.FolderID = folderID
+		m.StoredRun = run
+		flags := JoinFlags(m.Flags)
+		res, err := ins.Exec(folderID, m.UIDValidity, m.UID, nullStr(m.UIDL), m.ModSeq, fmtTime(m.InternalDate), nullStr(fmtTime(m.ReceivedDate)),
+			flags, m.Size, m.SHA256, m.MessageID, m.Sender, m.Subject, m.File, m.FrameOffset, m.FramePos, run, now)
+		if err != nil {
+			return fmt.Errorf("catalog: store uid %d: %w", m.UID, err)
+		}
+		if m.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		if _, err := hist.Exec(m.ID, run, flags); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(`UPDATE folders SET committed_size=?, last_uid=MAX(last_uid,?) WHERE id=?`, committedSize, lastUID, folderID); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("catalog: commit: %w", err)
+	}
+	return nil
+}
+
+// Live returns the messages of a folder that are not marked expunged, in UID order.
+func (c *Catalog) Live(folderID int64) ([]*Message, error) {
+	return c.query(`SELECT `+msgCols+` FROM messages WHERE folder_id=? AND expunged_run IS NULL ORDER BY uidvalidity, uid, id`, folderID)
+}
+
+// All returns every message of a folder, expunged ones included, in storage order.
+func (c *Catalog) All(folderID int64) ([]*Message, error) {
+	return c.query(`SELECT `+msgCols+` FROM messages WHERE folder_id=? ORDER BY id`, folderID)
+}
+
+// Each calls fn for every message of a folder in storage order without
+// holding them all in memory.
+func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) error) error {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+msgCols+` FROM messages WHERE folder_id=? ORDER BY id`, folderID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// ByUID returns the message of a folder with the given UID, preferring the
+// folder's current UIDVALIDITY.
+func (c *Catalog) ByUID(f *Folder, uid uint32) (*Message, error) {
+	ms, err := c.query(`SELECT `+msgCols+` FROM messages WHERE folder_id=? AND uid=? ORDER BY (uidvalidity=?) DESC, id DESC LIMIT 1`, f.ID, uid, f.UIDValidity)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("folder %q uid %d: %w", f.Name, uid, ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// ByUIDL returns the POP3 message with the given UIDL in a folder.
+func (c *Catalog) ByUIDL(folderID int64, uidl string) (*Message, error) {
+	ms, err := c.query(`SELECT `+msgCols+` FROM messages WHERE folder_id=? AND uidl=?`, folderID, uidl)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("uidl %q: %w", uidl, ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+func (c *Catalog) query(q string, args ...any) ([]*Message, error) {
+	rows, err := c.db.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		m, err := scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// FlagChange is a message's new flag state.
+type FlagChange struct {
+	ID     int64
+	Flags  []string
+	ModSeq uint64
+}
+
+// SetFlags records flag changes seen by a run.
+func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, ch := range changes {
+		fl := JoinFlags(ch.Flags)
+		if _, err := tx.Exec(`UPDATE messages SET flags=?, modseq=? WHERE id=?`, fl, ch.ModSeq, ch.ID); err != nil {
+			return fmt.Errorf("catalog: set flags: %w", err)
+		}
+		if _, err := tx.Exec(`INSERT OR REPLACE INTO flag_history(message,run,flags) VALUES(?,?,?)`, ch.ID, run, fl); err != nil {
+			return fmt.Errorf("catalog: flag history: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// SetFile records a message's new file name (Maildir flag renames).
+func (c *Catalog) SetFile(id int64, file string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
+	return err
+}
+
+// MarkExpunged records that a run found these messages gone from the server.
+func (c *Catalog) MarkExpunged(run int64, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, id := range ids {
+		if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE id=? AND expunged_run IS NULL`, run, id); err != nil {
+			return fmt.Errorf("catalog: mark expunged: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+// Rekey is a message recognised under a new UIDVALIDITY.
+type Rekey struct {
+	ID     int64
+	UID    uint32
+	Flags  []string
+	ModSeq uint64
+}
+
+// FlagsAsOf returns a message's flags as recorded by the last run that
+// started before t, and false when no run before t had seen it.
+func (c *Catalog) FlagsAsOf(id int64, t time.Time) ([]string, bool, error) {
+	var fl string
+	err := c.db.QueryRow(`SELECT h.flags FROM flag_history h JOIN runs r ON r.id=h.run WHERE h.message=? AND r.started < ? ORDER BY h.run DESC LIMIT 1`, id, fmtTime(t.UTC())).Scan(&fl)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return SplitFlags(fl), true, nil
+}
+
+// RunStarted returns when a run started.
+func (c *Catalog) RunStarted(id int64) (time.Time, error) {
+	var s string
+	if err := c.db.QueryRow(`SELECT started FROM runs WHERE id=?`, id).Scan(&s); err != nil {
+		return time.Time{}, err
+	}
+	return parseTime(s), nil
+}
+
+// IsRestored reports whether key was restored to server/user.
+func (c *Catalog) IsRestored(server, user, key string) (bool, error) {
+	var n int
+	err := c.db.QueryRow(`SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, server, user, key).Scan(&n)
+	return n > 0, err
+}
+
+// MarkRestored records that key was restored to server/user.
+func (c *Catalog) MarkRestored(server, user, key, folder string, uidValidity, uid uint32, run int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`INSERT OR REPLACE INTO restored(server,user,key,folder,uidvalidity,uid,run) VALUES(?,?,?,?,?,?,?)`, server, user, key, folder, uidValidity, uid, run)
+	return err
+}
+
+// Counts returns the number of messages of a folder, and of those marked expunged.
+func (c *Catalog) Counts(folderID int64) (total, expunged int, bytes int64, err error) {
+	err = c.db.QueryRow(`SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID).Scan(&total, &expunged, &bytes)
+	return
+}
+
+// JoinFlags is the catalog's text form of a flag list: sorted, space-separated.
+func JoinFlags(flags []string) string {
+	f := append([]string(nil), flags...)
+	sort.Strings(f)
+	return strings.Join(f, " ")
+}
+
+// SplitFlags parses JoinFlags' form.
+func SplitFlags(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Fields(s)
+}
+
+// timeLayout has a fixed width so that times of one zone compare as text.
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Format(timeLayout)
+}
+
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func nullStr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}

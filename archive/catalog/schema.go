@@ -1,0 +1,94 @@
+package catalog
+
+// schemaVersion is stored in meta.schema_version; Open refuses a newer one.
+const schemaVersion = 1
+
+// schema is the catalog's SQL schema. README.md documents it for users who
+// open the catalog with sqlite3.
+const schema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+
+-- One row per run of mailkeep against this archive.
+CREATE TABLE IF NOT EXISTS runs (
+	id           INTEGER PRIMARY KEY,
+	kind         TEXT NOT NULL,            -- backup | restore | verify
+	source       TEXT NOT NULL,            -- URL without password
+	started      TEXT NOT NULL,            -- RFC 3339, UTC
+	ended        TEXT,                     -- NULL while running or after a crash
+	outcome      TEXT,                     -- ok | partial | failed | interrupted
+	fetched      INTEGER NOT NULL DEFAULT 0,
+	bytes        INTEGER NOT NULL DEFAULT 0,
+	flag_changes INTEGER NOT NULL DEFAULT 0,
+	expunged     INTEGER NOT NULL DEFAULT 0,
+	rekeyed      INTEGER NOT NULL DEFAULT 0,
+	deleted      INTEGER NOT NULL DEFAULT 0, -- POP3 messages deleted from the server
+	failed       INTEGER NOT NULL DEFAULT 0,
+	error        TEXT
+);
+
+-- One row per source folder ever seen.
+CREATE TABLE IF NOT EXISTS folders (
+	id             INTEGER PRIMARY KEY,
+	name           TEXT NOT NULL UNIQUE,   -- UTF-8 IMAP name
+	delim          TEXT NOT NULL,          -- hierarchy delimiter ('' for none)
+	special_use    TEXT NOT NULL DEFAULT '',
+	path           TEXT NOT NULL UNIQUE,   -- archive path relative to the archive dir
+	uidvalidity    INTEGER NOT NULL DEFAULT 0,
+	uidnext        INTEGER NOT NULL DEFAULT 0,
+	messages       INTEGER NOT NULL DEFAULT 0,
+	highestmodseq  INTEGER NOT NULL DEFAULT 0,
+	last_uid       INTEGER NOT NULL DEFAULT 0, -- highest UID stored under uidvalidity
+	committed_size INTEGER NOT NULL DEFAULT 0, -- mbox formats: file size at the last commit
+	gone_run       INTEGER                     -- run that found the folder deleted on the server
+);
+
+-- One row per archived message.
+CREATE TABLE IF NOT EXISTS messages (
+	id            INTEGER PRIMARY KEY,
+	folder_id     INTEGER NOT NULL REFERENCES folders(id),
+	uidvalidity   INTEGER NOT NULL DEFAULT 0,
+	uid           INTEGER NOT NULL DEFAULT 0,   -- 0 for POP3
+	uidl          TEXT,                         -- POP3 UIDL
+	modseq        INTEGER NOT NULL DEFAULT 0,
+	internal_date TEXT NOT NULL,                -- RFC 3339 with the server's zone offset
+	received_date TEXT,                         -- POP3: newest Received: header date
+	flags         TEXT NOT NULL DEFAULT '',     -- space-separated flags and keywords
+	size          INTEGER NOT NULL,             -- exact byte count (RFC822.SIZE)
+	sha256        TEXT NOT NULL,                -- hex SHA-256 of the exact bytes
+	message_id    TEXT NOT NULL DEFAULT '',
+	sender        TEXT NOT NULL DEFAULT '',
+	subject       TEXT NOT NULL DEFAULT '',
+	file          TEXT NOT NULL,                -- mbox file or Maildir file, relative to the archive dir
+	frame_offset  INTEGER NOT NULL DEFAULT 0,   -- mbox: file offset of the frame holding the From line
+	frame_pos     INTEGER NOT NULL DEFAULT 0,   -- mbox: offset of the From line inside the decompressed frame
+	stored_run    INTEGER NOT NULL REFERENCES runs(id),
+	stored_at     TEXT NOT NULL,                -- RFC 3339, when it became durable
+	expunged_run  INTEGER REFERENCES runs(id)   -- first run that saw it gone from the server
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_sha ON messages(sha256);
+
+-- Every flag state a message had, by the run that first saw it.
+CREATE TABLE IF NOT EXISTS flag_history (
+	message INTEGER NOT NULL REFERENCES messages(id),
+	run     INTEGER NOT NULL REFERENCES runs(id),
+	flags   TEXT NOT NULL,
+	PRIMARY KEY (message, run)
+);
+
+-- What restore has put on which destination.
+CREATE TABLE IF NOT EXISTS restored (
+	server      TEXT NOT NULL,
+	user        TEXT NOT NULL,
+	key         TEXT NOT NULL,       -- message key (see Message.Key)
+	folder      TEXT NOT NULL,       -- destination folder
+	uidvalidity INTEGER NOT NULL DEFAULT 0,
+	uid         INTEGER NOT NULL DEFAULT 0,
+	run         INTEGER NOT NULL REFERENCES runs(id),
+	PRIMARY KEY (server, user, key)
+);
+`

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+)
+
+func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("ls", stderr)
+	var dir, folder string
+	var expunged bool
+	fs.StringVar(&dir, "archive", "", "archive directory")
+	fs.StringVar(&folder, "folder", "", "list this folder's messages")
+	fs.BoolVar(&expunged, "expunged", false, "with --folder: include messages expunged on the server")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	err := func() error {
+		if dir == "" {
+			return usageErr("--archive DIR is required")
+		}
+		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		defer tw.Flush()
+		if folder == "" {
+			fl, err := a.Cat.Folders()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
+			for _, f := range fl {
+				n, x, by, err := a.Cat.Counts(f.ID)
+				if err != nil {
+					return err
+				}
+				name := f.Name
+				if f.GoneRun != 0 {
+					name += " (gone from server)"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\n", name, n-x, x, float64(by)/1e6, f.UIDValidity)
+			}
+			return nil
+		}
+		f, err := a.Cat.Folder(folder)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
+		return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
+			if m.ExpungedRun != 0 && !expunged {
+				return nil
+			}
+			id := strconv.FormatUint(uint64(m.UID), 10)
+			if m.UIDL != "" {
+				id = m.UIDL
+			}
+			if m.ExpungedRun != 0 {
+				id += "*"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", id, m.InternalDate.Format("2006-01-02 15:04"), clip(m.Sender, 30), clip(m.Subject, 50), m.Size, catalog.JoinFlags(m.Flags))
+			return nil
+		})
+	}()
+	if err != nil {
+		fmt.Fprintln(stderr, "mailkeep ls:", err)
+		return exitCode(err)
+	}
+	return exitOK
+}
+
+func clip(s string, n int) string {
+	r := []rune(s)
+	for i, c := range r {
+		if c < 0x20 || c == 0x7f {
+			r[i] = ' '
+		}
+	}
+	if len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return string(r)
+}
+
+func cmdCat(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("cat", stderr)
+	var dir string
+	fs.StringVar(&dir, "archive", "", "archive directory")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	err := func() error {
+		if dir == "" || fs.NArg() != 2 {
+			return usageErr("usage: mailkeep cat --archive DIR FOLDER UID")
+		}
+		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		f, err := a.Cat.Folder(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		var m *catalog.Message
+		if uid, perr := strconv.ParseUint(fs.Arg(1), 10, 32); perr == nil {
+			m, err = a.Cat.ByUID(f, uint32(uid))
+		} else {
+			m, err = a.Cat.ByUIDL(f.ID, fs.Arg(1)) // POP3 archives: the UIDL
+		}
+		if err != nil {
+			return err
+		}
+		r, err := a.Open(m)
+		if err != nil {
+			return fmt.Errorf("folder %q: %w", f.Name, err)
+		}
+		defer r.Close()
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(stdout, h), r); err != nil {
+			return fmt.Errorf("folder %q uid %d: %w", f.Name, m.UID, err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+			return fmt.Errorf("folder %q uid %d: checksum mismatch: archive has %s, catalog says %s: the archive file is damaged", f.Name, m.UID, got, m.SHA256)
+		}
+		return nil
+	}()
+	if err != nil {
+		fmt.Fprintln(stderr, "mailkeep cat:", err)
+		return exitCode(err)
+	}
+	return exitOK
+}

@@ -1,0 +1,152 @@
+// Command mailkeep backs up IMAP and POP3 accounts into open-format
+// archives and restores them to any IMAP server. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitPartial     = 3
+	exitLocked      = 11
+	exitInterrupted = 130
+)
+
+var version = "dev"
+
+const usage = `mailkeep: offline e-mail backup and restore
+
+Usage:
+  mailkeep backup  --imap URL | --pop3 URL --archive DIR [options]
+  mailkeep restore --archive DIR --imap URL [options]
+  mailkeep ls      --archive DIR [--folder F]
+  mailkeep cat     --archive DIR FOLDER UID
+  mailkeep version
+
+Run 'mailkeep COMMAND -h' for a command's options.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmd, rest := args[0], args[1:]
+	var code int
+	switch cmd {
+	case "backup":
+		code = cmdBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		code = cmdRestore(ctx, rest, stdout, stderr)
+	case "ls":
+		code = cmdLs(ctx, rest, stdout, stderr)
+	case "cat":
+		code = cmdCat(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "mailkeep", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "mailkeep: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	if ctx.Err() != nil && code != exitOK && code != exitUsage {
+		return exitInterrupted
+	}
+	return code
+}
+
+// usageError marks errors that exit 2.
+type usageError struct{ error }
+
+func usageErr(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+// exitCode maps an error to the documented exit codes.
+func exitCode(err error) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case isLocked(err):
+		return exitLocked
+	}
+	return exitFailed
+}
+
+// stringsFlag is a repeatable string flag.
+type stringsFlag []string
+
+func (s *stringsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+// common holds the flags every command shares.
+type common struct {
+	quiet     bool
+	verbose   bool
+	jsonOut   bool
+	logFormat string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.BoolVar(&c.quiet, "quiet", false, "print nothing on success")
+	fs.BoolVar(&c.verbose, "verbose", false, "log each folder's work")
+	fs.BoolVar(&c.jsonOut, "json", false, "print a machine-readable summary on stdout")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+}
+
+func (c *common) logger(stderr io.Writer) *slog.Logger {
+	level := slog.LevelWarn
+	if c.quiet {
+		level = slog.LevelError
+	}
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(stderr, opts))
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("mailkeep "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags; it returns false and the exit code when parsing ended the command.
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return 0, true
+}

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/progress"
+	"github.com/mailkeep/mailkeep/restore"
+	"github.com/mailkeep/mailkeep/restore/archivesrc"
+	"github.com/mailkeep/mailkeep/restore/foreignsrc"
+)
+
+// restoreSummary is the --json output of restore.
+type restoreSummary struct {
+	Command         string    `json:"command"`
+	Destination     string    `json:"destination"`
+	Archive         string    `json:"archive,omitempty"`
+	Outcome         string    `json:"outcome"`
+	Started         time.Time `json:"started"`
+	Seconds         float64   `json:"seconds"`
+	DryRun          bool      `json:"dry_run"`
+	Folders         int       `json:"folders"`
+	Created         int       `json:"created_folders"`
+	Appended        int       `json:"appended"`
+	Skipped         int       `json:"skipped"`
+	Damaged         int       `json:"damaged"`
+	KeywordsDropped int       `json:"keywords_dropped"`
+	Bytes           int64     `json:"bytes"`
+	Failures        []string  `json:"failures"`
+	Error           string    `json:"error,omitempty"`
+}
+
+// nopProgress is the progress record of a foreign restore, which has no
+// catalog: a rerun relies on the destination check (Message-ID, size, date).
+type nopProgress struct{}
+
+func (nopProgress) IsRestored(restore.Destination, string) (bool, error) { return false, nil }
+func (nopProgress) MarkRestored(restore.Destination, string, restore.Restored) error {
+	return nil
+}
+
+func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("restore", stderr)
+	var cf connFlags
+	var com common
+	var dir, prefix, asOf, fromMbox, fromMaildir string
+	var folders, exclude stringsFlag
+	var conns int
+	var dryRun, inclExpunged, noSpecial bool
+	cf.register(fs, false)
+	com.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory to restore from")
+	fs.StringVar(&fromMbox, "from-mbox", "", "restore a foreign mbox file (Takeout, Thunderbird) into --folder")
+	fs.StringVar(&fromMaildir, "from-maildir", "", "restore a foreign Maildir folder into --folder")
+	fs.Var(&folders, "folder", "restore only folders matching this glob (repeatable); with --from-mbox/--from-maildir: the destination folder")
+	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
+	fs.StringVar(&prefix, "prefix", "", "restore under this folder (e.g. Restored/2026)")
+	fs.StringVar(&asOf, "as-of", "", "restore the mailbox as it was at this time (2026-10-01 or RFC 3339)")
+	fs.BoolVar(&dryRun, "dry-run", false, "show what would be created and appended; change nothing")
+	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
+	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
+	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	log := com.logger(stderr)
+	start := time.Now()
+	sum := restoreSummary{Command: "restore", Archive: dir, Started: start.UTC(), DryRun: dryRun, Failures: []string{}}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "mailkeep restore:", err)
+		if com.jsonOut {
+			sum.Outcome, sum.Error = "failed", err.Error()
+			writeJSON(stdout, sum)
+		}
+		return exitCode(err)
+	}
+	if fs.NArg() > 0 {
+		return fail(usageErr("unexpected arguments %q", fs.Args()))
+	}
+	sources := 0
+	for _, s := range []string{dir, fromMbox, fromMaildir} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return fail(usageErr("give exactly one of --archive DIR, --from-mbox FILE, --from-maildir DIR"))
+	}
+	var when time.Time
+	if asOf != "" {
+		t, err := parseWhen(asOf)
+		if err != nil {
+			return fail(usageError{err})
+		}
+		when = t
+	}
+	srv, cfg, err := cf.server(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	sum.Destination = srv.String()
+	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, DryRun: dryRun, Connections: conns, Logger: log}
+	var src restore.Source
+	var prog restore.Progress
+	var a *archive.Archive
+	var run int64
+	if dir != "" {
+		a, err = archive.Open(dir, archive.Options{MustExist: true})
+		if err != nil {
+			return fail(err)
+		}
+		defer a.Close()
+		if run, err = a.Cat.BeginRun("restore", srv.String(), start); err != nil {
+			return fail(err)
+		}
+		as, err := archivesrc.New(a, run, archivesrc.Options{IncludeExpunged: inclExpunged, AsOf: when})
+		if err != nil {
+			return fail(err)
+		}
+		src, prog = as, as
+	} else {
+		if len(folders) != 1 {
+			return fail(usageErr("--from-mbox and --from-maildir need exactly one --folder NAME (the destination folder)"))
+		}
+		opt.Folders = nil
+		if fromMbox != "" {
+			src = &foreignsrc.Mbox{Path: fromMbox, Folder: folders[0]}
+		} else {
+			src = &foreignsrc.Maildir{Path: fromMaildir, Folder: folders[0]}
+		}
+		prog = nopProgress{}
+	}
+	bar := progress.New(stderr, "restore", com.quiet)
+	opt.Progress = func(ev restore.Event) { bar.Add(ev.Folder, 1, ev.Bytes) }
+	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, cfg) }
+	st, err := restore.Run(ctx, dial, restore.Destination{Server: srv.Addr, User: srv.User}, src, prog, opt)
+	bar.Done()
+	sum.Seconds = time.Since(start).Seconds()
+	sum.Folders, sum.Created, sum.Appended, sum.Skipped, sum.Damaged, sum.KeywordsDropped, sum.Bytes =
+		st.Folders, st.Created, st.Appended, st.Skipped, st.Damaged, st.KeywordsDropped, st.Bytes
+	for _, f := range st.Failures {
+		sum.Failures = append(sum.Failures, f.Error())
+	}
+	code := exitOK
+	sum.Outcome = "ok"
+	switch {
+	case err != nil && ctx.Err() != nil:
+		sum.Outcome, sum.Error, code = "interrupted", "interrupted", exitInterrupted
+	case err != nil:
+		sum.Outcome, sum.Error, code = "failed", err.Error(), exitFailed
+	case len(st.Failures) > 0:
+		sum.Outcome, code = "partial", exitPartial
+	}
+	if a != nil {
+		rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
+		if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
+			err, code = eerr, exitFailed
+		}
+	}
+	for _, f := range sum.Failures {
+		fmt.Fprintln(stderr, "mailkeep restore: failed:", f)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "mailkeep restore:", err)
+	}
+	if com.jsonOut {
+		writeJSON(stdout, sum)
+	}
+	if !com.quiet || code != exitOK {
+		verb := "appended"
+		if dryRun {
+			verb = "would append"
+		}
+		fmt.Fprintf(stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages (%.1f MB), %d already there, %d damaged, %d failures, %.1fs\n",
+			srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds)
+	}
+	return code
+}
+
+// parseWhen accepts a date (midnight local time) or an RFC 3339 time.
+func parseWhen(s string) (time.Time, error) {
+	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--as-of %q: want YYYY-MM-DD or an RFC 3339 time", s)
+}

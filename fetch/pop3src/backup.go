@@ -1,0 +1,252 @@
+// Package pop3src backs up a POP3 mailbox into an archive, incrementally by
+// UIDL, and deletes from the server only what is safely archived.
+//
+// Deletion order: every new message is stored, made durable and committed
+// to the catalog first; then each candidate for deletion is read back from
+// the archive and its SHA-256 compared with the catalog; only then are DELE
+// commands sent, and the deletions take effect at QUIT. Any failure before
+// QUIT drops the connection without QUIT, so the server deletes nothing.
+package pop3src
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/fetch"
+	"github.com/mailkeep/mailkeep/fetch/pop3"
+)
+
+// Folder is the archive folder a POP3 mailbox lands in.
+const Folder = "INBOX"
+
+// Options configure a POP3 backup.
+type Options struct {
+	Config   pop3.Config
+	Delete   bool // delete every archived message from the server
+	KeepDays int  // delete archived messages once stored this many days (0: never)
+	DryRun   bool // report deletions instead of doing them
+	NoUIDL   bool // identify messages by the SHA-256 of their header (TOP n 0)
+	Now      func() time.Time
+	Logger   *slog.Logger
+	Progress func(folder string, n int, bytes int64)
+	// WouldDelete receives, with DryRun, each message that would be deleted.
+	WouldDelete func(uidl string, m *catalog.Message)
+}
+
+// Backup runs one POP3 backup into a.
+func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fetch.Stats, error) {
+	var st fetch.Stats
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	acct := opt.Config.User + "@" + opt.Config.Addr
+	failf := func(uidl string, err error) {
+		st.Failures = append(st.Failures, &fetch.MessageError{Account: acct, Folder: Folder, UIDL: uidl, Err: err})
+	}
+	c, err := pop3.Dial(ctx, opt.Config)
+	if err != nil {
+		return st, err
+	}
+	defer c.Close() // without QUIT: a no-op after a successful Quit
+	list, err := c.List(ctx)
+	if err != nil {
+		return st, fmt.Errorf("%s: LIST: %w", acct, err)
+	}
+	ids, err := identify(ctx, c, list, opt.NoUIDL)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", acct, err)
+	}
+	st.Folders = 1
+	f, err := a.Folder(Folder, 0, "")
+	if err != nil {
+		return st, err
+	}
+	known := map[string]*catalog.Message{}
+	all, err := a.Cat.All(f.ID)
+	if err != nil {
+		return st, err
+	}
+	for _, m := range all {
+		known[m.UIDL] = m
+	}
+
+	// 1. Fetch what the archive lacks.
+	var fresh []int
+	sizes := map[int]int64{}
+	for _, mi := range list {
+		sizes[mi.ID] = mi.Size
+		if m := known[ids[mi.ID]]; m == nil {
+			fresh = append(fresh, mi.ID)
+		}
+	}
+	if len(fresh) == 0 {
+		st.Unchanged = 1
+	}
+	w, err := a.NewWriter(f, run)
+	if err != nil {
+		return st, err
+	}
+	err = c.Retr(ctx, fresh, func(id int, r io.Reader) error {
+		if _, err := w.Add(&archive.Incoming{UIDL: ids[id]}, r); err != nil {
+			return err
+		}
+		if opt.Progress != nil {
+			opt.Progress(Folder, 1, sizes[id])
+		}
+		return nil
+	})
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	st.Fetched, st.Bytes = w.Stored()
+	if err != nil {
+		return st, fmt.Errorf("%s: folder %s: %w", acct, Folder, err)
+	}
+
+	// 2. Messages gone from the server since the last run.
+	onServer := map[string]bool{}
+	for _, u := range ids {
+		onServer[u] = true
+	}
+	var gone []int64
+	for u, m := range known {
+		if !onServer[u] && m.ExpungedRun == 0 {
+			gone = append(gone, m.ID)
+		}
+	}
+	if err := a.Cat.MarkExpunged(run, gone); err != nil {
+		return st, err
+	}
+	st.Expunged = len(gone)
+
+	// 3. Deletion, only of committed messages that verify.
+	if !opt.Delete && opt.KeepDays <= 0 {
+		return st, quit(ctx, c, acct)
+	}
+	fresh2, err := a.Cat.All(f.ID)
+	if err != nil {
+		return st, err
+	}
+	byUIDL := map[string]*catalog.Message{}
+	for _, m := range fresh2 {
+		byUIDL[m.UIDL] = m
+	}
+	cutoff := opt.Now().Add(-time.Duration(opt.KeepDays) * 24 * time.Hour)
+	var dele []int
+	var deleIDs []int64
+	for _, mi := range list {
+		u := ids[mi.ID]
+		m := byUIDL[u]
+		if m == nil || m.ExpungedRun != 0 {
+			continue // not archived (failed this run): never deleted
+		}
+		if !opt.Delete && m.StoredAt.After(cutoff) {
+			continue
+		}
+		if err := verify(a, m); err != nil {
+			failf(u, fmt.Errorf("not deleted from the server: %w", err))
+			continue
+		}
+		if opt.DryRun {
+			if opt.WouldDelete != nil {
+				opt.WouldDelete(u, m)
+			}
+			continue
+		}
+		dele = append(dele, mi.ID)
+		deleIDs = append(deleIDs, m.ID)
+	}
+	if len(dele) == 0 {
+		return st, quit(ctx, c, acct)
+	}
+	if err := c.Dele(ctx, dele); err != nil {
+		return st, fmt.Errorf("%s: DELE failed, nothing deleted (connection dropped without QUIT): %w", acct, err)
+	}
+	if err := c.Quit(ctx); err != nil {
+		return st, fmt.Errorf("%s: QUIT after DELE: the server may not have deleted the messages: %w", acct, err)
+	}
+	if err := a.Cat.MarkExpunged(run, deleIDs); err != nil {
+		return st, err
+	}
+	st.Deleted = len(dele)
+	opt.Logger.Info("deleted from server", "account", acct, "messages", len(dele))
+	return st, nil
+}
+
+func quit(ctx context.Context, c *pop3.Client, acct string) error {
+	if err := c.Quit(ctx); err != nil {
+		return fmt.Errorf("%s: QUIT: %w", acct, err)
+	}
+	return nil
+}
+
+// verify reads a message back from the archive and checks its SHA-256.
+func verify(a *archive.Archive, m *catalog.Message) error {
+	r, err := a.Open(m)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return fmt.Errorf("reading back from the archive: %w", err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+		return fmt.Errorf("archive copy does not match its checksum (%s, catalog %s)", got, m.SHA256)
+	}
+	return nil
+}
+
+// identify returns each message's key: its UIDL, or with noUIDL the
+// SHA-256 of its header block (TOP id 0), made unique by a "#n" suffix when
+// headers repeat.
+func identify(ctx context.Context, c *pop3.Client, list []pop3.MsgInfo, noUIDL bool) (map[int]string, error) {
+	uidls, err := c.UIDL(ctx)
+	if err == nil {
+		for _, mi := range list {
+			if uidls[mi.ID] == "" {
+				return nil, fmt.Errorf("UIDL: server gave no UIDL for message %d", mi.ID)
+			}
+		}
+		return uidls, nil
+	}
+	if !errors.Is(err, pop3.ErrNoUIDL) {
+		return nil, fmt.Errorf("UIDL: %w", err)
+	}
+	if !noUIDL {
+		return nil, fmt.Errorf("the server does not support UIDL, so messages cannot be told apart between runs; use --no-uidl to recognise them by a checksum of their headers: %w", err)
+	}
+	out := map[int]string{}
+	seen := map[string]int{}
+	idsSorted := make([]int, 0, len(list))
+	for _, mi := range list {
+		idsSorted = append(idsSorted, mi.ID)
+	}
+	slices.Sort(idsSorted)
+	for _, id := range idsSorted {
+		hdr, err := c.Top(ctx, id, 0)
+		if err != nil {
+			return nil, fmt.Errorf("TOP %d 0: %w", id, err)
+		}
+		sum := sha256.Sum256(hdr)
+		k := "hdr:" + hex.EncodeToString(sum[:])
+		seen[k]++
+		if n := seen[k]; n > 1 {
+			k = fmt.Sprintf("%s#%d", k, n)
+		}
+		out[id] = k
+	}
+	return out, nil
+}

@@ -1,0 +1,169 @@
+// Package account turns the command line's server URL, TLS options and
+// password source into connection settings. Passwords never come from argv
+// and never appear in errors or logs.
+package account
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// Protocol is the mail protocol of an account.
+type Protocol string
+
+// The protocols.
+const (
+	IMAP Protocol = "imap"
+	POP3 Protocol = "pop3"
+)
+
+// TLS modes, shared by IMAP and POP3.
+type TLS int
+
+// The TLS modes.
+const (
+	Implicit TLS = iota // imaps:// pop3s://
+	StartTLS            // imap:// pop3:// (STARTTLS / STLS required)
+	None                // --tls none
+)
+
+// Server is a parsed account URL.
+type Server struct {
+	Protocol Protocol
+	TLS      TLS
+	Host     string
+	Addr     string // host:port
+	User     string
+}
+
+// String is the URL without any password.
+func (s Server) String() string {
+	scheme := string(s.Protocol)
+	if s.TLS == Implicit {
+		scheme += "s"
+	}
+	return scheme + "://" + url.User(s.User).String() + "@" + s.Addr
+}
+
+// ParseURL parses imaps://user@host[:port], imap://, pop3s:// or pop3://.
+// tlsFlag is the --tls value: "" (as the scheme says) or "none".
+func ParseURL(raw, tlsFlag string) (Server, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Server{}, fmt.Errorf("server URL %q: %w", raw, err)
+	}
+	var s Server
+	var port string
+	switch strings.ToLower(u.Scheme) {
+	case "imaps":
+		s.Protocol, s.TLS, port = IMAP, Implicit, "993"
+	case "imap":
+		s.Protocol, s.TLS, port = IMAP, StartTLS, "143"
+	case "pop3s":
+		s.Protocol, s.TLS, port = POP3, Implicit, "995"
+	case "pop3":
+		s.Protocol, s.TLS, port = POP3, StartTLS, "110"
+	default:
+		return Server{}, fmt.Errorf("server URL %q: scheme must be imaps, imap, pop3s or pop3", raw)
+	}
+	if _, has := u.User.Password(); has {
+		return Server{}, errors.New("server URL: put no password in the URL (it would show in the process list); use MAILKEEP_PASSWORD, --password-file or --password-command")
+	}
+	s.User = u.User.Username()
+	if s.User == "" {
+		return Server{}, fmt.Errorf("server URL %q: no user name (want %s://USER@HOST)", raw, u.Scheme)
+	}
+	s.Host = u.Hostname()
+	if s.Host == "" {
+		return Server{}, fmt.Errorf("server URL %q: no host", raw)
+	}
+	if u.Port() != "" {
+		port = u.Port()
+	}
+	if u.Path != "" && u.Path != "/" {
+		return Server{}, fmt.Errorf("server URL %q: unexpected path %q", raw, u.Path)
+	}
+	s.Addr = net.JoinHostPort(s.Host, port)
+	switch tlsFlag {
+	case "":
+	case "none":
+		s.TLS = None
+	default:
+		return Server{}, fmt.Errorf("--tls %q: the only value is none (TLS is otherwise chosen by the URL scheme)", tlsFlag)
+	}
+	return s, nil
+}
+
+// TLSConfig returns the TLS settings: system roots plus caFile when given.
+func TLSConfig(host, caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate found", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// PasswordSource says where the password comes from.
+type PasswordSource struct {
+	Env     string // variable name, default MAILKEEP_PASSWORD
+	File    string // --password-file
+	Command string // --password-command, run with sh -c
+}
+
+// Password reads the password. A file or command output loses one trailing
+// newline (CRLF or LF); nothing else is trimmed.
+func (p PasswordSource) Password(ctx context.Context) (string, error) {
+	switch {
+	case p.File != "" && p.Command != "":
+		return "", errors.New("give --password-file or --password-command, not both")
+	case p.File != "":
+		b, err := os.ReadFile(p.File)
+		if err != nil {
+			return "", fmt.Errorf("--password-file: %w", err)
+		}
+		return trimNL(string(b)), nil
+	case p.Command != "":
+		cmd := exec.CommandContext(ctx, "sh", "-c", p.Command)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			return "", fmt.Errorf("--password-command failed: %w: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return trimNL(string(out)), nil
+	}
+	env := p.Env
+	if env == "" {
+		env = "MAILKEEP_PASSWORD"
+	}
+	if v, ok := os.LookupEnv(env); ok {
+		return v, nil
+	}
+	return "", fmt.Errorf("no password: set %s, or use --password-file or --password-command", env)
+}
+
+func trimNL(s string) string {
+	s = strings.TrimSuffix(s, "\n")
+	return strings.TrimSuffix(s, "\r")
+}

@@ -1,0 +1,151 @@
+// Package memimap runs go-imap's in-memory IMAP server (imapmemserver) on a
+// loopback listener for tests that need an IMAP server but not Dovecot.
+//
+// The hierarchy delimiter is always '/': imapmemserver hard-codes it and
+// offers no hook to change it. Tests of other delimiters use dovecottest.
+package memimap
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+)
+
+// Delim is the hierarchy delimiter of every memimap server.
+const Delim = '/'
+
+// Caps are the capabilities a [Server] advertises: IMAP4rev1 and IMAP4rev2
+// with the rev2 extensions imapmemserver implements.
+var Caps = imap.CapSet{
+	imap.CapIMAP4rev1:    {},
+	imap.CapIMAP4rev2:    {},
+	imap.CapNamespace:    {},
+	imap.CapUIDPlus:      {},
+	imap.CapESearch:      {},
+	imap.CapListExtended: {},
+	imap.CapListStatus:   {},
+	imap.CapMove:         {},
+	imap.CapStatusSize:   {},
+	imap.CapSpecialUse:   {},
+	imap.CapChildren:     {},
+	imap.CapLiteralPlus:  {},
+}
+
+// Server is go-imap's in-process imapserver with an imapmemserver backend on
+// a 127.0.0.1 listener. Plaintext authentication is allowed.
+type Server struct {
+	// Addr is "127.0.0.1:port".
+	Addr string
+	// Mem is the backend, for adding users.
+	Mem *imapmemserver.Server
+
+	user   *imapmemserver.User
+	ln     net.Listener
+	srv    *imapserver.Server
+	served chan error
+	once   sync.Once
+	cerr   error
+}
+
+// Start starts a server with one user (user/pass) owning an empty INBOX and
+// registers its shutdown with t.Cleanup.
+func Start(t testing.TB, user, pass string) *Server {
+	t.Helper()
+	logger := &testLogger{t: t}
+	s, err := New(user, pass, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("memimap: %v", err)
+		}
+		logger.stop()
+	})
+	return s
+}
+
+// New is [Start] without a testing.TB (for TestMain); server errors go to
+// logger, or to log.Default when it is nil. The caller must call
+// [Server.Close].
+func New(user, pass string, logger imapserver.Logger) (*Server, error) {
+	if logger == nil {
+		logger = log.Default()
+	}
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser(user, pass)
+	if err := u.Create("INBOX", nil); err != nil {
+		return nil, fmt.Errorf("memimap: creating INBOX of %q: %w", user, err)
+	}
+	mem.AddUser(u)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("memimap: %w", err)
+	}
+	s := &Server{
+		Addr: ln.Addr().String(),
+		Mem:  mem,
+		user: u,
+		ln:   ln,
+		srv: imapserver.New(&imapserver.Options{
+			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+				return mem.NewSession(), nil, nil
+			},
+			Caps:         Caps,
+			Logger:       logger,
+			InsecureAuth: true,
+		}),
+		served: make(chan error, 1),
+	}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// User returns the imapmemserver user given to [Start], to create mailboxes
+// or append messages directly.
+func (s *Server) User() *imapmemserver.User { return s.user }
+
+// Close stops the server, closing client connections. It is safe to call
+// more than once.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		// srv.Close closes the listener and every connection; closing ln
+		// ourselves covers a Close that wins the race against Serve.
+		s.srv.Close()
+		s.ln.Close()
+		if err := <-s.served; err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "server closed") {
+			s.cerr = fmt.Errorf("serving on %s: %w", s.Addr, err)
+		}
+	})
+	return s.cerr
+}
+
+// testLogger forwards server errors to the test log until the test ends.
+type testLogger struct {
+	t    testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (l *testLogger) Printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.done {
+		l.t.Logf("memimap: "+format, args...)
+	}
+}
+
+// stop silences the logger: logging after a test has ended panics.
+func (l *testLogger) stop() {
+	l.mu.Lock()
+	l.done = true
+	l.mu.Unlock()
+}
