@@ -3,12 +3,12 @@ package mboxrd
 import (
 	"bytes"
 	"fmt"
-	"strconv"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
