@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
@@ -144,7 +143,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(err)
 	}
 	defer a.Close()
-	if err := checkSource(a, srv.String()); err != nil {
+	if err := checkSource(a, string(srv.Protocol)+":"+srv.User+"@"+srv.Host); err != nil {
 		return fail(err)
 	}
 	start := time.Now()
@@ -160,7 +159,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			Progress: bar.Add,
 		})
 	} else {
-		st, err = pop3Backup(ctx, a, run, srv, cfg, pf, log, bar.Add)
+		st, err = pop3Backup(ctx, stdout, a, run, srv, cfg, pf, log, bar.Add)
 	}
 	bar.Done()
 	sum := summary{Command: "backup", Account: srv.String(), Archive: dir, Run: run, Started: start.UTC(),
@@ -200,7 +199,8 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return code
 }
 
-// checkSource refuses to mix two accounts in one archive.
+// checkSource refuses to mix two accounts in one archive. An account is
+// its protocol, user and host: changing port or TLS mode is fine.
 func checkSource(a *archive.Archive, src string) error {
 	have, err := a.Cat.Meta("source")
 	if err != nil {
@@ -222,5 +222,3 @@ func writeJSON(w io.Writer, v any) {
 }
 
 func isLocked(err error) bool { return errors.Is(err, archive.ErrLocked) }
-
-var _ = os.Stdout

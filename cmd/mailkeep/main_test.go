@@ -150,6 +150,11 @@ func TestExitCodes(t *testing.T) {
 		{"pop3 flag on imap", pwEnv(), []string{"backup", "--imap", url, "--tls", "none", "--archive", dir, "--delete"}, 2, "POP3"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			for i, a := range tt.args {
+				if a == dir {
+					tt.args[i] = t.TempDir()
+				}
+			}
 			r := mailkeep(t, tt.env, tt.args...)
 			if r.code != tt.code || !strings.Contains(r.stderr, tt.msg) {
 				t.Errorf("exit %d (want %d), stderr %q (want %q)", r.code, tt.code, r.stderr, tt.msg)

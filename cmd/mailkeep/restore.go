@@ -137,6 +137,9 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		prog = nopProgress{}
 	}
+	if dryRun {
+		restore.SetDryRunOutput(stdout)
+	}
 	bar := progress.New(stderr, "restore", com.quiet)
 	opt.Progress = func(ev restore.Event) { bar.Add(ev.Folder, 1, ev.Bytes) }
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, cfg) }
