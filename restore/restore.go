@@ -356,9 +356,10 @@ func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
 	var noID map[presentKey][]imap.UID
 	allowKw, allowAll := map[string]bool{}, false
 	if !r.opt.DryRun || r.existing[dst] {
-		sel, err := c.Select(dst, &imap.SelectOptions{ReadOnly: true}).Wait()
+		// SELECT, not EXAMINE: a read-only mailbox reports no permanent flags.
+		sel, err := c.Select(dst, nil).Wait()
 		if err != nil && !r.opt.DryRun {
-			return fmt.Errorf("EXAMINE %q: %w", dst, err)
+			return fmt.Errorf("SELECT %q: %w", dst, err)
 		}
 		if err == nil {
 			for _, p := range sel.PermanentFlags {
