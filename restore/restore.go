@@ -304,37 +304,41 @@ func (r *run) destName(f Folder) (string, error) {
 	return name, nil
 }
 
-// create makes dst and its parents unless they exist.
+// create makes dst unless it exists. Servers that need parents to exist
+// first get them created, then dst again.
 func (r *run) create(c *imapclient.Client, dst string) error {
 	if r.existing[dst] || strings.EqualFold(dst, "INBOX") {
 		return nil
 	}
-	parts := []string{dst}
-	if r.delim != 0 {
-		parts = strings.Split(dst, string(r.delim))
+	if r.opt.DryRun {
+		fmt.Fprintf(dryRunOut, "would create folder %q\n", dst)
+		r.count(func(s *Stats) { s.Created++ })
+		return nil
 	}
-	for i := range parts {
-		name := strings.Join(parts[:i+1], string(r.delim))
-		if r.existing[name] || strings.EqualFold(name, "INBOX") || name+string(r.delim) == r.nsPrefix {
-			continue
-		}
-		if r.opt.DryRun {
-			r.log.Info("would create folder", "folder", name)
-			fmt.Fprintf(dryRunOut, "would create folder %q\n", name)
-		} else if err := c.Create(name, nil).Wait(); err != nil {
-			var ie *imap.Error
-			if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAlreadyExists {
-				if i == len(parts)-1 {
-					return fmt.Errorf("CREATE %q: %w", name, err)
-				}
-				continue // a parent that cannot be created may still exist implicitly
+	err := r.create1(c, dst)
+	if err != nil && r.delim != 0 {
+		parts := strings.Split(dst, string(r.delim))
+		for i := 1; i < len(parts); i++ {
+			p := strings.Join(parts[:i], string(r.delim))
+			if !r.existing[p] && p+string(r.delim) != r.nsPrefix && !strings.EqualFold(p, "INBOX") {
+				r.create1(c, p) // best effort: it may exist implicitly
 			}
 		}
-		r.existing[name] = true
-		r.mu.Lock()
-		r.stats.Created++
-		r.mu.Unlock()
+		err = r.create1(c, dst)
 	}
+	return err
+}
+
+func (r *run) create1(c *imapclient.Client, name string) error {
+	if err := c.Create(name, nil).Wait(); err != nil {
+		var ie *imap.Error
+		if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAlreadyExists {
+			return fmt.Errorf("CREATE %q: %w", name, err)
+		}
+	} else {
+		r.count(func(s *Stats) { s.Created++ })
+	}
+	r.existing[name] = true
 	return nil
 }
 
@@ -355,7 +359,9 @@ func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
 	var present map[presentKey]int
 	var noID map[presentKey][]imap.UID
 	allowKw, allowAll := map[string]bool{}, false
-	if !r.opt.DryRun || r.existing[dst] {
+	if r.opt.DryRun && !r.existing[dst] {
+		allowAll = true // a folder yet to be created: assume it takes keywords
+	} else {
 		// SELECT, not EXAMINE: a read-only mailbox reports no permanent flags.
 		sel, err := c.Select(dst, nil).Wait()
 		if err != nil && !r.opt.DryRun {
