@@ -23,6 +23,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // Message is one message to restore.
@@ -79,6 +80,9 @@ type Options struct {
 	Connections      int // default 4
 	Logger           *slog.Logger
 	Progress         func(Event)
+	// DialRaw, when set, opens an extra connection per worker for APPEND
+	// alone, pipelined with LITERAL+ when the server offers it.
+	DialRaw func(context.Context) (*imapconn.Raw, error)
 }
 
 // Stats count what a restore did.
@@ -180,6 +184,12 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		go func() {
 			defer wg.Done()
 			cc := first
+			var raw *imapconn.Raw
+			defer func() {
+				if raw != nil {
+					raw.Logout()
+				}
+			}()
 			for j := range queue {
 				if ctx.Err() != nil {
 					continue
@@ -191,8 +201,15 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 						continue
 					}
 				}
+				if raw == nil && opt.DialRaw != nil && !opt.DryRun {
+					if rc, err := opt.DialRaw(ctx); err == nil && rc.Caps["LITERAL+"] {
+						raw = rc
+					} else if err == nil {
+						rc.Logout()
+					}
+				}
 				stop := context.AfterFunc(ctx, func() { cc.Close() })
-				err := r.folder(cc, j.f, j.dst)
+				err := r.folder(cc, raw, j.f, j.dst)
 				stop()
 				if err != nil {
 					if ctx.Err() == nil {
@@ -200,6 +217,10 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 					}
 					go cc.Close()
 					cc = nil
+					if raw != nil {
+						raw.Close()
+						raw = nil
+					}
 				}
 			}
 			if cc != nil && cc != first {
@@ -355,7 +376,7 @@ type presentKey struct {
 }
 
 // folder restores one folder on connection c.
-func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
+func (r *run) folder(c *imapclient.Client, raw *imapconn.Raw, f Folder, dst string) error {
 	var present map[presentKey]int
 	var noID map[presentKey][]imap.UID
 	allowKw, allowAll := map[string]bool{}, false
@@ -382,7 +403,7 @@ func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
 	dropped := map[string]bool{}
 	var pending []*pendingAppend
 	wait := func(p *pendingAppend) {
-		data, err := p.cmd.Wait()
+		data, err := p.wait()
 		if err != nil {
 			r.fail(f.Name, p.key, fmt.Errorf("APPEND to %q: %w", dst, err))
 			return
@@ -462,15 +483,25 @@ func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
 			r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
 			return nil
 		}
-		cmd := c.Append(dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
-		if err := body.writeTo(cmd); err != nil {
-			cmd.Close()
-			return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
+		p := &pendingAppend{key: m.Key, size: m.Size}
+		if raw != nil {
+			tag, err := rawAppend(raw, dst, flags, m.InternalDate, m.Size, body)
+			if err != nil {
+				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
+			}
+			p.wait = func() (*imap.AppendData, error) { return rawWait(raw, tag) }
+		} else {
+			cmd := c.Append(dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+			if err := body.writeTo(cmd); err != nil {
+				cmd.Close()
+				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
+			}
+			if err := cmd.Close(); err != nil {
+				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
+			}
+			p.wait = cmd.Wait
 		}
-		if err := cmd.Close(); err != nil {
-			return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
-		}
-		pending = append(pending, &pendingAppend{cmd: cmd, key: m.Key, size: m.Size})
+		pending = append(pending, p)
 		flush(appendWindow)
 		return nil
 	})
@@ -489,9 +520,42 @@ func (r *run) folder(c *imapclient.Client, f Folder, dst string) error {
 const appendWindow = 32
 
 type pendingAppend struct {
-	cmd  *imapclient.AppendCommand
+	wait func() (*imap.AppendData, error)
 	key  string
 	size int64
+}
+
+// rawAppend sends one APPEND with a LITERAL+ literal, without waiting.
+func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time, size int64, b *body) (string, error) {
+	tag := raw.NextTag()
+	fl := make([]string, len(flags))
+	for i, f := range flags {
+		fl[i] = string(f)
+	}
+	raw.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	fmt.Fprintf(raw.W, "%s APPEND %s (%s) \"%s\" {%d+}\r\n", tag, imapconn.Mailbox(dst), strings.Join(fl, " "), date.Format("_2-Jan-2006 15:04:05 -0700"), size)
+	if err := b.writeTo(raw.W); err != nil {
+		return "", err
+	}
+	if _, err := raw.W.WriteString("\r\n"); err != nil {
+		return "", err
+	}
+	return tag, raw.W.Flush()
+}
+
+// rawWait reads the answer to an APPEND sent by rawAppend.
+func rawWait(raw *imapconn.Raw, tag string) (*imap.AppendData, error) {
+	_, text, err := raw.ReadTagged(tag)
+	if err != nil {
+		return nil, err
+	}
+	var d imap.AppendData
+	if rest, ok := strings.CutPrefix(text, "[APPENDUID "); ok {
+		var uid uint32
+		fmt.Sscanf(rest, "%d %d", &d.UIDValidity, &uid)
+		d.UID = imap.UID(uid)
+	}
+	return &d, nil
 }
 
 func (r *run) count(f func(*Stats)) {

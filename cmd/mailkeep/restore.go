@@ -106,7 +106,8 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	sum.Destination = srv.String()
-	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, DryRun: dryRun, Connections: conns, Logger: log}
+	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, DryRun: dryRun, Connections: conns, Logger: log,
+		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
 	var src restore.Source
 	var prog restore.Progress
 	var a *archive.Archive
