@@ -103,6 +103,7 @@ func fill(t *testing.T, c *imapclient.Client, delim rune) (folders []string, n i
 }
 
 func TestFullThenNoop(t *testing.T) {
+	defer imapsrc.SetBodyChunk(4)() // several FETCH commands per folder
 	for _, s := range servers(t) {
 		for _, format := range []archive.Format{archive.MboxZstd, archive.MboxGzip, archive.Mbox, archive.Maildir} {
 			t.Run(s.name+"/"+string(format), func(t *testing.T) {
@@ -139,6 +140,7 @@ func countAll(t *testing.T, c *imapclient.Client) int {
 }
 
 func TestIncremental(t *testing.T) {
+	defer imapsrc.SetBodyChunk(3)() // several FETCH commands per folder
 	for _, s := range servers(t) {
 		t.Run(s.name, func(t *testing.T) {
 			c := imaptest.Dial(t, s.addr, user, pass)

@@ -16,9 +16,12 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 )
 
-// bodyChunk is how many messages one UID FETCH of bodies asks for. All
-// chunks of a folder are sent at once (pipelined) and consumed in order.
-const bodyChunk = 250
+// bodyChunk is how many messages one UID FETCH of bodies asks for. Chunks
+// are sent one after the other, never pipelined: Dovecot may answer
+// pipelined FETCH commands interleaved, and go-imap v2 blocks its reader on
+// a literal until it is consumed, so a message of the second command
+// arriving while the first is being read would deadlock the connection.
+var bodyChunk = 1000
 
 // srvMsg is a message's metadata as the server reports it.
 type srvMsg struct {
@@ -230,26 +233,23 @@ func (b *backup) storeNew(c *imapclient.Client, w *archive.FolderWriter, uidVali
 	return failed, nil
 }
 
-// fetchBodies streams BODY.PEEK[] of uids to fn, in pipelined commands. It
+// fetchBodies streams BODY.PEEK[] of uids to fn, in chunks. It
 // returns the UIDs the server did not answer and those it answered with
 // NIL. An error from fn or the connection is returned after the connection
 // has been abandoned (closed and drained), so the caller must not reuse c.
 func fetchBodies(c *imapclient.Client, uids []imap.UID, fn func(imap.UID, io.Reader) error) (missing, nilBodies []imap.UID, err error) {
 	opt := &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
-	var cmds []*imapclient.FetchCommand
-	for i := 0; i < len(uids); i += bodyChunk {
-		cmds = append(cmds, c.Fetch(imap.UIDSetNum(uids[i:min(i+bodyChunk, len(uids))]...), opt))
-	}
 	got := make(map[imap.UID]bool, len(uids))
-	for i, cmd := range cmds {
+	for i := 0; i < len(uids); i += bodyChunk {
+		cmd := c.Fetch(imap.UIDSetNum(uids[i:min(i+bodyChunk, len(uids))]...), opt)
 		if err := consumeBodies(cmd, got, &nilBodies, fn); err != nil {
-			abandon(c, cmds[i:])
+			abandon(c, []*imapclient.FetchCommand{cmd})
 			return nil, nil, err
 		}
 		if err := cmd.Close(); err != nil {
 			// A NO for some messages is not fatal: they show up as missing.
 			if _, ok := err.(*imap.Error); !ok {
-				abandon(c, cmds[i+1:])
+				abandon(c, nil)
 				return nil, nil, fmt.Errorf("UID FETCH: %w", err)
 			}
 		}
