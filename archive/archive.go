@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -247,4 +248,81 @@ func (e *exactReader) Close() error { return e.c.Close() }
 
 func isSubMaildir(rel string) bool {
 	return strings.TrimPrefix(filepath.ToSlash(rel), "maildir") != ""
+}
+
+// Walk calls fn for each message of msgs (all of one folder) with a reader
+// of its exact bytes, in storage order. For mbox formats the folder's file
+// is decompressed once, front to back, instead of once per message. fn
+// must not keep the reader; a read error names the message.
+func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*catalog.Message, io.Reader) error) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if a.Format == Maildir {
+		for _, m := range msgs {
+			r, err := a.Open(m)
+			if err != nil {
+				return fmt.Errorf("folder %q: %w", f.Name, err)
+			}
+			err = fn(m, r)
+			r.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sorted := append([]*catalog.Message(nil), msgs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if sorted[i].FrameOffset != sorted[j].FrameOffset {
+			return sorted[i].FrameOffset < sorted[j].FrameOffset
+		}
+		return sorted[i].FramePos < sorted[j].FramePos
+	})
+	first := sorted[0]
+	rc, err := mboxfile.OpenReader(filepath.Join(a.Dir, first.File), a.Format.codec(), mboxfile.Pos{FrameOffset: first.FrameOffset, Offset: first.FramePos})
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", f.Name, err)
+	}
+	defer rc.Close()
+	// The stream holds every message stored from the first wanted one on;
+	// skip those not asked for by counting them off the catalog.
+	all, err := a.Cat.All(f.ID)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].FrameOffset != all[j].FrameOffset {
+			return all[i].FrameOffset < all[j].FrameOffset
+		}
+		return all[i].FramePos < all[j].FramePos
+	})
+	want := make(map[int64]bool, len(sorted))
+	for _, m := range sorted {
+		want[m.ID] = true
+	}
+	dec := mboxrd.NewDecoder(rc)
+	left := len(sorted)
+	for _, m := range all {
+		if m.File != first.File || m.FrameOffset < first.FrameOffset || (m.FrameOffset == first.FrameOffset && m.FramePos < first.FramePos) {
+			continue
+		}
+		_, _, body, err := dec.Next()
+		if err != nil {
+			return fmt.Errorf("folder %q uid %d: reading %s: %w", f.Name, m.UID, m.File, err)
+		}
+		if !want[m.ID] {
+			continue
+		}
+		if err := fn(m, &exactReader{r: body, c: io.NopCloser(nil), left: m.Size, name: m.File}); err != nil {
+			return err
+		}
+		if left--; left == 0 {
+			return nil
+		}
+	}
+	if left > 0 {
+		return fmt.Errorf("folder %q: %d messages not found in %s", f.Name, left, first.File)
+	}
+	return nil
 }

@@ -1,7 +1,8 @@
 // Package maildir writes and reads Maildir folders crash-safely: each
-// message is written to tmp/, fsynced, given its INTERNALDATE as mtime and
-// renamed into cur/ with its flags in the ":2," suffix; Sync fsyncs the
-// directory so the renames are durable. github.com/emersion/go-maildir
+// message is written to tmp/, given its INTERNALDATE as mtime and renamed
+// into cur/ with its flags in the ":2," suffix; Sync makes a batch of them
+// durable (data and renames) with one syncfs before the caller records them
+// in the catalog. github.com/emersion/go-maildir
 // renames without fsync, sets no mtime and cannot abort a failed write,
 // hence this small package.
 package maildir
@@ -15,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Folder is one Maildir folder directory.
@@ -85,7 +88,8 @@ func (f *Folder) loadNames() error {
 
 // Deliver streams r into a new message file named key plus the info
 // suffix of flags, with mtime as its modification time, and returns its
-// name relative to the folder ("cur/…") and its size. A message already
+// name relative to the folder ("cur/…") and its size. The message is
+// durable after the next Sync. A message already
 // stored under the same key (a copy a killed run left uncommitted) is
 // replaced, never duplicated. On error nothing is left behind.
 func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reader) (string, int64, error) {
@@ -104,9 +108,6 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		f.buf = make([]byte, 64<<10)
 	}
 	n, err := io.CopyBuffer(onlyWriter{t}, r, f.buf)
-	if err == nil {
-		err = t.Sync()
-	}
 	if cerr := t.Close(); err == nil {
 		err = cerr
 	}
@@ -135,9 +136,19 @@ type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
-// Sync makes delivered messages' directory entries durable.
+// Sync makes delivered messages durable, data and directory entries: one
+// syncfs(2) of the file system holding the folder instead of an fsync per
+// message (thousands of fsyncs cost more than the whole download).
 func (f *Folder) Sync() error {
-	return syncDir(filepath.Join(f.dir, "cur"))
+	d, err := os.Open(filepath.Join(f.dir, "cur"))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := unix.Syncfs(int(d.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", f.dir, err)
+	}
+	return nil
 }
 
 // SetFlags renames a message (name relative to the folder) so its info

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 )
@@ -40,6 +41,16 @@ Run 'mailkeep COMMAND -h' for a command's options.
 `
 
 func main() {
+	// MAILKEEP_CPUPROFILE=FILE writes a CPU profile (for benchmarks).
+	if p := os.Getenv("MAILKEEP_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			code := run(os.Args[1:], os.Stdout, os.Stderr)
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(code)
+		}
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

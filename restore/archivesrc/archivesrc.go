@@ -85,10 +85,9 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 	if err != nil {
 		return err
 	}
+	var sel []*catalog.Message
+	flagsOf := map[int64][]string{}
 	for _, m := range all {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		flags := m.Flags
 		if !s.opt.AsOf.IsZero() {
 			if !m.StoredAt.Before(s.opt.AsOf) {
@@ -107,21 +106,32 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 		} else if m.ExpungedRun != 0 && !s.opt.IncludeExpunged {
 			continue
 		}
-		msg := m
-		err := fn(restore.Message{
+		sel = append(sel, m)
+		flagsOf[m.ID] = flags
+	}
+	// Walk reads the folder's file front to back once; a second Open of the
+	// same message (the engine re-reads large ones) seeks to it instead.
+	return s.a.Walk(f, sel, func(m *catalog.Message, r io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		used := false
+		return fn(restore.Message{
 			Key:          Key(m),
-			Flags:        flags,
+			Flags:        flagsOf[m.ID],
 			InternalDate: m.InternalDate,
 			Size:         m.Size,
 			SHA256:       m.SHA256,
 			MessageID:    m.MessageID,
-			Open:         func() (io.ReadCloser, error) { return s.a.Open(msg) },
+			Open: func() (io.ReadCloser, error) {
+				if !used {
+					used = true
+					return io.NopCloser(r), nil
+				}
+				return s.a.Open(m)
+			},
 		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 // Key is a message's restore key: its catalog row id, which survives
