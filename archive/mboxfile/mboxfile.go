@@ -141,7 +141,7 @@ func (w *Writer) startFrame() error {
 	switch w.opt.Codec {
 	case CodecZstd:
 		if w.zenc == nil {
-			enc, err := zstd.NewWriter(&w.cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+			enc, err := zstd.NewWriter(&w.cw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(2),
 				zstd.WithWindowSize(1<<22), zstd.WithLowerEncoderMem(true))
 			if err != nil {
 				return err
