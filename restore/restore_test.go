@@ -356,3 +356,53 @@ func TestKeywordsRefused(t *testing.T) {
 		t.Fatalf("restored message flags: %+v", got)
 	}
 }
+
+func TestSpecialUseMapping(t *testing.T) {
+	src := dovecottest.Start(t, nil)
+	src.AddUser(t, "src", pass)
+	dst := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: `
+namespace inbox {
+  mailbox "Sent Messages" {
+    special_use = \Sent
+    auto = create
+  }
+  mailbox "Deleted Messages" {
+    special_use = \Trash
+    auto = create
+  }
+}
+`})
+	dst.AddUser(t, "dst", pass)
+	c := imaptest.Dial(t, src.IMAPAddr, "src", pass)
+	fill(t, c, []string{"Sent", "Trash", "Work"})
+	want := imaptest.Snapshot(t, c, false)
+	dir := t.TempDir()
+	backup(t, src.IMAPAddr, "src", dir, archive.MboxZstd)
+	st, err := doRestore(t, dir, dst.IMAPAddr, "dst", restoreOpts{})
+	if err != nil || len(st.Failures) > 0 {
+		t.Fatalf("%v %v", err, st.Failures)
+	}
+	got := imaptest.Snapshot(t, imaptest.Dial(t, dst.IMAPAddr, "dst", pass), false)
+	names := map[string]string{"Sent": "Sent Messages", "Trash": "Deleted Messages"}
+	mapName := func(n string) string {
+		if m, ok := names[n]; ok {
+			return m
+		}
+		return n
+	}
+	if d := imaptest.Diff(nonEmpty(want), nonEmpty(got), mapName); d != "" {
+		t.Fatalf("special-use mapping:\n%s\nfolders: %v", d, keys(got))
+	}
+	// --no-special-use keeps the names.
+	dst.AddUser(t, "dst2", pass)
+	time.Sleep(1100 * time.Millisecond) // passwd-file changes are noticed by mtime
+	dst.AddUser(t, "dst3", pass)
+	st, err = doRestore(t, dir, dst.IMAPAddr, "dst3", restoreOpts{Options: restore.Options{NoSpecialUse: true}})
+	if err != nil || len(st.Failures) > 0 {
+		t.Fatalf("%v %v", err, st.Failures)
+	}
+	got = imaptest.Snapshot(t, imaptest.Dial(t, dst.IMAPAddr, "dst3", pass), false)
+	if d := imaptest.Diff(nonEmpty(want), nonEmpty(got), nil); d != "" {
+		t.Fatalf("--no-special-use:\n%s", d)
+	}
+}
