@@ -406,3 +406,28 @@ namespace inbox {
 		t.Fatalf("--no-special-use:\n%s", d)
 	}
 }
+
+// TestSharedMessageID: two different messages with one Message-ID are both
+// restored, also onto a destination that already holds one of them.
+func TestSharedMessageID(t *testing.T) {
+	dv := dovecottest.Start(t, nil)
+	dv.AddUser(t, "src", pass)
+	dv.AddUser(t, "dst", pass)
+	c := imaptest.Dial(t, dv.IMAPAddr, "src", pass)
+	date := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
+	a := []byte("Message-ID: <same@x>\r\nSubject: a\r\n\r\nfirst\r\n")
+	b := []byte("Message-ID: <same@x>\r\nSubject: b\r\n\r\nsecond, longer\r\n")
+	imaptest.Append(t, c, "INBOX", nil, date, a)
+	imaptest.Append(t, c, "INBOX", nil, date, b)
+	dir := t.TempDir()
+	backup(t, dv.IMAPAddr, "src", dir, archive.MboxZstd)
+	dc := imaptest.Dial(t, dv.IMAPAddr, "dst", pass)
+	imaptest.Append(t, dc, "INBOX", nil, date, a) // already there, by another tool
+	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{})
+	if err != nil || st.Appended != 1 || st.Skipped != 1 {
+		t.Fatalf("appended %d skipped %d (%v); want 1 and 1", st.Appended, st.Skipped, err)
+	}
+	if d := imaptest.Diff(imaptest.Snapshot(t, c, false), imaptest.Snapshot(t, dc, false), nil); d != "" {
+		t.Fatal(d)
+	}
+}

@@ -100,6 +100,22 @@ func TestPOP3CLI(t *testing.T) {
 	if got := strings.Count(r.stdout, "\n") - 1; got != len(msgs) {
 		t.Fatalf("archive lists %d messages, want %d exactly once each:\n%s", got, len(msgs), r.stdout)
 	}
+	// A POP3 archive restores like any other (expunged ones included, since
+	// --delete removed them all from the server).
+	dv := startDovecot(t)
+	r = mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--include-expunged", "--quiet")
+	if r.code != 0 {
+		t.Fatalf("restore of the POP3 archive: %d %s", r.code, r.stderr)
+	}
+	restored := imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, user, pass), true)["INBOX"]
+	if len(restored) != len(msgs) {
+		t.Fatalf("restored %d of %d POP3 messages", len(restored), len(msgs))
+	}
+	for i, m := range restored {
+		if string(m.Body) != string(msgs[i]) {
+			t.Errorf("restored POP3 message %d differs", i)
+		}
+	}
 	for i, uidl := range []string{"uid-0001", "uid-0060"} {
 		r = mailkeep(t, nil, "cat", "--archive", dir, "INBOX", uidl)
 		want := msgs[[]int{0, 59}[i]]

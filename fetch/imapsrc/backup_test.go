@@ -268,3 +268,30 @@ func uidValidity(t *testing.T, c *imapclient.Client, folder string) uint32 {
 	}
 	return st.UIDValidity
 }
+
+func TestFolderSelection(t *testing.T) {
+	s := servers(t)[1]
+	c := imaptest.Dial(t, s.addr, user, pass)
+	for _, f := range []string{"INBOX", "Work", "Work/A", "Work/B", "Trash"} {
+		imaptest.Append(t, c, f, nil, time.Now(), []byte("Subject: "+f+"\r\n\r\nx\r\n"))
+	}
+	dir := t.TempDir()
+	a, err := archive.Open(dir, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s), Folders: []string{"Work", "Work/*"}, Exclude: []string{"Work/A"}})
+	if err != nil || st.Folders != 2 || st.Fetched != 2 {
+		t.Fatalf("selection: %+v %v", st, err)
+	}
+	fl, _ := a.Cat.Folders()
+	var names []string
+	for _, f := range fl {
+		names = append(names, f.Name)
+	}
+	if strings.Join(names, ",") != "Work,Work/B" {
+		t.Fatalf("archived folders %v, want Work and Work/B", names)
+	}
+}

@@ -151,6 +151,7 @@ func tricky() [][]byte {
 		[]byte("Subject: 8bit\r\n\r\nGr\xc3\xb6\xc3\x9fe \xff\xfe\r\n"),
 		[]byte("Subject: bare lf\n\nline\n"),
 		[]byte("Subject: empty body\r\n\r\n"),
+		[]byte("Subject: no final line end\r\n\r\nlast line without CRLF"),
 		[]byte(fmt.Sprintf("Subject: big\r\n\r\n%s", strings.Repeat("0123456789abcdef\r\n", 40000))),
 	}
 }
