@@ -2,17 +2,21 @@
 // message is written to tmp/, given its INTERNALDATE as mtime and renamed
 // into cur/ with its flags in the ":2," suffix; Sync makes a batch of them
 // durable (data and renames) with one syncfs before the caller records them
-// in the catalog. github.com/emersion/go-maildir
-// renames without fsync, sets no mtime and cannot abort a failed write,
-// hence this small package.
+// in the catalog. A run killed before Sync leaves files under the same
+// deterministic keys, which the next run's Deliver replaces.
+//
+// github.com/emersion/go-maildir renames without any sync, sets no mtime
+// and cannot abort a failed write, hence this small package.
 package maildir
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,49 +24,88 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Folder is one Maildir folder directory.
+// Folder is one Maildir folder directory. It is not safe for concurrent
+// use, and it assumes no other program writes mailkeep's keys into it.
 type Folder struct {
-	dir   string
-	names map[string]string // key -> current name ("cur/…"), loaded on first Deliver
-	buf   []byte
+	dir string
+	// names maps a key to its file name ("cur/…" or "new/…"), loaded by
+	// the first Deliver: about 100 bytes per message in the folder.
+	names map[string]string
+	// dups holds further names of keys stored more than once (a run
+	// killed between a re-delivery's rename and the old file's removal).
+	dups map[string][]string
+	buf  []byte
 }
 
-// OpenFolder creates dir/{cur,new,tmp} (and, for a Maildir++ sub-folder,
-// the "maildirfolder" marker) when missing.
+// OpenFolder opens the Maildir folder dir, creating (mode 0700) dir, its
+// missing parents and dir/{cur,new,tmp}, and for a Maildir++ sub-folder
+// (sub) the empty "maildirfolder" marker, when absent. It fsyncs the
+// parent of every directory or file it creates, so the folder survives a
+// crash once OpenFolder returns.
 func OpenFolder(dir string, sub bool) (*Folder, error) {
-	created := false
+	var created []string // directories whose entries changed
+	if err := mkdirSynced(dir, &created); err != nil {
+		return nil, fmt.Errorf("maildir %s: %w", dir, err)
+	}
 	for _, s := range []string{"cur", "new", "tmp"} {
-		p := filepath.Join(dir, s)
-		if _, err := os.Stat(p); os.IsNotExist(err) {
-			if err := os.MkdirAll(p, 0o700); err != nil {
-				return nil, fmt.Errorf("maildir %s: %w", dir, err)
-			}
-			created = true
+		if err := mkdirSynced(filepath.Join(dir, s), &created); err != nil {
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
 	if sub {
 		marker := filepath.Join(dir, "maildirfolder")
-		if _, err := os.Stat(marker); os.IsNotExist(err) {
+		if _, err := os.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
 			if err := os.WriteFile(marker, nil, 0o600); err != nil {
 				return nil, fmt.Errorf("maildir %s: %w", dir, err)
 			}
+			created = append(created, dir)
+		} else if err != nil {
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
-	if created {
-		if err := syncDir(dir); err != nil {
-			return nil, err
+	for i, d := range created {
+		if slices.Contains(created[:i], d) {
+			continue
 		}
-		if err := syncDir(filepath.Dir(dir)); err != nil {
-			return nil, err
+		if err := syncDir(d); err != nil {
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
 	return &Folder{dir: dir}, nil
 }
 
+// mkdirSynced creates dir and its missing parents (0700) and appends to
+// parents the directory holding each one it created. It fails if dir
+// exists but is not a directory.
+func mkdirSynced(dir string, parents *[]string) error {
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirSynced(parent, parents); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	*parents = append(*parents, parent)
+	return nil
+}
+
 // Dir returns the folder's directory.
 func (f *Folder) Dir() string { return f.dir }
 
-// KeyOf returns the stable part of a message file name (before ":2,").
+// KeyOf returns the key of a message file name, with or without its
+// "cur/" or "new/" directory: the base name before the ":2," info.
 func KeyOf(name string) string {
 	name = filepath.Base(name)
 	if i := strings.Index(name, ":2,"); i >= 0 {
@@ -80,26 +123,62 @@ func (f *Folder) loadNames() error {
 		return err
 	}
 	f.names = make(map[string]string, len(names))
+	f.dups = map[string][]string{}
 	for _, n := range names {
-		f.names[KeyOf(n)] = n
+		k := KeyOf(n)
+		if _, ok := f.names[k]; ok {
+			f.dups[k] = append(f.dups[k], n)
+			continue
+		}
+		f.names[k] = n
 	}
 	return nil
 }
 
-// Deliver streams r into a new message file named key plus the info
-// suffix of flags, with mtime as its modification time, and returns its
-// name relative to the folder ("cur/…") and its size. The message is
-// durable after the next Sync. A message already
-// stored under the same key (a copy a killed run left uncommitted) is
-// replaced, never duplicated. On error nothing is left behind.
-func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reader) (string, int64, error) {
-	if strings.ContainsAny(key, "/:\x00") || key == "" || key[0] == '.' {
-		return "", 0, fmt.Errorf("maildir: bad key %q", key)
+// checkKey rejects keys that are not one plain file-name element.
+func checkKey(key string) error {
+	if key == "" || key[0] == '.' || len(key) > 240 || strings.ContainsAny(key, "/:\x00") {
+		return fmt.Errorf("maildir: bad message key %q", key)
 	}
-	if err := f.loadNames(); err != nil {
+	return nil
+}
+
+// checkName rejects names that are not "cur/…" or "new/…" message files.
+func checkName(name string) error {
+	dir, base, ok := strings.Cut(name, "/")
+	if !ok || dir != "cur" && dir != "new" || base == "" || base[0] == '.' || strings.ContainsAny(base, "/\x00") {
+		return fmt.Errorf("maildir: bad message file name %q", name)
+	}
+	return nil
+}
+
+// Deliver stores the message read from r under key (the stable base name of
+// its file, which the caller chooses: mailkeep uses
+// "<unix INTERNALDATE>.M<UIDVALIDITY>U<UID>.mailkeep" for IMAP and
+// "<unix>.P<16 hex digits of SHA-256(UIDL)>.mailkeep" for POP3). It streams
+// r into tmp/<key> through a fixed 64 KiB buffer, sets the file's access and
+// modification times to mtime (the INTERNALDATE) and renames it to
+// cur/<key>:2,<FlagLetters(flags)>. It returns that name, relative to the
+// folder, and the message size.
+//
+// A file already stored under key, with any flags, in cur/ or new/ (a copy
+// a killed run left behind, not in the catalog) is replaced, never kept as
+// a duplicate. On error nothing is left in tmp/ and nothing new in cur/.
+// Neither the data nor the rename is durable before the next Sync.
+func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reader) (name string, n int64, err error) {
+	if err := checkKey(key); err != nil {
 		return "", 0, err
 	}
+	if err := f.loadNames(); err != nil {
+		return "", 0, fmt.Errorf("maildir %s: %w", f.dir, err)
+	}
 	tmp := filepath.Join(f.dir, "tmp", key)
+	defer func() {
+		if err != nil {
+			os.Remove(tmp)
+			err = fmt.Errorf("maildir %s: delivering %s: %w", f.dir, key, err)
+		}
+	}()
 	t, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return "", 0, err
@@ -107,26 +186,35 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 	if f.buf == nil {
 		f.buf = make([]byte, 64<<10)
 	}
-	n, err := io.CopyBuffer(onlyWriter{t}, r, f.buf)
+	n, err = io.CopyBuffer(onlyWriter{t}, r, f.buf)
 	if cerr := t.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Chtimes(tmp, mtime, mtime)
-	}
-	name := "cur/" + key + ":2," + FlagLetters(flags)
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(f.dir, name))
-	}
 	if err != nil {
-		os.Remove(tmp)
 		return "", 0, err
 	}
-	if old, ok := f.names[key]; ok && old != name {
-		if err := os.Remove(filepath.Join(f.dir, old)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return "", 0, err
+	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+		return "", 0, err
+	}
+	name = "cur/" + key + ":2," + FlagLetters(flags)
+	if err := os.Rename(tmp, filepath.Join(f.dir, name)); err != nil {
+		return "", 0, err
+	}
+	old := f.dups[key]
+	if prev, ok := f.names[key]; ok {
+		old = append(old, prev)
+	}
+	for _, o := range old {
+		if o == name {
+			continue
+		}
+		if err := os.Remove(filepath.Join(f.dir, o)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// The new file is in place; the caller may retry.
+			f.names[key] = name
+			return "", 0, fmt.Errorf("removing the older copy %s: %w", o, err)
 		}
 	}
+	delete(f.dups, key)
 	f.names[key] = name
 	return name, n, nil
 }
@@ -142,7 +230,7 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 func (f *Folder) Sync() error {
 	d, err := os.Open(filepath.Join(f.dir, "cur"))
 	if err != nil {
-		return err
+		return fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
 	defer d.Close()
 	if err := unix.Syncfs(int(d.Fd())); err != nil {
@@ -151,16 +239,24 @@ func (f *Folder) Sync() error {
 	return nil
 }
 
-// SetFlags renames a message (name relative to the folder) so its info
-// suffix carries flags, and returns the new name.
+// SetFlags renames the message file name ("cur/…" or "new/…") so that its
+// info suffix carries flags, moving it to cur/, and returns the new name. A
+// missing file gives an error wrapping fs.ErrNotExist. The rename is
+// durable after the next Sync.
 func (f *Folder) SetFlags(name string, flags []string) (string, error) {
+	if err := checkName(name); err != nil {
+		return "", err
+	}
 	key := KeyOf(name)
 	nn := "cur/" + key + ":2," + FlagLetters(flags)
 	if nn == name {
+		if _, err := os.Lstat(filepath.Join(f.dir, name)); err != nil {
+			return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
+		}
 		return name, nil
 	}
 	if err := os.Rename(filepath.Join(f.dir, name), filepath.Join(f.dir, nn)); err != nil {
-		return "", err
+		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
 	}
 	if f.names != nil {
 		f.names[key] = nn
@@ -168,21 +264,56 @@ func (f *Folder) SetFlags(name string, flags []string) (string, error) {
 	return nn, nil
 }
 
-// Open opens a message by its name relative to the folder.
+// Find returns the current file name of the message stored under key,
+// whatever its flags, for a name recorded before a rename that a crash
+// kept out of the catalog. No such message gives an error wrapping
+// fs.ErrNotExist.
+func (f *Folder) Find(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	if f.names == nil {
+		if err := f.loadNames(); err != nil {
+			return "", fmt.Errorf("maildir %s: %w", f.dir, err)
+		}
+	}
+	if n, ok := f.names[key]; ok {
+		if _, err := os.Lstat(filepath.Join(f.dir, n)); err == nil {
+			return n, nil
+		}
+	}
+	// The cache may be stale (SetFlags from another Folder): look again.
+	f.names, f.dups = nil, nil
+	if err := f.loadNames(); err != nil {
+		return "", fmt.Errorf("maildir %s: %w", f.dir, err)
+	}
+	if n, ok := f.names[key]; ok {
+		return n, nil
+	}
+	return "", fmt.Errorf("maildir %s: message %s: %w", f.dir, key, fs.ErrNotExist)
+}
+
+// Open opens a message file by its name relative to the folder ("cur/…" or
+// "new/…").
 func (f *Folder) Open(name string) (*os.File, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
 	return os.Open(filepath.Join(f.dir, name))
 }
 
-// CleanTmp removes mailkeep's leftovers in tmp/ (a killed run's).
+// CleanTmp removes the files in tmp/ whose names end in ".mailkeep": a
+// killed run's partial deliveries. Other programs' files stay.
 func (f *Folder) CleanTmp() error {
-	ents, err := os.ReadDir(filepath.Join(f.dir, "tmp"))
+	tmp := filepath.Join(f.dir, "tmp")
+	ents, err := os.ReadDir(tmp)
 	if err != nil {
-		return err
+		return fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
 	for _, e := range ents {
-		if strings.HasSuffix(e.Name(), ".mailkeep") {
-			if err := os.Remove(filepath.Join(f.dir, "tmp", e.Name())); err != nil {
-				return err
+		if strings.HasSuffix(e.Name(), ".mailkeep") && !e.IsDir() {
+			if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
+				return fmt.Errorf("maildir %s: %w", f.dir, err)
 			}
 		}
 	}
@@ -195,7 +326,7 @@ func (f *Folder) Scan() ([]string, error) {
 	for _, sub := range []string{"cur", "new"} {
 		ents, err := os.ReadDir(filepath.Join(f.dir, sub))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("maildir %s: %w", f.dir, err)
 		}
 		for _, e := range ents {
 			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
