@@ -311,8 +311,15 @@ func consumeBodies(cmd *imapclient.FetchCommand, got map[imap.UID]bool, nilBodie
 					*nilBodies = append(*nilBodies, uid)
 					continue
 				}
-				if err := fn(uid, it.Literal); err != nil {
+				// go-imap ends a literal cut by a dropped connection with a
+				// plain EOF: count the bytes, or a truncated message would
+				// be archived as whole.
+				lr := &sizedReader{r: it.Literal, left: it.Literal.Size()}
+				if err := fn(uid, lr); err != nil {
 					return fmt.Errorf("uid %d: %w", uid, err)
+				}
+				if lr.left != 0 {
+					return fmt.Errorf("uid %d: %w", uid, io.ErrUnexpectedEOF)
 				}
 			}
 		}
@@ -460,4 +467,20 @@ func (b *backup) resetValidity(c *imapclient.Client, f *catalog.Folder, sel *ima
 	b.stats.Rekeyed += len(rekeys)
 	b.mu.Unlock()
 	return nil
+}
+
+// sizedReader fails with io.ErrUnexpectedEOF when its source ends before
+// the announced size.
+type sizedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.left -= int64(n)
+	if err == io.EOF && s.left > 0 {
+		return n, fmt.Errorf("connection lost with %d bytes of the message unread: %w", s.left, io.ErrUnexpectedEOF)
+	}
+	return n, err
 }
