@@ -88,6 +88,21 @@ func (c *Catalog) Path() string { return c.path }
 // Close closes the database.
 func (c *Catalog) Close() error { return c.db.Close() }
 
+// write runs fn in one write transaction, serialised with other writers.
+func (c *Catalog) write(fn func(tx *sql.Tx) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
 // DB gives read access for ad-hoc queries (tests, verify).
 func (c *Catalog) DB() *sql.DB { return c.db }
 
@@ -494,23 +509,18 @@ func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, ch := range changes {
-		fl := JoinFlags(ch.Flags)
-		if _, err := tx.Exec(`UPDATE messages SET flags=?, modseq=? WHERE id=?`, fl, ch.ModSeq, ch.ID); err != nil {
-			return fmt.Errorf("catalog: set flags: %w", err)
+	return c.write(func(tx *sql.Tx) error {
+		for _, ch := range changes {
+			fl := JoinFlags(ch.Flags)
+			if _, err := tx.Exec(`UPDATE messages SET flags=?, modseq=? WHERE id=?`, fl, ch.ModSeq, ch.ID); err != nil {
+				return fmt.Errorf("catalog: set flags: %w", err)
+			}
+			if _, err := tx.Exec(`INSERT OR REPLACE INTO flag_history(message,run,flags) VALUES(?,?,?)`, ch.ID, run, fl); err != nil {
+				return fmt.Errorf("catalog: flag history: %w", err)
+			}
 		}
-		if _, err := tx.Exec(`INSERT OR REPLACE INTO flag_history(message,run,flags) VALUES(?,?,?)`, ch.ID, run, fl); err != nil {
-			return fmt.Errorf("catalog: flag history: %w", err)
-		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 // SetFile records a message's new file name (Maildir flag renames).
@@ -526,19 +536,14 @@ func (c *Catalog) MarkExpunged(run int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	for _, id := range ids {
-		if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE id=? AND expunged_run IS NULL`, run, id); err != nil {
-			return fmt.Errorf("catalog: mark expunged: %w", err)
+	return c.write(func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE id=? AND expunged_run IS NULL`, run, id); err != nil {
+				return fmt.Errorf("catalog: mark expunged: %w", err)
+			}
 		}
-	}
-	return tx.Commit()
+		return nil
+	})
 }
 
 // Rekey is a message recognised under a new UIDVALIDITY.

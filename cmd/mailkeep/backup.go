@@ -168,27 +168,14 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
 	}
-	code := exitOK
-	sum.Outcome = "ok"
-	switch {
-	case err != nil && ctx.Err() != nil:
-		sum.Outcome, sum.Error, code = "interrupted", "interrupted", exitInterrupted
-	case err != nil:
-		sum.Outcome, sum.Error, code = "failed", err.Error(), exitFailed
-	case len(st.Failures) > 0:
-		sum.Outcome, code = "partial", exitPartial
-	}
+	var code int
+	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
 	rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Fetched, Bytes: st.Bytes,
 		FlagChanges: st.FlagChanges, Expunged: st.Expunged, Rekeyed: st.Rekeyed, Deleted: st.Deleted, Failed: len(st.Failures), Error: sum.Error}
 	if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
 		err, code = eerr, exitFailed
 	}
-	for _, f := range sum.Failures {
-		fmt.Fprintln(stderr, "mailkeep backup: failed:", f)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mailkeep backup:", err)
-	}
+	printFailures(stderr, "backup", sum.Failures, err)
 	if com.jsonOut {
 		writeJSON(stdout, sum)
 	}

@@ -161,3 +161,27 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 	}
 	return 0, true
 }
+
+// outcome classifies a finished run for the summary, the catalog and the
+// exit code.
+func outcome(ctx context.Context, err error, failures int) (name, errText string, code int) {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return "interrupted", "interrupted", exitInterrupted
+	case err != nil:
+		return "failed", err.Error(), exitFailed
+	case failures > 0:
+		return "partial", "", exitPartial
+	}
+	return "ok", "", exitOK
+}
+
+// printFailures names every failure, then the run's error, on stderr.
+func printFailures(stderr io.Writer, cmd string, failures []string, err error) {
+	for _, f := range failures {
+		fmt.Fprintf(stderr, "mailkeep %s: failed: %s\n", cmd, f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "mailkeep %s: %v\n", cmd, err)
+	}
+}

@@ -152,28 +152,15 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
 	}
-	code := exitOK
-	sum.Outcome = "ok"
-	switch {
-	case err != nil && ctx.Err() != nil:
-		sum.Outcome, sum.Error, code = "interrupted", "interrupted", exitInterrupted
-	case err != nil:
-		sum.Outcome, sum.Error, code = "failed", err.Error(), exitFailed
-	case len(st.Failures) > 0:
-		sum.Outcome, code = "partial", exitPartial
-	}
+	var code int
+	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
 	if a != nil {
 		rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
 		if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
 			err, code = eerr, exitFailed
 		}
 	}
-	for _, f := range sum.Failures {
-		fmt.Fprintln(stderr, "mailkeep restore: failed:", f)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, "mailkeep restore:", err)
-	}
+	printFailures(stderr, "restore", sum.Failures, err)
 	if com.jsonOut {
 		writeJSON(stdout, sum)
 	}
