@@ -395,7 +395,8 @@ func (r *run) folder(c *imapclient.Client, raw *imapconn.Raw, f Folder, dst stri
 				}
 				allowKw[strings.ToLower(string(p))] = true
 			}
-			if present, noID, err = r.index(c, sel.NumMessages); err != nil {
+			n := r.settle(c, sel.NumMessages)
+			if present, noID, err = r.index(c, n); err != nil {
 				return err
 			}
 		}
@@ -515,6 +516,31 @@ func (r *run) folder(c *imapclient.Client, raw *imapconn.Raw, f Folder, dst stri
 	}
 	return err
 }
+
+// settle waits, for a folder that already holds mail, until its message
+// count stops changing: a restore killed with APPENDs in flight leaves the
+// server storing them for a moment after the restart, and the
+// already-present check must see them. It returns the settled count.
+func (r *run) settle(c *imapclient.Client, n uint32) uint32 {
+	if n == 0 {
+		return 0
+	}
+	for i := 0; i < 40; i++ {
+		time.Sleep(settleDelay)
+		if err := c.Noop().Wait(); err != nil {
+			return n
+		}
+		mb := c.Mailbox()
+		if mb == nil || mb.NumMessages == n {
+			return n
+		}
+		n = mb.NumMessages
+	}
+	return n
+}
+
+// settleDelay is how long a folder's count must stay put.
+var settleDelay = 150 * time.Millisecond
 
 // appendWindow is how many APPENDs may await their OK at once.
 const appendWindow = 32
