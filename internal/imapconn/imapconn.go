@@ -5,6 +5,7 @@
 package imapconn
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -73,14 +74,14 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 			conn.Close()
 			return nil, fmt.Errorf("%s: TLS: %w", cfg, err)
 		}
-		c = imapclient.New(t, opts)
+		c = imapclient.New(buffered(t), opts)
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(conn, opts)
+		c, err = imapclient.NewStartTLS(buffered(conn), opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: STARTTLS failed, refusing to send the password in clear (use imaps://, or --tls none on a trusted network): %w", cfg, err)
 		}
 	case TLSNone:
-		c = imapclient.New(conn, opts)
+		c = imapclient.New(buffered(conn), opts)
 	default:
 		conn.Close()
 		return nil, fmt.Errorf("%s: unknown TLS mode %d", cfg, cfg.TLS)
@@ -110,3 +111,14 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 func Watch(ctx context.Context, c *imapclient.Client) (stop func() bool) {
 	return context.AfterFunc(ctx, func() { c.Close() })
 }
+
+// bufConn reads through a large buffer: go-imap reads with a 4 KB bufio,
+// which would cost a system call per 4 KB of mail.
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func buffered(c net.Conn) net.Conn { return &bufConn{Conn: c, r: bufio.NewReaderSize(c, 256<<10)} }
