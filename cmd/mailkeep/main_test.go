@@ -247,6 +247,15 @@ func TestKilledRunsResume(t *testing.T) {
 					t.Fatal(err)
 				}
 				time.Sleep(time.Duration(20+rng.IntN(250)) * time.Millisecond)
+				if i%3 == 2 { // Ctrl-C: a clean stop with exit 130 (or 0 if it had finished)
+					time.Sleep(100 * time.Millisecond) // past process start-up, where SIGINT still kills
+					cmd.Process.Signal(os.Interrupt)
+					cmd.Wait()
+					if code := cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
+						t.Errorf("interrupted backup exited %d, want 130", code)
+					}
+					continue
+				}
 				cmd.Process.Kill()
 				cmd.Wait()
 			}
