@@ -9,10 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 )
 
-func readFrom(t *testing.T, path string, c Codec, p Pos, n int) []byte {
+var codecs = []Codec{CodecZstd, CodecGzip, CodecNone}
+
+func readAt(t *testing.T, path string, c Codec, p Pos, n int) []byte {
 	t.Helper()
 	r, err := OpenReader(path, c, p)
 	if err != nil {
@@ -21,164 +25,609 @@ func readFrom(t *testing.T, path string, c Codec, p Pos, n int) []byte {
 	defer r.Close()
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		t.Fatalf("read %d at %+v: %v", n, p, err)
+		t.Fatalf("read %d bytes at %+v: %v", n, p, err)
 	}
 	return b
 }
 
-func msgs(rng *rand.Rand, n int) [][]byte {
+func readAll(t *testing.T, path string, c Codec, p Pos) []byte {
+	t.Helper()
+	r, err := OpenReader(path, c, p)
+	if err != nil {
+		t.Fatalf("OpenReader %+v: %v", p, err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading from %+v: %v", p, err)
+	}
+	return b
+}
+
+// smallMsgs returns n messages of 10 B to 14 KB: with 1 KiB frames every
+// seventh spans several frames.
+func smallMsgs(rng *rand.Rand, n int) [][]byte {
 	var out [][]byte
-	for i := 0; i < n; i++ {
+	for i := range n {
 		size := 10 + rng.IntN(3000)
 		if i%7 == 0 {
-			size = 5000 + rng.IntN(9000) // spans frames of 1 KiB
+			size = 5000 + rng.IntN(9000)
 		}
 		b := make([]byte, size)
 		for j := range b {
 			b[j] = "abcdefgh \n"[rng.IntN(10)]
 		}
-		b = append(b, fmt.Sprintf("#%d\n", i)...)
-		out = append(out, b)
+		out = append(out, fmt.Appendf(b, "#%d\n", i))
 	}
 	return out
 }
 
-func TestAppendSessionsAndPositions(t *testing.T) {
-	for _, c := range []Codec{CodecZstd, CodecGzip, CodecNone} {
-		t.Run(string(c), func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "sub", "f.mbox")
-			rng := rand.New(rand.NewPCG(3, 4))
-			var all []byte
-			var pos []Pos
-			var ms [][]byte
-			committed := int64(0)
-			for session := 0; session < 3; session++ {
-				w, err := OpenAppend(path, committed, Options{Codec: c, FrameSize: 1024})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, m := range msgs(rng, 20) {
-					pos = append(pos, w.Pos())
-					ms = append(ms, m)
-					if _, err := w.Write(m); err != nil {
+func fileBytes(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestAppendSessions appends messages over several OpenAppend sessions,
+// with Syncs inside sessions too, and reads each message back from the
+// position Pos gave before it was written.
+func TestAppendSessions(t *testing.T) {
+	for _, c := range codecs {
+		for _, frame := range []int{1024, 64 << 10} {
+			t.Run(fmt.Sprintf("%s/%d", c, frame), func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "a", "b", "f.mbox")
+				rng := rand.New(rand.NewPCG(3, uint64(frame)))
+				var all []byte
+				var pos []Pos
+				var offs []int
+				var msgs [][]byte
+				var committed int64
+				var before []byte // the file as the previous session left it
+				for session := range 4 {
+					w, err := OpenAppend(path, committed, Options{Codec: c, FrameSize: frame})
+					if err != nil {
 						t.Fatal(err)
 					}
-					all = append(all, m...)
+					if p := w.Pos(); p != (Pos{FrameOffset: committed}) {
+						t.Fatalf("session %d starts at %+v, want frame offset %d", session, p, committed)
+					}
+					ms := smallMsgs(rng, 25)
+					if session == 2 {
+						ms = append(ms, corpus(uint64(session), 200<<10)...)
+					}
+					for i, m := range ms {
+						pos = append(pos, w.Pos())
+						offs = append(offs, len(all))
+						msgs = append(msgs, m)
+						// Uneven writes, as a copy loop gives.
+						for p := m; len(p) > 0; {
+							k := min(len(p), 1+rng.IntN(5000))
+							if n, err := w.Write(p[:k]); err != nil || n != k {
+								t.Fatalf("Write: %d of %d, %v", n, k, err)
+							}
+							p = p[k:]
+						}
+						all = append(all, m...)
+						if i%10 == 9 {
+							if committed, err = w.Sync(); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+					if committed, err = w.Sync(); err != nil {
+						t.Fatal(err)
+					}
+					if err := w.Close(); err != nil {
+						t.Fatal(err)
+					}
+					now := fileBytes(t, path)
+					if int64(len(now)) != committed {
+						t.Fatalf("file has %d bytes, Sync said %d", len(now), committed)
+					}
+					if !bytes.HasPrefix(now, before) {
+						t.Fatalf("session %d changed bytes that were there", session)
+					}
+					before = now
 				}
-				if committed, err = w.Sync(); err != nil {
-					t.Fatal(err)
+				spanning := 0
+				for i, p := range pos {
+					if got := readAt(t, path, c, p, len(msgs[i])); !bytes.Equal(got, msgs[i]) {
+						t.Fatalf("message %d at %+v differs", i, p)
+					}
+					if i+1 < len(pos) && pos[i+1].FrameOffset != p.FrameOffset {
+						spanning++
+					}
+					if c == CodecNone && (p.Offset != 0 || p.FrameOffset != int64(offs[i])) {
+						t.Fatalf("uncompressed message %d at %+v, want file offset %d", i, p, offs[i])
+					}
 				}
-				w.Close()
-			}
-			for i, p := range pos {
-				if got := readFrom(t, path, c, p, len(ms[i])); !bytes.Equal(got, ms[i]) {
-					t.Fatalf("message %d at %+v differs", i, p)
+				if c != CodecNone && frame == 1024 && spanning < len(pos)/10 {
+					t.Errorf("only %d of %d messages end in another frame than they start", spanning, len(pos))
 				}
-			}
-			r, _ := OpenReader(path, c, Pos{})
-			got, err := io.ReadAll(r)
-			r.Close()
-			if err != nil || !bytes.Equal(got, all) {
-				t.Fatalf("whole stream: %v, %d of %d bytes", err, len(got), len(all))
-			}
-			tool := map[Codec][]string{CodecZstd: {"zstd", "-dc"}, CodecGzip: {"gzip", "-dc"}, CodecNone: {"cat"}}[c]
-			if _, err := exec.LookPath(tool[0]); err != nil {
-				if os.Getenv("CI") != "" {
-					t.Fatalf("%s missing", tool[0])
+				for _, i := range []int{0, 1, len(pos) / 2, len(pos) - 1} {
+					if got := readAll(t, path, c, pos[i]); !bytes.Equal(got, all[offs[i]:]) {
+						t.Fatalf("stream from message %d at %+v: %d bytes, want %d", i, pos[i], len(got), len(all)-offs[i])
+					}
 				}
-				t.Skipf("%s missing", tool[0])
-			}
-			out, err := exec.Command(tool[0], append(tool[1:], path)...).Output()
-			if err != nil || !bytes.Equal(out, all) {
-				t.Fatalf("%s of the appended file: %v, %d of %d bytes", tool[0], err, len(out), len(all))
-			}
-		})
+				for _, p := range []string{path, filepath.Join(dir, "a", "b"), filepath.Join(dir, "a")} {
+					st, err := os.Stat(p)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := map[bool]os.FileMode{true: 0o700, false: 0o600}[st.IsDir()]; st.Mode().Perm() != want {
+						t.Errorf("%s: mode %v, want %v", p, st.Mode().Perm(), want)
+					}
+				}
+			})
+		}
 	}
 }
 
-// TestTornTail simulates a crash: data written after the last Sync, torn
-// at random points, is dropped by the next OpenAppend.
-func TestTornTail(t *testing.T) {
-	for _, c := range []Codec{CodecZstd, CodecGzip, CodecNone} {
-		rng := rand.New(rand.NewPCG(5, 6))
-		for trial := 0; trial < 10; trial++ {
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.WriteFile(to, fileBytes(t, from), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrash simulates a crash: data written after the last Sync reaches
+// the disk in part, torn anywhere (inside a frame, between frames). A copy
+// of the file stands for the disk after the crash; the next OpenAppend
+// with the committed size must keep what was committed and append after it.
+func TestCrash(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(string(c), func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "f")
-			w, _ := OpenAppend(path, 0, Options{Codec: c, FrameSize: 1024})
+			rng := rand.New(rand.NewPCG(5, 6))
+			w, err := OpenAppend(path, 0, Options{Codec: c, FrameSize: 1024})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
 			good := bytes.Repeat([]byte("committed line\n"), 300)
 			w.Write(good)
 			committed, err := w.Sync()
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.Write(bytes.Repeat([]byte("uncommitted\n"), 500))
-			w.bw.Flush() // as if the process died after the OS got some of it
-			w.f.Close()
-			st, _ := os.Stat(path)
-			cut := committed + rng.Int64N(st.Size()-committed+1)
-			os.Truncate(path, cut)
-			w2, err := OpenAppend(path, committed, Options{Codec: c, FrameSize: 1024})
-			if err != nil {
+			w.Write(bytes.Repeat([]byte("uncommitted\n"), 1000)) // several frames and a half
+			w.bw.Flush()                                         // the OS got it, but no fsync
+			size := int64(len(fileBytes(t, path)))
+			if size <= committed+100 {
+				t.Fatalf("only %d bytes past committed reached the file", size-committed)
+			}
+			cuts := []int64{committed, committed + 1, size - 1, size}
+			for range 16 {
+				cuts = append(cuts, committed+rng.Int64N(size-committed+1))
+			}
+			for _, cut := range cuts {
+				crashed := filepath.Join(dir, fmt.Sprintf("crash%d", cut))
+				copyFile(t, path, crashed)
+				if err := os.Truncate(crashed, cut); err != nil {
+					t.Fatal(err)
+				}
+				w2, err := OpenAppend(crashed, committed, Options{Codec: c, FrameSize: 1024})
+				if err != nil {
+					t.Fatalf("cut at %d: %v", cut, err)
+				}
+				if got := int64(len(fileBytes(t, crashed))); got != committed {
+					t.Fatalf("cut at %d: OpenAppend left %d bytes, want %d", cut, got, committed)
+				}
+				if got := readAll(t, crashed, c, Pos{}); !bytes.Equal(got, good) {
+					t.Fatalf("cut at %d: committed data reads back as %d bytes", cut, len(got))
+				}
+				p := w2.Pos()
+				more := []byte(fmt.Sprintf("after recovery from a cut at %d\n", cut))
+				w2.Write(more)
+				if _, err := w2.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				w2.Close()
+				if got := readAll(t, crashed, c, Pos{}); !bytes.Equal(got, append(append([]byte{}, good...), more...)) {
+					t.Fatalf("cut at %d: after recovery %d bytes read back", cut, len(got))
+				}
+				if got := readAt(t, crashed, c, p, len(more)); !bytes.Equal(got, more) {
+					t.Fatalf("cut at %d: appended message at %+v reads %q", cut, p, got)
+				}
+			}
+			// The writer that "crashed" can still drop its tail and go on.
+			if err := w.Abort(); err != nil {
 				t.Fatal(err)
 			}
-			p := w2.Pos()
-			more := []byte("after recovery\n")
-			w2.Write(more)
-			if _, err := w2.Sync(); err != nil {
+			w.Write([]byte("last\n"))
+			if _, err := w.Sync(); err != nil {
 				t.Fatal(err)
 			}
-			w2.Close()
-			r, _ := OpenReader(path, c, Pos{})
-			got, err := io.ReadAll(r)
-			r.Close()
-			if err != nil || !bytes.Equal(got, append(append([]byte{}, good...), more...)) {
-				t.Fatalf("%s trial %d: after recovery read %d bytes, err %v", c, trial, len(got), err)
+			if got := readAll(t, path, c, Pos{}); string(got) != string(good)+"last\n" {
+				t.Fatalf("after Abort: %d bytes", len(got))
 			}
-			if b := readFrom(t, path, c, p, len(more)); !bytes.Equal(b, more) {
-				t.Fatalf("%s: appended message at %+v reads %q", c, p, b)
-			}
+		})
+	}
+}
+
+func TestShort(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	w, err := OpenAppend(path, 0, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("keep\n"))
+	committed, err := w.Sync()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	before := fileBytes(t, path)
+	if _, err := OpenAppend(path, committed+1000, Options{}); !errors.Is(err, ErrShort) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("shorter file: %v", err)
+	}
+	if after := fileBytes(t, path); !bytes.Equal(after, before) {
+		t.Fatal("OpenAppend of a short file changed it")
+	}
+	gone := filepath.Join(dir, "sub", "gone")
+	if _, err := OpenAppend(gone, 10, Options{}); !errors.Is(err, ErrShort) {
+		t.Fatalf("missing file with committed data: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(gone)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("OpenAppend of a lost file created its directory: %v", err)
+	}
+	if _, err := OpenAppend(dir, 0, Options{}); err == nil {
+		t.Fatal("OpenAppend of a directory succeeded")
+	}
+	if _, err := OpenAppend(path, 0, Options{Codec: "lz4"}); err == nil {
+		t.Fatal("unknown codec accepted")
+	}
+	if _, err := OpenAppend(path, -1, Options{}); err == nil {
+		t.Fatal("negative committed size accepted")
+	}
+	if _, err := OpenAppend(path, 0, Options{Codec: CodecGzip, Level: 42}); err == nil {
+		t.Fatal("gzip level 42 accepted")
+	}
+	if after := fileBytes(t, path); !bytes.Equal(after, before) {
+		t.Fatal("a failed OpenAppend changed the file")
+	}
+}
+
+// TestAbort drops what was written since the last Sync: inside a frame,
+// across frame boundaries, after a Sync that left a frame half full.
+func TestAbort(t *testing.T) {
+	for _, c := range codecs {
+		for _, tt := range []struct {
+			name string
+			drop int // bytes written and then aborted; frames are 100 bytes
+		}{{"nothing", 0}, {"inside a frame", 37}, {"to the frame's end", 70}, {"across frames", 1234}, {"many frames", 40_000}} {
+			t.Run(string(c)+"/"+tt.name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "f")
+				w, err := OpenAppend(path, 0, Options{Codec: c, FrameSize: 100})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				w.Write([]byte("keep this, 30 bytes of data.\n")) // 30 bytes: a frame left open
+				committed, err := w.Sync()
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := w.Pos()
+				w.Write(bytes.Repeat([]byte("x"), tt.drop))
+				if err := w.Abort(); err != nil {
+					t.Fatal(err)
+				}
+				if p := w.Pos(); p != start {
+					t.Fatalf("Pos after Abort %+v, want %+v", p, start)
+				}
+				if got := int64(len(fileBytes(t, path))); got != committed {
+					t.Fatalf("file has %d bytes after Abort, want %d", got, committed)
+				}
+				w.Write([]byte("and this\n"))
+				if _, err := w.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				if got := readAll(t, path, c, Pos{}); string(got) != "keep this, 30 bytes of data.\nand this\n" {
+					t.Fatalf("after Abort: %q", got)
+				}
+				if got := readAt(t, path, c, start, 9); string(got) != "and this\n" {
+					t.Fatalf("at %+v after Abort: %q", start, got)
+				}
+			})
 		}
 	}
 }
 
-func TestAbortAndShort(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	w, _ := OpenAppend(path, 0, Options{Codec: CodecZstd, FrameSize: 100})
-	w.Write([]byte("keep\n"))
-	committed, _ := w.Sync()
-	w.Write(bytes.Repeat([]byte("drop"), 100)) // several frames
-	if err := w.Abort(); err != nil {
-		t.Fatal(err)
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestWriteError checks that a failed write poisons the Writer until Abort,
+// so that a Sync cannot commit a damaged stream.
+func TestWriteError(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(string(c), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "f")
+			w, err := OpenAppend(path, 0, Options{Codec: c, FrameSize: 64 << 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			w.Write([]byte("good\n"))
+			committed, _ := w.Sync()
+			w.bw.Reset(failingWriter{}) // the disk fills up
+			data := corpus(1, 2<<20)
+			var werr error
+			for _, m := range data {
+				if _, werr = w.Write(m); werr != nil {
+					break
+				}
+			}
+			if werr == nil {
+				_, werr = w.Sync()
+			}
+			if werr == nil || !strings.Contains(werr.Error(), path) {
+				t.Fatalf("writing to a full disk: %v", werr)
+			}
+			if _, err := w.Write([]byte("x")); err == nil {
+				t.Fatal("Write after an error succeeded")
+			}
+			if n, err := w.Sync(); err == nil {
+				t.Fatalf("Sync after an error succeeded: %d", n)
+			}
+			if err := w.Abort(); err != nil { // also restores the file as the target
+				t.Fatal(err)
+			}
+			w.Write([]byte("more\n"))
+			if n, err := w.Sync(); err != nil || n <= committed {
+				t.Fatalf("Sync after Abort: %d, %v", n, err)
+			}
+			if got := readAll(t, path, c, Pos{}); string(got) != "good\nmore\n" {
+				t.Fatalf("after recovery: %q", got)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write([]byte("x")); err == nil {
+				t.Fatal("Write after Close succeeded")
+			}
+			if err := w.Close(); !errors.Is(err, ErrClosed) {
+				t.Fatalf("second Close: %v", err)
+			}
+		})
 	}
-	w.Write([]byte("also keep\n"))
-	w.Sync()
-	w.Close()
-	r, _ := OpenReader(path, CodecZstd, Pos{})
-	got, _ := io.ReadAll(r)
-	r.Close()
-	if string(got) != "keep\nalso keep\n" {
-		t.Fatalf("after abort: %q", got)
+}
+
+func TestLevels(t *testing.T) {
+	data := []byte(text(rand.New(rand.NewPCG(2, 2)), 300<<10))
+	for _, tt := range []struct {
+		codec Codec
+		level int
+	}{{CodecZstd, 1}, {CodecZstd, 3}, {CodecZstd, 9}, {CodecZstd, 19}, {CodecGzip, -2}, {CodecGzip, 1}, {CodecGzip, 6}, {CodecGzip, 9}, {"", 0}} {
+		path := filepath.Join(t.TempDir(), "f")
+		w, err := OpenAppend(path, 0, Options{Codec: tt.codec, Level: tt.level, FrameSize: 100 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		size, err := w.Sync()
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, path, tt.codec, Pos{}); !bytes.Equal(got, data) {
+			t.Errorf("%s level %d: %d bytes read back, want %d", tt.codec, tt.level, len(got), len(data))
+		}
+		if size > int64(len(data))*6/10 { // Huffman-only gzip (-2) gives 0.57
+			t.Errorf("%s level %d: %d bytes compress to %d", tt.codec, tt.level, len(data), size)
+		}
 	}
-	if _, err := OpenAppend(path, committed+1000, Options{Codec: CodecZstd}); !errors.Is(err, ErrShort) {
-		t.Fatalf("short file: %v", err)
+}
+
+func TestReaderErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []Codec{CodecZstd, CodecGzip} {
+		path := filepath.Join(dir, string(c))
+		w, _ := OpenAppend(path, 0, Options{Codec: c, FrameSize: 1000})
+		w.Write(bytes.Repeat([]byte("0123456789"), 250))
+		size, _ := w.Sync()
+		w.Close()
+		for _, tt := range []struct {
+			name string
+			pos  Pos
+		}{
+			{"not a frame start", Pos{FrameOffset: 3}},
+			{"past the frame's data", Pos{FrameOffset: 0, Offset: 1_000_000}},
+			{"negative", Pos{FrameOffset: -1}},
+		} {
+			r, err := OpenReader(path, c, tt.pos)
+			if err == nil {
+				_, err = io.ReadAll(r)
+				r.Close()
+			}
+			if err == nil {
+				t.Errorf("%s, %s: no error", c, tt.name)
+			}
+		}
+		if got := readAll(t, path, c, Pos{FrameOffset: size}); len(got) != 0 {
+			t.Errorf("%s: %d bytes at the end of the file", c, len(got))
+		}
+		// A damaged frame is an error, never wrong data.
+		b := fileBytes(t, path)
+		b[len(b)/2] ^= 0x55
+		os.WriteFile(path, b, 0o600)
+		r, err := OpenReader(path, c, Pos{})
+		if err == nil {
+			var got []byte
+			got, err = io.ReadAll(r)
+			r.Close()
+			if err == nil {
+				t.Errorf("%s: a damaged file read without error (%d bytes)", c, len(got))
+			}
+		}
 	}
-	if _, err := OpenAppend(filepath.Join(t.TempDir(), "gone"), 10, Options{}); !errors.Is(err, ErrShort) {
-		t.Fatalf("missing file with committed data: %v", err)
+	if _, err := OpenReader(filepath.Join(dir, "missing"), CodecZstd, Pos{}); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := OpenReader(filepath.Join(dir, "zstd"), "lz4", Pos{}); err == nil {
+		t.Error("unknown codec accepted")
+	}
+}
+
+func need(t *testing.T, prog string) string {
+	p, err := exec.LookPath(prog)
+	if err == nil {
+		return p
+	}
+	if prog == "python3" {
+		if _, err := os.Stat("/root/.pyenv/shims/python3"); err == nil {
+			return "/root/.pyenv/shims/python3"
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s missing", prog)
+	}
+	t.Skipf("%s missing", prog)
+	return ""
+}
+
+// TestOtherDecoders reads a file of many frames from several sessions
+// with independent decoders: zstdcat, zcat and Python's gzip module.
+func TestOtherDecoders(t *testing.T) {
+	for _, tt := range []struct {
+		codec Codec
+		cmd   []string
+	}{
+		{CodecZstd, []string{"zstdcat"}},
+		{CodecGzip, []string{"zcat"}},
+		{CodecGzip, []string{"python3", "-c", "import gzip, sys; sys.stdout.buffer.write(gzip.open(sys.argv[1]).read())"}},
+	} {
+		t.Run(tt.cmd[0], func(t *testing.T) {
+			prog := need(t, tt.cmd[0])
+			path := filepath.Join(t.TempDir(), "f")
+			var all []byte
+			var committed int64
+			for session := range 3 {
+				w, err := OpenAppend(path, committed, Options{Codec: tt.codec, FrameSize: 64 << 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range corpus(uint64(session), 300<<10) {
+					w.Write(m)
+					all = append(all, m...)
+				}
+				committed, err = w.Sync()
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.Write([]byte("never committed")) // dropped by Close
+				w.Close()
+			}
+			out, err := exec.Command(prog, append(tt.cmd[1:], path)...).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", tt.cmd[0], err)
+			}
+			if !bytes.Equal(out, all) {
+				t.Fatalf("%s read %d bytes, want %d", tt.cmd[0], len(out), len(all))
+			}
+		})
+	}
+}
+
+// TestMemory checks that writing and reading a large file allocates a
+// bounded amount, not in proportion to the data.
+func TestMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	data := bytes.Join(corpus(7, 4<<20), nil)
+	for _, c := range []Codec{CodecZstd, CodecGzip} {
+		path := filepath.Join(t.TempDir(), "f")
+		var m0, m1, m2 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		w, err := OpenAppend(path, 0, Options{Codec: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 8 { // 32 MB
+			w.Write(data)
+		}
+		w.Sync()
+		w.Close()
+		runtime.ReadMemStats(&m1)
+		r, _ := OpenReader(path, c, Pos{})
+		n, err := io.Copy(io.Discard, r)
+		r.Close()
+		runtime.ReadMemStats(&m2)
+		if err != nil || n != 8*int64(len(data)) {
+			t.Fatalf("%s: read %d bytes, %v", c, n, err)
+		}
+		wrote, read := m1.TotalAlloc-m0.TotalAlloc, m2.TotalAlloc-m1.TotalAlloc
+		t.Logf("%s: writing %d MB allocated %.1f MB, reading %.1f MB", c, n>>20, float64(wrote)/(1<<20), float64(read)/(1<<20))
+		if wrote > 24<<20 || read > 24<<20 {
+			t.Errorf("%s: writing %d MB allocated %d MB, reading %d MB", c, n>>20, wrote>>20, read>>20)
+		}
 	}
 }
 
 func BenchmarkWriteZstd(b *testing.B) { benchWrite(b, CodecZstd) }
 func BenchmarkWriteGzip(b *testing.B) { benchWrite(b, CodecGzip) }
+func BenchmarkWriteNone(b *testing.B) { benchWrite(b, CodecNone) }
 
+// benchWrite writes a 16 MB corpus per op, a message at a time, with a
+// Sync (fsync) every 4 MB as the archive does, to one open Writer.
 func benchWrite(b *testing.B, c Codec) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	data := bytes.Join(msgs(rng, 200), nil)
-	w, _ := OpenAppend(filepath.Join(b.TempDir(), "f"), 0, Options{Codec: c})
+	msgs := corpus(1, 16<<20)
+	total := 0
+	for _, m := range msgs {
+		total += len(m)
+	}
+	w, err := OpenAppend(filepath.Join(b.TempDir(), "f"), 0, Options{Codec: c})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer w.Close()
-	b.SetBytes(int64(len(data)))
+	b.SetBytes(int64(total))
 	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		w.Write(data)
+	var size int64
+	for b.Loop() {
+		n := 0
+		for _, m := range msgs {
+			w.Write(m)
+			if n += len(m); n >= 4<<20 {
+				w.Sync()
+				n = 0
+			}
+		}
+		if size, err = w.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size)/float64(total)/float64(b.N), "ratio")
+}
+
+func BenchmarkReadZstd(b *testing.B) { benchRead(b, CodecZstd) }
+func BenchmarkReadGzip(b *testing.B) { benchRead(b, CodecGzip) }
+
+func benchRead(b *testing.B, c Codec) {
+	path := filepath.Join(b.TempDir(), "f")
+	w, _ := OpenAppend(path, 0, Options{Codec: c})
+	total := 0
+	for _, m := range corpus(1, 16<<20) {
+		w.Write(m)
+		total += len(m)
 	}
 	w.Sync()
+	w.Close()
+	b.SetBytes(int64(total))
+	b.ReportAllocs()
+	for b.Loop() {
+		r, _ := OpenReader(path, c, Pos{})
+		if n, err := io.Copy(io.Discard, r); err != nil || n != int64(total) {
+			b.Fatal(n, err)
+		}
+		r.Close()
+	}
 }
