@@ -229,7 +229,7 @@ func BenchmarkIMAP(b *testing.B) {
 		floor := rawFetch(b, e.dv.IMAPAddr)
 		report(b, "raw fetch floor", floor, e.corpus.Messages, e.corpus.Bytes, 0, "")
 		mb := e.mbsync(b, e.dv.IMAPAddr)
-		for _, format := range []string{"mbox.zst", "maildir"} {
+		for _, format := range []string{"mbox.zst", "maildir", "mbox"} {
 			dir := filepath.Join(e.tmp, "imap-"+format)
 			os.RemoveAll(dir)
 			url := "imap://" + benchUser + "@" + e.dv.IMAPAddr
