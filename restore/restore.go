@@ -3,22 +3,76 @@
 // idempotently. It reads through the small Source and Progress interfaces,
 // so it serves mailkeep archives (package archivesrc) and foreign mbox or
 // Maildir files (package foreignsrc) alike.
+//
+// # Exact bytes
+//
+// Every message is read once and checked against its size and SHA-256
+// before its APPEND starts, so a damaged message is reported (Stats.Damaged)
+// without a byte of it reaching the server, and the rest go on. Messages up
+// to 1 MB are kept in memory from that first read; larger ones are read a
+// second time while they are sent (a local archive reads fast; memory stays
+// bounded). The second read is checked too: its last byte is held back until
+// the checksum is confirmed, and on a mismatch the connection is dropped
+// with the literal one byte short, so the server cannot store the damaged
+// copy. The engine then reconnects and continues with the next message.
+//
+// # Resuming
+//
+// A message is recorded with Progress.MarkRestored right after the server's
+// OK. A message that Progress does not know but the destination folder
+// already holds is skipped and recorded ("already present"): same
+// Message-ID, RFC822.SIZE and INTERNALDATE (to the second); for a message
+// without Message-ID, same size and date and the same SHA-256 of the
+// destination's copy, which is fetched to compare. This also catches a
+// crash between the server's OK and the record, and APPENDs still in flight
+// when an earlier run was killed. Two different messages that share a
+// Message-ID (different size or date) are both restored; several identical
+// copies in the source are matched one for one. Sizes and checksums are
+// also compared with bare LFs made CRLF, as Dovecot stores and serves such
+// messages (foreign mbox files have LF line ends). The flags of a message
+// found already present are left as the server has them.
+//
+// A destination folder is selected and indexed (one UID FETCH 1:* of
+// UID, RFC822.SIZE, INTERNALDATE and the Message-ID header) only when its
+// first message to restore comes up, so a rerun over folders restored in
+// full sends no command for them. A folder that holds mail is first watched
+// until its message count stays put for 150 ms: APPENDs that a killed run
+// left in flight may still be being stored.
+//
+// # Folders and flags
+//
+// Source names are split at their delimiter and joined with the
+// destination's, under its personal namespace prefix (NAMESPACE, else
+// LIST "" ""); INBOX stays INBOX. A name component holding the
+// destination's delimiter fails that folder (ErrUnrepresentable). Folders
+// with a special-use attribute, or top-level folders with a well-known name
+// ("Sent Items", "Deleted Items", "Spam", ...), go to the destination's
+// folder with that attribute unless Options.NoSpecialUse or Options.Prefix.
+// Each APPEND carries the message's INTERNALDATE and flags, less \Recent;
+// keywords only where the folder's PERMANENTFLAGS list them or \*, others
+// (and flags that are not valid IMAP atoms) are dropped, counted in
+// Stats.KeywordsDropped and logged once per folder. go-imap cannot tell an
+// absent PERMANENTFLAGS from an empty one: both drop every keyword.
+//
+// # Speed
+//
+// Folders run in parallel, one per connection (Options.Connections).
+// go-imap v2 waits for the server's continuation request before every
+// literal over 4 KB (and for every literal without LITERAL-), which costs
+// one round trip per message. When Options.DialRaw is set and the server
+// offers LITERAL+, APPENDs go instead over a second, raw connection and are
+// pipelined: up to 32 await their OK at once.
 package restore
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailkeep/mailkeep/archive/layout"
@@ -28,25 +82,29 @@ import (
 
 // Message is one message to restore.
 type Message struct {
-	Key          string // unique and stable within the source; progress is recorded under it
-	Flags        []string
+	Key          string   // unique and stable within the source; progress is recorded under it
+	Flags        []string // IMAP flags and keywords as stored
 	InternalDate time.Time
 	Size         int64
-	SHA256       string // hex of the exact bytes; checked before APPEND
-	MessageID    string
-	Open         func() (io.ReadCloser, error)
+	SHA256       string // hex of the exact bytes; checked before APPEND (empty: not checked)
+	MessageID    string // with or without angle brackets; may be empty
+	// Open returns the message's bytes. It may be called twice (large
+	// messages are read once to check, once to send).
+	Open func() (io.ReadCloser, error)
 }
 
 // Folder is one source folder.
 type Folder struct {
 	Name       string
-	Delim      rune
+	Delim      rune   // hierarchy delimiter of Name (0: none)
 	SpecialUse string // `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive` or ""
 }
 
 // Source is what a restore reads.
 type Source interface {
 	Folders(ctx context.Context) ([]Folder, error)
+	// Messages calls fn for each message of folder, stopping at the first
+	// error fn returns.
 	Messages(ctx context.Context, folder Folder, fn func(Message) error) error
 }
 
@@ -56,7 +114,7 @@ type Destination struct{ Server, User string }
 // Restored is where a message went.
 type Restored struct {
 	Folder           string
-	UIDValidity, UID uint32 // from APPENDUID (UIDPLUS), else 0
+	UIDValidity, UID uint32 // from APPENDUID (UIDPLUS) or the already-present copy, else 0
 }
 
 // Progress records what was restored where, so a rerun appends nothing twice.
@@ -67,35 +125,52 @@ type Progress interface {
 
 // Event reports one appended message, for a progress display.
 type Event struct {
-	Folder string
+	Folder string // source folder name
 	Bytes  int64
 }
 
 // Options configure a restore.
 type Options struct {
-	Folders, Exclude []string // globs on source folder names written with '/'
-	Prefix           string   // destination parent folder, written with '/'
-	NoSpecialUse     bool
-	DryRun           bool
-	Connections      int // default 4
-	Logger           *slog.Logger
-	Progress         func(Event)
-	// DialRaw, when set, opens an extra connection per worker for APPEND
+	// Folders and Exclude are globs (package internal/glob) on source
+	// folder names written with '/' between levels.
+	Folders, Exclude []string
+	// Prefix, written with '/', is a parent folder for everything restored,
+	// under the destination's personal namespace. Special-use mapping is
+	// off when a prefix is given: the restore stays under it.
+	Prefix       string
+	NoSpecialUse bool
+	// DryRun reports what would be created and appended (on the writer
+	// given to SetDryRunOutput) and changes nothing on the server. It
+	// still SELECTs existing folders to learn their PERMANENTFLAGS and
+	// contents.
+	DryRun      bool
+	Connections int // default 4
+	Logger      *slog.Logger
+	Progress    func(Event) // called after each APPEND's OK, from several goroutines
+	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
 	DialRaw func(context.Context) (*imapconn.Raw, error)
 }
 
 // Stats count what a restore did.
 type Stats struct {
-	Folders, Created, Appended, Skipped, Damaged, KeywordsDropped int
-	Bytes                                                         int64
-	Failures                                                      []error
+	Folders  int // selected source folders
+	Created  int // folders created on the server
+	Appended int
+	Skipped  int // already restored, or already present on the server
+	Damaged  int // unreadable or not matching their SHA-256
+	// KeywordsDropped counts keywords (and non-standard system flags) left
+	// out of APPENDs: refused by the folder's PERMANENTFLAGS, or not valid
+	// IMAP atoms. Each folder logs a warning naming them.
+	KeywordsDropped int
+	Bytes           int64
+	Failures        []error // each a *FolderError
 }
 
 // FolderError is a failure of one folder or one message of it.
 type FolderError struct {
-	Folder string
-	Key    string
+	Folder string // source folder name
+	Key    string // message key, or "" for the folder as a whole
 	Err    error
 }
 
@@ -108,8 +183,13 @@ func (e *FolderError) Error() string {
 
 func (e *FolderError) Unwrap() error { return e.Err }
 
-// ErrDamaged marks a message whose bytes do not match its checksum.
+// ErrDamaged marks a message that cannot be read or whose bytes do not
+// match its size and SHA-256.
 var ErrDamaged = errors.New("archived bytes do not match their SHA-256")
+
+// ErrUnrepresentable marks a source folder whose name cannot be written on
+// the destination (a component contains the destination's delimiter).
+var ErrUnrepresentable = errors.New("folder name cannot be represented on the destination")
 
 type run struct {
 	ctx  context.Context
@@ -123,14 +203,22 @@ type run struct {
 	delim    rune
 	nsPrefix string
 	special  map[string]string // special-use attr (lower case) -> destination folder
-	existing map[string]bool
+	existing map[string]bool   // selectable destination folders
 
 	mu    sync.Mutex
 	stats Stats
 }
 
+type job struct {
+	f   Folder
+	dst string
+}
+
 // Run restores src into the server reached through dial (which returns a
-// logged-in client).
+// logged-in client), recording progress in prog under dest. Failures of
+// single folders and messages are in Stats.Failures; the error is for a
+// restore that could not run (first connection, LIST, the source's folder
+// list) or was cancelled (ctx.Err()).
 func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, error), dest Destination, src Source, prog Progress, opt Options) (Stats, error) {
 	if opt.Connections <= 0 {
 		opt.Connections = 4
@@ -139,23 +227,20 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &run{ctx: ctx, dial: dial, dest: dest, src: src, prog: prog, opt: opt, log: opt.Logger}
-	c, err := dial(ctx)
+	first, err := r.connect()
 	if err != nil {
-		return r.stats, err
+		return r.stats, fmt.Errorf("connecting to %s: %w", dest.Server, err)
 	}
-	defer c.Close()
-	if err := r.discover(c); err != nil {
-		return r.stats, err
+	if err := r.discover(first.c); err != nil {
+		first.close()
+		return r.stats, r.ctxErr(fmt.Errorf("%s: %w", dest.Server, err))
 	}
 	folders, err := src.Folders(ctx)
 	if err != nil {
-		return r.stats, err
+		first.close()
+		return r.stats, r.ctxErr(fmt.Errorf("listing the source's folders: %w", err))
 	}
 	sel := glob.New(opt.Folders, opt.Exclude)
-	type job struct {
-		f   Folder
-		dst string
-	}
 	var jobs []job
 	for _, f := range folders {
 		if !sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
@@ -163,71 +248,38 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		}
 		r.stats.Folders++
 		dst, err := r.destName(f)
-		if err != nil {
-			r.fail(f.Name, "", err)
-			continue
+		if err == nil {
+			err = r.create(first.c, dst)
 		}
-		if err := r.create(c, dst); err != nil {
-			r.fail(f.Name, "", err)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			r.fail(&FolderError{Folder: f.Name, Err: err})
 			continue
 		}
 		jobs = append(jobs, job{f, dst})
 	}
+	if ctx.Err() != nil {
+		first.close()
+		return r.stats, ctx.Err()
+	}
 	queue := make(chan job)
 	var wg sync.WaitGroup
-	for i := 0; i < min(opt.Connections, len(jobs)); i++ {
-		wg.Add(1)
-		first := c
+	n := min(opt.Connections, len(jobs))
+	for i := 0; i < n; i++ {
+		cn := first
 		if i > 0 {
-			first = nil
+			cn = nil
 		}
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cc := first
-			var raw *imapconn.Raw
-			defer func() {
-				if raw != nil {
-					raw.Logout()
-				}
-			}()
-			for j := range queue {
-				if ctx.Err() != nil {
-					continue
-				}
-				if cc == nil {
-					var err error
-					if cc, err = dial(ctx); err != nil {
-						r.fail(j.f.Name, "", err)
-						continue
-					}
-				}
-				if raw == nil && opt.DialRaw != nil && !opt.DryRun {
-					if rc, err := opt.DialRaw(ctx); err == nil && rc.Caps["LITERAL+"] {
-						raw = rc
-					} else if err == nil {
-						rc.Logout()
-					}
-				}
-				stop := context.AfterFunc(ctx, func() { cc.Close() })
-				err := r.folder(cc, raw, j.f, j.dst)
-				stop()
-				if err != nil {
-					if ctx.Err() == nil {
-						r.fail(j.f.Name, "", err)
-					}
-					go cc.Close()
-					cc = nil
-					if raw != nil {
-						raw.Close()
-						raw = nil
-					}
-				}
-			}
-			if cc != nil && cc != first {
-				cc.Logout().Wait()
-				cc.Close()
-			}
+			r.worker(cn, queue)
 		}()
+	}
+	if n == 0 {
+		first.logout()
 	}
 	for _, j := range jobs {
 		select {
@@ -237,351 +289,61 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 	}
 	close(queue)
 	wg.Wait()
-	if ctx.Err() != nil {
-		return r.stats, ctx.Err()
-	}
-	c.Logout().Wait()
-	return r.stats, nil
+	return r.stats, ctx.Err()
 }
 
-func (r *run) fail(folder, key string, err error) {
-	r.log.Error("restore failure", "folder", folder, "message", key, "err", err)
-	r.mu.Lock()
-	r.stats.Failures = append(r.stats.Failures, &FolderError{Folder: folder, Key: key, Err: err})
-	r.mu.Unlock()
-}
-
-// discover learns the destination's delimiter, personal namespace, folders
-// and special-use folders.
-func (r *run) discover(c *imapclient.Client) error {
-	r.delim = '/'
-	if c.Caps().Has(imap.CapNamespace) || c.Caps().Has(imap.CapIMAP4rev2) {
-		ns, err := c.Namespace().Wait()
-		if err == nil && len(ns.Personal) > 0 {
-			r.nsPrefix, r.delim = ns.Personal[0].Prefix, ns.Personal[0].Delim
+// worker restores folders from queue one after another on one connection
+// (opened on demand, and again after a failure).
+func (r *run) worker(cn *conn, queue <-chan job) {
+	for j := range queue {
+		if r.ctx.Err() != nil {
+			continue
 		}
-	}
-	if r.nsPrefix == "" {
-		if l, err := c.List("", "", nil).Collect(); err == nil && len(l) > 0 && l[0].Delim != 0 {
-			r.delim = l[0].Delim
-		}
-	}
-	opt := &imap.ListOptions{ReturnSpecialUse: c.Caps().Has(imap.CapSpecialUse)}
-	list, err := c.List("", "*", opt).Collect()
-	if err != nil {
-		return fmt.Errorf("LIST: %w", err)
-	}
-	r.existing = map[string]bool{}
-	r.special = map[string]string{}
-	for _, l := range list {
-		r.existing[l.Mailbox] = true
-		for _, a := range l.Attrs {
-			switch s := strings.ToLower(string(a)); s {
-			case `\sent`, `\drafts`, `\trash`, `\junk`, `\archive`:
-				if _, ok := r.special[s]; !ok {
-					r.special[s] = l.Mailbox
+		if cn == nil {
+			var err error
+			if cn, err = r.connect(); err != nil {
+				if r.ctx.Err() == nil {
+					r.fail(&FolderError{Folder: j.f.Name, Err: err})
 				}
-			}
-		}
-	}
-	return nil
-}
-
-var wellKnown = map[string]string{
-	"sent": `\sent`, "sent items": `\sent`, "sent messages": `\sent`, "sent mail": `\sent`,
-	"drafts": `\drafts`, "draft": `\drafts`,
-	"trash": `\trash`, "deleted items": `\trash`, "deleted messages": `\trash`, "bin": `\trash`,
-	"junk": `\junk`, "spam": `\junk`, "junk e-mail": `\junk`, "junk email": `\junk`,
-	"archive": `\archive`, "archives": `\archive`,
-}
-
-// destName maps a source folder onto the destination's namespace.
-func (r *run) destName(f Folder) (string, error) {
-	comps := layout.Components(f.Name, f.Delim)
-	if !r.opt.NoSpecialUse && r.opt.Prefix == "" && len(comps) == 1 {
-		su := strings.ToLower(f.SpecialUse)
-		if su == "" {
-			su = wellKnown[strings.ToLower(comps[0])]
-		}
-		if d, ok := r.special[su]; ok && su != "" {
-			return d, nil
-		}
-	}
-	if r.opt.Prefix != "" {
-		comps = append(strings.Split(strings.Trim(r.opt.Prefix, "/"), "/"), comps...)
-	}
-	for _, c := range comps {
-		if r.delim != 0 && strings.ContainsRune(c, r.delim) {
-			return "", fmt.Errorf("folder name component %q contains the destination's hierarchy delimiter %q; it cannot be represented (restore it with --prefix into another name, or rename it in the source)", c, r.delim)
-		}
-	}
-	if len(comps) == 1 && comps[0] == "INBOX" {
-		return "INBOX", nil
-	}
-	name := layout.Join(comps, r.delim)
-	if r.nsPrefix != "" && !strings.HasPrefix(strings.ToUpper(name), strings.ToUpper(r.nsPrefix)) {
-		name = r.nsPrefix + name
-	}
-	return name, nil
-}
-
-// create makes dst unless it exists. Servers that need parents to exist
-// first get them created, then dst again.
-func (r *run) create(c *imapclient.Client, dst string) error {
-	if r.existing[dst] || strings.EqualFold(dst, "INBOX") {
-		return nil
-	}
-	if r.opt.DryRun {
-		fmt.Fprintf(dryRunOut, "would create folder %q\n", dst)
-		r.count(func(s *Stats) { s.Created++ })
-		return nil
-	}
-	err := r.create1(c, dst)
-	if err != nil && r.delim != 0 {
-		parts := strings.Split(dst, string(r.delim))
-		for i := 1; i < len(parts); i++ {
-			p := strings.Join(parts[:i], string(r.delim))
-			if !r.existing[p] && p+string(r.delim) != r.nsPrefix && !strings.EqualFold(p, "INBOX") {
-				r.create1(c, p) // best effort: it may exist implicitly
-			}
-		}
-		err = r.create1(c, dst)
-	}
-	return err
-}
-
-func (r *run) create1(c *imapclient.Client, name string) error {
-	if err := c.Create(name, nil).Wait(); err != nil {
-		var ie *imap.Error
-		if !errors.As(err, &ie) || ie.Code != imap.ResponseCodeAlreadyExists {
-			return fmt.Errorf("CREATE %q: %w", name, err)
-		}
-	} else {
-		r.count(func(s *Stats) { s.Created++ })
-	}
-	r.existing[name] = true
-	return nil
-}
-
-// dryRunOut receives dry-run reports (stdout; a variable for tests).
-var dryRunOut io.Writer = io.Discard
-
-// SetDryRunOutput sets where --dry-run reports go.
-func SetDryRunOutput(w io.Writer) { dryRunOut = w }
-
-type presentKey struct {
-	msgID string
-	size  int64
-	date  int64
-}
-
-// folder restores one folder on connection c.
-func (r *run) folder(c *imapclient.Client, raw *imapconn.Raw, f Folder, dst string) error {
-	var present map[presentKey]int
-	var noID map[presentKey][]imap.UID
-	allowKw, allowAll := map[string]bool{}, false
-	if r.opt.DryRun && !r.existing[dst] {
-		allowAll = true // a folder yet to be created: assume it takes keywords
-	} else {
-		// SELECT, not EXAMINE: a read-only mailbox reports no permanent flags.
-		sel, err := c.Select(dst, nil).Wait()
-		if err != nil && !r.opt.DryRun {
-			return fmt.Errorf("SELECT %q: %w", dst, err)
-		}
-		if err == nil {
-			for _, p := range sel.PermanentFlags {
-				if p == imap.FlagWildcard {
-					allowAll = true
-				}
-				allowKw[strings.ToLower(string(p))] = true
-			}
-			n := r.settle(c, sel.NumMessages)
-			if present, noID, err = r.index(c, n); err != nil {
-				return err
-			}
-		}
-	}
-	dropped := map[string]bool{}
-	var pending []*pendingAppend
-	wait := func(p *pendingAppend) {
-		data, err := p.wait()
-		if err != nil {
-			r.fail(f.Name, p.key, fmt.Errorf("APPEND to %q: %w", dst, err))
-			return
-		}
-		rd := Restored{Folder: dst}
-		if data != nil {
-			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
-		}
-		if err := r.prog.MarkRestored(r.dest, p.key, rd); err != nil {
-			r.fail(f.Name, p.key, err)
-			return
-		}
-		r.mu.Lock()
-		r.stats.Appended++
-		r.stats.Bytes += p.size
-		r.mu.Unlock()
-		if r.opt.Progress != nil {
-			r.opt.Progress(Event{Folder: f.Name, Bytes: p.size})
-		}
-	}
-	flush := func(keep int) {
-		for len(pending) > keep {
-			wait(pending[0])
-			pending = pending[1:]
-		}
-	}
-	err := r.src.Messages(r.ctx, f, func(m Message) error {
-		done, err := r.prog.IsRestored(r.dest, m.Key)
-		if err != nil {
-			return err
-		}
-		if done {
-			r.count(func(s *Stats) { s.Skipped++ })
-			return nil
-		}
-		k := presentKey{m.MessageID, m.Size, m.InternalDate.Unix()}
-		if m.MessageID != "" && present[k] > 0 {
-			present[k]--
-			r.count(func(s *Stats) { s.Skipped++ })
-			return r.prog.MarkRestored(r.dest, m.Key, Restored{Folder: dst})
-		}
-		body, err := r.load(m)
-		if err != nil {
-			r.fail(f.Name, m.Key, err)
-			if errors.Is(err, ErrDamaged) {
-				r.count(func(s *Stats) { s.Damaged++ })
-			}
-			return nil
-		}
-		if m.MessageID == "" && len(noID[k]) > 0 {
-			if same, err := r.sameAsDest(c, noID, k, m.SHA256); err != nil {
-				return err
-			} else if same {
-				r.count(func(s *Stats) { s.Skipped++ })
-				return r.prog.MarkRestored(r.dest, m.Key, Restored{Folder: dst})
-			}
-		}
-		var flags []imap.Flag
-		for _, fl := range m.Flags {
-			switch {
-			case strings.EqualFold(fl, `\Recent`):
 				continue
-			case strings.HasPrefix(fl, `\`):
-				flags = append(flags, imap.Flag(fl))
-			case allowAll || allowKw[strings.ToLower(fl)]:
-				flags = append(flags, imap.Flag(fl))
-			default:
-				if !dropped[fl] {
-					dropped[fl] = true
-					r.log.Warn("destination folder refuses keyword; restored without it", "folder", dst, "keyword", fl)
+			}
+		}
+		fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
+		err := fr.restore()
+		cn = fr.cn // it may have reconnected
+		if err != nil {
+			if r.ctx.Err() == nil {
+				var fe *FolderError
+				if !errors.As(err, &fe) {
+					fe = &FolderError{Folder: j.f.Name, Err: err}
 				}
-				r.count(func(s *Stats) { s.KeywordsDropped++ })
+				r.fail(fe)
 			}
-		}
-		if r.opt.DryRun {
-			fmt.Fprintf(dryRunOut, "would append to %q: %s, %d bytes, %s, flags %v\n", dst, m.Key, m.Size, m.InternalDate.Format(time.RFC3339), flags)
-			r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
-			return nil
-		}
-		p := &pendingAppend{key: m.Key, size: m.Size}
-		if raw != nil {
-			tag, err := rawAppend(raw, dst, flags, m.InternalDate, m.Size, body)
-			if err != nil {
-				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
+			if cn != nil {
+				cn.close()
 			}
-			p.wait = func() (*imap.AppendData, error) { return rawWait(raw, tag) }
+			cn = nil
+		}
+	}
+	if cn != nil {
+		if r.ctx.Err() != nil {
+			cn.close()
 		} else {
-			cmd := c.Append(dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
-			if err := body.writeTo(cmd); err != nil {
-				cmd.Close()
-				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
-			}
-			if err := cmd.Close(); err != nil {
-				return fmt.Errorf("APPEND %s to %q: %w", m.Key, dst, err)
-			}
-			p.wait = cmd.Wait
+			cn.logout()
 		}
-		pending = append(pending, p)
-		flush(appendWindow)
-		return nil
-	})
-	flush(0)
-	if len(dropped) > 0 {
-		var kws []string
-		for k := range dropped {
-			kws = append(kws, k)
-		}
-		r.log.Warn("keywords not restored: the destination folder does not allow them (PERMANENTFLAGS)", "folder", dst, "keywords", strings.Join(kws, " "))
+	}
+}
+
+func (r *run) ctxErr(err error) error {
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
 	}
 	return err
 }
 
-// settle waits, for a folder that already holds mail, until its message
-// count stops changing: a restore killed with APPENDs in flight leaves the
-// server storing them for a moment after the restart, and the
-// already-present check must see them. It returns the settled count.
-func (r *run) settle(c *imapclient.Client, n uint32) uint32 {
-	if n == 0 {
-		return 0
-	}
-	for i := 0; i < 40; i++ {
-		time.Sleep(settleDelay)
-		if err := c.Noop().Wait(); err != nil {
-			return n
-		}
-		mb := c.Mailbox()
-		if mb == nil || mb.NumMessages == n {
-			return n
-		}
-		n = mb.NumMessages
-	}
-	return n
-}
-
-// settleDelay is how long a folder's count must stay put.
-var settleDelay = 150 * time.Millisecond
-
-// appendWindow is how many APPENDs may await their OK at once.
-const appendWindow = 32
-
-type pendingAppend struct {
-	wait func() (*imap.AppendData, error)
-	key  string
-	size int64
-}
-
-// rawAppend sends one APPEND with a LITERAL+ literal, without waiting.
-func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time, size int64, b *body) (string, error) {
-	tag := raw.NextTag()
-	fl := make([]string, len(flags))
-	for i, f := range flags {
-		fl[i] = string(f)
-	}
-	raw.SetWriteDeadline(time.Now().Add(5 * time.Minute))
-	fmt.Fprintf(raw.W, "%s APPEND %s (%s) \"%s\" {%d+}\r\n", tag, imapconn.Mailbox(dst), strings.Join(fl, " "), date.Format("_2-Jan-2006 15:04:05 -0700"), size)
-	if err := b.writeTo(raw.W); err != nil {
-		return "", err
-	}
-	if _, err := raw.W.WriteString("\r\n"); err != nil {
-		return "", err
-	}
-	return tag, raw.W.Flush()
-}
-
-// rawWait reads the answer to an APPEND sent by rawAppend.
-func rawWait(raw *imapconn.Raw, tag string) (*imap.AppendData, error) {
-	_, text, err := raw.ReadTagged(tag)
-	if err != nil {
-		return nil, err
-	}
-	var d imap.AppendData
-	if rest, ok := strings.CutPrefix(text, "[APPENDUID "); ok {
-		var uid uint32
-		fmt.Sscanf(rest, "%d %d", &d.UIDValidity, &uid)
-		d.UID = imap.UID(uid)
-	}
-	return &d, nil
+func (r *run) fail(e *FolderError) {
+	r.log.Error("restore failure", "folder", e.Folder, "message", e.Key, "err", e.Err)
+	r.count(func(s *Stats) { s.Failures = append(s.Failures, e) })
 }
 
 func (r *run) count(f func(*Stats)) {
@@ -590,109 +352,79 @@ func (r *run) count(f func(*Stats)) {
 	r.mu.Unlock()
 }
 
-// body is a message's bytes, checked against its SHA-256: held in memory
-// when small, re-read from the source when large.
-type body struct {
-	m   Message
-	buf []byte
+// conn is one worker's connections: a go-imap client for every command,
+// and, when the server offers LITERAL+, a raw one for pipelined APPENDs.
+// Both are closed when the run's context ends.
+type conn struct {
+	c        *imapclient.Client
+	raw      *imapconn.Raw
+	stop     func() bool
+	triedRaw bool
 }
 
-const smallMessage = 1 << 20
-
-// load reads a message once to check its checksum (and keeps it when small).
-func (r *run) load(m Message) (*body, error) {
-	rc, err := m.Open()
+func (r *run) connect() (*conn, error) {
+	c, err := r.dial(r.ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
+		return nil, err
 	}
-	defer rc.Close()
-	h := sha256.New()
-	b := &body{m: m}
-	var n int64
-	if m.Size <= smallMessage {
-		var buf bytes.Buffer
-		n, err = io.Copy(io.MultiWriter(&buf, h), rc)
-		b.buf = buf.Bytes()
-	} else {
-		n, err = io.Copy(h, rc)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading: %v", ErrDamaged, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); n != m.Size || (m.SHA256 != "" && got != m.SHA256) {
-		return nil, fmt.Errorf("%w: %d bytes with SHA-256 %s, catalog says %d bytes, %s", ErrDamaged, n, got, m.Size, m.SHA256)
-	}
-	return b, nil
+	return &conn{c: c, stop: context.AfterFunc(r.ctx, func() { c.Close() })}, nil
 }
 
-func (b *body) writeTo(w io.Writer) error {
-	if b.buf != nil || b.m.Size == 0 {
-		_, err := w.Write(b.buf)
-		return err
+// rawConn returns the pipelining connection, opening it on first use; nil
+// when there is none (no DialRaw, no LITERAL+, a dry run, or it failed).
+func (r *run) rawConn(cn *conn) *imapconn.Raw {
+	if cn.raw != nil || cn.triedRaw || r.opt.DialRaw == nil || r.opt.DryRun {
+		return cn.raw
 	}
-	rc, err := b.m.Open()
+	cn.triedRaw = true
+	raw, err := r.opt.DialRaw(r.ctx)
 	if err != nil {
-		return err
+		r.log.Warn("no pipelining connection; APPENDs wait for the server one by one", "err", err)
+		return nil
 	}
-	defer rc.Close()
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(rc, b.m.Size))
-	if err != nil {
-		return err
+	if !raw.Caps["LITERAL+"] {
+		raw.Logout()
+		return nil
 	}
-	if n != b.m.Size || (b.m.SHA256 != "" && hex.EncodeToString(h.Sum(nil)) != b.m.SHA256) {
-		return fmt.Errorf("%w: changed while restoring", ErrDamaged)
-	}
-	return nil
+	cn.raw = raw
+	return raw
 }
 
-// index lists what the destination folder already holds.
-func (r *run) index(c *imapclient.Client, n uint32) (map[presentKey]int, map[presentKey][]imap.UID, error) {
-	present := map[presentKey]int{}
-	noID := map[presentKey][]imap.UID{}
-	if n == 0 {
-		return present, noID, nil
+// close drops the connections at once (an aborted literal stays unfinished).
+func (cn *conn) close() {
+	cn.stop()
+	cn.c.Close()
+	if cn.raw != nil {
+		cn.raw.Close()
 	}
-	sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
-	msgs, err := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
-	if err != nil {
-		return nil, nil, fmt.Errorf("listing the destination folder: %w", err)
-	}
-	for _, m := range msgs {
-		id := parseMessageID(m.FindBodySection(sec))
-		k := presentKey{id, m.RFC822Size, m.InternalDate.Unix()}
-		if id == "" {
-			noID[k] = append(noID[k], m.UID)
-		} else {
-			present[k]++
-		}
-	}
-	return present, noID, nil
 }
 
-// sameAsDest reports whether a destination message with key k (no
-// Message-ID) has the given SHA-256; a match is used up.
-func (r *run) sameAsDest(c *imapclient.Client, noID map[presentKey][]imap.UID, k presentKey, sum string) (bool, error) {
-	for i, uid := range noID[k] {
-		msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
-		if err != nil {
-			return false, err
-		}
-		if len(msgs) == 1 && len(msgs[0].BodySection) == 1 {
-			h := sha256.Sum256(msgs[0].BodySection[0].Bytes)
-			if hex.EncodeToString(h[:]) == sum {
-				noID[k] = append(noID[k][:i], noID[k][i+1:]...)
-				return true, nil
-			}
-		}
+// logout says goodbye on both connections.
+func (cn *conn) logout() {
+	cn.stop()
+	if cn.raw != nil {
+		cn.raw.Logout()
 	}
-	return false, nil
+	cn.c.Logout().Wait()
+	cn.c.Close()
 }
 
-func parseMessageID(b []byte) string {
-	s := string(b)
-	if i := strings.IndexByte(s, ':'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.Trim(strings.TrimSpace(s), "<>")
+// dryRunOut receives dry-run reports (io.Discard unless set).
+var (
+	dryRunMu  sync.Mutex
+	dryRunOut io.Writer = io.Discard
+)
+
+// SetDryRunOutput sets where Options.DryRun reports go (one line per
+// folder to create and per message to append).
+func SetDryRunOutput(w io.Writer) {
+	dryRunMu.Lock()
+	dryRunOut = w
+	dryRunMu.Unlock()
+}
+
+func dryRunf(format string, args ...any) {
+	dryRunMu.Lock()
+	fmt.Fprintf(dryRunOut, format, args...)
+	dryRunMu.Unlock()
 }

@@ -1,0 +1,115 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailkeep/mailkeep/internal/imapconn"
+)
+
+// errRefused marks an APPEND the server refused before its literal was
+// sent (go-imap's client cannot be used after that).
+var errRefused = errors.New("APPEND refused")
+
+// isRefusal reports whether an APPEND's error is the server's tagged NO or
+// BAD (the connection is still good), not a lost connection.
+func isRefusal(err error) bool {
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return true
+	}
+	var re *rawRefusal
+	return errors.As(err, &re)
+}
+
+// rawRefusal is a NO or BAD answer on the raw connection.
+type rawRefusal struct{ text string }
+
+func (e *rawRefusal) Error() string { return e.text }
+
+// send starts the APPEND of b with flags: pipelined over the raw
+// connection when there is one, else through go-imap (which waits for the
+// server's continuation request unless the literal is small and the server
+// offers LITERAL-). The returned pendingAppend's wait gives the outcome.
+func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
+	m := b.m
+	p := &pendingAppend{key: m.Key, size: m.Size}
+	if raw := fr.r.rawConn(fr.cn); raw != nil {
+		tag, err := rawAppend(raw, fr.dst, flags, m.InternalDate, b)
+		if err != nil {
+			return nil, err
+		}
+		p.wait = func() (*imap.AppendData, error) { return rawWait(raw, tag) }
+		return p, nil
+	}
+	cmd := fr.cn.c.Append(fr.dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+	if err := b.writeTo(cmd); err != nil {
+		var de *damageError
+		if errors.As(err, &de) {
+			return nil, err // the caller drops the connection, literal unfinished
+		}
+		var ie *imap.Error
+		if errors.As(err, &ie) {
+			return nil, fmt.Errorf("%w by the server: %w", errRefused, err)
+		}
+		return nil, err
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	p.wait = cmd.Wait
+	return p, nil
+}
+
+// rawAppend writes one APPEND with a LITERAL+ literal, without waiting for
+// its answer.
+func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time, b *body) (string, error) {
+	tag := raw.NextTag()
+	fl := make([]string, len(flags))
+	for i, f := range flags {
+		fl[i] = string(f)
+	}
+	raw.SetWriteDeadline(time.Now().Add(5 * time.Minute))
+	var sb strings.Builder
+	sb.WriteString(tag + " APPEND " + imapconn.Mailbox(dst) + " (" + strings.Join(fl, " ") + ") ")
+	if !date.IsZero() {
+		sb.WriteString(`"` + date.Format("_2-Jan-2006 15:04:05 -0700") + `" `)
+	}
+	sb.WriteString("{" + strconv.FormatInt(b.m.Size, 10) + "+}\r\n")
+	if _, err := raw.W.WriteString(sb.String()); err != nil {
+		return "", err
+	}
+	if err := b.writeTo(raw.W); err != nil {
+		return "", err
+	}
+	if _, err := raw.W.WriteString("\r\n"); err != nil {
+		return "", err
+	}
+	return tag, raw.W.Flush()
+}
+
+// rawWait reads the answer to an APPEND sent by rawAppend.
+func rawWait(raw *imapconn.Raw, tag string) (*imap.AppendData, error) {
+	_, text, err := raw.ReadTagged(tag)
+	if err != nil {
+		// imapconn reports a tagged NO or BAD as "NO text"/"BAD text",
+		// a lost connection otherwise.
+		if s := err.Error(); strings.HasPrefix(s, "NO ") || strings.HasPrefix(s, "BAD ") {
+			return nil, &rawRefusal{s}
+		}
+		return nil, err
+	}
+	var d imap.AppendData
+	if rest, ok := strings.CutPrefix(text, "[APPENDUID "); ok {
+		var v, uid uint32
+		if _, err := fmt.Sscanf(rest, "%d %d", &v, &uid); err == nil {
+			d.UIDValidity, d.UID = v, imap.UID(uid)
+		}
+	}
+	return &d, nil
+}

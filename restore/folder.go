@@ -1,0 +1,475 @@
+package restore
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// appendWindow is how many APPENDs may await their OK at once.
+const appendWindow = 32
+
+// settleDelay is how long a folder's message count must stay put before
+// its contents are indexed.
+var settleDelay = 150 * time.Millisecond
+
+// folderRun restores one source folder into dst over one conn.
+type folderRun struct {
+	r   *run
+	cn  *conn
+	f   Folder
+	dst string
+
+	uidValidity uint32
+	allowKw     map[string]bool           // PERMANENTFLAGS, lower case
+	allowAll    bool                      // PERMANENTFLAGS has \*
+	present     map[presentKey][]imap.UID // by Message-ID, size, date
+	bySize      map[presentKey][]imap.UID // every message by size and date (msgID "")
+	used        map[imap.UID]bool         // destination messages matched already
+	dropped     map[string]bool
+	pending     []*pendingAppend
+
+	prepared          bool // selected and indexed
+	appended, skipped int
+}
+
+// presentKey identifies a message for the already-present rule.
+type presentKey struct {
+	msgID string
+	size  int64
+	date  int64 // Unix seconds
+}
+
+type pendingAppend struct {
+	wait func() (*imap.AppendData, error)
+	key  string
+	size int64
+}
+
+// restore runs the folder. Per-message failures are recorded and the folder
+// goes on; the error returned ends the folder (and its connection).
+func (fr *folderRun) restore() error {
+	r := fr.r
+	start := time.Now()
+	fr.dropped = map[string]bool{}
+	err := r.src.Messages(r.ctx, fr.f, fr.message)
+	if ferr := fr.flush(0); err == nil {
+		err = ferr
+	}
+	if len(fr.dropped) > 0 {
+		var kws []string
+		for k := range fr.dropped {
+			kws = append(kws, k)
+		}
+		sort.Strings(kws)
+		r.log.Warn("flags not restored: the destination folder does not allow them (PERMANENTFLAGS), or they are not valid IMAP keywords", "folder", fr.dst, "flags", strings.Join(kws, " "))
+	}
+	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "seconds", time.Since(start).Seconds(), "err", err)
+	if err != nil {
+		var fe *FolderError
+		if !errors.As(err, &fe) {
+			err = &FolderError{Folder: fr.f.Name, Err: err}
+		}
+	}
+	return err
+}
+
+// prepare readies the destination folder for the first message to
+// restore: it is selected and indexed only now, so a rerun over a folder
+// restored in full costs no command at all.
+func (fr *folderRun) prepare() error {
+	fr.prepared = true
+	if fr.r.opt.DryRun && !fr.r.existing[fr.dst] {
+		fr.allowAll = true // a folder yet to be created: assume it takes keywords
+		return fr.index(0)
+	}
+	n, err := fr.selectFolder()
+	if err != nil {
+		return err
+	}
+	return fr.index(fr.settle(n))
+}
+
+// selectFolder SELECTs dst and learns which flags it keeps. SELECT, not
+// EXAMINE: a read-only mailbox reports no permanent flags. go-imap cannot
+// tell an absent PERMANENTFLAGS from an empty one; both mean no keywords.
+func (fr *folderRun) selectFolder() (uint32, error) {
+	sel, err := fr.cn.c.Select(fr.dst, nil).Wait()
+	if err != nil {
+		return 0, fmt.Errorf("SELECT %q: %w", fr.dst, err)
+	}
+	fr.uidValidity = sel.UIDValidity
+	fr.allowKw = map[string]bool{}
+	for _, p := range sel.PermanentFlags {
+		if p == imap.FlagWildcard {
+			fr.allowAll = true
+		}
+		fr.allowKw[strings.ToLower(string(p))] = true
+	}
+	return sel.NumMessages, nil
+}
+
+// settle waits, for a folder that already holds mail, until its message
+// count stops changing: a restore killed with APPENDs in flight leaves the
+// server storing them for a moment after the restart, and the
+// already-present check must see them. It returns the settled count.
+func (fr *folderRun) settle(n uint32) uint32 {
+	if n == 0 {
+		return 0
+	}
+	c := fr.cn.c
+	for i := 0; i < 40; i++ {
+		select {
+		case <-time.After(settleDelay):
+		case <-fr.r.ctx.Done():
+			return n
+		}
+		if err := c.Noop().Wait(); err != nil {
+			return n
+		}
+		mb := c.Mailbox()
+		if mb == nil || mb.NumMessages == n {
+			return n
+		}
+		n = mb.NumMessages
+	}
+	return n
+}
+
+// index lists what the destination folder already holds, with one
+// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]).
+func (fr *folderRun) index(n uint32) error {
+	fr.present = map[presentKey][]imap.UID{}
+	fr.bySize = map[presentKey][]imap.UID{}
+	fr.used = map[imap.UID]bool{}
+	if n == 0 {
+		return nil
+	}
+	sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	cmd := fr.cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{sec}})
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		m, err := msg.Collect()
+		if err != nil {
+			break // reported by Close
+		}
+		if m.UID == 0 || m.InternalDate.IsZero() {
+			continue // unsolicited FETCH (a flag change by another session)
+		}
+		id := parseMessageID(m.FindBodySection(sec))
+		k := presentKey{id, m.RFC822Size, m.InternalDate.Unix()}
+		if id != "" {
+			fr.present[k] = append(fr.present[k], m.UID)
+		}
+		k.msgID = ""
+		fr.bySize[k] = append(fr.bySize[k], m.UID)
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("listing destination folder %q: %w", fr.dst, err)
+	}
+	return nil
+}
+
+// parseMessageID returns the first Message-ID in a header block, without
+// angle brackets.
+func parseMessageID(b []byte) string {
+	s := string(b)
+	_, v, ok := strings.Cut(s, ":")
+	if !ok {
+		return ""
+	}
+	// The value ends at the first line not starting with white space.
+	var sb strings.Builder
+	for i, line := range strings.Split(v, "\n") {
+		line = strings.TrimRight(line, "\r")
+		if i > 0 && (line == "" || (line[0] != ' ' && line[0] != '\t')) {
+			break
+		}
+		sb.WriteString(line)
+	}
+	return normID(sb.String())
+}
+
+// normID is a Message-ID without white space and angle brackets.
+func normID(s string) string {
+	return strings.Trim(strings.TrimSpace(s), "<> \t")
+}
+
+// message restores one message (the Source's callback).
+func (fr *folderRun) message(m Message) error {
+	r := fr.r
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	done, err := r.prog.IsRestored(r.dest, m.Key)
+	if err != nil {
+		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
+	}
+	if done {
+		fr.skip()
+		return nil
+	}
+	if !fr.prepared {
+		if err := fr.prepare(); err != nil {
+			return err
+		}
+	}
+	id := normID(m.MessageID)
+	k := presentKey{id, m.Size, m.InternalDate.Unix()}
+	if id != "" {
+		if uid := fr.take(k); uid != 0 {
+			return fr.alreadyPresent(m, uid)
+		}
+	}
+	b, err := load(m)
+	if err != nil {
+		fr.damaged(m, err)
+		return nil
+	}
+	// The destination may hold it with its bare LFs made CRLF.
+	kc := presentKey{id, b.crlfSize, k.date}
+	if id != "" && kc != k {
+		if uid := fr.take(kc); uid != 0 {
+			return fr.alreadyPresent(m, uid)
+		}
+	}
+	// A message without Message-ID is compared by its bytes with those of
+	// the same size and date (whether they have a Message-ID or not).
+	if id == "" {
+		for i, c := range []struct {
+			k   presentKey
+			sum string
+		}{{k, b.sum}, {kc, b.crlfSum}} {
+			if len(fr.bySize[c.k]) == 0 || c.sum == "" || i == 1 && kc == k {
+				continue
+			}
+			uid, err := fr.sameAsDest(c.k, c.sum)
+			if err != nil {
+				return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: err}
+			}
+			if uid != 0 {
+				return fr.alreadyPresent(m, uid)
+			}
+		}
+	}
+	flags := fr.flags(m.Flags)
+	if r.opt.DryRun {
+		dryRunf("would append to %q: %s, %d bytes, %s, flags %v\n", fr.dst, m.Key, m.Size, m.InternalDate.Format(time.RFC3339), flags)
+		r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
+		fr.appended++
+		return nil
+	}
+	if !b.inMemory() {
+		// Settle what is in flight first: if the second read turns out
+		// damaged, the connection is dropped, and nothing else with it.
+		if err := fr.flush(0); err != nil {
+			return err
+		}
+	}
+	p, err := fr.send(b, flags)
+	var de *damageError
+	switch {
+	case errors.As(err, &de):
+		fr.cn.close()
+		fr.damaged(m, err)
+		return fr.reconnect()
+	case errors.Is(err, errRefused):
+		// go-imap: the server answered NO instead of a continuation; the
+		// client cannot go on. Collect the OKs in flight, then reconnect.
+		if err := fr.flush(0); err != nil {
+			return err
+		}
+		fr.cn.close()
+		r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
+		return fr.reconnect()
+	case err != nil:
+		// The connection is broken: drop it, so that waiting for the
+		// APPENDs in flight fails at once.
+		fr.cn.close()
+		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+	}
+	fr.pending = append(fr.pending, p)
+	return fr.flush(appendWindow)
+}
+
+func (fr *folderRun) skip() {
+	fr.skipped++
+	fr.r.count(func(s *Stats) { s.Skipped++ })
+}
+
+func (fr *folderRun) damaged(m Message, err error) {
+	fr.r.count(func(s *Stats) { s.Damaged++ })
+	fr.r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
+}
+
+// alreadyPresent records a message the destination holds already.
+func (fr *folderRun) alreadyPresent(m Message, uid imap.UID) error {
+	fr.skip()
+	if fr.r.opt.DryRun {
+		return nil
+	}
+	rd := Restored{Folder: fr.dst, UIDValidity: fr.uidValidity, UID: uint32(uid)}
+	if err := fr.r.prog.MarkRestored(fr.r.dest, m.Key, rd); err != nil {
+		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("recording progress: %w", err)}
+	}
+	return nil
+}
+
+// reconnect replaces a dropped connection and selects the folder again.
+func (fr *folderRun) reconnect() error {
+	fr.cn = nil
+	cn, err := fr.r.connect()
+	if err != nil {
+		return fmt.Errorf("reconnecting: %w", err)
+	}
+	fr.cn = cn
+	_, err = fr.selectFolder()
+	return err
+}
+
+// take returns an unmatched destination message with key k and marks it
+// matched, or 0.
+func (fr *folderRun) take(k presentKey) imap.UID {
+	for i, uid := range fr.present[k] {
+		if !fr.used[uid] {
+			fr.present[k] = fr.present[k][i+1:]
+			fr.used[uid] = true
+			return uid
+		}
+	}
+	return 0
+}
+
+// sameAsDest looks for an unmatched destination message of k's size and
+// date whose bytes have SHA-256 sum, streaming each candidate through the
+// hash. A match is marked; it returns 0 when there is none.
+func (fr *folderRun) sameAsDest(k presentKey, sum string) (imap.UID, error) {
+	for _, uid := range fr.bySize[k] {
+		if fr.used[uid] {
+			continue
+		}
+		cmd := fr.cn.c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+		got := ""
+		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+			for item := msg.Next(); item != nil; item = msg.Next() {
+				if bs, ok := item.(imapclient.FetchItemDataBodySection); ok && bs.Literal != nil {
+					h := sha256.New()
+					if _, err := io.Copy(h, bs.Literal); err == nil {
+						got = hex.EncodeToString(h.Sum(nil))
+					}
+				}
+			}
+		}
+		if err := cmd.Close(); err != nil {
+			return 0, fmt.Errorf("fetching UID %d of %q to compare: %w", uid, fr.dst, err)
+		}
+		if got == sum {
+			fr.used[uid] = true
+			return uid, nil
+		}
+	}
+	return 0, nil
+}
+
+// systemFlags are the flags every server must accept in APPEND (\Recent
+// is never sent: the server sets it).
+var systemFlags = map[string]bool{`\seen`: true, `\answered`: true, `\flagged`: true, `\deleted`: true, `\draft`: true}
+
+// flags returns the flags to APPEND: the system flags, and the keywords the
+// folder's PERMANENTFLAGS allow. The rest are dropped, counted and logged.
+func (fr *folderRun) flags(in []string) []imap.Flag {
+	var out []imap.Flag
+	seen := map[string]bool{}
+	for _, fl := range in {
+		low := strings.ToLower(fl)
+		if seen[low] || low == `\recent` || fl == "" {
+			continue
+		}
+		seen[low] = true
+		switch {
+		case systemFlags[low]:
+			out = append(out, imap.Flag(fl))
+		case !validFlag(fl):
+			fr.drop(fl)
+		case strings.HasPrefix(fl, `\`):
+			// A system flag this engine does not know: only where the
+			// folder lists it (\* allows new keywords, not system flags).
+			if fr.allowKw[low] {
+				out = append(out, imap.Flag(fl))
+			} else {
+				fr.drop(fl)
+			}
+		case fr.allowAll || fr.allowKw[low]:
+			out = append(out, imap.Flag(fl))
+		default:
+			fr.drop(fl)
+		}
+	}
+	return out
+}
+
+func (fr *folderRun) drop(fl string) {
+	fr.dropped[fl] = true
+	fr.r.count(func(s *Stats) { s.KeywordsDropped++ })
+}
+
+// validFlag reports whether fl is a flag-keyword (an atom) or a
+// flag-extension (`\` atom).
+func validFlag(fl string) bool {
+	s := strings.TrimPrefix(fl, `\`)
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// flush waits for the OKs of all but keep pending APPENDs, recording each
+// restored message. A server's NO fails that message; a lost connection
+// ends the folder.
+func (fr *folderRun) flush(keep int) error {
+	r := fr.r
+	for len(fr.pending) > keep {
+		p := fr.pending[0]
+		fr.pending = fr.pending[1:]
+		data, err := p.wait()
+		if err != nil {
+			if isRefusal(err) {
+				r.fail(&FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q refused: %w", fr.dst, err)})
+				continue
+			}
+			unknown := len(fr.pending)
+			fr.pending = nil
+			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w (this and %d more APPENDs unconfirmed; a rerun finds those the server stored)", fr.dst, err, unknown)}
+		}
+		rd := Restored{Folder: fr.dst}
+		if data != nil && data.UID != 0 {
+			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
+		}
+		if err := r.prog.MarkRestored(r.dest, p.key, rd); err != nil {
+			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("recording progress: %w", err)}
+		}
+		fr.appended++
+		r.count(func(s *Stats) { s.Appended++; s.Bytes += p.size })
+		if r.opt.Progress != nil {
+			r.opt.Progress(Event{Folder: fr.f.Name, Bytes: p.size})
+		}
+	}
+	return nil
+}
