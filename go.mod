@@ -6,6 +6,7 @@ require (
 	github.com/emersion/go-imap/v2 v2.0.0-beta.8
 	github.com/emersion/go-mbox v1.0.4
 	github.com/klauspost/compress v1.20.3
+	github.com/pelletier/go-toml/v2 v2.2.4
 	golang.org/x/sys v0.49.0
 	golang.org/x/term v0.47.0
 	modernc.org/sqlite v1.61.1
