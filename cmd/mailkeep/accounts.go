@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/config"
@@ -53,10 +54,15 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 	if a.OAuth2 != nil {
 		return s, cfg, fmt.Errorf("account %s: oauth2 is not supported yet", a.Name)
 	}
+	if a.PasswordEnv != "" {
+		if _, ok := os.LookupEnv(a.PasswordEnv); !ok {
+			return s, cfg, usageErr("account %s: no password: environment variable %s (password_env) is not set", a.Name, a.PasswordEnv)
+		}
+	}
 	pw := account.PasswordSource{Env: a.PasswordEnv, File: a.PasswordFile, Command: a.PasswordCommand}
 	cfg.Password, err = pw.Password(ctx)
 	if err != nil {
-		return s, cfg, fmt.Errorf("account %s: %w", a.Name, err)
+		return s, cfg, usageErr("account %s: %w", a.Name, err)
 	}
 	return s, cfg, nil
 }

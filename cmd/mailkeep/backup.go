@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
@@ -71,34 +72,52 @@ func (c *connFlags) server(ctx context.Context) (account.Server, imapconn.Config
 
 // summary is the --json output of backup (documented in README.md).
 type summary struct {
-	Command     string    `json:"command"`
-	Account     string    `json:"account"`
-	Archive     string    `json:"archive"`
-	Run         int64     `json:"run"`
-	Outcome     string    `json:"outcome"`
-	Started     time.Time `json:"started"`
-	Seconds     float64   `json:"seconds"`
-	Folders     int       `json:"folders"`
-	Unchanged   int       `json:"unchanged_folders"`
-	Fetched     int       `json:"fetched"`
-	Bytes       int64     `json:"bytes"`
-	FlagChanges int       `json:"flag_changes"`
-	Expunged    int       `json:"expunged"`
-	Rekeyed     int       `json:"rekeyed"`
-	Deleted     int       `json:"deleted,omitempty"`
-	Failures    []string  `json:"failures"`
-	Error       string    `json:"error,omitempty"`
+	Command     string     `json:"command"`
+	Name        string     `json:"name,omitempty"`
+	Account     string     `json:"account"`
+	Protocol    string     `json:"protocol,omitempty"`
+	Archive     string     `json:"archive"`
+	Run         int64      `json:"run"`
+	Outcome     string     `json:"outcome"`
+	Started     time.Time  `json:"started"`
+	Seconds     float64    `json:"seconds"`
+	Folders     int        `json:"folders"`
+	Unchanged   int        `json:"unchanged_folders"`
+	Fetched     int        `json:"fetched"`
+	Bytes       int64      `json:"bytes"`
+	FlagChanges int        `json:"flag_changes"`
+	Expunged    int        `json:"expunged"`
+	Rekeyed     int        `json:"rekeyed"`
+	Deleted     int        `json:"deleted,omitempty"`
+	Failures    []string   `json:"failures"`
+	Error       string     `json:"error,omitempty"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+}
+
+// backupJob is one account to back up: from the command line or from the
+// configuration file.
+type backupJob struct {
+	name             string // config account name; "" from the command line
+	dir              string
+	format           archive.Format
+	folders, exclude []string
+	conns            int
+	pop3             pop3Flags
+	// server resolves the connection settings (reads the password).
+	server func(ctx context.Context) (account.Server, imapconn.Config, error)
 }
 
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("backup", stderr)
 	var cf connFlags
+	var cfgFlag configFlag
 	var com common
-	var dir, format string
+	var dir, format, metricsFile string
 	var folders, exclude stringsFlag
-	var conns int
+	var conns, parallel int
 	var pf pop3Flags
 	cf.register(fs, true)
+	cfgFlag.register(fs)
 	com.register(fs)
 	pf.register(fs)
 	fs.StringVar(&dir, "archive", "", "archive directory (one per account)")
@@ -106,10 +125,15 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&folders, "folder", "back up only folders matching this glob (repeatable)")
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
 	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
+	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	log := com.logger(stderr)
+	if cf.imapURL == "" && cf.pop3URL == "" {
+		return backupConfigured(ctx, fs, cfgFlag, com, pf, parallel, metricsFile, stdout, stderr, log)
+	}
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "mailkeep backup:", err)
 		if com.jsonOut {
@@ -118,7 +142,10 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitCode(err)
 	}
 	if fs.NArg() > 0 {
-		return fail(usageErr("unexpected arguments %q", fs.Args()))
+		return fail(usageErr("unexpected arguments %q (account names come from the config file; drop --imap/--pop3 to use it)", fs.Args()))
+	}
+	if cfgFlag.path != "" || parallel != 0 {
+		return fail(usageErr("--config and --parallel select configured accounts; do not combine them with --imap/--pop3"))
 	}
 	if dir == "" {
 		return fail(usageErr("--archive DIR is required"))
@@ -131,57 +158,129 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		fmtOpt = f
 	}
-	srv, cfg, err := cf.server(ctx)
-	if err != nil {
-		return fail(err)
+	job := backupJob{dir: dir, format: fmtOpt, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server}
+	bar := progress.New(stderr, "backup", com.quiet)
+	sum, err := runBackup(ctx, job, stdout, log, bar.Add)
+	bar.Done()
+	if sum.Account == "" && err != nil { // nothing started
+		code := fail(err)
+		writeMetrics(metricsFile, []summary{sum}, log)
+		return code
 	}
-	if srv.Protocol == account.IMAP && pf.any() {
-		return fail(usageErr("--delete, --keep-days, --dry-run and --no-uidl are POP3 options"))
+	code := reportBackup(ctx, sum, err, stderr, com.quiet)
+	if com.jsonOut {
+		writeJSON(stdout, sum)
 	}
-	a, err := archive.Open(dir, archive.Options{Format: fmtOpt})
+	if merr := writeMetrics(metricsFile, []summary{sum}, log); merr != nil && code == exitOK {
+		fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		code = exitFailed
+	}
+	return code
+}
+
+// runBackup backs up one account. A returned error means the run as a whole
+// failed (the summary says so too); failures of single folders or messages
+// are in the summary.
+func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.Logger, prog func(string, int, int64)) (summary, error) {
+	sum := summary{Command: "backup", Name: job.name, Archive: job.dir, Started: time.Now().UTC(), Failures: []string{}}
+	srv, cfg, err := job.server(ctx)
 	if err != nil {
-		return fail(err)
+		return sum, err
+	}
+	if srv.Protocol == account.IMAP && job.pop3.any() {
+		return sum, usageErr("--delete, --keep-days, --dry-run and --no-uidl are POP3 options")
+	}
+	a, err := archive.Open(job.dir, archive.Options{Format: job.format})
+	if err != nil {
+		return sum, err
 	}
 	defer a.Close()
 	if err := checkSource(a, string(srv.Protocol)+":"+srv.User+"@"+srv.Host); err != nil {
-		return fail(err)
+		return sum, err
 	}
 	start := time.Now()
 	run, err := a.Cat.BeginRun("backup", srv.String(), start)
 	if err != nil {
-		return fail(err)
+		return sum, err
 	}
-	bar := progress.New(stderr, "backup", com.quiet)
+	sum.Account, sum.Run, sum.Protocol = srv.String(), run, string(srv.Protocol)
+	if job.name != "" {
+		log = log.With("account", job.name)
+	}
 	var st fetch.Stats
 	if srv.Protocol == account.IMAP {
 		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
-			Account: cfg, Folders: folders, Exclude: exclude, Connections: conns, Logger: log,
-			Progress: bar.Add,
+			Account: cfg, Folders: job.folders, Exclude: job.exclude, Connections: job.conns, Logger: log,
+			Progress: prog,
 		})
 	} else {
-		st, err = pop3Backup(ctx, stdout, a, run, srv, cfg, pf, log, bar.Add)
+		prefix := ""
+		if job.name != "" {
+			prefix = job.name + ": "
+		}
+		st, err = pop3Backup(ctx, stdout, prefix, a, run, srv, cfg, job.pop3, log, prog)
 	}
-	bar.Done()
-	sum := summary{Command: "backup", Account: srv.String(), Archive: dir, Run: run, Started: start.UTC(),
-		Seconds: time.Since(start).Seconds(), Folders: st.Folders, Unchanged: st.Unchanged, Fetched: st.Fetched, Bytes: st.Bytes,
-		FlagChanges: st.FlagChanges, Expunged: st.Expunged, Rekeyed: st.Rekeyed, Deleted: st.Deleted, Failures: []string{}}
+	sum.Seconds = time.Since(start).Seconds()
+	sum.Folders, sum.Unchanged, sum.Fetched, sum.Bytes = st.Folders, st.Unchanged, st.Fetched, st.Bytes
+	sum.FlagChanges, sum.Expunged, sum.Rekeyed, sum.Deleted = st.FlagChanges, st.Expunged, st.Rekeyed, st.Deleted
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
 	}
-	var code int
-	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
+	sum.Outcome, sum.Error, _ = outcome(ctx, err, len(st.Failures))
 	rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Fetched, Bytes: st.Bytes,
 		FlagChanges: st.FlagChanges, Expunged: st.Expunged, Rekeyed: st.Rekeyed, Deleted: st.Deleted, Failed: len(st.Failures), Error: sum.Error}
 	if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
-		err, code = eerr, exitFailed
+		err = eerr
+		sum.Outcome, sum.Error = "failed", eerr.Error()
 	}
-	printFailures(stderr, "backup", sum.Failures, err)
-	if com.jsonOut {
-		writeJSON(stdout, sum)
+	sum.LastSuccess = lastSuccess(a.Cat)
+	return sum, err
+}
+
+// lastSuccess is when the archive's newest ok backup started.
+func lastSuccess(c *catalog.Catalog) *time.Time {
+	runs, err := c.Runs()
+	if err != nil {
+		return nil
 	}
-	if !com.quiet || code != exitOK {
+	var last *time.Time
+	for _, r := range runs {
+		if r.Kind == "backup" && r.Outcome == "ok" && (last == nil || r.Started.After(*last)) {
+			t := r.Started.UTC()
+			last = &t
+		}
+	}
+	return last
+}
+
+// reportBackup prints an account's failures and summary line on stderr and
+// returns its exit code.
+func reportBackup(ctx context.Context, sum summary, err error, stderr io.Writer, quiet bool) int {
+	name := sum.Account
+	if sum.Name != "" {
+		name = sum.Name
+	}
+	cmd := "backup"
+	if sum.Name != "" {
+		cmd = "backup " + sum.Name
+	}
+	if sum.Account == "" { // failed before it could start
+		if err != nil {
+			fmt.Fprintf(stderr, "mailkeep %s: %v\n", cmd, err)
+		}
+		if ctx.Err() != nil {
+			return exitInterrupted
+		}
+		return exitCode(err)
+	}
+	_, _, code := outcome(ctx, err, len(sum.Failures))
+	if err == nil && sum.Outcome == "failed" {
+		code = exitFailed
+	}
+	printFailures(stderr, cmd, sum.Failures, err)
+	if !quiet || code != exitOK {
 		fmt.Fprintf(stderr, "mailkeep backup %s: %s, %d folders (%d unchanged), %d new messages (%.1f MB), %d flag changes, %d expunged, %d failures, %.1fs\n",
-			srv, sum.Outcome, sum.Folders, sum.Unchanged, sum.Fetched, float64(sum.Bytes)/1e6, sum.FlagChanges, sum.Expunged, len(sum.Failures), sum.Seconds)
+			name, sum.Outcome, sum.Folders, sum.Unchanged, sum.Fetched, float64(sum.Bytes)/1e6, sum.FlagChanges, sum.Expunged, len(sum.Failures), sum.Seconds)
 	}
 	return code
 }

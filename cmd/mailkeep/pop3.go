@@ -33,7 +33,7 @@ func (p *pop3Flags) register(fs *flag.FlagSet) {
 
 func (p *pop3Flags) any() bool { return p.del || p.keepDays != 0 || p.dryRun || p.noUIDL }
 
-func pop3Backup(ctx context.Context, stdout io.Writer, a *archive.Archive, run int64, srv account.Server, cfg imapconn.Config, pf pop3Flags, log *slog.Logger, prog func(string, int, int64)) (fetch.Stats, error) {
+func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive.Archive, run int64, srv account.Server, cfg imapconn.Config, pf pop3Flags, log *slog.Logger, prog func(string, int, int64)) (fetch.Stats, error) {
 	if pf.keepDays < 0 {
 		return fetch.Stats{}, usageErr("--keep-days must be positive")
 	}
@@ -46,7 +46,7 @@ func pop3Backup(ctx context.Context, stdout io.Writer, a *archive.Archive, run i
 		Logger:   log,
 		Progress: prog,
 		WouldDelete: func(uidl string, m *catalog.Message) {
-			fmt.Fprintf(stdout, "would delete: uidl %s, %d bytes, %s, from %s, subject %q\n", uidl, m.Size, m.InternalDate.Format("2006-01-02"), m.Sender, m.Subject)
+			fmt.Fprintf(stdout, "%swould delete: uidl %s, %d bytes, %s, from %s, subject %q\n", prefix, uidl, m.Size, m.InternalDate.Format("2006-01-02"), m.Sender, m.Subject)
 		},
 	}
 	return pop3src.Backup(ctx, a, run, opt)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -447,9 +448,39 @@ func decodeErrors(path string, err error) error {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, _ := de.Position()
-		return Errors{{Path: path, Line: row, Msg: de.Error()}}
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if m := typeErrRE.FindStringSubmatch(msg); m != nil {
+			msg = fmt.Sprintf("%s: want %s, not a %s", tomlKey(m[2]), goType(m[3]), m[1])
+		}
+		return Errors{{Path: path, Line: row, Msg: msg}}
 	}
 	return Errors{{Path: path, Msg: err.Error()}}
+}
+
+var typeErrRE = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field config\.\w+\.(\w+) of type (.+)$`)
+
+// tomlKey maps a Go field name back to its TOML key.
+func tomlKey(field string) string {
+	for _, t := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[Account](), reflect.TypeFor[OAuth2]()} {
+		if f, ok := t.FieldByName(field); ok {
+			return f.Tag.Get("toml")
+		}
+	}
+	return field
+}
+
+func goType(t string) string {
+	switch {
+	case strings.HasPrefix(t, "int"):
+		return "an integer"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	}
+	return "a table"
 }
 
 // source finds the lines of tables and keys, for messages about values that

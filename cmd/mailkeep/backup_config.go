@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/internal/account"
+	"github.com/mailkeep/mailkeep/internal/config"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/progress"
+)
+
+// runSummary is the --json output of a backup of configured accounts
+// (documented in README.md).
+type runSummary struct {
+	Command  string    `json:"command"`
+	Config   string    `json:"config"`
+	Outcome  string    `json:"outcome"`
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Accounts []summary `json:"accounts"`
+}
+
+// backupConfigured backs up the accounts named on the command line, or all
+// of them, from the configuration file. One account's failure never stops
+// the others.
+func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com common, pf pop3Flags, parallel int, metricsFile string, stdout, stderr io.Writer, log *slog.Logger) int {
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "mailkeep backup:", err)
+		if com.jsonOut {
+			writeJSON(stdout, runSummary{Command: "backup", Config: cf.path, Outcome: "failed", Accounts: []summary{}})
+		}
+		return exitCode(err)
+	}
+	// Flags that describe one account belong in the config file.
+	var bad []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "archive", "format", "folder", "exclude", "connections", "tls", "ca-file", "password-file", "password-command", "delete", "keep-days", "no-uidl":
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return fail(usageErr("%v describe one account: set them in the config file, or back up a single account with --imap/--pop3 URL --archive DIR", bad))
+	}
+	cfg, err := cf.load(stderr)
+	if err != nil {
+		return fail(err)
+	}
+	cf.path = cfg.Path
+	accts, err := cfg.Select(fs.Args())
+	if err != nil {
+		return fail(usageError{err})
+	}
+	if parallel == 0 {
+		parallel = cfg.Parallel
+	}
+	if parallel < 1 {
+		return fail(usageErr("--parallel must be at least 1"))
+	}
+	if metricsFile == "" {
+		metricsFile = cfg.MetricsFile
+	}
+
+	start := time.Now()
+	bar := progress.New(stderr, "backup", com.quiet)
+	sums := make([]summary, len(accts))
+	codes := make([]int, len(accts))
+	var outMu sync.Mutex // one account's report at a time on stderr
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, a := range accts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			for j := i; j < len(accts); j++ {
+				sums[j] = summary{Command: "backup", Name: accts[j].Name, Archive: accts[j].Archive, Outcome: "interrupted", Error: "interrupted before it started", Failures: []string{}}
+				codes[j] = exitInterrupted
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			job := configJob(a, pf.dryRun)
+			prog := func(folder string, n int, bytes int64) { bar.Add(a.Name+": "+folder, n, bytes) }
+			sum, err := runBackup(ctx, job, stdout, log, prog)
+			if sum.Account == "" && err != nil {
+				sum.Outcome, sum.Error = "failed", err.Error()
+				if ctx.Err() != nil {
+					sum.Outcome = "interrupted"
+				}
+			}
+			outMu.Lock()
+			bar.Done()
+			codes[i] = reportBackup(ctx, sum, err, stderr, com.quiet)
+			outMu.Unlock()
+			sums[i] = sum
+		}()
+	}
+	wg.Wait()
+	bar.Done()
+
+	rs := runSummary{Command: "backup", Config: cfg.Path, Started: start.UTC(), Seconds: time.Since(start).Seconds(), Accounts: sums}
+	code := combine(codes)
+	rs.Outcome = map[int]string{exitOK: "ok", exitInterrupted: "interrupted", exitPartial: "partial"}[code]
+	if rs.Outcome == "" {
+		rs.Outcome = "failed"
+	}
+	if len(accts) > 1 && code != exitOK {
+		var failed []string
+		for i, s := range sums {
+			if codes[i] != exitOK {
+				failed = append(failed, s.Name+" ("+s.Outcome+")")
+			}
+		}
+		fmt.Fprintf(stderr, "mailkeep backup: %d of %d accounts not ok: %v\n", len(failed), len(accts), failed)
+	}
+	if com.jsonOut {
+		writeJSON(stdout, rs)
+	}
+	if merr := writeMetrics(metricsFile, sums, log); merr != nil {
+		fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		if code == exitOK {
+			code = exitFailed
+		}
+	}
+	return code
+}
+
+// configJob turns a configured account into a backup job.
+func configJob(a config.Account, dryRun bool) backupJob {
+	job := backupJob{
+		name: a.Name, dir: a.Archive, format: archive.Format(a.Format),
+		folders: a.Folders, exclude: a.Exclude, conns: a.Connections,
+		server: func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, a) },
+	}
+	if a.POP3 != "" {
+		job.pop3 = pop3Flags{del: a.Delete, keepDays: a.KeepDays, noUIDL: a.NoUIDL, dryRun: dryRun}
+	}
+	return job
+}
+
+// combine is the exit code of a run over several accounts: every account's
+// own code when they agree, 3 (partial) when some did better than others.
+func combine(codes []int) int {
+	if len(codes) == 0 {
+		return exitOK
+	}
+	first, same, interrupted := codes[0], true, false
+	for _, c := range codes {
+		same = same && c == first
+		interrupted = interrupted || c == exitInterrupted
+	}
+	switch {
+	case interrupted:
+		return exitInterrupted
+	case same:
+		return first
+	}
+	return exitPartial
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/internal/archivetest"
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
+	"github.com/mailkeep/mailkeep/internal/imaptest"
+)
+
+// TestConfiguredBackup runs every account of a config file against
+// Dovecot: one account's password is wrong; the others are backed up
+// completely, the run exits 3 and names the failed account.
+func TestConfiguredBackup(t *testing.T) {
+	dv := dovecottest.Start(t, nil)
+	users := map[string]string{"alice": "alice-Pw1", "bob": "bob-Pw2", "carol": "carol-Pw3"}
+	for u, p := range users {
+		dv.AddUser(t, u, p)
+	}
+	want := map[string]map[string][]imaptest.Msg{}
+	for i, u := range []string{"alice", "bob", "carol"} {
+		c := imaptest.Dial(t, dv.IMAPAddr, u, users[u])
+		for j := 0; j < 5+i; j++ {
+			folder := []string{"INBOX", "Archive/2024"}[j%2]
+			if u == "carol" {
+				folder = "INBOX" // carol is read over POP3
+			}
+			imaptest.Append(t, c, folder, nil, time.Date(2024, 3, 1, 0, j, 0, 0, time.UTC),
+				[]byte(fmt.Sprintf("From: %s@example.com\r\nSubject: %s %d\r\nMessage-ID: <%s.%d@example.com>\r\n\r\nbody %d\r\n", u, u, j, u, j, j)))
+		}
+		want[u] = imaptest.Snapshot(t, c, true)
+		c.Logout().Wait()
+	}
+
+	dir := t.TempDir()
+	root := filepath.Join(dir, "archives")
+	for u, p := range users {
+		if u == "bob" {
+			p = "wrong"
+		}
+		os.WriteFile(filepath.Join(dir, u+".pw"), []byte(p+"\n"), 0o600)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`archive_root = %q
+parallel = 2
+
+[[account]]
+name = "alice"
+imap = "imap://alice@%s"
+tls = "none"
+password_file = "alice.pw"
+
+[[account]]
+name = "bob"
+imap = "imap://bob@%s"
+tls = "none"
+password_file = "bob.pw"
+format = "maildir"
+
+[[account]]
+name = "carol"
+pop3 = "pop3://carol@%s"
+tls = "none"
+password_file = "carol.pw"
+`, root, dv.IMAPAddr, dv.IMAPAddr, dv.POP3Addr)), 0o600)
+
+	r := mailkeep(t, nil, "backup", "--config", cfg, "--json", "--quiet")
+	for _, p := range users {
+		if strings.Contains(r.stdout+r.stderr, p) {
+			t.Fatalf("password in output: %s %s", r.stdout, r.stderr)
+		}
+	}
+	if r.code != exitPartial {
+		t.Fatalf("exit %d, want 3: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "bob") || !strings.Contains(r.stderr, "login") || strings.Contains(r.stderr, "mailkeep backup alice") {
+		t.Errorf("stderr should name bob's login failure only:\n%s", r.stderr)
+	}
+	var rs runSummary
+	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil {
+		t.Fatalf("json: %v\n%s", err, r.stdout)
+	}
+	got := map[string]summary{}
+	for _, s := range rs.Accounts {
+		got[s.Name] = s
+	}
+	if rs.Outcome != "partial" || len(rs.Accounts) != 3 || got["alice"].Outcome != "ok" || got["carol"].Outcome != "ok" || got["bob"].Outcome != "failed" || got["bob"].Error == "" {
+		t.Fatalf("summary: %+v", rs)
+	}
+	if got["alice"].Fetched != 5 || got["carol"].Fetched != 7 || got["alice"].LastSuccess == nil {
+		t.Errorf("fetched: alice %d carol %d", got["alice"].Fetched, got["carol"].Fetched)
+	}
+	archivetest.Compare(t, want["alice"], filepath.Join(root, "alice"))
+	// carol came over POP3: same bytes, keyed by UIDL.
+	a, err := archive.Open(filepath.Join(root, "carol"), archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.Cat.Folder("INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, _ := a.Cat.Live(f.ID)
+	have := map[string]bool{}
+	for _, m := range live {
+		have[m.SHA256] = archivetest.ReadSHA(t, a, m) == m.SHA256
+	}
+	a.Close()
+	if len(live) != len(want["carol"]["INBOX"]) {
+		t.Errorf("carol: %d archived, server has %d", len(live), len(want["carol"]["INBOX"]))
+	}
+	for _, m := range want["carol"]["INBOX"] {
+		if !have[m.SHA256] {
+			t.Errorf("carol: uid %d not archived intact", m.UID)
+		}
+	}
+
+	// Fix bob's password; run only bob: ok, exit 0, nothing on stdout or
+	// stderr under --quiet.
+	os.WriteFile(filepath.Join(dir, "bob.pw"), []byte(users["bob"]), 0o600)
+	r = mailkeep(t, nil, "backup", "--config", cfg, "--quiet", "bob")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("bob alone: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	archivetest.Compare(t, want["bob"], filepath.Join(root, "bob"))
+
+	// All again, one at a time: nothing new.
+	r = mailkeep(t, nil, "backup", "--config", cfg, "--parallel", "1", "--json")
+	if r.code != 0 {
+		t.Fatalf("rerun: %d %s", r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rs); err != nil || rs.Outcome != "ok" {
+		t.Fatalf("rerun summary: %v %s", err, r.stdout)
+	}
+	for _, s := range rs.Accounts {
+		if s.Fetched != 0 {
+			t.Errorf("rerun fetched %d for %s", s.Fetched, s.Name)
+		}
+	}
+	if n := strings.Count(r.stderr, "mailkeep backup "); n != 3 {
+		t.Errorf("want a summary line per account, got %d:\n%s", n, r.stderr)
+	}
+}
+
+// TestConfigUsage covers the ways a config run is refused before any
+// network work.
+func TestConfigUsage(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte("[[account]]\nname = \"a\"\nimap = \"imaps://a@127.0.0.1:1\"\npassword_env = \"A_PW\"\nfoldres = [\"x\"]\n"), 0o600)
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("[[account]]\nname = \"a\"\nimap = \"imaps://a@127.0.0.1:1\"\npassword_env = \"A_PW\"\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown key", []string{"backup", "--config", cfg}, 2, "config.toml:5: unknown key \"account.foldres\""},
+		{"missing config", []string{"backup", "--config", filepath.Join(dir, "none.toml")}, 2, "none.toml"},
+		{"unknown account", []string{"backup", "--config", good, "zed"}, 2, `no account "zed"`},
+		{"archive flag", []string{"backup", "--config", good, "--archive", dir}, 2, "--archive"},
+		{"no password", []string{"backup", "--config", good}, 2, "A_PW"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := mailkeep(t, []string{"XDG_CONFIG_HOME=" + dir}, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", r.code, r.stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
