@@ -71,6 +71,21 @@ tls = "none"
 password_file = "carol.pw"
 `, root, dv.IMAPAddr, dv.IMAPAddr, dv.POP3Addr)), 0o600)
 
+	// check before any backup: everything is new; bob cannot log in.
+	chk := checkJSON(t, cfg)
+	if chk["alice"].NewMessages != 5 || chk["carol"].NewMessages != 7 || chk["bob"].Outcome != "failed" || chk["alice"].Outcome != "ok" {
+		t.Fatalf("check before backup: %+v", chk)
+	}
+	var aliceBytes int64
+	for _, msgs := range want["alice"] {
+		for _, m := range msgs {
+			aliceBytes += int64(len(m.Body))
+		}
+	}
+	if chk["alice"].NewBytes != aliceBytes {
+		t.Errorf("check: alice new bytes %d, want %d", chk["alice"].NewBytes, aliceBytes)
+	}
+
 	r := mailkeep(t, nil, "backup", "--config", cfg, "--json", "--quiet")
 	for _, p := range users {
 		if strings.Contains(r.stdout+r.stderr, p) {
@@ -122,6 +137,21 @@ password_file = "carol.pw"
 		}
 	}
 
+	// New mail for alice: check sees exactly it and writes nothing.
+	c := imaptest.Dial(t, dv.IMAPAddr, "alice", users["alice"])
+	imaptest.Append(t, c, "Archive/2024", nil, time.Now(), []byte("Subject: late\r\n\r\nlate mail\r\n"))
+	c.Logout().Wait()
+	before, _ := os.ReadFile(filepath.Join(root, "alice", "catalog.db"))
+	r = mailkeep(t, nil, "check", "--config", cfg, "alice")
+	if r.code != 0 || !strings.Contains(r.stdout, "a backup would fetch 1 messages") || !strings.Contains(r.stdout, "Archive/2024") {
+		t.Fatalf("check alice: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	after, _ := os.ReadFile(filepath.Join(root, "alice", "catalog.db"))
+	if string(before) != string(after) {
+		t.Error("check changed the catalog")
+	}
+	want["alice"] = imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, "alice", users["alice"]), true)
+
 	// Fix bob's password; run only bob: ok, exit 0, nothing on stdout or
 	// stderr under --quiet.
 	os.WriteFile(filepath.Join(dir, "bob.pw"), []byte(users["bob"]), 0o600)
@@ -140,10 +170,11 @@ password_file = "carol.pw"
 		t.Fatalf("rerun summary: %v %s", err, r.stdout)
 	}
 	for _, s := range rs.Accounts {
-		if s.Fetched != 0 {
+		if s.Name == "alice" && s.Fetched != 1 || s.Name != "alice" && s.Fetched != 0 {
 			t.Errorf("rerun fetched %d for %s", s.Fetched, s.Name)
 		}
 	}
+	archivetest.Compare(t, want["alice"], filepath.Join(root, "alice"))
 	if n := strings.Count(r.stderr, "mailkeep backup "); n != 3 {
 		t.Errorf("want a summary line per account, got %d:\n%s", n, r.stderr)
 	}
@@ -176,4 +207,28 @@ func TestConfigUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+func checkJSON(t *testing.T, cfg string, names ...string) map[string]checkResult {
+	t.Helper()
+	r := mailkeep(t, nil, append([]string{"check", "--config", cfg, "--json"}, names...)...)
+	var out struct {
+		Command  string
+		Accounts []checkResult
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("check json: %v\n%s\n%s", err, r.stdout, r.stderr)
+	}
+	m := map[string]checkResult{}
+	for _, a := range out.Accounts {
+		m[a.Name] = a
+	}
+	failed := false
+	for _, a := range out.Accounts {
+		failed = failed || a.Outcome != "ok"
+	}
+	if failed != (r.code != 0) {
+		t.Errorf("check exit %d with outcomes %+v", r.code, out.Accounts)
+	}
+	return m
 }

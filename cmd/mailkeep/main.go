@@ -32,6 +32,8 @@ const usage = `mailkeep: offline e-mail backup and restore
 
 Usage:
   mailkeep backup  --imap URL | --pop3 URL --archive DIR [options]
+  mailkeep backup  [--config FILE] [NAME...]     (accounts from the config file)
+  mailkeep check   [--config FILE] [NAME...]     (what a backup would fetch; writes nothing)
   mailkeep restore --archive DIR --imap URL [options]
   mailkeep ls      --archive DIR [--folder F]
   mailkeep cat     --archive DIR FOLDER UID
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "backup":
 		code = cmdBackup(ctx, rest, stdout, stderr)
+	case "check":
+		code = cmdCheck(ctx, rest, stdout, stderr)
 	case "restore":
 		code = cmdRestore(ctx, rest, stdout, stderr)
 	case "ls":

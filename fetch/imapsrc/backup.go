@@ -142,46 +142,13 @@ func (b *backup) fail(folder string, uid uint32, err error) {
 
 // plan lists the folders and decides which need work.
 func (b *backup) plan(c *imapclient.Client) ([]*folderJob, error) {
-	caps := c.Caps()
-	stOpt := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: b.condstore}
-	lOpt := &imap.ListOptions{ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
-	listStatus := caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2)
-	if listStatus {
-		lOpt.ReturnStatus = stOpt
-	}
-	list, err := c.List("", "*", lOpt).Collect()
+	jobs, sel, err := b.list(c)
 	if err != nil {
-		return nil, fmt.Errorf("%s: LIST: %w", b.acct, err)
+		return nil, err
 	}
-	sel := glob.New(b.opt.Folders, b.opt.Exclude)
-	var jobs []*folderJob
 	seen := map[string]bool{}
-	for _, l := range list {
-		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
-			continue
-		}
-		name := normInbox(l.Mailbox, l.Delim)
-		if !sel.Match(layout.Join(layout.Components(name, l.Delim), '/')) {
-			continue
-		}
-		seen[name] = true
-		jobs = append(jobs, &folderJob{list: l, status: l.Status})
-	}
-	if !listStatus { // pipeline one STATUS per folder
-		cmds := make([]*imapclient.StatusCommand, len(jobs))
-		for i, j := range jobs {
-			cmds[i] = c.Status(j.list.Mailbox, stOpt)
-		}
-		for i, cmd := range cmds {
-			st, err := cmd.Wait()
-			if err != nil {
-				b.fail(jobs[i].list.Mailbox, 0, fmt.Errorf("STATUS: %w", err))
-				jobs[i] = nil
-				continue
-			}
-			jobs[i].status = st
-		}
-		jobs = slices.DeleteFunc(jobs, func(j *folderJob) bool { return j == nil })
+	for _, j := range jobs {
+		seen[normInbox(j.list.Mailbox, j.list.Delim)] = true
 	}
 	b.stats.Folders = len(jobs)
 
@@ -192,7 +159,7 @@ func (b *backup) plan(c *imapclient.Client) ([]*folderJob, error) {
 		return nil, err
 	}
 	for _, f := range known {
-		if seen[f.Name] || f.GoneRun != 0 || !sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
+		if seen[f.Name] || f.GoneRun != 0 || !sel.Match(folderPath(f)) {
 			continue
 		}
 		n, err := b.a.Cat.MarkFolderGone(f.ID, b.run)
@@ -219,6 +186,55 @@ func (b *backup) plan(c *imapclient.Client) ([]*folderJob, error) {
 	}
 	return out, nil
 }
+
+// list lists the selectable folders the options select, with their
+// STATUS (from LIST-STATUS, or one pipelined STATUS per folder). A folder
+// whose STATUS fails is recorded as a failure and left out.
+func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
+	caps := c.Caps()
+	stOpt := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: b.condstore}
+	lOpt := &imap.ListOptions{ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
+	listStatus := caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2)
+	if listStatus {
+		lOpt.ReturnStatus = stOpt
+	}
+	list, err := c.List("", "*", lOpt).Collect()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: LIST: %w", b.acct, err)
+	}
+	sel := glob.New(b.opt.Folders, b.opt.Exclude)
+	var jobs []*folderJob
+	for _, l := range list {
+		if hasAttr(l.Attrs, imap.MailboxAttrNoSelect) || hasAttr(l.Attrs, imap.MailboxAttrNonExistent) {
+			continue
+		}
+		name := normInbox(l.Mailbox, l.Delim)
+		if !sel.Match(layout.Join(layout.Components(name, l.Delim), '/')) {
+			continue
+		}
+		jobs = append(jobs, &folderJob{list: l, status: l.Status})
+	}
+	if !listStatus { // pipeline one STATUS per folder
+		cmds := make([]*imapclient.StatusCommand, len(jobs))
+		for i, j := range jobs {
+			cmds[i] = c.Status(j.list.Mailbox, stOpt)
+		}
+		for i, cmd := range cmds {
+			st, err := cmd.Wait()
+			if err != nil {
+				b.fail(jobs[i].list.Mailbox, 0, fmt.Errorf("STATUS: %w", err))
+				jobs[i] = nil
+				continue
+			}
+			jobs[i].status = st
+		}
+		jobs = slices.DeleteFunc(jobs, func(j *folderJob) bool { return j == nil })
+	}
+	return jobs, sel, nil
+}
+
+// folderPath is a catalogued folder's name as globs see it.
+func folderPath(f *catalog.Folder) string { return layout.Join(layout.Components(f.Name, f.Delim), '/') }
 
 // unchanged reports whether STATUS shows nothing new since the last run.
 // Without CONDSTORE flag changes are invisible to STATUS, so such folders

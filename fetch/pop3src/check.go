@@ -1,0 +1,58 @@
+package pop3src
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/fetch"
+	"github.com/mailkeep/mailkeep/fetch/pop3"
+)
+
+// Check logs in and says what a backup would fetch: the messages whose
+// UIDL the archive lacks. cat may be nil (no archive yet); nothing is
+// written and nothing is deleted (QUIT without DELE).
+func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check, error) {
+	var out fetch.Check
+	acct := opt.Config.User + "@" + opt.Config.Addr
+	c, err := pop3.Dial(ctx, opt.Config)
+	if err != nil {
+		return out, err
+	}
+	defer c.Close()
+	list, err := c.List(ctx)
+	if err != nil {
+		return out, fmt.Errorf("%s: LIST: %w", acct, err)
+	}
+	ids, err := identify(ctx, c, list, opt.NoUIDL)
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", acct, err)
+	}
+	fc := fetch.FolderCheck{Folder: Folder, Server: len(list)}
+	known := map[string]bool{}
+	if cat != nil {
+		if f, err := cat.Folder(Folder); err == nil {
+			all, err := cat.All(f.ID)
+			if err != nil {
+				return out, err
+			}
+			for _, m := range all {
+				known[m.UIDL] = true
+				if m.ExpungedRun == 0 {
+					fc.Archived++
+				}
+			}
+		}
+	}
+	if len(known) == 0 {
+		fc.Note = "new archive"
+	}
+	for _, mi := range list {
+		if !known[ids[mi.ID]] {
+			fc.New++
+			fc.NewBytes += mi.Size
+		}
+	}
+	out.Folders = append(out.Folders, fc)
+	return out, quit(ctx, c, acct)
+}
