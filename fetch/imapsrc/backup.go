@@ -234,7 +234,9 @@ func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
 }
 
 // folderPath is a catalogued folder's name as globs see it.
-func folderPath(f *catalog.Folder) string { return layout.Join(layout.Components(f.Name, f.Delim), '/') }
+func folderPath(f *catalog.Folder) string {
+	return layout.Join(layout.Components(f.Name, f.Delim), '/')
+}
 
 // unchanged reports whether STATUS shows nothing new since the last run.
 // Without CONDSTORE flag changes are invisible to STATUS, so such folders
