@@ -19,6 +19,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/latency"
 )
 
 const benchUser, benchPass = "alice", "secret"
@@ -334,64 +335,11 @@ func BenchmarkPOP3(b *testing.B) {
 	}
 }
 
-// latencyProxy forwards to target, delaying each direction by oneWay.
-func latencyProxy(b *testing.B, target string, oneWay time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	pipe := func(dst, src net.Conn) {
-		type chunk struct {
-			at time.Time
-			b  []byte
-		}
-		ch := make(chan chunk, 4096)
-		go func() {
-			defer close(ch)
-			for {
-				buf := make([]byte, 64<<10)
-				n, err := src.Read(buf)
-				if n > 0 {
-					ch <- chunk{time.Now().Add(oneWay), buf[:n]}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		for c := range ch {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.b); err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go pipe(s, c)
-			go pipe(c, s)
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // BenchmarkWAN: the same through a 20 ms RTT proxy.
 func BenchmarkWAN(b *testing.B) {
 	e := setup(b)
 	for i := 0; i < b.N; i++ {
-		addr := latencyProxy(b, e.dv.IMAPAddr, 10*time.Millisecond)
+		addr := latency.Proxy(b, e.dv.IMAPAddr, 20*time.Millisecond)
 		floor := rawFetch(b, addr)
 		report(b, "raw fetch floor @20ms", floor, e.corpus.Messages, e.corpus.Bytes, 0, "")
 		dir := filepath.Join(e.tmp, "wan")

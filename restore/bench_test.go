@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sort"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/latency"
 	"github.com/mailkeep/mailkeep/restore"
 )
 
@@ -57,60 +57,6 @@ func benchSource(n int) (*memSource, int64) {
 	return src, total
 }
 
-// delayProxy forwards TCP connections to a server, delaying every byte by
-// half of rtt in each direction (throughput is not limited).
-func delayProxy(b testing.TB, to string, rtt time.Duration) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { ln.Close() })
-	pipe := func(dst, src net.Conn) {
-		type chunk struct {
-			at   time.Time
-			data []byte
-		}
-		ch := make(chan chunk, 1024)
-		go func() {
-			defer close(ch)
-			for {
-				buf := make([]byte, 64<<10)
-				n, err := src.Read(buf)
-				if n > 0 {
-					ch <- chunk{time.Now().Add(rtt / 2), buf[:n]}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		for c := range ch {
-			time.Sleep(time.Until(c.at))
-			if _, err := dst.Write(c.data); err != nil {
-				break
-			}
-		}
-		dst.Close()
-		src.Close()
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", to)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go pipe(s, c)
-			go pipe(c, s)
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // BenchmarkRestoreDovecot restores about 2,000 generated messages (about
 // 80 MB in 5 folders) into a private Dovecot, with APPENDs pipelined over
 // LITERAL+ and through go-imap alone; the wan cases put a 10 ms round
@@ -136,7 +82,7 @@ func BenchmarkRestoreDovecot(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			addr := dv.IMAPAddr
 			if bc.rtt > 0 {
-				addr = delayProxy(b, dv.IMAPAddr, bc.rtt)
+				addr = latency.Proxy(b, dv.IMAPAddr, bc.rtt)
 			}
 			tg := target{addr, "bench", bc.raw}
 			b.SetBytes(bc.bytes)
