@@ -768,18 +768,7 @@ func TestKeywordsNotPermanent(t *testing.T) {
 // TestSpecialUse maps folders by special-use attribute and by well-known
 // name onto a destination whose \Sent and \Trash have other names.
 func TestSpecialUse(t *testing.T) {
-	dv := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: `
-namespace inbox {
-  mailbox "Sent Messages" {
-    special_use = \Sent
-    auto = create
-  }
-  mailbox "Deleted Messages" {
-    special_use = \Trash
-    auto = create
-  }
-}
-`})
+	dv := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: renamedSpecialUse})
 	src := newSource()
 	for _, f := range []struct{ name, su string }{
 		{"INBOX", ""}, {"Sent Items", ""}, {"Trash", ""}, {"[Gmail]", ""}, {"[Gmail]/Bin", `\Trash`}, {"Work", ""}, {"Work/Sent", ""}, {"Drafts", ""},

@@ -360,18 +360,7 @@ func TestKeywordsRefused(t *testing.T) {
 func TestSpecialUseMapping(t *testing.T) {
 	src := dovecottest.Start(t, nil)
 	src.AddUser(t, "src", pass)
-	dst := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: `
-namespace inbox {
-  mailbox "Sent Messages" {
-    special_use = \Sent
-    auto = create
-  }
-  mailbox "Deleted Messages" {
-    special_use = \Trash
-    auto = create
-  }
-}
-`})
+	dst := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: renamedSpecialUse})
 	dst.AddUser(t, "dst", pass)
 	c := imaptest.Dial(t, src.IMAPAddr, "src", pass)
 	fill(t, c, []string{"Sent", "Trash", "Work"})
@@ -431,3 +420,18 @@ func TestSharedMessageID(t *testing.T) {
 		t.Fatal(d)
 	}
 }
+
+// renamedSpecialUse gives a Dovecot destination \Sent and \Trash folders
+// under other names than the source's.
+const renamedSpecialUse = `
+namespace inbox {
+  mailbox "Sent Messages" {
+    special_use = \Sent
+    auto = create
+  }
+  mailbox "Deleted Messages" {
+    special_use = \Trash
+    auto = create
+  }
+}
+`
