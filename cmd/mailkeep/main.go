@@ -35,6 +35,9 @@ Usage:
   mailkeep backup  [--config FILE] [NAME...]     (accounts from the config file)
   mailkeep check   [--config FILE] [NAME...]     (what a backup would fetch; writes nothing)
   mailkeep restore --archive DIR --imap URL [options]
+  mailkeep verify  --archive DIR | NAME [--server]   (check every message against its SHA-256)
+  mailkeep export  --archive DIR | NAME --to PATH --format mbox|maildir|eml [--folder GLOB] [--as-of T]
+  mailkeep auth    [--config FILE] NAME             (authorize an oauth2 account once)
   mailkeep ls      --archive DIR [--folder F]
   mailkeep cat     --archive DIR FOLDER UID
   mailkeep version
@@ -72,6 +75,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = cmdCheck(ctx, rest, stdout, stderr)
 	case "restore":
 		code = cmdRestore(ctx, rest, stdout, stderr)
+	case "verify":
+		code = cmdVerify(ctx, rest, stdout, stderr)
+	case "export":
+		code = cmdExport(ctx, rest, stdout, stderr)
+	case "auth":
+		code = cmdAuth(ctx, rest, stdout, stderr)
 	case "ls":
 		code = cmdLs(ctx, rest, stdout, stderr)
 	case "cat":
