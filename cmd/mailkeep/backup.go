@@ -164,14 +164,16 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	bar.Done()
 	if sum.Account == "" && err != nil { // nothing started
 		code := fail(err)
-		writeMetrics(metricsFile, []summary{sum}, log)
+		if merr := writeMetrics(metricsFile, []summary{sum}, nil, log); merr != nil {
+			fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		}
 		return code
 	}
 	code := reportBackup(ctx, sum, err, stderr, com.quiet)
 	if com.jsonOut {
 		writeJSON(stdout, sum)
 	}
-	if merr := writeMetrics(metricsFile, []summary{sum}, log); merr != nil && code == exitOK {
+	if merr := writeMetrics(metricsFile, []summary{sum}, nil, log); merr != nil && code == exitOK {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
 		code = exitFailed
 	}

@@ -128,7 +128,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	if com.jsonOut {
 		writeJSON(stdout, rs)
 	}
-	if merr := writeMetrics(metricsFile, sums, log); merr != nil {
+	if merr := writeMetrics(metricsFile, sums, notRun(cfg.Accounts, accts), log); merr != nil {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
 		if code == exitOK {
 			code = exitFailed
@@ -168,4 +168,19 @@ func combine(codes []int) int {
 		return first
 	}
 	return exitPartial
+}
+
+// notRun lists the configured accounts that are not in ran.
+func notRun(all, ran []config.Account) []config.Account {
+	done := map[string]bool{}
+	for _, a := range ran {
+		done[a.Name] = true
+	}
+	var out []config.Account
+	for _, a := range all {
+		if !done[a.Name] {
+			out = append(out, a)
+		}
+	}
+	return out
 }

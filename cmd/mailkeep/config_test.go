@@ -86,7 +86,8 @@ password_file = "carol.pw"
 		t.Errorf("check: alice new bytes %d, want %d", chk["alice"].NewBytes, aliceBytes)
 	}
 
-	r := mailkeep(t, nil, "backup", "--config", cfg, "--json", "--quiet")
+	prom := filepath.Join(dir, "mailkeep.prom")
+	r := mailkeep(t, nil, "backup", "--config", cfg, "--json", "--quiet", "--metrics-file", prom)
 	for _, p := range users {
 		if strings.Contains(r.stdout+r.stderr, p) {
 			t.Fatalf("password in output: %s %s", r.stdout, r.stderr)
@@ -113,6 +114,22 @@ password_file = "carol.pw"
 		t.Errorf("fetched: alice %d carol %d", got["alice"].Fetched, got["carol"].Fetched)
 	}
 	archivetest.Compare(t, want["alice"], filepath.Join(root, "alice"))
+	m := readMetrics(t, prom)
+	m.want(t, "mailkeep_last_run_outcome", "bob", "failed", 1)
+	m.want(t, "mailkeep_last_run_outcome", "bob", "ok", 0)
+	m.want(t, "mailkeep_last_run_outcome", "alice", "ok", 1)
+	m.want(t, "mailkeep_last_run_messages_fetched", "alice", "", 5)
+	m.want(t, "mailkeep_last_run_messages_fetched", "carol", "", 7)
+	m.want(t, "mailkeep_archive_messages", "carol", "", 7)
+	m.want(t, "mailkeep_last_run_bytes_fetched", "alice", "", float64(aliceBytes))
+	m.absent(t, "mailkeep_last_success_timestamp_seconds", "bob")
+	aliceRun := m.get(t, "mailkeep_last_run_timestamp_seconds", "alice", "")
+	if d := time.Since(time.Unix(int64(aliceRun), 0)); d < 0 || d > time.Minute {
+		t.Errorf("alice's last run %v ago", d)
+	}
+	if m.get(t, "mailkeep_archive_size_bytes", "alice", "") < float64(aliceBytes) {
+		t.Errorf("alice's archive size below the bytes it holds")
+	}
 	// carol came over POP3: same bytes, keyed by UIDL.
 	a, err := archive.Open(filepath.Join(root, "carol"), archive.Options{ReadOnly: true})
 	if err != nil {
@@ -160,6 +177,20 @@ password_file = "carol.pw"
 		t.Fatalf("bob alone: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	archivetest.Compare(t, want["bob"], filepath.Join(root, "bob"))
+	r = mailkeep(t, nil, "backup", "--config", cfg, "--quiet", "--metrics-file", prom, "bob")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("bob with metrics: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// The accounts that did not run keep their series, from their catalogs.
+	m = readMetrics(t, prom)
+	m.want(t, "mailkeep_last_run_outcome", "bob", "ok", 1)
+	m.want(t, "mailkeep_last_run_messages_fetched", "bob", "", 0)
+	m.want(t, "mailkeep_last_run_timestamp_seconds", "alice", "", aliceRun)
+	m.want(t, "mailkeep_last_run_messages_fetched", "alice", "", 5)
+	m.want(t, "mailkeep_last_run_outcome", "carol", "ok", 1)
+	if m.get(t, "mailkeep_last_success_timestamp_seconds", "bob", "") < aliceRun {
+		t.Error("bob's last success is older than the first run")
+	}
 
 	// All again, one at a time: nothing new.
 	r = mailkeep(t, nil, "backup", "--config", cfg, "--parallel", "1", "--json")

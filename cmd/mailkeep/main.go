@@ -140,7 +140,14 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.quiet, "quiet", false, "print nothing on success")
 	fs.BoolVar(&c.verbose, "verbose", false, "log each folder's work")
 	fs.BoolVar(&c.jsonOut, "json", false, "print a machine-readable summary on stdout")
-	fs.StringVar(&c.logFormat, "log-format", "text", "log format on stderr: text or json")
+	c.logFormat = "text"
+	fs.Func("log-format", "log format on stderr: text (default) or json (one JSON object a line)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("want text or json, not %q", v)
+		}
+		c.logFormat = v
+		return nil
+	})
 }
 
 func (c *common) logger(stderr io.Writer) *slog.Logger {
