@@ -81,33 +81,9 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 	}
 	// Load the folder's metadata first: fn talks to the network, and a
 	// database cursor should not stay open that long.
-	all, err := s.a.Cat.All(f.ID)
+	sel, flagsOf, err := s.Select(f)
 	if err != nil {
 		return err
-	}
-	var sel []*catalog.Message
-	flagsOf := map[int64][]string{}
-	for _, m := range all {
-		flags := m.Flags
-		if !s.opt.AsOf.IsZero() {
-			if !m.StoredAt.Before(s.opt.AsOf) {
-				continue
-			}
-			if m.ExpungedRun != 0 && !s.before(m.ExpungedRun) && !s.opt.IncludeExpunged {
-				continue
-			}
-			fl, ok, err := s.a.Cat.FlagsAsOf(m.ID, s.opt.AsOf)
-			if err != nil {
-				return err
-			}
-			if ok {
-				flags = fl
-			}
-		} else if m.ExpungedRun != 0 && !s.opt.IncludeExpunged {
-			continue
-		}
-		sel = append(sel, m)
-		flagsOf[m.ID] = flags
 	}
 	// Walk reads the folder's file front to back once; a second Open of the
 	// same message (the engine re-reads large ones) seeks to it instead.
@@ -132,6 +108,43 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 			},
 		})
 	})
+}
+
+// Select returns the messages of folder f that the Options choose, in
+// catalog (storage) order, and each one's flags: as recorded by the last
+// run before AsOf when AsOf is set, else the current ones. Restore and
+// export (package restore/export) share it so that --as-of and
+// --include-expunged mean the same in both.
+func (s *Source) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]string, error) {
+	all, err := s.a.Cat.All(f.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sel []*catalog.Message
+	flagsOf := map[int64][]string{}
+	for _, m := range all {
+		flags := m.Flags
+		if !s.opt.AsOf.IsZero() {
+			if !m.StoredAt.Before(s.opt.AsOf) {
+				continue
+			}
+			if m.ExpungedRun != 0 && !s.before(m.ExpungedRun) && !s.opt.IncludeExpunged {
+				continue
+			}
+			fl, ok, err := s.a.Cat.FlagsAsOf(m.ID, s.opt.AsOf)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				flags = fl
+			}
+		} else if m.ExpungedRun != 0 && !s.opt.IncludeExpunged {
+			continue
+		}
+		sel = append(sel, m)
+		flagsOf[m.ID] = flags
+	}
+	return sel, flagsOf, nil
 }
 
 // Key is a message's restore key: its catalog row id, which survives
