@@ -124,7 +124,11 @@ func Open(dir string, opt Options) (*Archive, error) {
 		}
 		a.lock = lf
 	}
-	cat, err := catalog.Open(dbPath)
+	open := catalog.Open
+	if opt.ReadOnly {
+		open = catalog.OpenReadOnly
+	}
+	cat, err := open(dbPath)
 	if err != nil {
 		a.unlock()
 		return nil, fmt.Errorf("archive %s: %w", dir, err)

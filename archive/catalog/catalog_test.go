@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"slices"
 	"testing"
 	"time"
@@ -148,5 +150,59 @@ func TestRestoredAndRuns(t *testing.T) {
 	runs, _ := c.Runs()
 	if len(runs) != 1 || runs[0].Outcome != "ok" || runs[0].Fetched != 3 || runs[0].Ended.IsZero() {
 		t.Fatalf("runs: %+v", runs)
+	}
+}
+
+// TestOpenReadOnly: a reader never waits for a writer that holds a write
+// transaction, sees only committed data, cannot write, and creates nothing.
+func TestOpenReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	w, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.SetMeta("format", "maildir"); err != nil {
+		t.Fatal(err)
+	}
+	// Hold a write transaction open, as a committing backup does.
+	tx, err := w.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES('pending','x')`); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("OpenReadOnly waited %v for the writer", d)
+	}
+	if v, err := r.Meta("format"); err != nil || v != "maildir" {
+		t.Errorf("committed meta = %q, %v", v, err)
+	}
+	if v, err := r.Meta("pending"); err != nil || v != "" {
+		t.Errorf("uncommitted meta visible: %q, %v", v, err)
+	}
+	if err := r.SetMeta("x", "y"); err == nil {
+		t.Error("a write through the read-only catalog succeeded")
+	}
+
+	if _, err := OpenReadOnly(filepath.Join(dir, "none.db")); err == nil {
+		t.Error("OpenReadOnly of a missing file succeeded")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.db")); err == nil {
+		t.Error("OpenReadOnly created a file")
+	}
+	other := filepath.Join(dir, "other.db")
+	os.WriteFile(other, nil, 0o600)
+	if _, err := OpenReadOnly(other); err == nil || !strings.Contains(err.Error(), "not a mailkeep catalog") {
+		t.Errorf("OpenReadOnly of an empty file: %v", err)
 	}
 }
