@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,8 +14,9 @@ import (
 	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
-// contribCommands returns the mailkeep command lines of contrib/crontab and
-// contrib/mailkeep.service, split into words after the binary's path.
+// contribCommands returns the mailkeep command lines of contrib/crontab
+// and the contrib/*.service files, split into words after the binary's
+// path, keyed by file (and line, for the crontab).
 func contribCommands(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
@@ -25,13 +27,13 @@ func contribCommands(t *testing.T) map[string][]string {
 		}
 		defer f.Close()
 		sc := bufio.NewScanner(f)
-		for sc.Scan() {
+		for n := 1; sc.Scan(); n++ {
 			if cmd, ok := pick(strings.TrimSpace(sc.Text())); ok {
 				words := strings.Fields(cmd)
 				if len(words) == 0 || !strings.HasSuffix(words[0], "/mailkeep") {
 					t.Fatalf("%s: %q does not run mailkeep", name, cmd)
 				}
-				out[name] = words[1:]
+				out[fmt.Sprintf("%s:%d", name, n)] = words[1:]
 			}
 		}
 	}
@@ -42,11 +44,12 @@ func contribCommands(t *testing.T) map[string][]string {
 		}
 		return strings.Join(f[5:], " "), true
 	})
-	read("mailkeep.service", func(l string) (string, bool) {
-		return strings.CutPrefix(l, "ExecStart=")
-	})
-	if len(out) != 2 {
-		t.Fatalf("found the mailkeep command in %d of 2 contrib files", len(out))
+	units, _ := filepath.Glob(filepath.Join("..", "..", "contrib", "*.service"))
+	for _, u := range units {
+		read(filepath.Base(u), func(l string) (string, bool) { return strings.CutPrefix(l, "ExecStart=") })
+	}
+	if len(out) != 4 || len(units) != 2 {
+		t.Fatalf("found %d mailkeep commands in contrib (want 4: 2 crontab lines, 2 units): %v", len(out), out)
 	}
 	return out
 }
@@ -61,7 +64,19 @@ func TestContribCommands(t *testing.T) {
 	imaptest.Append(t, c, "INBOX", nil, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), []byte("Subject: hi\r\n\r\nhello\r\n"))
 	c.Logout().Wait()
 
-	for name, args := range contribCommands(t) {
+	cmds := contribCommands(t)
+	var verifies [][]string
+	for _, args := range cmds {
+		if args[0] == "verify" {
+			verifies = append(verifies, args)
+		}
+	}
+	for name, args := range cmds {
+		if args[0] != "backup" {
+			continue
+		}
+		// Each backup command line in its own home, then every verify
+		// command line on what it wrote.
 		t.Run(name, func(t *testing.T) {
 			home := t.TempDir()
 			cfgDir := filepath.Join(home, ".config", "mailkeep")
@@ -73,12 +88,15 @@ imap = "imap://`+user+`@`+srv.Addr+`"
 tls = "none"
 password_env = "MAILKEEP_PASSWORD"
 `), 0o600)
-			for i, a := range args {
-				a = strings.ReplaceAll(a, "$HOME", home)
-				args[i] = strings.ReplaceAll(a, "%h", home)
+			expand := func(args []string) []string {
+				out := make([]string, len(args))
+				for i, a := range args {
+					out[i] = strings.ReplaceAll(strings.ReplaceAll(a, "$HOME", home), "%h", home)
+				}
+				return out
 			}
 			env := append(pwEnv(), "HOME="+home, "XDG_CONFIG_HOME=", "XDG_DATA_HOME=")
-			r := mailkeep(t, env, args...)
+			r := mailkeep(t, env, expand(args)...)
 			if r.code != 0 || r.stdout != "" || r.stderr != "" {
 				t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, r.code, r.stdout, r.stderr)
 			}
@@ -89,6 +107,19 @@ password_env = "MAILKEEP_PASSWORD"
 			m := readMetrics(t, prom)
 			m.want(t, "mailkeep_last_run_outcome", "me", "ok", 1)
 			m.want(t, "mailkeep_last_run_messages_fetched", "me", "", 1)
+			for _, v := range verifies {
+				r := mailkeep(t, env, expand(v)...)
+				if r.code != 0 || r.stdout != "" || r.stderr != "" {
+					t.Errorf("%v: exit %d, stdout %q, stderr %q", v, r.code, r.stdout, r.stderr)
+				}
+			}
+			// The verify lines do check: a stray file makes them fail.
+			os.WriteFile(filepath.Join(home, "mail", "me", "mbox", "stray"), []byte("x"), 0o600)
+			for _, v := range verifies {
+				if r := mailkeep(t, env, expand(v)...); r.code != exitPartial || !strings.Contains(r.stderr, "stray") {
+					t.Errorf("%v with a stray file: exit %d, stderr %q", v, r.code, r.stderr)
+				}
+			}
 		})
 	}
 }

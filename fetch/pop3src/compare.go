@@ -1,0 +1,71 @@
+package pop3src
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/fetch/pop3"
+)
+
+// Diff is a POP3 mailbox compared with its archive, by UIDL.
+type Diff struct {
+	ServerMessages int
+	New            []string // UIDLs on the server that the archive lacks
+	Gone           []string // UIDLs of live catalogued messages the server no longer has
+}
+
+// Compare logs in, lists the mailbox's UIDLs (or header checksums with
+// opt.NoUIDL) and compares them with the catalog's INBOX. It only reads:
+// no RETR, no DELE, and QUIT ends the session.
+func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) (Diff, error) {
+	var d Diff
+	acct := opt.Config.User + "@" + opt.Config.Addr
+	c, err := pop3.Dial(ctx, opt.Config)
+	if err != nil {
+		return d, err
+	}
+	defer c.Close()
+	list, err := c.List(ctx)
+	if err != nil {
+		return d, fmt.Errorf("%s: LIST: %w", acct, err)
+	}
+	ids, err := identify(ctx, c, list, opt.NoUIDL)
+	if err != nil {
+		return d, fmt.Errorf("%s: %w", acct, err)
+	}
+	d.ServerMessages = len(list)
+	known := map[string]bool{} // UIDL -> live
+	f, err := cat.Folder(Folder)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+	case err != nil:
+		return d, err
+	default:
+		err := cat.Each(ctx, f.ID, func(m *catalog.Message) error {
+			known[m.UIDL] = known[m.UIDL] || m.ExpungedRun == 0
+			return nil
+		})
+		if err != nil {
+			return d, fmt.Errorf("folder %s: %w", Folder, err)
+		}
+	}
+	onServer := map[string]bool{}
+	for _, mi := range list {
+		u := ids[mi.ID]
+		onServer[u] = true
+		if _, ok := known[u]; !ok {
+			d.New = append(d.New, u)
+		}
+	}
+	for u, live := range known {
+		if live && !onServer[u] {
+			d.Gone = append(d.Gone, u)
+		}
+	}
+	slices.Sort(d.New)
+	slices.Sort(d.Gone)
+	return d, quit(ctx, c, acct)
+}
