@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
+	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 // configFlag is --config, shared by the commands that take account names.
@@ -52,7 +55,11 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 	}
 	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User}
 	if a.OAuth2 != nil {
-		return s, cfg, fmt.Errorf("account %s: oauth2 is not supported yet", a.Name)
+		cfg.OAuth2, err = accountBearer(ctx, a)
+		if err != nil {
+			return s, cfg, fmt.Errorf("account %s: %w", a.Name, err)
+		}
+		return s, cfg, nil
 	}
 	if a.PasswordEnv != "" {
 		if _, ok := os.LookupEnv(a.PasswordEnv); !ok {
@@ -65,4 +72,45 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 		return s, cfg, usageErr("account %s: %w", a.Name, err)
 	}
 	return s, cfg, nil
+}
+
+// accountBearer is how an oauth2 account's connections log in. It gets a
+// first access token at once, so that an account that needs "mailkeep auth"
+// again fails before its archive is opened; that token goes to the first
+// connection.
+func accountBearer(ctx context.Context, a config.Account) (*oauth.Bearer, error) {
+	o := a.OAuth2
+	b := &oauth.Bearer{Account: a.Name, Mechanism: o.Mechanism}
+	if o.TokenCommand != "" {
+		b.Token = (&oauth.CommandSource{Account: a.Name, Command: o.TokenCommand}).Token
+		b.FromCommand = true
+	} else {
+		src := oauth.NewSource(a.Name, o, oauth.SourceOptions{})
+		b.Token, b.Refused = src.Token, src.Refused
+	}
+	first, err := b.Token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.Token = handFirst(first, b.Token)
+	return b, nil
+}
+
+// handFirst returns first on its first call and asks next afterwards.
+func handFirst(first string, next func(context.Context) (string, error)) func(context.Context) (string, error) {
+	var once sync.Once
+	return func(ctx context.Context) (string, error) {
+		tok := ""
+		once.Do(func() { tok = first })
+		if tok != "" {
+			return tok, nil
+		}
+		return next(ctx)
+	}
+}
+
+// pop3Config is the POP3 client configuration of an account's connection
+// settings, password or OAuth2.
+func pop3Config(srv account.Server, cfg imapconn.Config) pop3.Config {
+	return pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password, OAuth2: cfg.OAuth2}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/fetch/imapsrc"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/account"
 )
@@ -161,7 +160,7 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 		chk, err = imapsrc.Check(ctx, cat, imapsrc.Options{Account: cfg, Folders: job.folders, Exclude: job.exclude, Logger: log})
 	} else {
 		chk, err = pop3src.Check(ctx, cat, pop3src.Options{
-			Config: pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password},
+			Config: pop3Config(srv, cfg),
 			NoUIDL: job.pop3.noUIDL,
 		})
 	}

@@ -10,7 +10,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
@@ -38,7 +37,7 @@ func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive
 		return fetch.Stats{}, usageErr("--keep-days must be positive")
 	}
 	opt := pop3src.Options{
-		Config:   pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password},
+		Config:   pop3Config(srv, cfg),
 		Delete:   pf.del,
 		KeepDays: pf.keepDays,
 		DryRun:   pf.dryRun,

@@ -1,5 +1,6 @@
 // Package pop3 is mailkeep's POP3 client (RFC 1939, CAPA and PIPELINING
-// from RFC 2449, STLS from RFC 2595, SASL PLAIN from RFC 5034).
+// from RFC 2449, STLS from RFC 2595, SASL PLAIN, XOAUTH2 and OAUTHBEARER
+// from RFC 5034 and RFC 7628).
 //
 // It is written here rather than used from github.com/knadh/go-pop3
 // (v1.0.2), which has implicit TLS only (no STLS, no CAPA, no SASL), no
@@ -23,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 // TLSMode is how the connection is secured.
@@ -42,6 +45,9 @@ type Config struct {
 	TLSConfig *tls.Config
 	User      string
 	Password  string
+	// OAuth2, when set, logs in with AUTH XOAUTH2 or AUTH OAUTHBEARER and
+	// a fresh access token instead of the password.
+	OAuth2 *oauth.Bearer
 	// Timeout bounds every wait for the server (default 60 s).
 	Timeout time.Duration
 	// Window is how many commands may be in flight when the server
@@ -142,7 +148,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		c.setConn(t)
 		c.capa()
 	}
-	if err := c.auth(); err != nil {
+	authFn := c.auth
+	if cfg.OAuth2 != nil {
+		authFn = func() error { return c.authBearer(ctx) }
+	}
+	if err := authFn(); err != nil {
 		return fail(err)
 	}
 	return c, nil
@@ -176,6 +186,96 @@ func (c *Client) auth() error {
 		return fmt.Errorf("login refused: %w", err)
 	}
 	return nil
+}
+
+// maxAuthLine is RFC 5034's limit on an AUTH command with its initial
+// response; longer ones (Microsoft's access tokens are) go after "+ ".
+const maxAuthLine = 255
+
+// authBearer logs in with SASL XOAUTH2 or OAUTHBEARER (RFC 5034).
+func (c *Client) authBearer(ctx context.Context) error {
+	b := c.cfg.OAuth2
+	mech := b.Mech()
+	if !hasWord(c.caps["SASL"], mech) {
+		return fmt.Errorf("server does not offer SASL %s (it offers %q; mechanism in [account.oauth2]: xoauth2 or oauthbearer)", mech, strings.Join(c.caps["SASL"], " "))
+	}
+	tok, err := b.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("OAuth2 access token: %w", err)
+	}
+	sc, err := oauth.NewSASLClient(mech, c.cfg.User, tok)
+	if err != nil {
+		return err
+	}
+	_, ir, _ := sc.Start()
+	cmd := "AUTH " + mech + " " + base64.StdEncoding.EncodeToString(ir)
+	if len(cmd)+2 > maxAuthLine {
+		if err := c.send("AUTH " + mech); err != nil {
+			return err
+		}
+		if ch, err := c.challenge("AUTH " + mech); err != nil {
+			return err
+		} else if ch == nil {
+			return fmt.Errorf("AUTH %s: server said +OK before any credentials", mech)
+		}
+		cmd = base64.StdEncoding.EncodeToString(ir)
+	}
+	if err := c.send(cmd); err != nil {
+		return err
+	}
+	return c.bearerResult(sc, tok)
+}
+
+// bearerResult reads the outcome of a bearer login: +OK, -ERR, or an error
+// challenge that is answered and followed by -ERR.
+func (c *Client) bearerResult(sc *oauth.SASLClient, tok string) error {
+	b, mech := c.cfg.OAuth2, sc.Mechanism()
+	ch, err := c.challenge("AUTH " + mech)
+	if err == nil && ch == nil {
+		return nil
+	}
+	if err == nil {
+		resp, _ := sc.Next(ch)
+		if err := c.send(base64.StdEncoding.EncodeToString(resp)); err != nil {
+			return err
+		}
+		_, err = c.status("AUTH " + mech)
+		if err == nil {
+			return fmt.Errorf("AUTH %s: server accepted the login after reporting an error", mech)
+		}
+	}
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return err
+	}
+	detail := "server said: -ERR " + se.Text
+	if sc.ServerError != nil {
+		detail = sc.ServerError.String() + "; " + detail
+	}
+	return b.Refuse(tok, detail)
+}
+
+// challenge reads the answer to an AUTH step: nil, nil for +OK; the
+// decoded challenge for "+ "; a *ServerError for -ERR.
+func (c *Client) challenge(cmd string) ([]byte, error) {
+	line, err := c.readLine()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", cmd, err)
+	}
+	if line == "+" || strings.HasPrefix(line, "+ ") {
+		ch, err := base64.StdEncoding.DecodeString(strings.TrimSpace(line[1:]))
+		if err != nil {
+			return nil, fmt.Errorf("%s: bad challenge: %w", cmd, err)
+		}
+		return ch, nil
+	}
+	switch {
+	case strings.HasPrefix(line, "+OK"):
+		return nil, nil
+	case strings.HasPrefix(line, "-ERR"):
+		return nil, &ServerError{Cmd: cmd, Text: strings.TrimSpace(line[4:])}
+	}
+	return nil, fmt.Errorf("%s: unexpected response %q", cmd, clip(line))
 }
 
 func hasWord(ws []string, w string) bool {

@@ -75,6 +75,14 @@ type Options struct {
 	Separator       rune
 	// ExtraConfig is appended verbatim to dovecot.conf.
 	ExtraConfig string
+	// OAuth2IntrospectionURL, when set, adds an oauth2 passdb for the SASL
+	// mechanisms XOAUTH2 and OAUTHBEARER that validates every bearer token
+	// by POSTing "token=<token>" (form-encoded) to this URL (RFC 7662
+	// style). The endpoint must answer 200 with a JSON object holding
+	// "active": "true" (or true) and "username" equal to the user logging
+	// in; anything else fails the login. Password logins (PLAIN, LOGIN)
+	// keep using the users file.
+	OAuth2IntrospectionURL string
 }
 
 // Installed reports whether the dovecot and doveadm binaries are available.
@@ -198,6 +206,9 @@ func (s *Server) prepare() error {
 		return fmt.Errorf("dovecottest: %w", err)
 	}
 	if err := writeCert(s.CACertFile, filepath.Join(s.Dir, "key.pem")); err != nil {
+		return err
+	}
+	if err := s.writeOAuth2Conf(); err != nil {
 		return err
 	}
 	if os.Geteuid() == 0 {
@@ -400,12 +411,12 @@ ssl = yes
 ssl_cert = <%[1]s/cert.pem
 ssl_key = <%[1]s/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login%[10]s
 auth_cache_size = 0
 auth_verbose = yes
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%%u %[1]s/users
+  args = scheme=PLAIN username_format=%%u %[1]s/users%[11]s
 }
 userdb {
   driver = static
@@ -444,7 +455,10 @@ service pop3-login {
     ssl = yes
   }
 }
-`, s.Dir, userName, groupName, s.opt.NamespacePrefix, s.opt.Separator, ports[0], ports[1], ports[2], ports[3])
+`, s.Dir, userName, groupName, s.opt.NamespacePrefix, s.opt.Separator, ports[0], ports[1], ports[2], ports[3], s.oauthMechs(), s.passwdMechs())
+	if s.opt.OAuth2IntrospectionURL != "" {
+		fmt.Fprintf(&b, "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s\n}\n", s.oauth2ConfFile())
+	}
 	if s.uid < 0 {
 		// Rootless Dovecot: no chroot, all processes run as us.
 		b.WriteString("service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\nservice pop3-login {\n  chroot =\n}\n")
@@ -455,6 +469,43 @@ service pop3-login {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+func (s *Server) oauthMechs() string {
+	if s.opt.OAuth2IntrospectionURL == "" {
+		return ""
+	}
+	return " xoauth2 oauthbearer"
+}
+
+// passwdMechs keeps bearer tokens away from the users file when the oauth2
+// passdb is configured.
+func (s *Server) passwdMechs() string {
+	if s.opt.OAuth2IntrospectionURL == "" {
+		return ""
+	}
+	return "\n  mechanisms = plain login"
+}
+
+func (s *Server) oauth2ConfFile() string { return filepath.Join(s.Dir, "dovecot-oauth2.conf.ext") }
+
+// writeOAuth2Conf writes the oauth2 passdb's settings (Dovecot 2.3).
+func (s *Server) writeOAuth2Conf() error {
+	if s.opt.OAuth2IntrospectionURL == "" {
+		return nil
+	}
+	conf := fmt.Sprintf(`introspection_url = %s
+introspection_mode = post
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 10000
+`, s.opt.OAuth2IntrospectionURL)
+	if err := os.WriteFile(s.oauth2ConfFile(), []byte(conf), 0o644); err != nil {
+		return fmt.Errorf("dovecottest: %w", err)
+	}
+	return nil
 }
 
 func currentUserGroup() (string, string) {

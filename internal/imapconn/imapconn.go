@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 // TLSMode is how a connection is secured.
@@ -34,6 +36,9 @@ type Config struct {
 	TLSConfig *tls.Config // nil: system roots, ServerName from Addr
 	User      string
 	Password  string
+	// OAuth2, when set, logs in with SASL XOAUTH2 or OAUTHBEARER and a
+	// fresh access token per connection instead of the password.
+	OAuth2 *oauth.Bearer
 	// Handler receives unilateral data (optional).
 	Handler *imapclient.UnilateralDataHandler
 }
@@ -90,6 +95,12 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: greeting: %w", cfg, err)
 	}
+	if c.State() != imap.ConnStateAuthenticated && cfg.OAuth2 != nil {
+		if err := authenticate(ctx, c, cfg); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: %w", cfg, err)
+		}
+	}
 	if c.State() != imap.ConnStateAuthenticated {
 		if err := c.Login(cfg.User, cfg.Password).Wait(); err != nil {
 			c.Close()
@@ -105,6 +116,45 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("%s: %w", cfg, ctx.Err())
 	}
 	return c, nil
+}
+
+// authenticate logs in with an OAuth2 access token.
+func authenticate(ctx context.Context, c *imapclient.Client, cfg Config) error {
+	b := cfg.OAuth2
+	mech := b.Mech()
+	if !c.Caps().Has(imap.Cap("AUTH=" + mech)) {
+		return fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
+	}
+	tok, err := b.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("OAuth2 access token: %w", err)
+	}
+	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
+	if err != nil {
+		return err
+	}
+	err = c.Authenticate(sc)
+	if err == nil {
+		return nil
+	}
+	var ierr *imap.Error
+	isIMAP := errors.As(err, &ierr)
+	if sc.ServerError == nil && !isIMAP {
+		return fmt.Errorf("OAuth2 login (%s): %w", mech, err)
+	}
+	detail := "server said: " + err.Error()
+	if ierr != nil {
+		detail = "server said: " + string(ierr.Type) + " " + ierr.Text
+	}
+	switch {
+	case sc.ServerError != nil && ierr != nil && ierr.Type == imap.StatusResponseTypeBad:
+		// go-imap sends XOAUTH2's empty acknowledgement as "=", which
+		// Dovecot answers BAD; the error challenge is what matters.
+		detail = sc.ServerError.String()
+	case sc.ServerError != nil:
+		detail = sc.ServerError.String() + "; " + detail
+	}
+	return b.Refuse(tok, detail)
 }
 
 // Watch closes c when ctx ends; call the returned func when done with c.
