@@ -35,7 +35,7 @@ Usage:
   mailkeep backup  [--config FILE] [NAME...]     (accounts from the config file)
   mailkeep check   [--config FILE] [NAME...]     (what a backup would fetch; writes nothing)
   mailkeep restore --archive DIR --imap URL [options]
-  mailkeep verify  --archive DIR | NAME [--server]   (check every message against its SHA-256)
+  mailkeep verify  --archive DIR | [NAME...] [--server]   (read every message back against its SHA-256)
   mailkeep export  --archive DIR | NAME --to PATH --format mbox|maildir|eml [--folder GLOB] [--as-of T]
   mailkeep auth    [--config FILE] NAME             (authorize an oauth2 account once)
   mailkeep ls      --archive DIR [--folder F]
