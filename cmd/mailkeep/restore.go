@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/account"
+	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
 	"github.com/mailkeep/mailkeep/restore"
@@ -54,8 +57,12 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var folders, exclude stringsFlag
 	var conns int
 	var dryRun, inclExpunged, noSpecial bool
+	var cfgFlag configFlag
+	var acctName string
 	cf.register(fs, false)
+	cfgFlag.register(fs)
 	com.register(fs)
+	fs.StringVar(&acctName, "account", "", "restore to this account of the config file (its server and login, OAuth2 included); the archive defaults to the account's own")
 	fs.StringVar(&dir, "archive", "", "archive directory to restore from")
 	fs.StringVar(&fromMbox, "from-mbox", "", "restore a foreign mbox file (Takeout, Thunderbird) into --folder")
 	fs.StringVar(&fromMaildir, "from-maildir", "", "restore a foreign Maildir folder into --folder")
@@ -84,6 +91,19 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		return fail(usageErr("unexpected arguments %q", fs.Args()))
 	}
+	var acct *config.Account
+	if acctName != "" {
+		a, err := restoreAccount(fs, cfgFlag, acctName, stderr)
+		if err != nil {
+			return fail(err)
+		}
+		acct = &a
+		if dir == "" && fromMbox == "" && fromMaildir == "" {
+			dir, sum.Archive = a.Archive, a.Archive
+		}
+	} else if cfgFlag.path != "" {
+		return fail(usageErr("--config goes with --account NAME"))
+	}
 	sources := 0
 	for _, s := range []string{dir, fromMbox, fromMaildir} {
 		if s != "" {
@@ -101,7 +121,11 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		when = t
 	}
-	srv, cfg, err := cf.server(ctx)
+	server := cf.server
+	if acct != nil {
+		server = func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, *acct) }
+	}
+	srv, cfg, err := server(ctx)
 	if err != nil {
 		return fail(err)
 	}
@@ -173,6 +197,33 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds)
 	}
 	return code
+}
+
+// restoreAccount resolves --account NAME: an IMAP account of the config
+// file, whose connection settings replace the command line's.
+func restoreAccount(fs *flag.FlagSet, cf configFlag, name string, stderr io.Writer) (config.Account, error) {
+	var set []string
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "imap", "tls", "ca-file", "password-file", "password-command":
+			set = append(set, "--"+f.Name)
+		}
+	})
+	if len(set) > 0 {
+		return config.Account{}, usageErr("%v describe the destination: with --account they come from the config file", set)
+	}
+	cfg, err := cf.load(stderr)
+	if err != nil {
+		return config.Account{}, err
+	}
+	accts, err := cfg.Select([]string{name})
+	if err != nil {
+		return config.Account{}, usageError{err}
+	}
+	if accts[0].IMAP == "" {
+		return config.Account{}, usageErr("account %s is a POP3 account: restore puts mail on an IMAP server", name)
+	}
+	return accts[0], nil
 }
 
 // parseWhen accepts a date (midnight local time) or an RFC 3339 time.

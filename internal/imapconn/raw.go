@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 // Raw is a logged-in IMAP connection spoken to directly, for the one thing
@@ -78,13 +80,96 @@ func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
 	if err := r.capability(); err != nil {
 		return fail(err)
 	}
-	if _, err := r.Cmd("LOGIN " + r.AString(cfg.User) + " " + r.AString(cfg.Password)); err != nil {
-		return fail(fmt.Errorf("login refused: %w", err))
+	if err := r.login(ctx, cfg); err != nil {
+		return fail(err)
 	}
 	if err := r.capability(); err != nil {
 		return fail(err)
 	}
 	return r, nil
+}
+
+// login authenticates with the password or the OAuth2 token.
+func (r *Raw) login(ctx context.Context, cfg Config) error {
+	if cfg.OAuth2 != nil {
+		return r.authenticate(ctx, cfg)
+	}
+	if _, err := r.Cmd("LOGIN " + r.AString(cfg.User) + " " + r.AString(cfg.Password)); err != nil {
+		return fmt.Errorf("login refused: %w", err)
+	}
+	return nil
+}
+
+// authenticate logs in with SASL XOAUTH2 or OAUTHBEARER and an OAuth2
+// access token, as Dial does: the initial response on the command line
+// when the server has SASL-IR, else after the first continuation; a later
+// continuation is the server's error report, acknowledged as the
+// mechanism requires before the NO arrives.
+func (r *Raw) authenticate(ctx context.Context, cfg Config) error {
+	b := cfg.OAuth2
+	mech := b.Mech()
+	if !r.Caps["AUTH="+mech] {
+		return fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
+	}
+	tok, err := b.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("OAuth2 access token: %w", err)
+	}
+	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
+	if err != nil {
+		return err
+	}
+	_, ir, _ := sc.Start()
+	tag := r.NextTag()
+	cmd := tag + " AUTHENTICATE " + mech
+	pending := base64.StdEncoding.EncodeToString(ir)
+	if r.Caps["SASL-IR"] {
+		cmd += " " + pending
+		pending = ""
+	}
+	send := func(line string) error {
+		r.conn.SetWriteDeadline(time.Now().Add(time.Minute))
+		if _, err := r.W.WriteString(line + "\r\n"); err != nil {
+			return err
+		}
+		return r.W.Flush()
+	}
+	if err := send(cmd); err != nil {
+		return fmt.Errorf("OAuth2 login (%s): %w", mech, err)
+	}
+	sentIR := pending == ""
+	for {
+		l, err := r.line()
+		if err != nil {
+			return fmt.Errorf("OAuth2 login (%s): %w", mech, err)
+		}
+		if rest, ok := strings.CutPrefix(l, "+"); ok {
+			resp := pending
+			if sentIR { // an error challenge
+				ch, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(rest))
+				ack, _ := sc.Next(ch)
+				resp = base64.StdEncoding.EncodeToString(ack)
+			}
+			sentIR = true
+			if err := send(resp); err != nil {
+				return fmt.Errorf("OAuth2 login (%s): %w", mech, err)
+			}
+			continue
+		}
+		rest, ok := strings.CutPrefix(l, tag+" ")
+		if !ok {
+			continue // untagged (CAPABILITY and the like)
+		}
+		status, text, _ := strings.Cut(rest, " ")
+		if strings.EqualFold(status, "OK") {
+			return nil
+		}
+		detail := "server said: " + status + " " + text
+		if sc.ServerError != nil {
+			detail = sc.ServerError.String() + "; " + detail
+		}
+		return b.Refuse(tok, detail)
+	}
 }
 
 func (r *Raw) set(c net.Conn) {
