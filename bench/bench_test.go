@@ -386,3 +386,29 @@ func BenchmarkBigMessage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyExport: mailkeep verify of the mbox.zst and maildir
+// archives of the corpus, and export of the mbox.zst archive to each
+// format, as the binary runs them (time and peak RSS).
+func BenchmarkVerifyExport(b *testing.B) {
+	e := setup(b)
+	url := "imap://" + benchUser + "@" + e.dv.IMAPAddr
+	for i := 0; i < b.N; i++ {
+		for _, format := range []string{"mbox.zst", "maildir"} {
+			dir := filepath.Join(e.tmp, "imap-"+format)
+			if _, err := os.Stat(dir); err != nil {
+				e.mailkeep(b, "backup", "--imap", url, "--tls", "none", "--archive", dir, "--format", format, "--quiet")
+			}
+			r := e.mailkeep(b, "verify", "--archive", dir, "--quiet")
+			report(b, "mailkeep verify "+format, r, e.corpus.Messages, e.corpus.Bytes, 0, "")
+		}
+		src := filepath.Join(e.tmp, "imap-mbox.zst")
+		for _, format := range []string{"mbox", "maildir", "eml"} {
+			to := filepath.Join(e.tmp, "export-"+format)
+			os.RemoveAll(to)
+			r := e.mailkeep(b, "export", "--archive", src, "--to", to, "--format", format, "--quiet")
+			report(b, "mailkeep export mbox.zst -> "+format, r, e.corpus.Messages, e.corpus.Bytes, 0, "")
+			os.RemoveAll(to)
+		}
+	}
+}

@@ -16,12 +16,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
 // Folder is one Maildir folder directory. It is not safe for concurrent
@@ -44,11 +45,11 @@ type Folder struct {
 // crash once OpenFolder returns.
 func OpenFolder(dir string, sub bool) (*Folder, error) {
 	var created []string // directories whose entries changed
-	if err := mkdirSynced(dir, &created); err != nil {
+	if err := durable.Mkdir(dir, 0o700, &created); err != nil {
 		return nil, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	for _, s := range []string{"cur", "new", "tmp"} {
-		if err := mkdirSynced(filepath.Join(dir, s), &created); err != nil {
+		if err := durable.Mkdir(filepath.Join(dir, s), 0o700, &created); err != nil {
 			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
@@ -63,42 +64,10 @@ func OpenFolder(dir string, sub bool) (*Folder, error) {
 			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
-	for i, d := range created {
-		if slices.Contains(created[:i], d) {
-			continue
-		}
-		if err := syncDir(d); err != nil {
-			return nil, fmt.Errorf("maildir %s: %w", dir, err)
-		}
+	if err := durable.SyncDirs(created); err != nil {
+		return nil, fmt.Errorf("maildir %s: %w", dir, err)
 	}
 	return &Folder{dir: dir}, nil
-}
-
-// mkdirSynced creates dir and its missing parents (0700) and appends to
-// parents the directory holding each one it created. It fails if dir
-// exists but is not a directory.
-func mkdirSynced(dir string, parents *[]string) error {
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirSynced(parent, parents); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	*parents = append(*parents, parent)
-	return nil
 }
 
 // Dir returns the folder's directory.
@@ -367,16 +336,4 @@ func ParseFlagLetters(info string) []string {
 		}
 	}
 	return out
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
 // Codec is how the frames of a file are compressed.
@@ -318,7 +320,7 @@ func (w *Writer) Sync() (committed int64, err error) {
 		return 0, fmt.Errorf("mboxfile %s: %w", w.path, err)
 	}
 	for _, d := range w.syncDirs {
-		if err := syncDir(d); err != nil {
+		if err := durable.SyncDir(d); err != nil {
 			return 0, fmt.Errorf("mboxfile %s: %w", w.path, err)
 		}
 	}
@@ -377,15 +379,6 @@ func (w *Writer) Close() error {
 	w.f = nil
 	w.err = ErrClosed
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // OpenReader returns the decompressed stream of the file at path from pos

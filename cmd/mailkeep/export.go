@@ -148,22 +148,6 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	return f.finish(ctx, &sum, st, err, start, stdout, stderr)
 }
 
-// parseInterspersed parses flags before and after positional arguments
-// ("export alice --to DIR") and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if code, ok := parse(fs, args); !ok {
-			return nil, code, false
-		}
-		if fs.NArg() == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
 // finish prints the failures, the summary line and the --json summary,
 // and returns the exit code.
 func (f *exportFlags) finish(ctx context.Context, sum *exportSummary, st export.Stats, err error, start time.Time, stdout, stderr io.Writer) int {

@@ -182,6 +182,22 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
+// parseInterspersed parses flags before and after positional arguments
+// ("verify alice --server") and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
+	var pos []string
+	for {
+		if code, ok := parse(fs, args); !ok {
+			return nil, code, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // outcome classifies a finished run for the summary, the catalog and the
 // exit code.
 func outcome(ctx context.Context, err error, failures int) (name, errText string, code int) {

@@ -89,7 +89,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("verify", stderr)
 	var f verifyFlags
 	f.register(fs)
-	pos, code, ok := parseVerifyArgs(fs, args)
+	pos, code, ok := parseInterspersed(fs, args)
 	if !ok {
 		return code
 	}
@@ -150,22 +150,6 @@ func (f *verifyFlags) verifyOne(ctx context.Context, job verifyJob, stderr io.Wr
 	rep, err := runVerify(ctx, job, &sum, f.com, stderr)
 	code := f.finish(ctx, &sum, rep, err, start, nil, stderr)
 	return sum, code
-}
-
-// parseVerifyArgs parses flags before and after the account name
-// ("verify alice --server") and returns the positional arguments.
-func parseVerifyArgs(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if code, ok := parse(fs, args); !ok {
-			return nil, code, false
-		}
-		if fs.NArg() == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // jobs checks the flags and resolves --archive DIR, or account NAMEs

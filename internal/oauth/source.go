@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/mailkeep/mailkeep/internal/config"
 	"golang.org/x/oauth2"
@@ -25,7 +26,7 @@ type Source struct {
 	account string
 	path    string
 	conf    *oauth2.Config
-	client  *http.Client // nil: http.DefaultClient
+	client  *http.Client
 	log     *slog.Logger
 
 	mu      sync.Mutex
@@ -46,7 +47,13 @@ func NewSource(account string, o *config.OAuth2, opt SourceOptions) *Source {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Source{account: account, path: o.TokenFile, conf: Config(o), client: opt.HTTPClient, log: log}
+	client := opt.HTTPClient
+	if client == nil {
+		// A token endpoint that never answers must not hang a nightly
+		// run: the refresh is one small POST.
+		client = &http.Client{Timeout: time.Minute}
+	}
+	return &Source{account: account, path: o.TokenFile, conf: Config(o), client: client, log: log}
 }
 
 // Token returns a valid access token.
@@ -87,9 +94,7 @@ func (s *Source) refresh(ctx context.Context) (string, error) {
 		}
 		s.tok.RefreshToken = cur.RefreshToken
 	}
-	if s.client != nil {
-		ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
-	}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, s.client)
 	old := s.tok.RefreshToken
 	tok, err := s.conf.TokenSource(ctx, &oauth2.Token{RefreshToken: old}).Token()
 	if err != nil {

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
 // ErrNoTokenFile is returned (wrapped) by LoadToken when the account has
@@ -58,10 +59,6 @@ func LoadToken(path string) (*oauth2.Token, error) {
 // directory (0600), fsynced, renamed over path, and the directory fsynced.
 // The directory is created 0700 when missing.
 func SaveToken(path, clientID string, tok *oauth2.Token) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	b, err := json.MarshalIndent(tokenFile{
 		RefreshToken: tok.RefreshToken, AccessToken: tok.AccessToken, TokenType: tok.TokenType,
 		Expiry: tok.Expiry, ClientID: clientID, Updated: time.Now().UTC().Truncate(time.Second),
@@ -69,40 +66,8 @@ func SaveToken(path, clientID string, tok *oauth2.Token) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".token-*.tmp")
-	if err != nil {
-		return err
+	if err := durable.WriteFile(path, append(b, '\n'), 0o600, 0o700); err != nil {
+		return fmt.Errorf("token file %s: %w", path, err)
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	if err := writeSync(f, append(b, '\n')); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func writeSync(f *os.File, b []byte) error {
-	err := f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
 // CheckTarget returns nil when to does not exist or is an empty directory,
@@ -43,57 +45,9 @@ func CheckTarget(to string) error {
 
 // mkdirAll creates dir and its missing parents (0700), fsyncing the
 // parent of each directory it creates, so that they survive a crash.
-func mkdirAll(dir string) error {
-	var parents []string
-	if err := mkdirRec(dir, &parents); err != nil {
-		return err
-	}
-	for i, p := range parents {
-		if slices.Contains(parents[:i], p) {
-			continue
-		}
-		if err := syncDir(p); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func mkdirAll(dir string) error { return durable.MkdirAll(dir, 0o700) }
 
-func mkdirRec(dir string, parents *[]string) error {
-	st, err := os.Stat(dir)
-	if err == nil {
-		if !st.IsDir() {
-			return fmt.Errorf("%s is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirRec(parent, parents); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	*parents = append(*parents, parent)
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return durable.SyncDir(dir) }
 
 // renameNew renames old to new, refusing to replace an existing new
 // (RENAME_NOREPLACE; on file systems without it, a check first).
