@@ -18,6 +18,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/verify"
+	"github.com/mailkeep/mailkeep/internal/archivetest"
 )
 
 var formats = []archive.Format{archive.MboxZstd, archive.MboxGzip, archive.Mbox, archive.Maildir}
@@ -149,27 +150,7 @@ func check(t testing.TB, dir string, opt verify.Options) *verify.Report {
 
 // messages lists a folder's catalogued messages in storage order.
 func messages(t testing.TB, dir, folder string) []*catalog.Message {
-	t.Helper()
-	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	f, err := a.Cat.Folder(folder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := a.Cat.All(f.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.SliceStable(all, func(i, j int) bool {
-		if all[i].FrameOffset != all[j].FrameOffset {
-			return all[i].FrameOffset < all[j].FrameOffset
-		}
-		return all[i].FramePos < all[j].FramePos
-	})
-	return all
+	return archivetest.Messages(t, dir, folder)
 }
 
 func problems(rep *verify.Report) string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
 
@@ -67,22 +68,8 @@ func writeArchive(t *testing.T, format archive.Format, folders []string, n int) 
 
 // catalogued returns a folder's messages by UID.
 func catalogued(t *testing.T, dir, folder string) map[uint32]*catalog.Message {
-	t.Helper()
-	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	f, err := a.Cat.Folder(folder)
-	if err != nil {
-		t.Fatal(err)
-	}
-	all, err := a.Cat.All(f.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[uint32]*catalog.Message{}
-	for _, m := range all {
+	for _, m := range archivetest.Messages(t, dir, folder) {
 		out[m.UID] = m
 	}
 	return out

@@ -202,3 +202,29 @@ func IndependentRead(t testing.TB, dir string) {
 		t.Errorf("python read %d messages whose bytes match nothing in the catalog: %v", len(bad), bad)
 	}
 }
+
+// Messages lists a folder's catalogued messages, expunged ones included,
+// in storage order (by position in the folder's file).
+func Messages(t testing.TB, dir, folder string) []*catalog.Message {
+	t.Helper()
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	f, err := a.Cat.Folder(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := a.Cat.All(f.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].FrameOffset != all[j].FrameOffset {
+			return all[i].FrameOffset < all[j].FrameOffset
+		}
+		return all[i].FramePos < all[j].FramePos
+	})
+	return all
+}

@@ -118,18 +118,26 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 	return c, nil
 }
 
+// saslClient checks that the server offers the account's mechanism, gets
+// an access token and returns the SASL client that sends it.
+func saslClient(ctx context.Context, cfg Config, offered bool) (string, *oauth.SASLClient, error) {
+	mech := cfg.OAuth2.Mech()
+	if !offered {
+		return "", nil, fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
+	}
+	tok, err := cfg.OAuth2.Token(ctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("OAuth2 access token: %w", err)
+	}
+	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
+	return tok, sc, err
+}
+
 // authenticate logs in with an OAuth2 access token.
 func authenticate(ctx context.Context, c *imapclient.Client, cfg Config) error {
 	b := cfg.OAuth2
 	mech := b.Mech()
-	if !c.Caps().Has(imap.Cap("AUTH=" + mech)) {
-		return fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
-	}
-	tok, err := b.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("OAuth2 access token: %w", err)
-	}
-	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
+	tok, sc, err := saslClient(ctx, cfg, c.Caps().Has(imap.Cap("AUTH="+mech)))
 	if err != nil {
 		return err
 	}

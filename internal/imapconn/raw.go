@@ -13,8 +13,6 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 // Raw is a logged-in IMAP connection spoken to directly, for the one thing
@@ -108,14 +106,7 @@ func (r *Raw) login(ctx context.Context, cfg Config) error {
 func (r *Raw) authenticate(ctx context.Context, cfg Config) error {
 	b := cfg.OAuth2
 	mech := b.Mech()
-	if !r.Caps["AUTH="+mech] {
-		return fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
-	}
-	tok, err := b.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("OAuth2 access token: %w", err)
-	}
-	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
+	tok, sc, err := saslClient(ctx, cfg, r.Caps["AUTH="+mech])
 	if err != nil {
 		return err
 	}
