@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -218,7 +219,47 @@ func wantStatus(body []byte, flags []string) string {
 	if x != "" {
 		st += "X-Status: " + x + eol
 	}
+	var kws []string
+	for _, f := range flags {
+		if !strings.HasPrefix(f, `\`) {
+			kws = append(kws, f)
+		}
+	}
+	if len(kws) > 0 {
+		st += "X-Keywords: " + strings.Join(kws, " ") + eol
+	}
 	return st
+}
+
+// maildirLetters is the info of a message with flags in the exported
+// Maildir dir: the system flag letters, then the letters its folder's
+// dovecot-keywords file gives the message's keywords, sorted.
+func maildirLetters(t *testing.T, dir string, flags []string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "dovecot-keywords"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	letter := map[string]byte{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if n, kw, ok := strings.Cut(l, " "); ok {
+			i, _ := strconv.Atoi(n)
+			letter[kw] = byte('a' + i)
+		}
+	}
+	var kl []byte
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		c, ok := letter[f]
+		if !ok {
+			t.Errorf("%s: keyword %q not in dovecot-keywords %q", dir, f, b)
+		}
+		kl = append(kl, c)
+	}
+	slices.Sort(kl)
+	return maildir.FlagLetters(flags) + string(kl)
 }
 
 func sha(b []byte) string {
@@ -296,7 +337,7 @@ func checkAt(t *testing.T, format export.Format, root string, want []src, paths 
 		}
 		switch format {
 		case export.Maildir:
-			if letters := maildir.FlagLetters(w.flags); m.Flags != letters || !strings.HasSuffix(m.Name, ":2,"+letters) {
+			if letters := maildirLetters(t, filepath.Join(root, p), w.flags); m.Flags != letters || !strings.HasSuffix(m.Name, ":2,"+letters) {
 				t.Errorf("maildir uid %d: file %s, python flags %q, want %q", w.uid, m.Name, m.Flags, letters)
 			}
 			if wantName := fmt.Sprintf("%d.M42U%d.mailkeep:2,", w.date.Unix(), w.uid); !strings.HasPrefix(m.Name, wantName) {

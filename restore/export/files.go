@@ -9,11 +9,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
 // fileOut writes one file per message (Maildir, eml): each is streamed
@@ -21,7 +23,7 @@ import (
 // its final name in batches once durable (see batch).
 type fileOut struct {
 	// names returns a message's temporary and final paths.
-	names func(m *catalog.Message, flags []string, seq int) (tmp, final string)
+	names func(m *catalog.Message, flags []string, seq int) (tmp, final string, err error)
 	buf   []byte
 	b     batch
 	// the message being written
@@ -30,7 +32,12 @@ type fileOut struct {
 }
 
 func (o *fileOut) Put(m *catalog.Message, flags []string, seq int, r io.Reader) error {
-	o.tmp, o.final = o.names(m, flags, seq)
+	var err error
+	o.tmp, o.final, err = o.names(m, flags, seq)
+	if err != nil {
+		o.tmp = ""
+		return err
+	}
 	f, err := os.OpenFile(o.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		o.tmp = ""
@@ -83,17 +90,67 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 // archive's layout puts it (INBOX at the root, "Work/Projects" in
 // ".Work.Projects"), in cur/ under the archive's own file names:
 // "<unix INTERNALDATE>.M<UIDVALIDITY>U<UID>.mailkeep:2,<flags>" (POP3:
-// ".P<hash of UIDL>").
+// ".P<hash of UIDL>"). Keywords become Dovecot's lower-case letters, a
+// for the first keyword met in the folder, b for the next..., listed in
+// the folder's dovecot-keywords file; it is rewritten (durably) before any
+// message carrying a new letter gets its final name. Maildir has 26
+// letters: further keywords are not exported.
 func newMaildirOut(to string, comps []string, buf []byte) (*fileOut, error) {
 	rel := layout.MaildirPath(comps)
 	dir := filepath.Join(to, rel)
 	if err := makeMaildir(dir, rel != ""); err != nil {
 		return nil, err
 	}
-	return &fileOut{buf: buf, names: func(m *catalog.Message, flags []string, _ int) (string, string) {
+	kw := &keywordLetters{path: filepath.Join(dir, "dovecot-keywords")}
+	return &fileOut{buf: buf, names: func(m *catalog.Message, flags []string, _ int) (string, string, error) {
 		key := maildirKey(m)
-		return filepath.Join(dir, "tmp", key), filepath.Join(dir, "cur", key+":2,"+maildir.FlagLetters(flags))
+		letters, err := kw.letters(flags)
+		if err != nil {
+			return "", "", err
+		}
+		return filepath.Join(dir, "tmp", key), filepath.Join(dir, "cur", key+":2,"+maildir.FlagLetters(flags)+letters), nil
 	}}, nil
+}
+
+// keywordLetters assigns a Maildir folder's keywords their letters, as
+// Dovecot's dovecot-keywords file records them ("0 $Label1" is a).
+type keywordLetters struct {
+	path string
+	kws  []string
+}
+
+// letters returns the sorted keyword letters of flags, writing the
+// keywords file first when a keyword is new.
+func (k *keywordLetters) letters(flags []string) (string, error) {
+	var b []byte
+	grew := false
+	for _, f := range flags {
+		if f == "" || f[0] == '\\' {
+			continue
+		}
+		i := slices.Index(k.kws, f)
+		if i < 0 {
+			if len(k.kws) == 26 {
+				continue
+			}
+			k.kws = append(k.kws, f)
+			i, grew = len(k.kws)-1, true
+		}
+		if c := byte('a' + i); !slices.Contains(b, c) {
+			b = append(b, c)
+		}
+	}
+	if grew {
+		var sb strings.Builder
+		for i, w := range k.kws {
+			fmt.Fprintf(&sb, "%d %s\n", i, w)
+		}
+		if err := durable.WriteFile(k.path, []byte(sb.String()), 0o600, 0o700); err != nil {
+			return "", fmt.Errorf("writing %s: %w", k.path, err)
+		}
+	}
+	slices.Sort(b)
+	return string(b), nil
 }
 
 // makeMaildir creates dir/{cur,new,tmp} and, for a Maildir++ sub-folder,
@@ -134,9 +191,9 @@ func newEMLOut(to string, comps []string, buf []byte) (*fileOut, error) {
 	if err := mkdirAll(dir); err != nil {
 		return nil, err
 	}
-	return &fileOut{buf: buf, names: func(m *catalog.Message, _ []string, seq int) (string, string) {
+	return &fileOut{buf: buf, names: func(m *catalog.Message, _ []string, seq int) (string, string, error) {
 		name := emlName(m, seq)
-		return filepath.Join(dir, "."+name+".tmp"), filepath.Join(dir, name)
+		return filepath.Join(dir, "."+name+".tmp"), filepath.Join(dir, name), nil
 	}}, nil
 }
 

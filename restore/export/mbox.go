@@ -188,7 +188,8 @@ func envelopeSender(sender string) string {
 // flags, ended like the message's first line, or "" when the message does
 // not start with a header field (then nothing may be put before it).
 // Status: R = \Seen, O = not new; X-Status: A = \Answered, D = \Deleted,
-// F = \Flagged, T = \Draft.
+// F = \Flagged, T = \Draft; X-Keywords: the keywords, space-separated
+// (Dovecot's mbox convention).
 func statusLines(head []byte, flags []string) string {
 	nl := bytes.IndexByte(head, '\n')
 	if nl < 0 || !isHeaderField(head[:nl]) {
@@ -222,6 +223,15 @@ func statusLines(head []byte, flags []string) string {
 	s := "Status: " + st + eol
 	if len(xs) > 0 {
 		s += "X-Status: " + string(xs) + eol
+	}
+	var kws []string
+	for _, f := range flags {
+		if f != "" && f[0] != '\\' {
+			kws = append(kws, f)
+		}
+	}
+	if len(kws) > 0 {
+		s += "X-Keywords: " + strings.Join(kws, " ") + eol
 	}
 	return s
 }
