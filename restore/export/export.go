@@ -89,7 +89,7 @@ type Options struct {
 // Stats count what Run did.
 type Stats struct {
 	Folders  int     // folders exported
-	Messages int     // messages written
+	Messages int     // messages written, in folders completed
 	Bytes    int64   // their size (the archived bytes)
 	Skipped  int     // damaged messages not written
 	Damaged  []error // one *MessageError per skipped message
@@ -182,6 +182,10 @@ type exporter struct {
 	st  *Stats
 	buf []byte
 	hr  hashReader
+	// kept and keptBytes count the current folder's messages; they join
+	// Stats when the folder is complete and durable.
+	kept      int
+	keptBytes int64
 }
 
 // start creates the target directory (and for Maildir the INBOX
@@ -245,6 +249,7 @@ func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
 	if err != nil {
 		return e.wrap(rf.Name, nil, err)
 	}
+	e.kept, e.keptBytes = 0, 0
 	e.opt.Logger.Debug("exporting folder", "folder", rf.Name, "messages", len(msgs))
 	done := 0
 	for done < len(msgs) {
@@ -288,6 +293,8 @@ func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
 		out.Abort()
 		return e.wrap(f.Name, nil, err)
 	}
+	e.st.Messages += e.kept
+	e.st.Bytes += e.keptBytes
 	return nil
 }
 
@@ -311,8 +318,8 @@ func (e *exporter) message(out folderOut, folder string, m *catalog.Message, fla
 	if err := out.Keep(); err != nil {
 		return fatal{e.wrap(folder, m, err)}
 	}
-	e.st.Messages++
-	e.st.Bytes += m.Size
+	e.kept++
+	e.keptBytes += m.Size
 	if e.opt.Progress != nil {
 		e.opt.Progress(folder, m.Size)
 	}

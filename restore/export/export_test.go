@@ -706,7 +706,7 @@ func TestInterrupted(t *testing.T) {
 					cancel()
 				}
 			}})
-			if !errors.Is(err, context.Canceled) || st.Messages != 25 {
+			if !errors.Is(err, context.Canceled) || st.Messages >= 25 {
 				t.Fatalf("interrupted export: %+v %v", st, err)
 			}
 			noTempFiles(t, to)
@@ -720,8 +720,8 @@ func TestInterrupted(t *testing.T) {
 			// Only the folders finished before the stop: the mbox file of
 			// the folder in progress is never renamed into place, and its
 			// Maildir/eml files were in a batch not yet flushed.
-			if done := inFolders(msgs, st.Folders); total != done || done >= st.Messages {
-				t.Errorf("%s: %d messages readable after the stop at 25, want the %d of the %d finished folders", f, total, done, st.Folders)
+			if done := inFolders(msgs, st.Folders); total != done || done != st.Messages {
+				t.Errorf("%s: %d messages readable after the stop at 25 (stats: %d), want the %d of the %d finished folders", f, total, st.Messages, done, st.Folders)
 			}
 		})
 	}
