@@ -228,3 +228,22 @@ func Messages(t testing.TB, dir, folder string) []*catalog.Message {
 	})
 	return all
 }
+
+// SmallDisk mounts a tmpfs of the given size (e.g. "3m") on a temporary
+// directory for a disk-full test and unmounts it at cleanup. Mounting
+// needs root: without it the test is skipped, or failed when CI is set.
+func SmallDisk(t testing.TB, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the disk-full test mounts a tmpfs and needs root")
+		}
+		t.Skip("needs root to mount a small tmpfs (CI runs it)")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	return mnt
+}
