@@ -38,6 +38,21 @@ func (c *configFlag) load(stderr io.Writer) (*config.Config, error) {
 	return cfg, nil
 }
 
+// accounts loads the configuration and selects the accounts named (none:
+// all of them); a name the file does not have is a usage error.
+func (c *configFlag) accounts(names []string, stderr io.Writer) (*config.Config, []config.Account, error) {
+	cfg, err := c.load(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.path = cfg.Path
+	accts, err := cfg.Select(names)
+	if err != nil {
+		return nil, nil, usageError{err}
+	}
+	return cfg, accts, nil
+}
+
 // accountServer turns a configured account into connection settings, as
 // connFlags.server does for the command line.
 func accountServer(ctx context.Context, a config.Account) (account.Server, imapconn.Config, error) {

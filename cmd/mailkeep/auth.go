@@ -67,13 +67,9 @@ func cmdAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // authAccount finds the account NAME and checks it has something to
 // authorize.
 func authAccount(cf configFlag, name string, stderr io.Writer) (config.Account, error) {
-	cfg, err := cf.load(stderr)
+	_, accts, err := cf.accounts([]string{name}, stderr)
 	if err != nil {
 		return config.Account{}, err
-	}
-	accts, err := cfg.Select([]string{name})
-	if err != nil {
-		return config.Account{}, usageError{err}
 	}
 	a := accts[0]
 	switch {

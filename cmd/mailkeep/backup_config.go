@@ -49,14 +49,9 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	if len(bad) > 0 {
 		return fail(usageErr("%v describe one account: set them in the config file, or back up a single account with --imap/--pop3 URL --archive DIR", bad))
 	}
-	cfg, err := cf.load(stderr)
+	cfg, accts, err := cf.accounts(fs.Args(), stderr)
 	if err != nil {
 		return fail(err)
-	}
-	cf.path = cfg.Path
-	accts, err := cfg.Select(fs.Args())
-	if err != nil {
-		return fail(usageError{err})
 	}
 	if parallel == 0 {
 		parallel = cfg.Parallel

@@ -70,13 +70,9 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if len(bad) > 0 {
 			return fail(usageErr("%v describe one account: set them in the config file, or check a single account with --imap/--pop3 URL", bad))
 		}
-		cfg, err := cfgFlag.load(stderr)
+		_, accts, err := cfgFlag.accounts(fs.Args(), stderr)
 		if err != nil {
 			return fail(err)
-		}
-		accts, err := cfg.Select(fs.Args())
-		if err != nil {
-			return fail(usageError{err})
 		}
 		for _, a := range accts {
 			jobs = append(jobs, configJob(a, false))

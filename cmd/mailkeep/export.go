@@ -87,13 +87,9 @@ func (f *exportFlags) archiveDir(names []string, stderr io.Writer) (dir, name st
 	case len(names) != 1:
 		return "", "", usageErr("usage: mailkeep export --archive DIR | NAME --to PATH --format mbox|maildir|eml")
 	}
-	cfg, err := f.cfg.load(stderr)
+	_, accts, err := f.cfg.accounts(names, stderr)
 	if err != nil {
 		return "", "", err
-	}
-	accts, err := cfg.Select(names)
-	if err != nil {
-		return "", "", usageError{err}
 	}
 	return accts[0].Archive, accts[0].Name, nil
 }

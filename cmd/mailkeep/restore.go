@@ -212,13 +212,9 @@ func restoreAccount(fs *flag.FlagSet, cf configFlag, name string, stderr io.Writ
 	if len(set) > 0 {
 		return config.Account{}, usageErr("%v describe the destination: with --account they come from the config file", set)
 	}
-	cfg, err := cf.load(stderr)
+	_, accts, err := cf.accounts([]string{name}, stderr)
 	if err != nil {
 		return config.Account{}, err
-	}
-	accts, err := cfg.Select([]string{name})
-	if err != nil {
-		return config.Account{}, usageError{err}
 	}
 	if accts[0].IMAP == "" {
 		return config.Account{}, usageErr("account %s is a POP3 account: restore puts mail on an IMAP server", name)

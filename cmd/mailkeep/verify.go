@@ -172,14 +172,9 @@ func (f *verifyFlags) jobs(fs *flag.FlagSet, names []string, stderr io.Writer) (
 	if len(connSet) > 0 {
 		return nil, usageErr("%v describe one account: with account NAMEs they come from the config file (or give --archive DIR)", connSet)
 	}
-	cfg, err := f.cfg.load(stderr)
+	_, accts, err := f.cfg.accounts(names, stderr)
 	if err != nil {
 		return nil, err
-	}
-	f.cfg.path = cfg.Path
-	accts, err := cfg.Select(names)
-	if err != nil {
-		return nil, usageError{err}
 	}
 	var jobs []verifyJob
 	for _, a := range accts {
@@ -239,13 +234,17 @@ func runVerify(ctx context.Context, job verifyJob, sum *verifySummary, com commo
 	}
 	bar := progress.New(stderr, "verify", com.quiet)
 	defer bar.Done()
+	who := "mailkeep verify" // with an account NAME, every line names it
+	if job.name != "" {
+		who += " " + job.name
+	}
 	show := func(fd verify.Finding, problem bool) {
 		bar.Done()
 		switch {
 		case problem:
-			fmt.Fprintln(stderr, "mailkeep verify: problem:", fd)
+			fmt.Fprintf(stderr, "%s: problem: %s\n", who, fd)
 		case !com.quiet:
-			fmt.Fprintln(stderr, "mailkeep verify: note:", fd)
+			fmt.Fprintf(stderr, "%s: note: %s\n", who, fd)
 		}
 	}
 	rep, err := verify.Run(ctx, a, verify.Options{Folders: job.folders, Exclude: job.exclude, OnFinding: show, Progress: bar.Add, Logger: log})

@@ -296,7 +296,7 @@ archive = %q
 	if r.code != exitPartial {
 		t.Fatalf("exit %d, want 3:\n%s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "stray.eml") || !strings.Contains(r.stderr, "1 of 2 accounts not ok: [bad (problems)]") {
+	if !strings.Contains(r.stderr, "mailkeep verify bad: problem: ") || !strings.Contains(r.stderr, "stray.eml") || !strings.Contains(r.stderr, "1 of 2 accounts not ok: [bad (problems)]") {
 		t.Errorf("stderr should name the stray file and the account:\n%s", r.stderr)
 	}
 	var all verifyAllSummary
