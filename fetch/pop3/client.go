@@ -199,11 +199,7 @@ func (c *Client) authBearer(ctx context.Context) error {
 	if !hasWord(c.caps["SASL"], mech) {
 		return fmt.Errorf("server does not offer SASL %s (it offers %q; mechanism in [account.oauth2]: xoauth2 or oauthbearer)", mech, strings.Join(c.caps["SASL"], " "))
 	}
-	tok, err := b.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("OAuth2 access token: %w", err)
-	}
-	sc, err := oauth.NewSASLClient(mech, c.cfg.User, tok)
+	tok, sc, err := b.Start(ctx, c.cfg.User)
 	if err != nil {
 		return err
 	}

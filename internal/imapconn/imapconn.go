@@ -125,12 +125,7 @@ func saslClient(ctx context.Context, cfg Config, offered bool) (string, *oauth.S
 	if !offered {
 		return "", nil, fmt.Errorf("server does not offer SASL %s (mechanism = %q in [account.oauth2]): try the other of xoauth2/oauthbearer", mech, strings.ToLower(mech))
 	}
-	tok, err := cfg.OAuth2.Token(ctx)
-	if err != nil {
-		return "", nil, fmt.Errorf("OAuth2 access token: %w", err)
-	}
-	sc, err := oauth.NewSASLClient(mech, cfg.User, tok)
-	return tok, sc, err
+	return cfg.OAuth2.Start(ctx, cfg.User)
 }
 
 // authenticate logs in with an OAuth2 access token.

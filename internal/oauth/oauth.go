@@ -38,6 +38,18 @@ type Bearer struct {
 	FromCommand bool
 }
 
+// Start gets an access token for one login of user and returns it with
+// the SASL client that sends it (IMAP AUTHENTICATE and POP3 AUTH share
+// it).
+func (b *Bearer) Start(ctx context.Context, user string) (string, *SASLClient, error) {
+	tok, err := b.Token(ctx)
+	if err != nil {
+		return "", nil, fmt.Errorf("OAuth2 access token: %w", err)
+	}
+	sc, err := NewSASLClient(b.Mech(), user, tok)
+	return tok, sc, err
+}
+
 // refused builds the error for a token the server did not accept.
 func (b *Bearer) refused(detail string) *RefusedError {
 	return &RefusedError{Account: b.Account, Mechanism: b.Mech(), Detail: detail, FromCommand: b.FromCommand}
