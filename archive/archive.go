@@ -88,8 +88,12 @@ type Archive struct {
 	Dir    string
 	Format Format
 	Cat    *catalog.Catalog
-	opt    Options
-	lock   *os.File
+	// Journal says what opening found in the catalog's journal: commits
+	// replayed because the catalog had lost them, or a journal written
+	// anew (writing opens only).
+	Journal catalog.JournalState
+	opt     Options
+	lock    *os.File
 }
 
 // Open opens (creating when needed) the archive in dir.
@@ -102,6 +106,9 @@ func Open(dir string, opt Options) (*Archive, error) {
 	}
 	a := &Archive{Dir: dir, opt: opt}
 	dbPath := filepath.Join(dir, "catalog.db")
+	if err := checkCatalogFile(dir, dbPath); err != nil {
+		return nil, err
+	}
 	if opt.ReadOnly || opt.MustExist {
 		if _, err := os.Stat(dbPath); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", dir, ErrNoArchive)
@@ -131,13 +138,26 @@ func Open(dir string, opt Options) (*Archive, error) {
 	cat, err := open(dbPath)
 	if err != nil {
 		a.unlock()
-		return nil, fmt.Errorf("archive %s: %w", dir, err)
+		return nil, catalogFailure(dir, err)
 	}
 	a.Cat = cat
 	stored, err := cat.Meta("format")
 	if err != nil {
 		a.Close()
-		return nil, fmt.Errorf("archive %s: %w", dir, err)
+		return nil, catalogFailure(dir, err)
+	}
+	if stored == "" {
+		// A catalog that never recorded a format is new. Beside mail
+		// files it is not this archive's catalog: refuse before a run
+		// could cut off or ignore the mail only the files hold.
+		mail, err := hasMail(dir)
+		if err == nil && mail {
+			err = &CatalogError{Dir: dir, Problem: "new (it knows none of the mail beside it)"}
+		}
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
 	}
 	switch {
 	case stored == "" && opt.ReadOnly:
@@ -159,6 +179,12 @@ func Open(dir string, opt Options) (*Archive, error) {
 		}
 	}
 	if !opt.ReadOnly {
+		js, err := cat.AttachJournal(filepath.Join(dir, JournalName))
+		if err != nil {
+			a.Close()
+			return nil, catalogFailure(dir, err)
+		}
+		a.Journal = js
 		if err := a.repair(); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("archive %s: %w", dir, err)

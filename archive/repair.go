@@ -2,20 +2,39 @@ package archive
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
+
+	"github.com/mailkeep/mailkeep/internal/durable"
 
 	"github.com/mailkeep/mailkeep/archive/maildir"
 )
 
 // repair brings the files back to what the catalog says after a run was
-// killed: mbox files are truncated to their committed size (dropping torn
-// frames and uncommitted messages), and Maildir files that a killed run
-// delivered but never committed are removed (the next run fetches them
-// again). Runs that never ended are recorded as killed.
+// killed. Runs that never ended are recorded as killed.
+//
+// Bytes are cut or files removed only where the catalog proves that a
+// killed run of mailkeep wrote them and never committed them:
+//   - an mbox file longer than its committed size is truncated to it when a
+//     run was killed since the last open (a torn frame, uncommitted
+//     messages); otherwise nobody can say who wrote the tail, so it is first
+//     copied, durably, to "<file>.tail-<time>" beside the file, and only
+//     then cut off (verify reports the copy);
+//   - a Maildir file named by mailkeep (".mailkeep" keys) that the catalog
+//     does not know is removed only when its inode changed after the killed
+//     run started (the next run fetches the message again); older unknown
+//     files are left alone.
 func (a *Archive) repair() error {
 	folders, err := a.Cat.Folders()
+	if err != nil {
+		return err
+	}
+	killedSince, err := a.Cat.UnfinishedSince()
 	if err != nil {
 		return err
 	}
@@ -31,6 +50,11 @@ func (a *Archive) repair() error {
 			}
 			switch {
 			case st.Size() > f.CommittedSize:
+				if killedSince.IsZero() {
+					if err := saveTail(path, f.CommittedSize, st.Size()); err != nil {
+						return fmt.Errorf("folder %q: keeping %d bytes past the committed size of %s: %w", f.Name, st.Size()-f.CommittedSize, f.Path, err)
+					}
+				}
 				if err := truncateSync(path, f.CommittedSize); err != nil {
 					return fmt.Errorf("folder %q: trimming uncommitted tail of %s: %w", f.Name, f.Path, err)
 				}
@@ -65,7 +89,7 @@ func (a *Archive) repair() error {
 		}
 		for _, n := range names {
 			k := maildir.KeyOf(filepath.Base(n))
-			if strings.HasSuffix(k, ".mailkeep") && !known[k] {
+			if strings.HasSuffix(k, ".mailkeep") && !known[k] && changedSince(filepath.Join(md.Dir(), n), killedSince) {
 				if err := os.Remove(filepath.Join(md.Dir(), n)); err != nil {
 					return fmt.Errorf("folder %q: removing uncommitted %s: %w", f.Name, n, err)
 				}
@@ -88,4 +112,46 @@ func truncateSync(path string, size int64) error {
 		return err
 	}
 	return f.Sync()
+}
+
+// saveTail copies the bytes [from, to) of path to a new file beside it,
+// durably, before they are cut off.
+func saveTail(path string, from, to int64) error {
+	src, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	name := path + ".tail-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	dst, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, io.NewSectionReader(src, from, to-from)); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Close(); err != nil {
+		return err
+	}
+	slog.Warn("bytes past the committed size that no killed run accounts for were kept aside", "file", name, "bytes", to-from)
+	return durable.SyncDir(filepath.Dir(path))
+}
+
+// changedSince reports whether the file's inode changed (ctime: created,
+// renamed or written) at or after t.
+func changedSince(path string, t time.Time) bool {
+	if t.IsZero() {
+		return false
+	}
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return false
+	}
+	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
+	return !ctime.Before(t.Add(-time.Second))
 }

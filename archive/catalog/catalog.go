@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailkeep/mailkeep/archive/journal"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -32,6 +33,9 @@ type Catalog struct {
 	db   *sql.DB
 	path string
 	mu   sync.Mutex // serialises write transactions
+
+	jw       *journal.Writer // the redo log, when attached (writing opens)
+	poisoned error           // set when a journaled transaction failed to commit
 }
 
 // Open opens or creates the catalog at path.
@@ -117,21 +121,14 @@ func (c *Catalog) init() error {
 func (c *Catalog) Path() string { return c.path }
 
 // Close closes the database.
-func (c *Catalog) Close() error { return c.db.Close() }
-
-// write runs fn in one write transaction, serialised with other writers.
-func (c *Catalog) write(fn func(tx *sql.Tx) error) error {
+func (c *Catalog) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
-	if err != nil {
-		return err
+	if c.jw != nil {
+		c.jw.Close()
+		c.jw = nil
 	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	c.mu.Unlock()
+	return c.db.Close()
 }
 
 // DB gives read access for ad-hoc queries (tests, verify).
@@ -149,10 +146,11 @@ func (c *Catalog) Meta(key string) (string, error) {
 
 // SetMeta sets a meta value.
 func (c *Catalog) SetMeta(key, value string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.db.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, key, value)
-	return err
+	return c.write(func(tx *wtx) error {
+		_, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, key, value)
+		tx.touchMeta(key)
+		return err
+	})
 }
 
 // Run is one run's record.
@@ -175,21 +173,32 @@ type Run struct {
 
 // BeginRun records the start of a run and returns its id.
 func (c *Catalog) BeginRun(kind, source string, now time.Time) (int64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	res, err := c.db.Exec(`INSERT INTO runs(kind,source,started) VALUES(?,?,?)`, kind, source, fmtTime(now.UTC()))
+	var id int64
+	err := c.write(func(tx *wtx) error {
+		res, err := tx.Exec(`INSERT INTO runs(kind,source,started) VALUES(?,?,?)`, kind, source, fmtTime(now.UTC()))
+		if err != nil {
+			return err
+		}
+		if id, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		tx.touch("runs", id)
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("catalog: begin run: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 // EndRun records a run's end, outcome and counts.
 func (c *Catalog) EndRun(r Run) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.db.Exec(`UPDATE runs SET ended=?, outcome=?, fetched=?, bytes=?, flag_changes=?, expunged=?, rekeyed=?, deleted=?, failed=?, error=? WHERE id=?`,
-		fmtTime(r.Ended.UTC()), r.Outcome, r.Fetched, r.Bytes, r.FlagChanges, r.Expunged, r.Rekeyed, r.Deleted, r.Failed, nullStr(r.Error), r.ID)
+	err := c.write(func(tx *wtx) error {
+		_, err := tx.Exec(`UPDATE runs SET ended=?, outcome=?, fetched=?, bytes=?, flag_changes=?, expunged=?, rekeyed=?, deleted=?, failed=?, error=? WHERE id=?`,
+			fmtTime(r.Ended.UTC()), r.Outcome, r.Fetched, r.Bytes, r.FlagChanges, r.Expunged, r.Rekeyed, r.Deleted, r.Failed, nullStr(r.Error), r.ID)
+		tx.touch("runs", r.ID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("catalog: end run %d: %w", r.ID, err)
 	}
@@ -200,14 +209,31 @@ func (c *Catalog) EndRun(r Run) error {
 // "killed" and returns how many there were. Call it only while holding the
 // archive lock.
 func (c *Catalog) CloseKilledRuns() (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	res, err := c.db.Exec(`UPDATE runs SET outcome='killed' WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`)
-	if err != nil {
-		return 0, err
+	var n int
+	err := c.write(func(tx *wtx) error {
+		ids, err := tx.selectIDs(`SELECT id FROM runs WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE runs SET outcome='killed' WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`); err != nil {
+			return err
+		}
+		tx.touch("runs", ids...)
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
+// UnfinishedSince returns the start of the earliest run that neither ended
+// nor was yet recorded as killed (a run killed since the archive was last
+// opened for writing), or the zero time when there is none.
+func (c *Catalog) UnfinishedSince() (time.Time, error) {
+	var s sql.NullString
+	if err := c.db.QueryRow(`SELECT MIN(started) FROM runs WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`).Scan(&s); err != nil {
+		return time.Time{}, c.classify(err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return parseTime(s.String), nil
 }
 
 // Runs lists runs, oldest first.
@@ -294,14 +320,29 @@ func (c *Catalog) Folder(name string) (*Folder, error) {
 // delimiter, special use and archive path when new. A known folder keeps its
 // path; its delimiter and special use are updated.
 func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string) (*Folder, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	d := ""
 	if delim != 0 {
 		d = string(delim)
 	}
-	_, err := c.db.Exec(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)
-		ON CONFLICT(name) DO UPDATE SET delim=excluded.delim, special_use=excluded.special_use, gone_run=NULL`, name, d, specialUse, path)
+	err := c.write(func(tx *wtx) error {
+		var old Folder
+		var od string
+		var gone sql.NullInt64
+		err := tx.QueryRow(`SELECT id, delim, special_use, gone_run FROM folders WHERE name=?`, name).Scan(&old.ID, &od, &old.SpecialUse, &gone)
+		if err == nil && od == d && old.SpecialUse == specialUse && !gone.Valid {
+			return nil // unchanged: nothing to write or journal
+		}
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)
+		ON CONFLICT(name) DO UPDATE SET delim=excluded.delim, special_use=excluded.special_use, gone_run=NULL`, name, d, specialUse, path); err != nil {
+			return err
+		}
+		ids, err := tx.selectIDs(`SELECT id FROM folders WHERE name=?`, name)
+		tx.touch("folders", ids...)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: folder %q: %w", name, err)
 	}
@@ -311,27 +352,41 @@ func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string)
 // SetFolderStatus records the server's view of a folder after a successful
 // sync: UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ.
 func (c *Catalog) SetFolderStatus(id int64, uidValidity, uidNext, messages uint32, highestModSeq uint64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.db.Exec(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=?`, uidValidity, uidNext, messages, highestModSeq, id)
-	return err
+	return c.write(func(tx *wtx) error {
+		res, err := tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`,
+			uidValidity, uidNext, messages, highestModSeq, id, uidValidity, uidNext, messages, highestModSeq)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			tx.touch("folders", id)
+		}
+		return nil
+	})
 }
 
 // ResetValidity moves a folder to a new UIDVALIDITY in one transaction:
 // the recognised messages are re-keyed, the other live ones are marked
 // expunged by run, and the folder's per-UID state is cleared.
 func (c *Catalog) ResetValidity(folderID, run int64, uidValidity uint32, rk []Rekey) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
+	return c.write(func(tx *wtx) error {
+		ids, err := tx.selectIDs(`SELECT id FROM messages WHERE folder_id=? AND expunged_run IS NULL AND uidvalidity<>?`, folderID, uidValidity)
+		if err != nil {
+			return err
+		}
+		tx.touch("messages", ids...)
+		tx.touch("folders", folderID)
+		return c.resetValidity(tx, folderID, run, uidValidity, rk)
+	})
+}
+
+func (c *Catalog) resetValidity(tx *wtx, folderID, run int64, uidValidity uint32, rk []Rekey) error {
 	if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL AND uidvalidity<>?`, run, folderID, uidValidity); err != nil {
 		return fmt.Errorf("catalog: reset uidvalidity: %w", err)
 	}
 	for _, r := range rk {
+		tx.touch("messages", r.ID)
+		tx.touchHist(r.ID, run)
 		fl := JoinFlags(r.Flags)
 		if _, err := tx.Exec(`UPDATE messages SET uidvalidity=?, uid=?, flags=?, modseq=?, expunged_run=NULL WHERE id=?`, uidValidity, r.UID, fl, r.ModSeq, r.ID); err != nil {
 			return fmt.Errorf("catalog: rekey uid %d: %w", r.UID, err)
@@ -340,31 +395,31 @@ func (c *Catalog) ResetValidity(folderID, run int64, uidValidity uint32, rk []Re
 			return err
 		}
 	}
-	if _, err := tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=0, messages=0, highestmodseq=0, last_uid=0 WHERE id=?`, uidValidity, folderID); err != nil {
-		return err
-	}
-	return tx.Commit()
+	_, err := tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=0, messages=0, highestmodseq=0, last_uid=0 WHERE id=?`, uidValidity, folderID)
+	return err
 }
 
 // MarkFolderGone records that a folder no longer exists on the server and
 // marks its live messages expunged by run. It returns how many it marked.
 func (c *Catalog) MarkFolderGone(id, run int64) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback()
-	if _, err := tx.Exec(`UPDATE folders SET gone_run=? WHERE id=? AND gone_run IS NULL`, run, id); err != nil {
-		return 0, err
-	}
-	res, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL`, run, id)
-	if err != nil {
-		return 0, err
-	}
-	n, _ := res.RowsAffected()
-	return int(n), tx.Commit()
+	var n int
+	err := c.write(func(tx *wtx) error {
+		if _, err := tx.Exec(`UPDATE folders SET gone_run=? WHERE id=? AND gone_run IS NULL`, run, id); err != nil {
+			return err
+		}
+		tx.touch("folders", id)
+		ids, err := tx.selectIDs(`SELECT id FROM messages WHERE folder_id=? AND expunged_run IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL`, run, id); err != nil {
+			return err
+		}
+		tx.touch("messages", ids...)
+		n = len(ids)
+		return nil
+	})
+	return n, err
 }
 
 // Message is a catalogued message.
@@ -412,13 +467,16 @@ func scanMessage(s interface{ Scan(...any) error }) (*Message, error) {
 // together with the folder's new committed file size (mbox formats) and last
 // UID. The messages' data must already be durable.
 func (c *Catalog) Commit(folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
+	err := c.write(func(tx *wtx) error {
+		return commitTx(tx, folderID, committedSize, lastUID, run, msgs)
+	})
 	if err != nil {
 		return fmt.Errorf("catalog: commit: %w", err)
 	}
-	defer tx.Rollback()
+	return nil
+}
+
+func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
 	ins, err := tx.Prepare(`INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,received_date,flags,size,sha256,message_id,sender,subject,file,frame_offset,frame_pos,stored_run,stored_at)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
@@ -446,13 +504,13 @@ func (c *Catalog) Commit(folderID int64, committedSize int64, lastUID uint32, ru
 		if _, err := hist.Exec(m.ID, run, flags); err != nil {
 			return err
 		}
+		tx.touch("messages", m.ID)
+		tx.touchHist(m.ID, run)
 	}
 	if _, err := tx.Exec(`UPDATE folders SET committed_size=?, last_uid=MAX(last_uid,?) WHERE id=?`, committedSize, lastUID, folderID); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("catalog: commit: %w", err)
-	}
+	tx.touch("folders", folderID)
 	return nil
 }
 
@@ -540,8 +598,10 @@ func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	return c.write(func(tx *sql.Tx) error {
+	return c.write(func(tx *wtx) error {
 		for _, ch := range changes {
+			tx.touch("messages", ch.ID)
+			tx.touchHist(ch.ID, run)
 			fl := JoinFlags(ch.Flags)
 			if _, err := tx.Exec(`UPDATE messages SET flags=?, modseq=? WHERE id=?`, fl, ch.ModSeq, ch.ID); err != nil {
 				return fmt.Errorf("catalog: set flags: %w", err)
@@ -556,10 +616,11 @@ func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
 
 // SetFile records a message's new file name (Maildir flag renames).
 func (c *Catalog) SetFile(id int64, file string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.db.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
-	return err
+	return c.write(func(tx *wtx) error {
+		tx.touch("messages", id)
+		_, err := tx.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
+		return err
+	})
 }
 
 // MarkExpunged records that a run found these messages gone from the server.
@@ -567,7 +628,8 @@ func (c *Catalog) MarkExpunged(run int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return c.write(func(tx *sql.Tx) error {
+	return c.write(func(tx *wtx) error {
+		tx.touch("messages", ids...)
 		for _, id := range ids {
 			if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE id=? AND expunged_run IS NULL`, run, id); err != nil {
 				return fmt.Errorf("catalog: mark expunged: %w", err)

@@ -12,7 +12,7 @@ import (
 
 // ownFiles are the files at the archive's top level that belong to it.
 var ownFiles = map[string]bool{
-	"catalog.db": true, "catalog.db-wal": true, "catalog.db-shm": true, "catalog.db-journal": true, "lock": true,
+	"catalog.db": true, "catalog.db-wal": true, "catalog.db-shm": true, "catalog.db-journal": true, "lock": true, "catalog.journal": true,
 }
 
 // strays walks the whole archive directory and reports every file that

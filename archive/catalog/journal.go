@@ -1,0 +1,567 @@
+package catalog
+
+import (
+	"bytes"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive/journal"
+	"github.com/mailkeep/mailkeep/internal/durable"
+)
+
+// The journal (package journal) is the catalog's redo log. Every write
+// transaction appends the complete rows it wrote to the journal and fsyncs
+// it before it commits, and records the journal's size in meta
+// "journal_offset" inside the same transaction. So:
+//
+//   - a catalog that lost commits (a lost -wal after a crash, a catalog
+//     restored from an older copy) is brought forward by replaying the
+//     journal past its journal_offset when it is next opened for writing;
+//   - a lost or damaged catalog is rebuilt by replaying the whole journal
+//     into a new one (mailkeep reindex), then reconciling with the files;
+//   - a lost journal is written anew from the catalog (a snapshot).
+//
+// The restore progress table is not journaled: it is a hint that restore
+// checks against the destination.
+
+// metaJournalOffset is the meta key holding the journal size at the last
+// commit. It is bookkeeping, never journaled itself.
+const metaJournalOffset = "journal_offset"
+
+// journaled lists the journaled tables in the order a transaction's rows
+// are applied, and each one's conflict target.
+var journaled = []struct{ table, key string }{
+	{"runs", "id"},
+	{"folders", "id"},
+	{"messages", "id"},
+	{"flag_history", "message,run"},
+}
+
+// rowsPerLine bounds the rows of one journal line.
+const rowsPerLine = 500
+
+// ErrPoisoned is returned by every write after a transaction reached the
+// journal but could not commit: the catalog is behind its journal until it
+// is opened again, which replays it.
+var ErrPoisoned = errors.New("catalog: a transaction is in the journal but did not commit; reopen the archive to replay it")
+
+// record is one line of a transaction in the journal.
+type record struct {
+	More bool              `json:"more,omitempty"`
+	Time string            `json:"time,omitempty"`
+	Meta map[string]string `json:"meta,omitempty"`
+	// Rows by table name: each row maps column names to values.
+	Rows map[string][]map[string]any `json:"rows,omitempty"`
+}
+
+// wtx is a write transaction that remembers what it touched, so that the
+// rows can be journaled before it commits.
+type wtx struct {
+	*sql.Tx
+	ids  map[string]map[int64]bool // table -> ids (runs, folders, messages)
+	hist [][2]int64                // flag_history (message, run)
+	meta map[string]bool
+}
+
+func (w *wtx) touch(table string, ids ...int64) {
+	if w.ids == nil {
+		w.ids = map[string]map[int64]bool{}
+	}
+	m := w.ids[table]
+	if m == nil {
+		m = map[int64]bool{}
+		w.ids[table] = m
+	}
+	for _, id := range ids {
+		m[id] = true
+	}
+}
+
+func (w *wtx) touchHist(msg, run int64) { w.hist = append(w.hist, [2]int64{msg, run}) }
+
+func (w *wtx) touchMeta(key string) {
+	if w.meta == nil {
+		w.meta = map[string]bool{}
+	}
+	w.meta[key] = true
+}
+
+// ids returns the ids of rows matching a query, to be touched.
+func (w *wtx) selectIDs(q string, args ...any) ([]int64, error) {
+	rows, err := w.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// write runs fn in one write transaction, serialised with other writers,
+// and journals what it touched before committing.
+func (c *Catalog) write(fn func(tx *wtx) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.poisoned != nil {
+		return c.poisoned
+	}
+	tx, err := c.db.Begin()
+	if err != nil {
+		return c.classify(err)
+	}
+	defer tx.Rollback()
+	w := &wtx{Tx: tx}
+	if err := fn(w); err != nil {
+		return c.classify(err)
+	}
+	journaled := false
+	if c.jw != nil && (len(w.ids) > 0 || len(w.hist) > 0 || len(w.meta) > 0) {
+		payloads, err := w.payloads()
+		if err != nil {
+			return fmt.Errorf("catalog: journal: %w", c.classify(err))
+		}
+		end, err := c.jw.Append(payloads)
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		journaled = true
+		if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalOffset, strconv.FormatInt(end, 10)); err != nil {
+			c.poisoned = fmt.Errorf("%w: %v", ErrPoisoned, err)
+			return c.poisoned
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		if journaled {
+			c.poisoned = fmt.Errorf("%w: %v", ErrPoisoned, err)
+			return c.poisoned
+		}
+		return c.classify(err)
+	}
+	return nil
+}
+
+// payloads reads back the rows the transaction touched and encodes them as
+// journal lines.
+func (w *wtx) payloads() ([][]byte, error) {
+	var recs []*record
+	cur := &record{Time: time.Now().UTC().Format(time.RFC3339Nano), Rows: map[string][]map[string]any{}}
+	n := 0
+	flush := func() {
+		recs = append(recs, cur)
+		cur = &record{Rows: map[string][]map[string]any{}}
+		n = 0
+	}
+	if len(w.meta) > 0 {
+		cur.Meta = map[string]string{}
+		for k := range w.meta {
+			var v string
+			err := w.QueryRow(`SELECT value FROM meta WHERE key=?`, k).Scan(&v)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, err
+			}
+			cur.Meta[k] = v
+		}
+	}
+	for _, t := range journaled {
+		var rows []map[string]any
+		var err error
+		if t.table == "flag_history" {
+			rows, err = w.histRows()
+		} else {
+			rows, err = w.tableRows(t.table)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			cur.Rows[t.table] = append(cur.Rows[t.table], r)
+			if n++; n >= rowsPerLine {
+				flush()
+			}
+		}
+	}
+	if n > 0 || len(recs) == 0 || cur.Meta != nil {
+		flush()
+	}
+	out := make([][]byte, len(recs))
+	for i, r := range recs {
+		r.More = i < len(recs)-1
+		if len(r.Rows) == 0 {
+			r.Rows = nil
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func (w *wtx) tableRows(table string) ([]map[string]any, error) {
+	set := w.ids[table]
+	if len(set) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, 0, len(set))
+	for id := range set {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var out []map[string]any
+	for len(ids) > 0 {
+		k := min(len(ids), rowsPerLine)
+		args := make([]any, k)
+		for i := range k {
+			args[i] = ids[i]
+		}
+		ids = ids[k:]
+		rows, err := w.Query(`SELECT * FROM `+table+` WHERE id IN (`+placeholders(k)+`) ORDER BY id`, args...)
+		if err != nil {
+			return nil, err
+		}
+		got, err := scanMaps(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+func (w *wtx) histRows() ([]map[string]any, error) {
+	var out []map[string]any
+	seen := map[[2]int64]bool{}
+	for _, h := range w.hist {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		rows, err := w.Query(`SELECT * FROM flag_history WHERE message=? AND run=?`, h[0], h[1])
+		if err != nil {
+			return nil, err
+		}
+		got, err := scanMaps(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}
+
+// scanMaps reads every row as a column -> value map and closes rows.
+func scanMaps(rows *sql.Rows) ([]map[string]any, error) {
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	var out []map[string]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		m := make(map[string]any, len(cols))
+		for i, c := range cols {
+			v := vals[i]
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			m[c] = v
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// JournalState says what AttachJournal found.
+type JournalState struct {
+	// Replayed is the number of transactions applied from the journal
+	// because the catalog had not got them (a lost -wal, a crash between
+	// the journal and the commit).
+	Replayed int
+	// Snapshot is set when the journal was missing or shorter than the
+	// catalog knew and was written anew from the catalog.
+	Snapshot bool
+	// MovedAside names a journal that was damaged and kept under a new name.
+	MovedAside string
+	// Damaged counts journal lines skipped because their checksum failed.
+	Damaged int
+}
+
+// AttachJournal opens the journal at path for this catalog's writes. A
+// journal longer than the catalog knows is replayed first; a missing one is
+// written anew from the catalog (archives from before the journal, or a
+// lost journal); one shorter than the catalog knows is moved aside and
+// written anew. Call it only while holding the archive lock.
+func (c *Catalog) AttachJournal(path string) (JournalState, error) {
+	var st JournalState
+	off, err := c.journalOffset()
+	if err != nil {
+		return st, err
+	}
+	fi, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := c.snapshot(path); err != nil {
+			return st, err
+		}
+		st.Snapshot = true
+	case err != nil:
+		return st, fmt.Errorf("journal %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return st, fmt.Errorf("journal %s: not a regular file (%s)", path, fi.Mode().Type())
+	case fi.Size() < off:
+		aside := path + ".damaged-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(path, aside); err != nil {
+			return st, fmt.Errorf("journal %s: %w", path, err)
+		}
+		st.MovedAside = aside
+		if err := c.snapshot(path); err != nil {
+			return st, err
+		}
+		st.Snapshot = true
+	case fi.Size() > off:
+		n, js, err := c.Replay(path, off)
+		if err != nil {
+			return st, err
+		}
+		st.Replayed, st.Damaged = n, js.Damaged
+	}
+	w, err := journal.OpenWriter(path)
+	if err != nil {
+		return st, err
+	}
+	c.mu.Lock()
+	c.jw = w
+	c.mu.Unlock()
+	return st, nil
+}
+
+func (c *Catalog) journalOffset() (int64, error) {
+	v, err := c.Meta(metaJournalOffset)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// snapshot writes a new journal at path holding the whole catalog as one
+// transaction (temporary file, fsync, rename, directory fsync) and records
+// its size.
+func (c *Catalog) snapshot(path string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tx, err := c.db.Begin()
+	if err != nil {
+		return c.classify(err)
+	}
+	defer tx.Rollback()
+	w := &wtx{Tx: tx}
+	var keys []string
+	if err := func() error {
+		rows, err := tx.Query(`SELECT key FROM meta WHERE key<>?`, metaJournalOffset)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			keys = append(keys, k)
+		}
+		return rows.Err()
+	}(); err != nil {
+		return c.classify(err)
+	}
+	for _, k := range keys {
+		w.touchMeta(k)
+	}
+	for _, t := range journaled[:3] {
+		ids, err := w.selectIDs(`SELECT id FROM ` + t.table)
+		if err != nil {
+			return c.classify(err)
+		}
+		if len(ids) > 0 {
+			w.touch(t.table, ids...)
+		}
+	}
+	hrows, err := tx.Query(`SELECT message, run FROM flag_history`)
+	if err != nil {
+		return c.classify(err)
+	}
+	for hrows.Next() {
+		var m, r int64
+		if err := hrows.Scan(&m, &r); err != nil {
+			hrows.Close()
+			return err
+		}
+		w.touchHist(m, r)
+	}
+	hrows.Close()
+	payloads, err := w.payloads()
+	if err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	data := journal.Encode(payloads)
+	if err := durable.WriteFile(path, data, 0o600, 0o700); err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalOffset, strconv.Itoa(len(data))); err != nil {
+		return c.classify(err)
+	}
+	return c.classify(tx.Commit())
+}
+
+// Replay applies the journal's transactions from offset on to the catalog
+// (which must not have a journal attached) and returns how many it
+// applied. A transaction whose last line is missing is not applied.
+func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cols := map[string]map[string]bool{}
+	for _, t := range journaled {
+		m, err := c.columns(t.table)
+		if err != nil {
+			return 0, journal.Stats{}, err
+		}
+		cols[t.table] = m
+	}
+	var tx *sql.Tx
+	defer func() {
+		if tx != nil {
+			tx.Rollback()
+		}
+	}()
+	applied := 0
+	st, err := journal.Read(path, from, func(l journal.Line) error {
+		var r record
+		d := json.NewDecoder(bytes.NewReader(l.Payload))
+		d.UseNumber()
+		if err := d.Decode(&r); err != nil {
+			return fmt.Errorf("journal %s at %d: %w: %v", path, l.Offset, journal.ErrDamaged, err)
+		}
+		if tx == nil {
+			var err error
+			if tx, err = c.db.Begin(); err != nil {
+				return c.classify(err)
+			}
+			if _, err := tx.Exec(`PRAGMA defer_foreign_keys=ON`); err != nil {
+				return err
+			}
+		}
+		if err := applyRecord(tx, &r, cols); err != nil {
+			return fmt.Errorf("journal %s at %d: %w", path, l.Offset, err)
+		}
+		if r.More {
+			return nil
+		}
+		if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalOffset, strconv.FormatInt(l.End, 10)); err != nil {
+			return err
+		}
+		err := tx.Commit()
+		tx = nil
+		if err != nil {
+			return c.classify(err)
+		}
+		applied++
+		return nil
+	})
+	return applied, st, err
+}
+
+func (c *Catalog) columns(table string) (map[string]bool, error) {
+	rows, err := c.db.Query(`SELECT name FROM pragma_table_info(?)`, table)
+	if err != nil {
+		return nil, c.classify(err)
+	}
+	defer rows.Close()
+	m := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		m[n] = true
+	}
+	return m, rows.Err()
+}
+
+func applyRecord(tx *sql.Tx, r *record, cols map[string]map[string]bool) error {
+	for k, v := range r.Meta {
+		if k == metaJournalOffset {
+			continue
+		}
+		if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, k, v); err != nil {
+			return err
+		}
+	}
+	for _, t := range journaled {
+		for _, row := range r.Rows[t.table] {
+			var names []string
+			for n := range row {
+				if cols[t.table][n] {
+					names = append(names, n)
+				}
+			}
+			sort.Strings(names)
+			args := make([]any, len(names))
+			set := make([]string, 0, len(names))
+			for i, n := range names {
+				args[i] = jsonValue(row[n])
+				set = append(set, n+"=excluded."+n)
+			}
+			q := `INSERT INTO ` + t.table + `(` + strings.Join(names, ",") + `) VALUES(` + placeholders(len(names)) + `) ON CONFLICT(` + t.key + `) DO UPDATE SET ` + strings.Join(set, ",")
+			if _, err := tx.Exec(q, args...); err != nil {
+				return fmt.Errorf("%s row: %w", t.table, err)
+			}
+		}
+	}
+	return nil
+}
+
+func jsonValue(v any) any {
+	if n, ok := v.(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			return i
+		}
+		if f, err := n.Float64(); err == nil {
+			return f
+		}
+		return n.String()
+	}
+	return v
+}
+
+// JournalPath is where an archive keeps the journal of its catalog at
+// catalogPath.
+func JournalPath(catalogPath string) string {
+	return filepath.Join(filepath.Dir(catalogPath), "catalog.journal")
+}
