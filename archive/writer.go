@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -59,6 +60,12 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 	w := &FolderWriter{a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
 	path := filepath.Join(a.Dir, f.Path)
 	if a.Format.isMbox() {
+		// Open repaired every folder the catalog knew; bytes in the file
+		// of a folder it did not know (or past what it committed) are
+		// nobody's to cut off.
+		if fi, err := os.Lstat(path); err == nil && fi.Size() > f.CommittedSize {
+			return nil, fmt.Errorf("folder %q: %s holds %d bytes the catalog does not account for: nothing was changed; run \"mailkeep reindex --archive %s\" to catalog them: %w", f.Name, f.Path, fi.Size()-f.CommittedSize, a.Dir, ErrNeedsReindex)
+		}
 		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize})
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)

@@ -15,6 +15,22 @@ var ownFiles = map[string]bool{
 	"catalog.db": true, "catalog.db-wal": true, "catalog.db-shm": true, "catalog.db-journal": true, "lock": true, "catalog.journal": true,
 }
 
+// asideFiles are prefixes of the files mailkeep keeps aside (never
+// deletes): an old catalog moved by reindex, a damaged journal.
+var asideFiles = []string{"catalog.db.old-", "catalog.journal.damaged-"}
+
+func isOwnFile(name string) bool {
+	if ownFiles[name] {
+		return true
+	}
+	for _, p := range asideFiles {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // strays walks the whole archive directory and reports every file that
 // is neither the archive's own nor a folder's file. Maildir folders' cur/,
 // new/ and tmp/ are left to the folder checks, which match them against
@@ -67,7 +83,7 @@ func (v *verifier) strays(folders []*catalog.Folder) error {
 			return nil
 		}
 		switch {
-		case filepath.Dir(rel) == "." && ownFiles[rel]:
+		case filepath.Dir(rel) == "." && isOwnFile(rel):
 		case mboxFiles[rel]:
 		case mdDirs[filepath.Dir(rel)] && filepath.Base(rel) == "maildirfolder":
 		case mdDirs[filepath.Dir(rel)] && otherMailProgram(filepath.Base(rel)):

@@ -38,6 +38,8 @@ Usage:
   mailkeep verify  --archive DIR | [NAME...] [--server]   (read every message back against its SHA-256)
   mailkeep export  --archive DIR | NAME --to PATH --format mbox|maildir|eml [--folder GLOB] [--as-of T]
   mailkeep auth    [--config FILE] NAME             (authorize an oauth2 account once)
+  mailkeep reindex --archive DIR | [--config FILE] NAME...
+                                                   (rebuild a lost or damaged catalog)
   mailkeep ls      --archive DIR [--folder F]
   mailkeep cat     --archive DIR FOLDER UID
   mailkeep version
@@ -81,6 +83,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = cmdExport(ctx, rest, stdout, stderr)
 	case "auth":
 		code = cmdAuth(ctx, rest, stdout, stderr)
+	case "reindex":
+		code = cmdReindex(ctx, rest, stdout, stderr)
 	case "ls":
 		code = cmdLs(ctx, rest, stdout, stderr)
 	case "cat":
