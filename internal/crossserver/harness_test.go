@@ -210,11 +210,10 @@ func normEOL(b []byte) string {
 // bytes (line ends), flags (and how), INTERNALDATE, folder.
 func compare(src, dst map[string][]imaptest.Msg, mapName func(string) string) []outcome {
 	used := map[string]map[int]bool{}
-	take := func(folder string, m imaptest.Msg) (imaptest.Msg, bool) {
-		key := normEOL(m.Body)
+	take := func(folder string, m imaptest.Msg, same func(a, b []byte) bool) (imaptest.Msg, bool) {
 		best := -1
 		for i, d := range dst[folder] {
-			if used[folder][i] || normEOL(d.Body) != key {
+			if used[folder][i] || !same(m.Body, d.Body) {
 				continue
 			}
 			if best < 0 || d.SHA256 == m.SHA256 {
@@ -235,13 +234,21 @@ func compare(src, dst map[string][]imaptest.Msg, mapName func(string) string) []
 		want := mapName(f)
 		for _, m := range src[f] {
 			o := outcome{folder: f, uid: m.UID, sub: subject(m.Body)}
-			d, ok := take(want, m)
-			if !ok {
+			var d imaptest.Msg
+			ok := false
+			// Same bytes up to line ends first, then the same Message-ID.
+			for _, same := range []func(a, b []byte) bool{sameEOL, sameMessageID} {
+				if d, ok = take(want, m, same); ok {
+					break
+				}
 				for _, other := range sortedKeys(dst) {
-					if d, ok = take(other, m); ok {
+					if d, ok = take(other, m, same); ok {
 						o.kinds = append(o.kinds, fmt.Sprintf("folder %q instead of %q", other, want))
 						break
 					}
+				}
+				if ok {
+					break
 				}
 			}
 			if !ok {
@@ -250,7 +257,7 @@ func compare(src, dst map[string][]imaptest.Msg, mapName func(string) string) []
 				continue
 			}
 			if d.SHA256 != m.SHA256 {
-				o.kinds = append(o.kinds, fmt.Sprintf("line ends changed (%d -> %d bytes)", len(m.Body), len(d.Body)))
+				o.kinds = append(o.kinds, bytesDiff(m.Body, d.Body))
 			}
 			if k := flagDiff(m.Flags, d.Flags); k != "" {
 				o.kinds = append(o.kinds, k)
@@ -262,6 +269,70 @@ func compare(src, dst map[string][]imaptest.Msg, mapName func(string) string) []
 		}
 	}
 	return outs
+}
+
+func sameEOL(a, b []byte) bool { return normEOL(a) == normEOL(b) }
+
+func sameMessageID(a, b []byte) bool {
+	id := headerField(a, "Message-ID")
+	return id != "" && id == headerField(b, "Message-ID")
+}
+
+func headerField(msg []byte, name string) string {
+	for _, line := range strings.Split(string(msg), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" {
+			break
+		}
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// splitHeader returns the header section (with the blank line) and the body.
+func splitHeader(msg []byte) ([]byte, []byte) {
+	if i := bytes.Index(msg, []byte("\r\n\r\n")); i >= 0 {
+		return msg[:i+4], msg[i+4:]
+	}
+	if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
+		return msg[:i+2], msg[i+2:]
+	}
+	return msg, nil
+}
+
+// bytesDiff names how the bytes of a message changed from a to b.
+func bytesDiff(a, b []byte) string {
+	switch {
+	case sameEOL(a, b):
+		return fmt.Sprintf("line ends changed (%d -> %d bytes)", len(a), len(b))
+	case bytes.Equal(append(slices.Clone(a), '\r', '\n'), b):
+		return "final CRLF added"
+	}
+	ha, ba := splitHeader(a)
+	hb, bb := splitHeader(b)
+	if bytes.Equal(ba, bb) && len(ha) == len(hb) {
+		n := 0
+		for i := range ha {
+			if ha[i] != hb[i] {
+				n++
+			}
+		}
+		return fmt.Sprintf("%d header bytes rewritten (%q -> %q)", n, firstDiffLine(ha, hb), firstDiffLine(hb, ha))
+	}
+	return fmt.Sprintf("bytes changed (%d -> %d bytes)", len(a), len(b))
+}
+
+// firstDiffLine returns the first line of a that b does not have.
+func firstDiffLine(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i, l := range la {
+		if i >= len(lb) || lb[i] != l {
+			return strings.TrimRight(l, "\r")
+		}
+	}
+	return ""
 }
 
 // flagDiff describes how the flags changed, or returns "".
