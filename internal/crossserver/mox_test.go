@@ -1,10 +1,12 @@
 package crossserver
 
 import (
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
@@ -112,4 +114,51 @@ func TestDovecotDotNamespaceToMox(t *testing.T) {
 	outs := compare(src, nonEmpty(onMox), rel)
 	report(t, "dovecot(INBOX. .) -> mox", outs)
 	checkDotNamespace(t, outs, r, sum)
+}
+
+// TestMoxToDovecotDotNamespace: mox (namespace "" with '/') restored into a
+// Dovecot configured as Cyrus and Courier are ("INBOX." with '.').
+func TestMoxToDovecotDotNamespace(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.CyrusLike())
+	dv.AddUser(t, "alice", dvPass)
+	mx := moxtest.Start(t)
+
+	mc := mx.Dial(t)
+	seed(t, mc, "", '/')
+	src := imaptest.Snapshot(t, mc, true)
+
+	arch := filepath.Join(t.TempDir(), "mox")
+	moxEndpoint(mx, true).backup(t, arch)
+	r, sum := dovecotEndpoint(dv, "alice").restore(t, arch)
+	t.Logf("restore into dovecot(INBOX. .): exit %d, %+v", r.code, sum)
+	onDv := imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, "alice", dvPass), true)
+	dot := func(f string) string { return nsName(f, "INBOX.", '.') }
+	outs := compare(nonEmpty(src), nonEmpty(onDv), dot)
+	report(t, "mox -> dovecot(INBOX. .)", outs)
+	checkMoxToDotDovecot(t, outs, r, sum)
+}
+
+// TestDovecotToMoxNastyFolders restores one message in each of
+// imaptest.NastyFolders (non-ASCII, spaces, '&', quotes, backslash,
+// brackets, 8 levels, INBOX/Child) from Dovecot into mox.
+func TestDovecotToMoxNastyFolders(t *testing.T) {
+	dv := dovecottest.Start(t, nil)
+	dv.AddUser(t, "alice", dvPass)
+	mx := moxtest.Start(t)
+
+	ac := imaptest.Dial(t, dv.IMAPAddr, "alice", dvPass)
+	for i, f := range imaptest.NastyFolders('/') {
+		body := fmt.Sprintf("From: a@example.org\r\nSubject: in %s\r\nMessage-ID: <nasty-%d@x>\r\n\r\nbody\r\n", f, i)
+		imaptest.Append(t, ac, f, []string{`\Seen`}, time.Date(2022, 1, 1, 0, 0, i, 0, time.UTC), []byte(body))
+	}
+	src := imaptest.Snapshot(t, ac, true)
+
+	arch := filepath.Join(t.TempDir(), "dovecot")
+	dovecotEndpoint(dv, "alice").backup(t, arch)
+	r, sum := moxEndpoint(mx, false).restore(t, arch)
+	t.Logf("restore into mox: exit %d, %+v\n%s", r.code, sum, r.stderr)
+	onMox := imaptest.Snapshot(t, mx.Dial(t), true)
+	outs := compare(nonEmpty(src), nonEmpty(onMox), identity)
+	report(t, "dovecot nasty folders -> mox", outs)
+	checkNasty(t, outs, r, sum)
 }
