@@ -318,23 +318,6 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-type syncWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.w.String()
-}
-
 // launch writes mox.conf with fresh ports, starts "mox localserve" and waits
 // until both listeners accept connections and IMAP greets.
 func (s *Server) launch() error {
