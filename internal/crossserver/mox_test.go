@@ -51,6 +51,12 @@ func TestDovecotToMox(t *testing.T) {
 	report(t, "dovecot -> mox", outs)
 	checkMoxArrival(t, outs, r, sum)
 
+	// A second restore finds everything already on mox.
+	r, sum = moxEndpoint(mx, false).restore(t, arch)
+	if r.code != 0 || sum.Appended != 0 || sum.Skipped != len(seedCorpus()) {
+		t.Errorf("second restore into mox: exit %d, %+v\n%s", r.code, sum, r.stderr)
+	}
+
 	// mox -> Dovecot again: the whole cycle.
 	arch2 := filepath.Join(t.TempDir(), "mox")
 	moxEndpoint(mx, true).backup(t, arch2)
