@@ -108,7 +108,7 @@ func TestDovecotDotNamespaceToMox(t *testing.T) {
 
 	arch := filepath.Join(t.TempDir(), "dovecot")
 	dovecotEndpoint(dv, "alice").backup(t, arch)
-	r, sum := moxEndpoint(mx, false).restore(t, arch)
+	r, sum := moxEndpoint(mx, true).restore(t, arch) // over IMAPS
 	t.Logf("restore into mox: exit %d, %+v", r.code, sum)
 	onMox := imaptest.Snapshot(t, mx.Dial(t), true)
 	rel := func(f string) string {
