@@ -85,6 +85,13 @@ type Options struct {
 	OAuth2IntrospectionURL string
 }
 
+// CyrusLike returns Options for the personal namespace Cyrus IMAP and
+// Courier IMAP have by default: prefix "INBOX." and separator '.', so that
+// every folder but INBOX is a child of INBOX ("INBOX.Sent").
+func CyrusLike() *Options {
+	return &Options{NamespacePrefix: "INBOX.", Separator: '.'}
+}
+
 // Installed reports whether the dovecot and doveadm binaries are available.
 func Installed() error {
 	for _, bin := range []string{"dovecot", "doveadm"} {

@@ -295,3 +295,24 @@ func TestExtraConfig(t *testing.T) {
 		t.Errorf("ConfigFile lacks ExtraConfig (%v)", err)
 	}
 }
+
+// TestCyrusLike: the CyrusLike options give NAMESPACE (("INBOX." ".")).
+func TestCyrusLike(t *testing.T) {
+	s := dovecottest.Start(t, dovecottest.CyrusLike())
+	s.AddUser(t, "cy", "cy-Pw")
+	c, err := imapclient.DialInsecure(s.IMAPAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("cy", "cy-Pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := c.Namespace().Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns.Personal) != 1 || ns.Personal[0].Prefix != "INBOX." || ns.Personal[0].Delim != '.' {
+		t.Fatalf("personal namespace %+v, want INBOX. with '.'", ns.Personal)
+	}
+}
