@@ -350,3 +350,46 @@ func catalogFlags(fl []string) string {
 	sort.Strings(out)
 	return strings.Join(out, " ")
 }
+
+// TestReindexPOP3AfterDelete: a POP3 archive whose server copies were
+// deleted by --delete is the only copy. Losing its catalog loses nothing:
+// backup refuses, reindex gives back every row (UIDLs included) and the
+// next backup stores nothing twice.
+func TestReindexPOP3AfterDelete(t *testing.T) {
+	dv := startDovecot(t)
+	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
+	for i, m := range imaptest.Corpus() {
+		imaptest.Append(t, c, "INBOX", nil, time.Date(2014, 5, 1, 0, 0, i, 0, time.UTC), m.Body)
+	}
+	dir := filepath.Join(t.TempDir(), "arch")
+	url := "pop3://" + user + "@" + dv.POP3Addr
+	if r := mailkeep(t, pwEnv(), "backup", "--pop3", url, "--tls", "none", "--archive", dir, "--delete"); r.code != 0 {
+		t.Fatalf("backup --delete: %d %s", r.code, r.stderr)
+	}
+	if n := len(imaptest.Snapshot(t, c, false)["INBOX"]); n != 0 {
+		t.Fatalf("server still holds %d messages after --delete", n)
+	}
+	want := catalogRows(t, dir)
+	if len(want) != len(imaptest.Corpus()) {
+		t.Fatalf("archive holds %d messages, want %d", len(want), len(imaptest.Corpus()))
+	}
+	for _, s := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(dir, "catalog.db") + s)
+	}
+	r := mailkeep(t, pwEnv(), "backup", "--pop3", url, "--tls", "none", "--archive", dir, "--delete")
+	if r.code == 0 || !strings.Contains(r.stderr, "reindex") {
+		t.Fatalf("backup without a catalog: %d %s", r.code, r.stderr)
+	}
+	if r := mailkeep(t, nil, "reindex", "--archive", dir); r.code != 0 {
+		t.Fatalf("reindex: %d %s", r.code, r.stderr)
+	}
+	if got := catalogRows(t, dir); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("catalog after reindex differs:\n%s", diffLines(want, got))
+	}
+	if r := mailkeep(t, pwEnv(), "backup", "--pop3", url, "--tls", "none", "--archive", dir, "--delete", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"fetched": 0`) {
+		t.Fatalf("backup after reindex: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := mailkeep(t, nil, "verify", "--archive", dir); r.code != 0 {
+		t.Fatalf("verify: %d %s", r.code, r.stderr)
+	}
+}
