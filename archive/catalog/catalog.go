@@ -335,6 +335,23 @@ func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if errors.Is(err, sql.ErrNoRows) {
+			// A folder that reindex found only in the files (its name
+			// guessed from the path, never synced) takes the server's
+			// name when the server's folder maps to the same path.
+			var id int64
+			err := tx.QueryRow(`SELECT id FROM folders WHERE path=? AND uidvalidity=0 AND last_uid=0`, path).Scan(&id)
+			if err == nil {
+				if _, err := tx.Exec(`UPDATE folders SET name=?, delim=?, special_use=?, gone_run=NULL WHERE id=?`, name, d, specialUse, id); err != nil {
+					return err
+				}
+				tx.touch("folders", id)
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
 		if _, err := tx.Exec(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)
 		ON CONFLICT(name) DO UPDATE SET delim=excluded.delim, special_use=excluded.special_use, gone_run=NULL`, name, d, specialUse, path); err != nil {
 			return err

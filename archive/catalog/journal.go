@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bufio"
 	"bytes"
 	"database/sql"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/journal"
@@ -373,7 +375,8 @@ func (c *Catalog) journalOffset() (int64, error) {
 
 // snapshot writes a new journal at path holding the whole catalog as one
 // transaction (temporary file, fsync, rename, directory fsync) and records
-// its size.
+// its size. Rows are read and written a page at a time, so memory stays
+// bounded whatever the catalog's size.
 func (c *Catalog) snapshot(path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -382,59 +385,82 @@ func (c *Catalog) snapshot(path string) error {
 		return c.classify(err)
 	}
 	defer tx.Rollback()
-	w := &wtx{Tx: tx}
-	var keys []string
-	if err := func() error {
-		rows, err := tx.Query(`SELECT key FROM meta WHERE key<>?`, metaJournalOffset)
+	tmp := path + ".tmp"
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	defer os.Remove(tmp)
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var size int64
+	emit := func(r *record) error {
+		b, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
+		line := journal.Encode([][]byte{b})
+		size += int64(len(line))
+		_, err = bw.Write(line)
+		return err
+	}
+	meta := map[string]string{}
+	mrows, err := tx.Query(`SELECT key, value FROM meta WHERE key<>?`, metaJournalOffset)
+	if err != nil {
+		return c.classify(err)
+	}
+	for mrows.Next() {
+		var k, v string
+		if err := mrows.Scan(&k, &v); err != nil {
+			mrows.Close()
+			return err
+		}
+		meta[k] = v
+	}
+	mrows.Close()
+	if err := emit(&record{More: true, Time: time.Now().UTC().Format(time.RFC3339Nano), Meta: meta}); err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	for _, t := range journaled {
+		var last int64 = -1
+		for {
+			rows, err := tx.Query(`SELECT rowid AS _rowid, * FROM `+t.table+` WHERE rowid > ? ORDER BY rowid LIMIT ?`, last, rowsPerLine)
+			if err != nil {
+				return c.classify(err)
 			}
-			keys = append(keys, k)
-		}
-		return rows.Err()
-	}(); err != nil {
-		return c.classify(err)
-	}
-	for _, k := range keys {
-		w.touchMeta(k)
-	}
-	for _, t := range journaled[:3] {
-		ids, err := w.selectIDs(`SELECT id FROM ` + t.table)
-		if err != nil {
-			return c.classify(err)
-		}
-		if len(ids) > 0 {
-			w.touch(t.table, ids...)
+			page, err := scanMaps(rows)
+			if err != nil {
+				return c.classify(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			for _, r := range page {
+				last = r["_rowid"].(int64)
+				delete(r, "_rowid")
+			}
+			if err := emit(&record{More: true, Rows: map[string][]map[string]any{t.table: page}}); err != nil {
+				return fmt.Errorf("catalog: journal snapshot: %w", err)
+			}
 		}
 	}
-	hrows, err := tx.Query(`SELECT message, run FROM flag_history`)
-	if err != nil {
-		return c.classify(err)
-	}
-	for hrows.Next() {
-		var m, r int64
-		if err := hrows.Scan(&m, &r); err != nil {
-			hrows.Close()
-			return err
-		}
-		w.touchHist(m, r)
-	}
-	hrows.Close()
-	payloads, err := w.payloads()
-	if err != nil {
+	if err := emit(&record{}); err != nil { // the transaction's last line
 		return fmt.Errorf("catalog: journal snapshot: %w", err)
 	}
-	data := journal.Encode(payloads)
-	if err := durable.WriteFile(path, data, 0o600, 0o700); err != nil {
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("catalog: journal snapshot: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalOffset, strconv.Itoa(len(data))); err != nil {
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	if err := durable.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("catalog: journal snapshot: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalOffset, strconv.FormatInt(size, 10)); err != nil {
 		return c.classify(err)
 	}
 	return c.classify(tx.Commit())

@@ -208,10 +208,15 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 }
 
 // needsReset reports whether live messages were stored under another
-// UIDVALIDITY than the server's current one.
+// UIDVALIDITY than the server's current one, or have no UID at all (rows
+// that reindex rebuilt from the files alone): both are recognised by
+// resetValidity instead of being fetched and stored again.
 func needsReset(all []*catalog.Message, uidValidity uint32) bool {
 	for _, m := range all {
-		if m.UID != 0 && m.ExpungedRun == 0 && m.UIDValidity != uidValidity {
+		if m.ExpungedRun != 0 {
+			continue
+		}
+		if (m.UID != 0 && m.UIDValidity != uidValidity) || (m.UID == 0 && m.UIDL == "") {
 			return true
 		}
 	}
