@@ -64,6 +64,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if jsonLogFormat(args) {
+		jl := newJSONLines(stderr)
+		defer jl.Flush()
+		stderr = jl
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd, rest := args[0], args[1:]
