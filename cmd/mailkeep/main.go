@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	signalReady()
 	cmd, rest := args[0], args[1:]
 	var code int
 	switch cmd {
