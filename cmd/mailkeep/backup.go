@@ -124,7 +124,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&format, "format", "", "archive format for a new archive: mbox.zst (default), mbox.gz, mbox, maildir")
 	fs.Var(&folders, "folder", "back up only folders matching this glob (repeatable)")
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
-	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	connectionsVar(fs, &conns)
 	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
 	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	if code, ok := parse(fs, args); !ok {
