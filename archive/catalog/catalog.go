@@ -113,6 +113,9 @@ func (c *Catalog) init() error {
 		if n > schemaVersion {
 			return fmt.Errorf("schema version %d is newer than this mailkeep understands (%d)", n, schemaVersion)
 		}
+		if err := migrate(tx, n); err != nil {
+			return err
+		}
 	}
 	return tx.Commit()
 }

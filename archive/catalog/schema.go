@@ -1,7 +1,17 @@
 package catalog
 
-// schemaVersion is stored in meta.schema_version; Open refuses a newer one.
-const schemaVersion = 1
+import (
+	"database/sql"
+	"fmt"
+)
+
+// schemaVersion is stored in meta.schema_version; Open refuses a newer one
+// and migrates an older one (see migrate). OpenReadOnly reads older ones
+// as they are.
+//
+//	1: the first schema
+//	2: messages.deleted_run (POP3 messages mailkeep deleted after archiving)
+const schemaVersion = 2
 
 // schema is the catalog's SQL schema. README.md documents it for users who
 // open the catalog with sqlite3.
@@ -66,7 +76,8 @@ CREATE TABLE IF NOT EXISTS messages (
 	frame_pos     INTEGER NOT NULL DEFAULT 0,   -- mbox: offset of the From line inside the decompressed frame
 	stored_run    INTEGER NOT NULL REFERENCES runs(id),
 	stored_at     TEXT NOT NULL,                -- RFC 3339, when it became durable
-	expunged_run  INTEGER REFERENCES runs(id)   -- first run that saw it gone from the server
+	expunged_run  INTEGER REFERENCES runs(id),  -- first run that saw it gone from the server
+	deleted_run   INTEGER REFERENCES runs(id)   -- POP3: run that deleted it from the server after archiving it (schema 2)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
@@ -92,3 +103,35 @@ CREATE TABLE IF NOT EXISTS restored (
 	PRIMARY KEY (server, user, key)
 );
 `
+
+// migrate brings a catalog of schema version from up to schemaVersion,
+// inside Open's transaction (the schema above has already created every
+// missing table, but not the columns older tables lack).
+func migrate(tx *sql.Tx, from int) error {
+	if from < 2 {
+		// Schema 1 marked POP3 messages that mailkeep itself deleted from
+		// the server (--delete, --keep-days) as expunged, which hid them
+		// from ls, export and restore. Those are the runs of kind backup
+		// over POP3 that recorded deletions; the messages they marked
+		// expunged become "deleted by mailkeep". (Such a run also marks
+		// messages someone else removed since the last run: the two cannot
+		// be told apart, and keeping mail visible is the safe side.)
+		if _, err := tx.Exec(`ALTER TABLE messages ADD COLUMN deleted_run INTEGER REFERENCES runs(id)`); err != nil {
+			return fmt.Errorf("migrating to schema 2: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE messages SET deleted_run=expunged_run, expunged_run=NULL
+			WHERE expunged_run IN (` + deletingRuns + `)`); err != nil {
+			return fmt.Errorf("migrating to schema 2: %w", err)
+		}
+	}
+	if from < schemaVersion {
+		if _, err := tx.Exec(`UPDATE meta SET value=? WHERE key='schema_version'`, fmt.Sprint(schemaVersion)); err != nil {
+			return fmt.Errorf("migrating to schema %d: %w", schemaVersion, err)
+		}
+	}
+	return nil
+}
+
+// deletingRuns selects the ids of runs that deleted POP3 messages from the
+// server (schema 1's only record of it).
+const deletingRuns = `SELECT id FROM runs WHERE kind='backup' AND deleted>0 AND source LIKE 'pop3%'`

@@ -35,7 +35,42 @@ func (c *configFlag) load(stderr io.Writer) (*config.Config, error) {
 	for _, w := range warns {
 		fmt.Fprintln(stderr, "mailkeep: warning:", w)
 	}
+	passwordEnvs.set(cfg.Accounts)
 	return cfg, nil
+}
+
+// passwordEnvs are the password_env variables of every account of the
+// loaded configuration. An account's password_command runs without the
+// other accounts' variables in its environment.
+var passwordEnvs envNames
+
+type envNames struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (e *envNames) set(accts []config.Account) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.names = nil
+	for _, a := range accts {
+		if a.PasswordEnv != "" {
+			e.names = append(e.names, a.PasswordEnv)
+		}
+	}
+}
+
+// except returns the names other than own.
+func (e *envNames) except(own string) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, n := range e.names {
+		if n != own {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // accounts loads the configuration and selects the accounts named (none:
@@ -81,7 +116,7 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 			return s, cfg, usageErr("account %s: no password: environment variable %s (password_env) is not set", a.Name, a.PasswordEnv)
 		}
 	}
-	pw := account.PasswordSource{Env: a.PasswordEnv, File: a.PasswordFile, Command: a.PasswordCommand}
+	pw := account.PasswordSource{Env: a.PasswordEnv, File: a.PasswordFile, Command: a.PasswordCommand, HideEnv: passwordEnvs.except(a.PasswordEnv)}
 	cfg.Password, err = pw.Password(ctx)
 	if err != nil {
 		return s, cfg, usageErr("account %s: %w", a.Name, err)

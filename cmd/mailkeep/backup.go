@@ -124,7 +124,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&format, "format", "", "archive format for a new archive: mbox.zst (default), mbox.gz, mbox, maildir")
 	fs.Var(&folders, "folder", "back up only folders matching this glob (repeatable)")
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
-	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	connectionsVar(fs, &conns)
 	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
 	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	if code, ok := parse(fs, args); !ok {
@@ -197,7 +197,9 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 		return sum, err
 	}
 	defer a.Close()
-	if err := checkSource(a, string(srv.Protocol)+":"+srv.User+"@"+srv.Host); err != nil {
+	source := string(srv.Protocol) + ":" + srv.User + "@" + srv.Host
+	bound, err := checkSource(a, source)
+	if err != nil {
 		return sum, err
 	}
 	start := time.Now()
@@ -227,6 +229,14 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	sum.FlagChanges, sum.Expunged, sum.Rekeyed, sum.Deleted = st.FlagChanges, st.Expunged, st.Rekeyed, st.Deleted
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
+	}
+	if !bound && (err == nil || st.Folders > 0) {
+		// Bind the archive to the account only once a run has logged in
+		// (it listed folders): a typo in the host or user, or a wrong
+		// password, must not lock the directory to that account.
+		if berr := a.Cat.SetMeta("source", source); berr != nil && err == nil {
+			err = berr
+		}
 	}
 	sum.Outcome, sum.Error, _ = outcome(ctx, err, len(st.Failures))
 	rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Fetched, Bytes: st.Bytes,
@@ -288,19 +298,21 @@ func reportBackup(ctx context.Context, sum summary, err error, stderr io.Writer,
 }
 
 // checkSource refuses to mix two accounts in one archive. An account is
-// its protocol, user and host: changing port or TLS mode is fine.
-func checkSource(a *archive.Archive, src string) error {
+// its protocol, user and host: changing port or TLS mode is fine. It
+// reports whether the archive is bound to an account yet; runBackup binds
+// it after the first run that logged in.
+func checkSource(a *archive.Archive, src string) (bound bool, err error) {
 	have, err := a.Cat.Meta("source")
 	if err != nil {
-		return err
+		return false, err
 	}
 	if have == "" {
-		return a.Cat.SetMeta("source", src)
+		return false, nil
 	}
 	if have != src {
-		return usageErr("archive %s belongs to %s, not %s: use one archive directory per account", a.Dir, have, src)
+		return true, usageErr("archive %s belongs to %s, not %s: use one archive directory per account", a.Dir, have, src)
 	}
-	return nil
+	return true, nil
 }
 
 func writeJSON(w io.Writer, v any) {

@@ -41,7 +41,7 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
 			for _, f := range fl {
-				n, x, by, err := a.Cat.Counts(f.ID)
+				n, err := a.Cat.CountStates(f.ID)
 				if err != nil {
 					return err
 				}
@@ -49,7 +49,10 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if f.GoneRun != 0 {
 					name += " (gone from server)"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\n", name, n-x, x, float64(by)/1e6, f.UIDValidity)
+				if n.Deleted > 0 { // POP3 --delete: counted in MESSAGES
+					name += fmt.Sprintf(" (%d deleted from server by mailkeep)", n.Deleted)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\n", name, n.Visible(), n.Expunged, float64(n.Bytes)/1e6, f.UIDValidity)
 			}
 			return nil
 		}
@@ -57,16 +60,21 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
+		deleted, err := a.Cat.Deleted(f.ID)
+		if err != nil {
+			return err
+		}
 		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
 		return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
-			if m.ExpungedRun != 0 && !expunged {
+			gone := deleted.ExpungedRun(m) != 0 // not: deleted by mailkeep
+			if gone && !expunged {
 				return nil
 			}
 			id := strconv.FormatUint(uint64(m.UID), 10)
 			if m.UIDL != "" {
 				id = m.UIDL
 			}
-			if m.ExpungedRun != 0 {
+			if gone {
 				id += "*"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", id, m.InternalDate.Format("2006-01-02 15:04"), clip(m.Sender, 30), clip(m.Subject, 50), m.Size, catalog.JoinFlags(m.Flags))

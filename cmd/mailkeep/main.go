@@ -66,8 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if jsonLogFormat(args) {
+		jl := newJSONLines(stderr)
+		defer jl.Flush()
+		stderr = jl
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	signalReady()
 	cmd, rest := args[0], args[1:]
 	var code int
 	switch cmd {

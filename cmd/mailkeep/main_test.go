@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 var bin string
@@ -243,12 +245,17 @@ func TestKilledRunsResume(t *testing.T) {
 			for i := 0; i < kills; i++ {
 				cmd := exec.Command(bin, "backup", "--imap", url, "--tls", "none", "--archive", dir, "--format", format, "--quiet", "--connections", "2")
 				cmd.Env = append(os.Environ(), pwEnv()...)
+				ready := readyPipe(t, cmd)
 				if err := cmd.Start(); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Duration(20+rng.IntN(250)) * time.Millisecond)
-				if i%3 == 2 { // Ctrl-C: a clean stop with exit 130 (or 0 if it had finished)
-					time.Sleep(100 * time.Millisecond) // past process start-up, where SIGINT still kills
+				if i%3 == 2 {
+					// Past process start-up, where SIGINT still kills: wait
+					// until mailkeep says its handler is installed.
+					ready()
+				}
+				time.Sleep(time.Duration(20+rng.IntN(250)) * time.Millisecond) // a random instant of the run
+				if i%3 == 2 {                                                  // Ctrl-C: a clean stop with exit 130 (or 0 if it had finished)
 					cmd.Process.Signal(os.Interrupt)
 					cmd.Wait()
 					if code := cmd.ProcessState.ExitCode(); code != 130 && code != 0 {
@@ -266,5 +273,52 @@ func TestKilledRunsResume(t *testing.T) {
 			archivetest.Compare(t, snap, dir)
 			archivetest.IndependentRead(t, dir)
 		})
+	}
+}
+
+// readyPipe gives cmd a pipe on which mailkeep reports that its signal
+// handler is installed (see ready.go); the returned function, called after
+// cmd.Start, waits for that line. cmd.Env must be set.
+func readyPipe(t *testing.T, cmd *exec.Cmd) func() {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	cmd.ExtraFiles = append(cmd.ExtraFiles, w)
+	cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", readyFDEnv, 2+len(cmd.ExtraFiles)))
+	return func() {
+		t.Helper()
+		w.Close() // the child has its copy: EOF when it exits
+		buf := make([]byte, 16)
+		n, _ := io.ReadFull(r, buf[:6])
+		if string(buf[:n]) != "ready\n" {
+			t.Fatalf("mailkeep did not report its signal handler installed (read %q)", buf[:n])
+		}
+	}
+}
+
+// TestInterruptRightAfterStart: SIGINT as soon as mailkeep can take it
+// (its ready line) stops the run cleanly, exit 130 (or 0 when it was done).
+func TestInterruptRightAfterStart(t *testing.T) {
+	srv := memimap.Start(t, user, pass)
+	c := imaptest.Dial(t, srv.Addr, user, pass)
+	imaptest.Append(t, c, "INBOX", nil, time.Now(), []byte("Subject: hi\r\n\r\nhello\r\n"))
+	c.Logout().Wait()
+	dir := t.TempDir()
+	for i := 0; i < 10; i++ {
+		cmd := exec.Command(bin, "backup", "--imap", "imap://"+user+"@"+srv.Addr, "--tls", "none", "--archive", dir, "--quiet")
+		cmd.Env = append(os.Environ(), pwEnv()...)
+		ready := readyPipe(t, cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ready()
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != exitInterrupted && code != exitOK {
+			t.Fatalf("SIGINT right after start-up: exit %d (%v), want 130", code, cmd.ProcessState)
+		}
 	}
 }

@@ -73,7 +73,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&dryRun, "dry-run", false, "show what would be created and appended; change nothing")
 	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
 	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
-	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	connectionsVar(fs, &conns)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

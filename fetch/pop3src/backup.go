@@ -120,9 +120,13 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 	for _, u := range ids {
 		onServer[u] = true
 	}
+	deleted, err := a.Cat.Deleted(f.ID)
+	if err != nil {
+		return st, err
+	}
 	var gone []int64
 	for u, m := range known {
-		if !onServer[u] && m.ExpungedRun == 0 {
+		if !onServer[u] && m.ExpungedRun == 0 && deleted[m.ID] == 0 { // deleted by mailkeep: not gone
 			gone = append(gone, m.ID)
 		}
 	}
@@ -177,7 +181,8 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 	if err := c.Quit(ctx); err != nil {
 		return st, fmt.Errorf("%s: QUIT after DELE: the server may not have deleted the messages: %w", acct, err)
 	}
-	if err := a.Cat.MarkExpunged(run, deleIDs); err != nil {
+	// Not "expunged": these are archived on purpose and stay visible.
+	if err := a.Cat.MarkDeleted(run, deleIDs); err != nil {
 		return st, err
 	}
 	st.Deleted = len(dele)

@@ -183,9 +183,32 @@ func TestDeleteAndKeepDays(t *testing.T) {
 	if err != nil || st.Deleted != len(msgs) || len(srv.Messages()) != 0 {
 		t.Fatalf("keep-days run after 31 days: %+v %v, server still holds %d", st, err, len(srv.Messages()))
 	}
-	// Archive keeps everything (marked expunged).
-	if got := archived(t, dir, false); !slices.Equal(got, shas(msgs)) {
-		t.Errorf("archive lost messages after deletion")
+	// The archive keeps everything, and not as "expunged": mailkeep deleted
+	// them, they are what the archive is for.
+	if got := archived(t, dir, true); !slices.Equal(got, shas(msgs)) {
+		t.Errorf("archive lost messages after deletion, or marks them expunged")
+	}
+	// The next run does not take them for gone from the server; compare and
+	// check count them archived, not gone.
+	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, KeepDays: 30, Now: func() time.Time { return now.Add(32 * 24 * time.Hour) }})
+	if err != nil || st.Expunged != 0 || st.Fetched != 0 {
+		t.Errorf("run after the deletion: %+v %v, want nothing expunged", st, err)
+	}
+	if got := archived(t, dir, true); !slices.Equal(got, shas(msgs)) {
+		t.Errorf("a run after the deletion marked deleted messages expunged")
+	}
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	d, err := pop3src.Compare(context.Background(), a.Cat, pop3src.Options{Config: cfg})
+	if err != nil || len(d.Gone) != 0 || len(d.New) != 0 {
+		t.Errorf("compare after deletion: %+v %v, want nothing gone", d, err)
+	}
+	chk, err := pop3src.Check(context.Background(), a.Cat, pop3src.Options{Config: cfg})
+	if err != nil || len(chk.Folders) != 1 || chk.Folders[0].Archived != len(msgs) {
+		t.Errorf("check after deletion: %+v %v, want %d archived", chk, err, len(msgs))
 	}
 }
 

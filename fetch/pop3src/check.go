@@ -36,9 +36,13 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 			if err != nil {
 				return out, err
 			}
+			deleted, err := cat.Deleted(f.ID) // deleted by mailkeep: still archived
+			if err != nil {
+				return out, err
+			}
 			for _, m := range all {
 				known[m.UIDL] = true
-				if m.ExpungedRun == 0 {
+				if deleted.ExpungedRun(m) == 0 {
 					fc.Archived++
 				}
 			}

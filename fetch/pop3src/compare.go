@@ -44,8 +44,13 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) (Diff, erro
 	case err != nil:
 		return d, err
 	default:
-		err := cat.Each(ctx, f.ID, func(m *catalog.Message) error {
-			known[m.UIDL] = known[m.UIDL] || m.ExpungedRun == 0
+		deleted, err := cat.Deleted(f.ID)
+		if err != nil {
+			return d, fmt.Errorf("folder %s: %w", Folder, err)
+		}
+		// Messages mailkeep deleted from the server are not "gone".
+		err = cat.Each(ctx, f.ID, func(m *catalog.Message) error {
+			known[m.UIDL] = known[m.UIDL] || (m.ExpungedRun == 0 && deleted[m.ID] == 0)
 			return nil
 		})
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -129,6 +130,9 @@ type PasswordSource struct {
 	Env     string // variable name, default MAILKEEP_PASSWORD
 	File    string // --password-file
 	Command string // --password-command, run with sh -c
+	// HideEnv names environment variables the command must not inherit:
+	// the other configured accounts' password_env variables.
+	HideEnv []string
 }
 
 // Password reads the password. A file or command output loses one trailing
@@ -145,11 +149,17 @@ func (p PasswordSource) Password(ctx context.Context) (string, error) {
 		return trimNL(string(b)), nil
 	case p.Command != "":
 		cmd := exec.CommandContext(ctx, "sh", "-c", p.Command)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
+		cmd.Env = environWithout(os.Environ(), p.HideEnv)
+		stderr := &headWriter{max: 4096}
+		cmd.Stderr = stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return "", fmt.Errorf("--password-command failed: %w: %s", err, strings.TrimSpace(stderr.String()))
+			// Its stderr may hold the secret: name the exit status and
+			// only a clipped first line.
+			if line := stderrHint(stderr.b.String()); line != "" {
+				return "", fmt.Errorf("--password-command failed: %w (stderr starts: %q)", err, line)
+			}
+			return "", fmt.Errorf("--password-command failed: %w", err)
 		}
 		return trimNL(string(out)), nil
 	}
@@ -166,4 +176,58 @@ func (p PasswordSource) Password(ctx context.Context) (string, error) {
 func trimNL(s string) string {
 	s = strings.TrimSuffix(s, "\n")
 	return strings.TrimSuffix(s, "\r")
+}
+
+// environWithout is env without the variables named in hide.
+func environWithout(env, hide []string) []string {
+	if len(hide) == 0 {
+		return env
+	}
+	out := env[:0:0]
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(hide, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// stderrHintLen bounds how much of a failing password command's stderr is
+// shown.
+const stderrHintLen = 60
+
+// stderrHint is the first non-empty line of s, control characters
+// replaced, clipped to stderrHintLen runes ("…" marks a cut).
+func stderrHint(s string) string {
+	var line string
+	for l := range strings.Lines(s) {
+		if line = strings.TrimSpace(l); line != "" {
+			break
+		}
+	}
+	r := []rune(line)
+	for i, c := range r {
+		if c < 0x20 || c == 0x7f {
+			r[i] = ' '
+		}
+	}
+	if len(r) > stderrHintLen {
+		return string(r[:stderrHintLen]) + "…"
+	}
+	return string(r)
+}
+
+// headWriter keeps the first max bytes written to it and discards the rest
+// (a command's stderr is not a buffer the command may grow without bound).
+type headWriter struct {
+	b   bytes.Buffer
+	max int
+}
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := w.max - w.b.Len(); room > 0 {
+		w.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
 }

@@ -63,3 +63,20 @@ func TestPassword(t *testing.T) {
 		}
 	}
 }
+
+func TestPasswordCommandErrorAndEnv(t *testing.T) {
+	t.Setenv("OTHER_ACCOUNT_PW", "other")
+	for _, tt := range []struct {
+		cmd, want, not string
+	}{
+		{"echo 'gpg: decryption failed' >&2; echo hunter2 >&2; exit 2", `exit status 2 (stderr starts: "gpg: decryption failed")`, "hunter2"},
+		{"printf '\\n\\n  %0100d\\n' 0 >&2; exit 1", `"` + strings.Repeat("0", 60) + `…"`, strings.Repeat("0", 61)},
+		{"exit 4", "--password-command failed: exit status 4", "stderr"},
+		{`test -z "${OTHER_ACCOUNT_PW+set}" || exit 9; exit 5`, "exit status 5", ""},
+	} {
+		_, err := PasswordSource{Command: tt.cmd, HideEnv: []string{"OTHER_ACCOUNT_PW"}}.Password(context.Background())
+		if err == nil || !strings.Contains(err.Error(), tt.want) || (tt.not != "" && strings.Contains(err.Error(), tt.not)) {
+			t.Errorf("%s: error %v, want %q and not %q", tt.cmd, err, tt.want, tt.not)
+		}
+	}
+}

@@ -120,15 +120,22 @@ func (s *Source) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]stri
 	if err != nil {
 		return nil, nil, err
 	}
+	// Messages mailkeep deleted from a POP3 server after archiving them
+	// are not expunged: the archive exists to keep them.
+	deleted, err := s.a.Cat.Deleted(f.ID)
+	if err != nil {
+		return nil, nil, err
+	}
 	var sel []*catalog.Message
 	flagsOf := map[int64][]string{}
 	for _, m := range all {
 		flags := m.Flags
+		expungedRun := deleted.ExpungedRun(m)
 		if !s.opt.AsOf.IsZero() {
 			if !m.StoredAt.Before(s.opt.AsOf) {
 				continue
 			}
-			if m.ExpungedRun != 0 && !s.before(m.ExpungedRun) && !s.opt.IncludeExpunged {
+			if expungedRun != 0 && !s.before(expungedRun) && !s.opt.IncludeExpunged {
 				continue
 			}
 			fl, ok, err := s.a.Cat.FlagsAsOf(m.ID, s.opt.AsOf)
@@ -138,7 +145,7 @@ func (s *Source) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]stri
 			if ok {
 				flags = fl
 			}
-		} else if m.ExpungedRun != 0 && !s.opt.IncludeExpunged {
+		} else if expungedRun != 0 && !s.opt.IncludeExpunged {
 			continue
 		}
 		sel = append(sel, m)

@@ -5,8 +5,9 @@
 // mbox files are read with github.com/emersion/go-mbox, which reads mboxo
 // and normalises what it reads: line endings become CRLF (as IMAP wants),
 // one '>' is removed from lines starting ">From ", and the blank line that
-// separates messages is dropped. INTERNALDATE comes from the Date: header
-// (else the time of the restore); flags from the Status:/X-Status: headers
+// separates messages is dropped. INTERNALDATE comes from the Date: header,
+// else from the date of the message's "From " line, else it is the time of
+// the restore; flags from the Status:/X-Status: headers
 // that mutt and Thunderbird write (R: \Seen, A: \Answered, F: \Flagged,
 // T: \Draft). Maildir messages are restored byte for byte with the flags of
 // their ":2," suffix and their file mtime as INTERNALDATE.
@@ -59,6 +60,14 @@ func (s *Mbox) Messages(ctx context.Context, folder restore.Folder, fn func(rest
 	}
 	defer os.Remove(spool.Name())
 	defer spool.Close()
+	// A second reader of the same file walks its "From " lines in step
+	// with go-mbox (which drops them) for their dates.
+	f2, err := os.Open(s.Path)
+	if err != nil {
+		return err
+	}
+	defer f2.Close()
+	froms := &fromLines{r: bufio.NewReaderSize(f2, 64<<10)}
 	r := mbox.NewReader(bufio.NewReaderSize(f, 256<<10))
 	for i := 1; ; i++ {
 		if err := ctx.Err(); err != nil {
@@ -87,6 +96,9 @@ func (s *Mbox) Messages(ctx context.Context, folder restore.Folder, fn func(rest
 			return err
 		}
 		msgID, date, flags := headerFacts(hdr)
+		if fromDate, ok := froms.next(); ok && !hasDate(hdr) {
+			date = fromDate
+		}
 		sum := hex.EncodeToString(h.Sum(nil))
 		err = fn(restore.Message{
 			Key:          fmt.Sprintf("mbox:%s:%d:%s", filepath.Base(s.Path), i, sum[:16]),
@@ -194,4 +206,88 @@ func (s *Maildir) Messages(ctx context.Context, folder restore.Folder, fn func(r
 		}
 	}
 	return nil
+}
+
+// hasDate reports whether a header block has a Date: header that parses.
+func hasDate(hdr []byte) bool {
+	m, err := mail.ReadMessage(strings.NewReader(string(hdr)))
+	if err != nil {
+		return false
+	}
+	_, err = m.Header.Date()
+	return err == nil
+}
+
+// fromLines yields the date of each "From " separator line of an mbox
+// file, in order. Its idea of a separator is go-mbox's: a line that starts
+// with "From " (the first message may follow blank lines).
+type fromLines struct {
+	r *bufio.Reader
+}
+
+// next returns the date of the next "From " line, and false when the line
+// has no date it understands (or there is none).
+func (f *fromLines) next() (time.Time, bool) {
+	line, ok := f.nextLine()
+	if !ok {
+		return time.Time{}, false
+	}
+	return parseFromDate(line)
+}
+
+// nextLine returns the next "From " line (its first 256 bytes), false at
+// the end of the file.
+func (f *fromLines) nextLine() (string, bool) {
+	for {
+		line, err := f.line()
+		if strings.HasPrefix(line, "From ") {
+			return line, true
+		}
+		if err != nil {
+			return "", false
+		}
+	}
+}
+
+// line reads one line and returns at most its first 256 bytes (a
+// separator's date is near its start; the rest is discarded).
+func (f *fromLines) line() (string, error) {
+	var head []byte
+	for {
+		b, err := f.r.ReadSlice('\n')
+		if len(head) < 256 {
+			head = append(head, b[:min(len(b), 256-len(head))]...)
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return string(head), err
+	}
+}
+
+// fromLayouts are the date forms of "From " lines: asctime (mutt,
+// procmail, Thunderbird), with a numeric zone before the year (Google
+// Takeout) or after it, or a zone name.
+var fromLayouts = []string{
+	"Mon Jan 2 15:04:05 2006",
+	"Mon Jan 2 15:04:05 -0700 2006",
+	"Mon Jan 2 15:04:05 2006 -0700",
+	"Mon Jan 2 15:04:05 MST 2006",
+	"Mon Jan 2 15:04 2006",
+}
+
+// parseFromDate parses the date of "From SENDER DATE". Dates without a
+// zone are UTC, as mbox writers use them.
+func parseFromDate(line string) (time.Time, bool) {
+	fields := strings.Fields(strings.TrimRight(line, "\r\n"))
+	// fields[0] is "From", fields[1] the sender (or "-"); the date is the rest.
+	for start := 2; start <= 3 && start < len(fields); start++ {
+		d := strings.Join(fields[start:], " ")
+		for _, l := range fromLayouts {
+			if t, err := time.Parse(l, d); err == nil {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
 }

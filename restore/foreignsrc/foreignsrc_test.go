@@ -63,3 +63,43 @@ func TestMboxAndMaildir(t *testing.T) {
 		t.Fatalf("from Maildir: %+v", old)
 	}
 }
+
+// TestMboxWithoutDateHeader: a message without a Date: header gets the
+// date of its "From " line as INTERNALDATE, so a second restore finds it
+// already there instead of appending it again.
+func TestMboxWithoutDateHeader(t *testing.T) {
+	mbox := filepath.Join(t.TempDir(), "nodate.mbox")
+	long := strings.Repeat("y", 100<<10) // a line longer than any buffer
+	os.WriteFile(mbox, []byte("\nFrom a@b Mon Jan  1 10:20:30 2024\nSubject: no date\n\nbody one\n>From the start of a line is quoted\n\n"+
+		"From 1634567890123456789@xxx Tue Mar 03 10:00:00 +0100 2020\nSubject: takeout, no date\n\n"+long+"From inside a long line\n\n"+
+		"From - Sat Feb  5 06:07:08 2011\nSubject: has a date\nDate: Wed, 3 Jan 2024 03:04:05 +0000\n\nthird\n"), 0o600)
+	srv := memimap.Start(t, "u", "p")
+	dial := func(ctx context.Context) (*imapclient.Client, error) {
+		return imapconn.Dial(ctx, imapconn.Config{Addr: srv.Addr, TLS: imapconn.TLSNone, User: "u", Password: "p"})
+	}
+	dest := restore.Destination{Server: srv.Addr, User: "u"}
+	src := &foreignsrc.Mbox{Path: mbox, Folder: "Imported"}
+	for run := 1; run <= 2; run++ {
+		st, err := restore.Run(context.Background(), dial, dest, src, noProgress{}, restore.Options{})
+		if err != nil || len(st.Failures) > 0 {
+			t.Fatalf("run %d: %v %v", run, err, st.Failures)
+		}
+		if want := []int{0, 3, 0}[run]; st.Appended != want {
+			t.Errorf("run %d appended %d, want %d", run, st.Appended, want)
+		}
+	}
+	got := imaptest.Snapshot(t, imaptest.Dial(t, srv.Addr, "u", "p"), false)["Imported"]
+	want := []time.Time{
+		time.Date(2024, 1, 1, 10, 20, 30, 0, time.UTC),
+		time.Date(2020, 3, 3, 10, 0, 0, 0, time.FixedZone("", 3600)),
+		time.Date(2024, 1, 3, 3, 4, 5, 0, time.UTC), // Date: wins over the From line
+	}
+	if len(got) != len(want) {
+		t.Fatalf("folder holds %d messages, want %d", len(got), len(want))
+	}
+	for i, m := range got {
+		if !m.InternalDate.Equal(want[i]) {
+			t.Errorf("message %d: INTERNALDATE %v, want %v", i, m.InternalDate, want[i])
+		}
+	}
+}
