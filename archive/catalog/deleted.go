@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"database/sql"
 	"fmt"
 )
 
@@ -25,7 +24,8 @@ func (c *Catalog) MarkDeleted(run int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return c.write(func(tx *sql.Tx) error {
+	return c.write(func(tx *wtx) error {
+		tx.touch("messages", ids...)
 		for _, id := range ids {
 			if _, err := tx.Exec(`UPDATE messages SET deleted_run=? WHERE id=? AND deleted_run IS NULL AND expunged_run IS NULL`, run, id); err != nil {
 				return fmt.Errorf("catalog: mark deleted from the server: %w", err)

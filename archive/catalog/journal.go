@@ -38,6 +38,10 @@ import (
 // commit. It is bookkeeping, never journaled itself.
 const metaJournalOffset = "journal_offset"
 
+// metaJournalSchema is the schema version the journal's rows were written
+// with; a migration starts a new journal (a snapshot).
+const metaJournalSchema = "journal_schema"
+
 // journaled lists the journaled tables in the order a transaction's rows
 // are applied, and each one's conflict target.
 var journaled = []struct{ table, key string }{
@@ -355,6 +359,21 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 		}
 		st.Replayed, st.Damaged = n, js.Damaged
 	}
+	// A schema migration changed rows without journaling them: start the
+	// journal anew from the migrated catalog, keeping the old one aside.
+	if v, err := c.Meta(metaJournalSchema); err != nil {
+		return st, err
+	} else if v != strconv.Itoa(schemaVersion) && !st.Snapshot {
+		aside := path + ".old-" + time.Now().UTC().Format("20060102T150405Z")
+		if err := os.Rename(path, aside); err != nil {
+			return st, fmt.Errorf("journal %s: %w", path, err)
+		}
+		st.MovedAside = aside
+		if err := c.snapshot(path); err != nil {
+			return st, err
+		}
+		st.Snapshot = true
+	}
 	w, err := journal.OpenWriter(path)
 	if err != nil {
 		return st, err
@@ -419,6 +438,10 @@ func (c *Catalog) snapshot(path string) error {
 		meta[k] = v
 	}
 	mrows.Close()
+	meta[metaJournalSchema] = strconv.Itoa(schemaVersion)
+	if _, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, metaJournalSchema, meta[metaJournalSchema]); err != nil {
+		return c.classify(err)
+	}
 	if err := emit(&record{More: true, Time: time.Now().UTC().Format(time.RFC3339Nano), Meta: meta}); err != nil {
 		return fmt.Errorf("catalog: journal snapshot: %w", err)
 	}

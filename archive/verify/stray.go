@@ -17,7 +17,7 @@ var ownFiles = map[string]bool{
 
 // asideFiles are prefixes of the files mailkeep keeps aside (never
 // deletes): an old catalog moved by reindex, a damaged journal.
-var asideFiles = []string{"catalog.db.old-", "catalog.journal.damaged-"}
+var asideFiles = []string{"catalog.db.old-", "catalog.journal.damaged-", "catalog.journal.old-"}
 
 func isOwnFile(name string) bool {
 	if ownFiles[name] {
