@@ -188,7 +188,7 @@ func TestReadOnlyMedia(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, dir, file, want string
-		wantErr                   error
+		wantErr               error
 	}{
 		{"clean", clean, "catalog.db", "database", nil},
 		{"wal+shm", live, "catalog.db", "wal", nil},
