@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // repair brings the files back to what the catalog says after a run was
@@ -21,8 +22,7 @@ func (a *Archive) repair() error {
 	}
 	if a.Format.isMbox() {
 		for _, f := range folders {
-			path := filepath.Join(a.Dir, f.Path)
-			st, err := os.Stat(path)
+			st, err := safefs.StatRegular(a.Dir, f.Path)
 			if os.IsNotExist(err) && f.CommittedSize == 0 {
 				continue
 			}
@@ -31,7 +31,7 @@ func (a *Archive) repair() error {
 			}
 			switch {
 			case st.Size() > f.CommittedSize:
-				if err := truncateSync(path, f.CommittedSize); err != nil {
+				if err := truncateSync(a.Dir, f.Path, f.CommittedSize); err != nil {
 					return fmt.Errorf("folder %q: trimming uncommitted tail of %s: %w", f.Name, f.Path, err)
 				}
 			case st.Size() < f.CommittedSize:
@@ -44,7 +44,7 @@ func (a *Archive) repair() error {
 		return err
 	}
 	for _, f := range folders {
-		md, err := maildir.OpenFolder(filepath.Join(a.Dir, f.Path), isSubMaildir(f.Path))
+		md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", f.Name, err)
 		}
@@ -66,7 +66,7 @@ func (a *Archive) repair() error {
 		for _, n := range names {
 			k := maildir.KeyOf(filepath.Base(n))
 			if strings.HasSuffix(k, ".mailkeep") && !known[k] {
-				if err := os.Remove(filepath.Join(md.Dir(), n)); err != nil {
+				if err := md.Remove(n); err != nil {
 					return fmt.Errorf("folder %q: removing uncommitted %s: %w", f.Name, n, err)
 				}
 			}
@@ -78,14 +78,9 @@ func (a *Archive) repair() error {
 	return nil
 }
 
-func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	return f.Sync()
+// truncateSync cuts the regular file rel below the archive root to size
+// and fsyncs it; a symlink or special file there is refused, never
+// followed (*safefs.UnsafeError).
+func truncateSync(root, rel string, size int64) error {
+	return safefs.Truncate(root, rel, size)
 }

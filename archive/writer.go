@@ -59,14 +59,14 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 	w := &FolderWriter{a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
 	path := filepath.Join(a.Dir, f.Path)
 	if a.Format.isMbox() {
-		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize})
+		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize, Root: a.Dir})
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)
 		}
 		w.mw = mw
 		w.enc = mboxrd.NewEncoder(mw)
 	} else {
-		md, err := maildir.OpenFolder(path, isSubMaildir(f.Path))
+		md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)
 		}
