@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -385,7 +386,8 @@ func (d *Dir) Rename(oldRel, newRel string) error {
 	return nil
 }
 
-// ReadDir lists the directory rel below d (entries are not followed).
+// ReadDir lists the directory rel below d, sorted by name (entries are not
+// followed).
 func (d *Dir) ReadDir(rel string) ([]fs.DirEntry, error) {
 	nd, err := d.OpenDir(rel)
 	if err != nil {
@@ -399,7 +401,9 @@ func (d *Dir) ReadDir(rel string) ([]fs.DirEntry, error) {
 	unix.SetNonblock(fd, false)
 	f := os.NewFile(uintptr(fd), nd.path)
 	defer f.Close()
-	return f.ReadDir(-1)
+	ents, err := f.ReadDir(-1)
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, err
 }
 
 // SyncDir fsyncs the directory rel below d.
@@ -562,4 +566,69 @@ func Rename(root, oldRel, newRel string) error {
 func Chtimes(root, rel string, atime, mtime time.Time) error {
 	_, err := withRoot(root, func(d *Dir) (struct{}, error) { return struct{}{}, d.Chtimes(rel, atime, mtime) })
 	return err
+}
+
+// WalkDir walks the tree below root as filepath.WalkDir does (lexical
+// order; fn gets paths joined to root, SkipDir and SkipAll work), but
+// enters each directory with openat and O_NOFOLLOW from its parent's
+// descriptor: a symlink is reported to fn as an entry and never entered,
+// and a directory swapped for a symlink during the walk is reported to fn
+// as an error (a second call for that directory, with the *UnsafeError).
+func WalkDir(root string, fn fs.WalkDirFunc) error {
+	d, err := OpenRoot(root)
+	if err != nil {
+		return fn(root, nil, err)
+	}
+	defer d.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(d.fd, &st); err != nil {
+		return fn(root, nil, &fs.PathError{Op: "fstat", Path: root, Err: err})
+	}
+	err = fn(root, fs.FileInfoToDirEntry(newInfo(filepath.Base(root), &st)), nil)
+	if err == nil {
+		err = walk(d, fn)
+	}
+	if errors.Is(err, fs.SkipDir) || errors.Is(err, fs.SkipAll) {
+		return nil
+	}
+	return err
+}
+
+func walk(d *Dir, fn fs.WalkDirFunc) error {
+	ents, err := d.ReadDir(".")
+	if err != nil {
+		if err := fn(d.path, nil, err); err != nil && !errors.Is(err, fs.SkipDir) {
+			return err
+		}
+		return nil
+	}
+	for _, e := range ents { // ReadDir sorts by name
+		p := filepath.Join(d.path, e.Name())
+		if err := fn(p, e, nil); err != nil {
+			if errors.Is(err, fs.SkipDir) {
+				if e.IsDir() {
+					continue
+				}
+				return nil // the rest of this directory
+			}
+			return err
+		}
+		if !e.IsDir() {
+			continue
+		}
+		fd, err := openDirAt(d.fd, d.path, e.Name(), false, 0, nil)
+		if err != nil {
+			if err := fn(p, e, err); err != nil && !errors.Is(err, fs.SkipDir) {
+				return err
+			}
+			continue
+		}
+		sub := &Dir{fd: fd, path: p}
+		err = walk(sub, fn)
+		sub.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package safefs
 
 import (
 	"bytes"
+	"fmt"
 	"errors"
 	"io/fs"
 	"os"
@@ -206,5 +207,38 @@ func TestReadOnlyError(t *testing.T) {
 	var ro *ReadOnlyError
 	if !errors.As(err, &ro) || !errors.Is(err, ErrReadOnly) || !errors.Is(err, syscall.EACCES) {
 		t.Errorf("create in a read-only dir: %v", err)
+	}
+}
+
+// TestWalkDir: symlinks are entries, never entered; order and SkipDir as
+// filepath.WalkDir.
+func TestWalkDir(t *testing.T) {
+	root, _ := setup(t)
+	must(t, os.WriteFile(filepath.Join(root, "a", "b", "g"), nil, 0o600))
+	var got []string
+	err := WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Errorf("%s: %v", p, err)
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		got = append(got, rel+" "+d.Type().String())
+		if rel == "a/b" {
+			return fs.SkipDir
+		}
+		return nil
+	})
+	must(t, err)
+	var want []string
+	must(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		rel, _ := filepath.Rel(root, p)
+		want = append(want, rel+" "+d.Type().String())
+		if rel == "a/b" {
+			return fs.SkipDir
+		}
+		return err
+	}))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("WalkDir:\n got %v\nwant %v", got, want)
 	}
 }
