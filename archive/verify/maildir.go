@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/internal/safefs"
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // maildirFolder verifies one folder of a Maildir archive: each catalogued

@@ -11,9 +11,9 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/internal/safefs"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 func codecOf(f archive.Format) mboxfile.Codec {
