@@ -71,7 +71,9 @@ func (a *Archive) repair() error {
 				}
 			}
 		}
-		if err := md.Sync(); err != nil {
+		err = md.Sync()
+		md.Close()
+		if err != nil {
 			return err
 		}
 	}

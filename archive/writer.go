@@ -201,6 +201,9 @@ func (w *FolderWriter) Close() error {
 			err = cerr
 		}
 	}
+	if w.md != nil {
+		w.md.Close()
+	}
 	return err
 }
 

@@ -32,6 +32,9 @@ type Folder struct {
 	dir  string // root/rel
 	root string // the trusted directory (the archive)
 	rel  string // the folder below root; no symlink on the way
+	// subs holds cur/, new/ and tmp/, opened once without following a
+	// symlink; every file operation is relative to them (openat & co).
+	subs map[string]*safefs.Dir
 	// names maps a key to its file name ("cur/…" or "new/…"), loaded by
 	// the first Deliver: about 100 bytes per message in the folder.
 	names map[string]string
@@ -101,11 +104,43 @@ func OpenFolderIn(root, rel string, sub bool) (*Folder, error) {
 			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
-	return &Folder{dir: dir, root: root, rel: rel}, nil
+	rd, err := safefs.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("maildir %s: %w", dir, err)
+	}
+	defer rd.Close()
+	fd := &Folder{dir: dir, root: root, rel: rel, subs: map[string]*safefs.Dir{}}
+	for _, s := range []string{"cur", "new", "tmp"} {
+		d, err := rd.OpenDir(filepath.Join(rel, s))
+		if err != nil {
+			fd.Close()
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
+		}
+		fd.subs[s] = d
+	}
+	return fd, nil
 }
 
-// path returns a name relative to the folder as a path below the root.
-func (f *Folder) path(name string) string { return filepath.Join(f.rel, name) }
+// Close releases the folder's directories. A Folder that is not closed is
+// released by the garbage collector.
+func (f *Folder) Close() error {
+	for k, d := range f.subs {
+		d.Close()
+		delete(f.subs, k)
+	}
+	return nil
+}
+
+// at splits a "cur/…" or "new/…" (or "tmp/…") name into its open
+// directory and base name.
+func (f *Folder) at(name string) (*safefs.Dir, string, error) {
+	sub, base, _ := strings.Cut(name, "/")
+	d := f.subs[sub]
+	if d == nil || base == "" || strings.Contains(base, "/") {
+		return nil, "", fmt.Errorf("maildir %s: bad file name %q", f.dir, name)
+	}
+	return d, base, nil
+}
 
 // Dir returns the folder's directory.
 func (f *Folder) Dir() string { return f.dir }
@@ -178,19 +213,19 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 	if err := f.loadNames(); err != nil {
 		return "", 0, fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
-	tmp := f.path(filepath.Join("tmp", key))
+	tmp := f.subs["tmp"]
 	defer func() {
 		if err != nil {
-			safefs.Remove(f.root, tmp)
+			tmp.Remove(key)
 			err = fmt.Errorf("maildir %s: delivering %s: %w", f.dir, key, err)
 		}
 	}()
 	// A tmp file left by a killed run is removed first, so that a file
 	// planted there is never opened (O_EXCL below).
-	if err := safefs.Remove(f.root, tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := tmp.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", 0, err
 	}
-	t, err := safefs.OpenFile(f.root, tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	t, err := tmp.OpenFile(key, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
@@ -209,7 +244,7 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		return "", 0, err
 	}
 	name = "cur/" + key + ":2," + FlagLetters(flags)
-	if err := safefs.Rename(f.root, tmp, f.path(name)); err != nil {
+	if err := safefs.RenameBetween(tmp, key, f.subs["cur"], name[len("cur/"):]); err != nil {
 		return "", 0, err
 	}
 	old := f.dups[key]
@@ -220,7 +255,7 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		if o == name {
 			continue
 		}
-		if err := safefs.Remove(f.root, f.path(o)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := f.remove(o); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			// The new file is in place; the caller may retry.
 			f.names[key] = name
 			return "", 0, fmt.Errorf("removing the older copy %s: %w", o, err)
@@ -240,17 +275,7 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 // syncfs(2) of the file system holding the folder instead of an fsync per
 // message (thousands of fsyncs cost more than the whole download).
 func (f *Folder) Sync() error {
-	d, err := safefs.OpenRoot(f.root)
-	if err != nil {
-		return fmt.Errorf("maildir %s: %w", f.dir, err)
-	}
-	defer d.Close()
-	cur, err := d.OpenDir(f.path("cur"))
-	if err != nil {
-		return fmt.Errorf("maildir %s: %w", f.dir, err)
-	}
-	defer cur.Close()
-	if err := unix.Syncfs(cur.Fd()); err != nil {
+	if err := unix.Syncfs(f.subs["cur"].Fd()); err != nil {
 		return fmt.Errorf("syncfs %s: %w", f.dir, err)
 	}
 	return nil
@@ -266,16 +291,17 @@ func (f *Folder) SetFlags(name string, flags []string) (string, error) {
 	}
 	key := KeyOf(name)
 	nn := "cur/" + key + ":2," + FlagLetters(flags)
-	if nn == name {
-		if _, err := safefs.StatRegular(f.root, f.path(name)); err != nil {
-			return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
-		}
-		return name, nil
+	d, base, err := f.at(name)
+	if err != nil {
+		return "", err
 	}
-	if _, err := safefs.StatRegular(f.root, f.path(name)); err != nil {
+	if _, err := d.StatRegular(base); err != nil {
 		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
 	}
-	if err := safefs.Rename(f.root, f.path(name), f.path(nn)); err != nil {
+	if nn == name {
+		return name, nil
+	}
+	if err := safefs.RenameBetween(d, base, f.subs["cur"], nn[len("cur/"):]); err != nil {
 		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
 	}
 	if f.names != nil {
@@ -298,7 +324,7 @@ func (f *Folder) Find(key string) (string, error) {
 		}
 	}
 	if n, ok := f.names[key]; ok {
-		if _, err := safefs.Lstat(f.root, f.path(n)); err == nil {
+		if d, base, err := f.at(n); err == nil && f.exists(d, base) {
 			return n, nil
 		}
 	}
@@ -320,7 +346,24 @@ func (f *Folder) Open(name string) (*os.File, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	return safefs.Open(f.root, f.path(name))
+	d, base, err := f.at(name)
+	if err != nil {
+		return nil, err
+	}
+	return d.Open(base)
+}
+
+func (f *Folder) exists(d *safefs.Dir, base string) bool {
+	_, err := d.Lstat(base)
+	return err == nil
+}
+
+func (f *Folder) remove(name string) error {
+	d, base, err := f.at(name)
+	if err != nil {
+		return err
+	}
+	return d.Remove(base)
 }
 
 // Remove removes a message file by its name relative to the folder (a
@@ -329,19 +372,19 @@ func (f *Folder) Remove(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	return safefs.Remove(f.root, f.path(name))
+	return f.remove(name)
 }
 
 // CleanTmp removes the files in tmp/ whose names end in ".mailkeep": a
 // killed run's partial deliveries. Other programs' files stay.
 func (f *Folder) CleanTmp() error {
-	ents, err := safefs.ReadDir(f.root, f.path("tmp"))
+	ents, err := f.subs["tmp"].ReadDir(".")
 	if err != nil {
 		return fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".mailkeep") && !e.IsDir() {
-			if err := safefs.Remove(f.root, f.path(filepath.Join("tmp", e.Name()))); err != nil {
+			if err := f.subs["tmp"].Remove(e.Name()); err != nil {
 				return fmt.Errorf("maildir %s: %w", f.dir, err)
 			}
 		}
@@ -353,7 +396,7 @@ func (f *Folder) CleanTmp() error {
 func (f *Folder) Scan() ([]string, error) {
 	var out []string
 	for _, sub := range []string{"cur", "new"} {
-		ents, err := safefs.ReadDir(f.root, f.path(sub))
+		ents, err := f.subs[sub].ReadDir(".")
 		if err != nil {
 			return nil, fmt.Errorf("maildir %s: %w", f.dir, err)
 		}

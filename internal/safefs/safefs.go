@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -101,10 +102,19 @@ func kindOf(mode uint32) string {
 	return "not a regular file"
 }
 
-// Dir is an open directory below (or at) a trusted root.
+// Dir is an open directory below (or at) a trusted root. A Dir that is
+// dropped without Close is closed by the garbage collector.
 type Dir struct {
-	fd   int
-	path string
+	fd       int
+	path     string
+	borrowed bool // a view of another Dir's descriptor: Close does nothing
+	cleanup  runtime.Cleanup
+}
+
+func newDir(fd int, path string) *Dir {
+	d := &Dir{fd: fd, path: path}
+	d.cleanup = runtime.AddCleanup(d, func(fd int) { unix.Close(fd) }, fd)
+	return d
 }
 
 // OpenRoot opens the trusted root directory path (following symlinks:
@@ -114,7 +124,7 @@ func OpenRoot(path string) (*Dir, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	return &Dir{fd: fd, path: path}, nil
+	return newDir(fd, path), nil
 }
 
 // Path returns the directory's path, root included.
@@ -122,9 +132,10 @@ func (d *Dir) Path() string { return d.path }
 
 // Close closes the directory.
 func (d *Dir) Close() error {
-	if d.fd < 0 {
+	if d.fd < 0 || d.borrowed {
 		return nil
 	}
+	d.cleanup.Stop()
 	err := unix.Close(d.fd)
 	d.fd = -1
 	return err
@@ -196,21 +207,25 @@ func openDirAt(dirfd int, dirPath, name string, create bool, perm fs.FileMode, c
 	}
 }
 
-// walk opens the directory rel below d, component by component.
-func (d *Dir) walk(parts []string, create bool, perm fs.FileMode, changed *[]string) (*Dir, error) {
-	fd, err := unix.Dup(d.fd)
-	if err != nil {
-		return nil, &fs.PathError{Op: "dup", Path: d.path, Err: err}
+// walk opens the directory rel below d, component by component. With no
+// component it returns d itself (borrowed, Close does nothing) unless own
+// is set (a duplicate descriptor).
+func (d *Dir) walk(parts []string, create bool, perm fs.FileMode, changed *[]string, own bool) (*Dir, error) {
+	cur := &Dir{fd: d.fd, path: d.path, borrowed: true}
+	if len(parts) == 0 && own {
+		fd, err := reopen(d)
+		if err != nil {
+			return nil, err
+		}
+		return newDir(fd, d.path), nil
 	}
-	unix.CloseOnExec(fd)
-	cur := &Dir{fd: fd, path: d.path}
 	for _, p := range parts {
 		nfd, err := openDirAt(cur.fd, cur.path, p, create, perm, changed)
 		cur.Close()
 		if err != nil {
 			return nil, err
 		}
-		cur = &Dir{fd: nfd, path: filepath.Join(cur.path, p)}
+		cur = newDir(nfd, filepath.Join(cur.path, p))
 	}
 	return cur, nil
 }
@@ -221,7 +236,7 @@ func (d *Dir) OpenDir(rel string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return d.walk(parts, false, 0, nil)
+	return d.walk(parts, false, 0, nil, true)
 }
 
 // MkdirAll creates the directory rel below d and its missing parents with
@@ -233,7 +248,7 @@ func (d *Dir) MkdirAll(rel string, perm fs.FileMode, changed *[]string) error {
 	if err != nil {
 		return err
 	}
-	nd, err := d.walk(parts, true, perm, changed)
+	nd, err := d.walk(parts, true, perm, changed, false)
 	if err != nil {
 		return err
 	}
@@ -249,7 +264,7 @@ func (d *Dir) parent(rel string) (*Dir, string, error) {
 	if len(parts) == 0 {
 		return nil, "", &fs.PathError{Op: "open", Path: filepath.Join(d.path, rel), Err: unix.EISDIR}
 	}
-	pd, err := d.walk(parts[:len(parts)-1], false, 0, nil)
+	pd, err := d.walk(parts[:len(parts)-1], false, 0, nil, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -366,13 +381,16 @@ func (d *Dir) Remove(rel string) error {
 
 // Rename renames oldRel to newRel, both below d; no directory on the way
 // may be a symlink (a symlink being renamed is moved, not followed).
-func (d *Dir) Rename(oldRel, newRel string) error {
-	od, on, err := d.parent(oldRel)
+func (d *Dir) Rename(oldRel, newRel string) error { return RenameBetween(d, oldRel, d, newRel) }
+
+// RenameBetween renames oldRel below from to newRel below to.
+func RenameBetween(from *Dir, oldRel string, to *Dir, newRel string) error {
+	od, on, err := from.parent(oldRel)
 	if err != nil {
 		return err
 	}
 	defer od.Close()
-	nd, nn, err := d.parent(newRel)
+	nd, nn, err := to.parent(newRel)
 	if err != nil {
 		return err
 	}
@@ -386,6 +404,16 @@ func (d *Dir) Rename(oldRel, newRel string) error {
 	return nil
 }
 
+// reopen opens d again: a new open file description, whose directory
+// read position is its own (a dup would share it).
+func reopen(d *Dir) (int, error) {
+	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &fs.PathError{Op: "open", Path: d.path, Err: err}
+	}
+	return fd, nil
+}
+
 // ReadDir lists the directory rel below d, sorted by name (entries are not
 // followed).
 func (d *Dir) ReadDir(rel string) ([]fs.DirEntry, error) {
@@ -393,12 +421,11 @@ func (d *Dir) ReadDir(rel string) ([]fs.DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Dup(nd.fd)
+	fd, err := reopen(nd)
 	nd.Close()
 	if err != nil {
-		return nil, &fs.PathError{Op: "dup", Path: nd.path, Err: err}
+		return nil, err
 	}
-	unix.SetNonblock(fd, false)
 	f := os.NewFile(uintptr(fd), nd.path)
 	defer f.Close()
 	ents, err := f.ReadDir(-1)
@@ -623,7 +650,7 @@ func walk(d *Dir, fn fs.WalkDirFunc) error {
 			}
 			continue
 		}
-		sub := &Dir{fd: fd, path: p}
+		sub := newDir(fd, p)
 		err = walk(sub, fn)
 		sub.Close()
 		if err != nil {

@@ -242,3 +242,53 @@ func TestWalkDir(t *testing.T) {
 		t.Errorf("WalkDir:\n got %v\nwant %v", got, want)
 	}
 }
+
+// BenchmarkOpen compares a checked open of a file three directories below
+// the root with a plain os.Open of the same path.
+func BenchmarkOpen(b *testing.B) {
+	root := b.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "maildir/.Work/cur"), 0o700); err != nil {
+		b.Fatal(err)
+	}
+	rel := "maildir/.Work/cur/1.M1U1.mailkeep:2,S"
+	if err := os.WriteFile(filepath.Join(root, rel), []byte("x"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("os.Open", func(b *testing.B) {
+		for b.Loop() {
+			f, err := os.Open(filepath.Join(root, rel))
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+	b.Run("safefs.Open", func(b *testing.B) {
+		for b.Loop() {
+			f, err := Open(root, rel)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+	})
+}
+
+// TestReadDirTwice: listing the same open directory twice gives the same
+// entries both times (a shared read position would give none).
+func TestReadDirTwice(t *testing.T) {
+	root, _ := setup(t)
+	d, err := OpenRoot(root)
+	must(t, err)
+	defer d.Close()
+	a, err := d.OpenDir("a")
+	must(t, err)
+	defer a.Close()
+	for i := 0; i < 2; i++ {
+		ents, err := a.ReadDir(".")
+		must(t, err)
+		if len(ents) != 2 {
+			t.Errorf("listing %d: %d entries, want 2", i, len(ents))
+		}
+	}
+}
