@@ -82,16 +82,16 @@ func writable(dir, path string) error {
 }
 
 // classify turns an SQLite error from the first query into the typed
-// errors callers tell apart.
-func classify(err error, ro error) error {
+// errors callers tell apart. reading: the query was the read of the
+// schema version, so SQLITE_ERROR ("no such table: meta") means an SQLite
+// file of another program.
+func classify(err error, ro error, reading bool) error {
 	var se *sqlite.Error
 	if errors.As(err, &se) {
-		switch se.Code() & 0xff {
-		case sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_ERROR:
-			// SQLITE_ERROR: "no such table: meta", an SQLite file of
-			// another program.
+		switch code := se.Code() & 0xff; {
+		case code == sqlite3.SQLITE_NOTADB, code == sqlite3.SQLITE_CORRUPT, code == sqlite3.SQLITE_ERROR && reading:
 			return fmt.Errorf("%w: %w", ErrNotCatalog, err)
-		case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_AUTH:
+		case code == sqlite3.SQLITE_READONLY, code == sqlite3.SQLITE_CANTOPEN, code == sqlite3.SQLITE_PERM, code == sqlite3.SQLITE_AUTH:
 			if ro != nil {
 				return fmt.Errorf("%w: %w", ro, err)
 			}
@@ -150,7 +150,7 @@ func Open(path string) (*Catalog, error) {
 	c := &Catalog{db: sdb, path: path}
 	if err := c.init(); err != nil {
 		sdb.Close()
-		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, nil))
+		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, nil, false))
 	}
 	return c, nil
 }
@@ -235,7 +235,7 @@ func OpenReadOnly(path string) (*Catalog, error) {
 	var v string
 	if err := sdb.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v); err != nil {
 		sdb.Close()
-		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, ro))
+		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, ro, true))
 	}
 	if n, _ := strconv.Atoi(v); n > schemaVersion {
 		sdb.Close()

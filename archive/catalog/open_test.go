@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -248,5 +249,26 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 	r.Close()
 	if after := names(t, dir); !slices.Equal(before, after) {
 		t.Errorf("files changed: %v -> %v", before, after)
+	}
+}
+
+// TestNotCatalog: random bytes and an empty SQLite database of another
+// program are ErrNotCatalog, for both opens, and not ErrReadOnly.
+func TestNotCatalog(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.db")
+	os.WriteFile(junk, bytes.Repeat([]byte("not sqlite at all, "), 300), 0o600)
+	for name, open := range map[string]func(string) (*Catalog, error){"Open": Open, "OpenReadOnly": OpenReadOnly} {
+		c, err := open(junk)
+		if err == nil {
+			c.Close()
+		}
+		if !errors.Is(err, ErrNotCatalog) || errors.Is(err, ErrReadOnly) {
+			t.Errorf("%s of random bytes: %v, want ErrNotCatalog", name, err)
+		}
+	}
+	b, err := os.ReadFile(junk)
+	if err != nil || !bytes.Equal(b, bytes.Repeat([]byte("not sqlite at all, "), 300)) {
+		t.Errorf("the file changed: %v", err)
 	}
 }
