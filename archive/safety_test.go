@@ -325,3 +325,32 @@ func TestModesUmask022(t *testing.T) {
 		})
 	}
 }
+
+// TestReadOnlyOpenCreatesNothing: Open with ReadOnly leaves an archive's
+// directory as it was, and creates no directory where there is none.
+func TestReadOnlyOpenCreatesNothing(t *testing.T) {
+	base := t.TempDir()
+	dir := build(t, base, archive.MboxZstd, []string{"INBOX"}, 3)
+	before := snapshot(t, base)
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := a.Cat.Folder("INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := a.Cat.Live(f.ID); err != nil || len(msgs) != 3 {
+		t.Fatalf("live: %d %v", len(msgs), err)
+	}
+	a.Close()
+	sameTree(t, "read-only open", before, snapshot(t, base))
+
+	none := filepath.Join(base, "none")
+	if _, err := archive.Open(none, archive.Options{ReadOnly: true}); !errors.Is(err, archive.ErrNoArchive) {
+		t.Errorf("read-only open of a missing archive: %v", err)
+	}
+	if _, err := os.Lstat(none); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("read-only open created %s", none)
+	}
+}
