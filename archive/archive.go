@@ -26,6 +26,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // Format is an archive's storage format.
@@ -110,7 +111,7 @@ func Open(dir string, opt Options) (*Archive, error) {
 		return nil, err
 	}
 	if opt.ReadOnly || opt.MustExist {
-		if _, err := os.Stat(dbPath); err != nil {
+		if _, err := safefs.Lstat(dir, "catalog.db"); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", dir, ErrNoArchive)
 		}
 	}
@@ -118,7 +119,7 @@ func Open(dir string, opt Options) (*Archive, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", dir, err)
 		}
-		lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+		lf, err := safefs.OpenFile(dir, "lock", os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("archive %s: %w", dir, err)
 		}
@@ -227,15 +228,14 @@ func (a *Archive) Folder(name string, delim rune, specialUse string) (*catalog.F
 // Open returns a reader of a message's exact bytes. It checks the length;
 // callers that need the checksum verified use OpenVerified.
 func (a *Archive) Open(m *catalog.Message) (io.ReadCloser, error) {
-	path := filepath.Join(a.Dir, m.File)
 	if a.Format == Maildir {
-		f, err := os.Open(path)
+		f, err := safefs.Open(a.Dir, m.File)
 		if err != nil {
 			return nil, fmt.Errorf("message uid %d: %w", m.UID, err)
 		}
 		return &exactReader{r: f, c: f, left: m.Size, name: m.File}, nil
 	}
-	rc, err := mboxfile.OpenReader(path, a.Format.codec(), mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos})
+	rc, err := mboxfile.OpenReaderIn(a.Dir, m.File, a.Format.codec(), mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos})
 	if err != nil {
 		return nil, fmt.Errorf("message uid %d in %s: %w", m.UID, m.File, err)
 	}
@@ -310,7 +310,7 @@ func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*cata
 		return sorted[i].FramePos < sorted[j].FramePos
 	})
 	first := sorted[0]
-	rc, err := mboxfile.OpenReader(filepath.Join(a.Dir, first.File), a.Format.codec(), mboxfile.Pos{FrameOffset: first.FrameOffset, Offset: first.FramePos})
+	rc, err := mboxfile.OpenReaderIn(a.Dir, first.File, a.Format.codec(), mboxfile.Pos{FrameOffset: first.FrameOffset, Offset: first.FramePos})
 	if err != nil {
 		return fmt.Errorf("folder %q: %w", f.Name, err)
 	}

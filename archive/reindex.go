@@ -22,6 +22,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/maildir"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // ReindexStats says what Reindex found and did.
@@ -314,11 +315,10 @@ func (a *Archive) reindexMbox(f *catalog.Folder, run int64, known bool, st *Rein
 	for _, m := range rows {
 		at[mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos}] = m
 	}
-	path := filepath.Join(a.Dir, f.Path)
 	var msgs []*found
 	goodEnd := int64(0)
-	if _, err := os.Lstat(path); err == nil {
-		msgs, goodEnd, err = scanMbox(path, a.Format.codec(), at)
+	if _, err := safefs.Lstat(a.Dir, f.Path); err == nil {
+		msgs, goodEnd, err = scanMbox(a.Dir, f.Path, a.Format.codec(), at)
 		if err != nil {
 			st.Problems = append(st.Problems, fmt.Sprintf("folder %q: %s: %v (messages after this point were not scanned)", f.Name, f.Path, err))
 		}
@@ -373,8 +373,8 @@ func (a *Archive) reindexMbox(f *catalog.Folder, run int64, known bool, st *Rein
 // it gives its position, exact size and SHA-256 (and, where a catalog row
 // sits at that position, the SHA-256 of the row's size of bytes, since an
 // mbox message stored without a final newline reads back with one).
-func scanMbox(path string, codec mboxfile.Codec, at map[mboxfile.Pos]*catalog.Message) ([]*found, int64, error) {
-	sr, err := mboxfile.NewStreamReader(path, codec)
+func scanMbox(root, rel string, codec mboxfile.Codec, at map[mboxfile.Pos]*catalog.Message) ([]*found, int64, error) {
+	sr, err := mboxfile.NewStreamReader(root, rel, codec)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -501,10 +501,11 @@ func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats)
 		st.Missing += len(rows)
 		return nil
 	}
-	md, err := maildir.OpenFolder(dir, isSubMaildir(f.Path))
+	md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 	if err != nil {
 		return err
 	}
+	defer md.Close()
 	names, err := md.Scan()
 	if err != nil {
 		return err
@@ -524,7 +525,7 @@ func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats)
 			}
 			continue
 		}
-		m, err := maildirOrphan(filepath.Join(dir, n))
+		m, err := maildirOrphan(a.Dir, rel)
 		if err != nil {
 			st.Problems = append(st.Problems, fmt.Sprintf("folder %q: %s: %v", f.Name, rel, err))
 			continue
@@ -545,8 +546,9 @@ func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats)
 }
 
 // maildirOrphan describes a Maildir file that no catalog row names.
-func maildirOrphan(path string) (*catalog.Message, error) {
-	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+func maildirOrphan(root, rel string) (*catalog.Message, error) {
+	path := filepath.Join(root, rel)
+	fh, err := safefs.Open(root, rel)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mailkeep/mailkeep/internal/durable"
-
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // repair brings the files back to what the catalog says after a run was
@@ -40,8 +39,7 @@ func (a *Archive) repair() error {
 	}
 	if a.Format.isMbox() {
 		for _, f := range folders {
-			path := filepath.Join(a.Dir, f.Path)
-			st, err := os.Stat(path)
+			st, err := safefs.StatRegular(a.Dir, f.Path)
 			if os.IsNotExist(err) && f.CommittedSize == 0 {
 				continue
 			}
@@ -51,11 +49,11 @@ func (a *Archive) repair() error {
 			switch {
 			case st.Size() > f.CommittedSize:
 				if killedSince.IsZero() {
-					if err := saveTail(path, f.CommittedSize, st.Size()); err != nil {
+					if err := saveTail(a.Dir, f.Path, f.CommittedSize, st.Size()); err != nil {
 						return fmt.Errorf("folder %q: keeping %d bytes past the committed size of %s: %w", f.Name, st.Size()-f.CommittedSize, f.Path, err)
 					}
 				}
-				if err := truncateSync(path, f.CommittedSize); err != nil {
+				if err := truncateSync(a.Dir, f.Path, f.CommittedSize); err != nil {
 					return fmt.Errorf("folder %q: trimming uncommitted tail of %s: %w", f.Name, f.Path, err)
 				}
 			case st.Size() < f.CommittedSize:
@@ -68,7 +66,7 @@ func (a *Archive) repair() error {
 		return err
 	}
 	for _, f := range folders {
-		md, err := maildir.OpenFolder(filepath.Join(a.Dir, f.Path), isSubMaildir(f.Path))
+		md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", f.Name, err)
 		}
@@ -89,41 +87,38 @@ func (a *Archive) repair() error {
 		}
 		for _, n := range names {
 			k := maildir.KeyOf(filepath.Base(n))
-			if strings.HasSuffix(k, ".mailkeep") && !known[k] && changedSince(filepath.Join(md.Dir(), n), killedSince) {
-				if err := os.Remove(filepath.Join(md.Dir(), n)); err != nil {
+			if strings.HasSuffix(k, ".mailkeep") && !known[k] && changedSince(a.Dir, filepath.Join(f.Path, n), killedSince) {
+				if err := md.Remove(n); err != nil {
 					return fmt.Errorf("folder %q: removing uncommitted %s: %w", f.Name, n, err)
 				}
 			}
 		}
-		if err := md.Sync(); err != nil {
+		err = md.Sync()
+		md.Close()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func truncateSync(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		return err
-	}
-	return f.Sync()
+// truncateSync cuts the regular file rel below the archive root to size
+// and fsyncs it; a symlink or special file there is refused, never
+// followed (*safefs.UnsafeError).
+func truncateSync(root, rel string, size int64) error {
+	return safefs.Truncate(root, rel, size)
 }
 
-// saveTail copies the bytes [from, to) of path to a new file beside it,
-// durably, before they are cut off.
-func saveTail(path string, from, to int64) error {
-	src, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+// saveTail copies the bytes [from, to) of the file rel below the archive
+// root to a new file beside it, durably, before they are cut off.
+func saveTail(root, rel string, from, to int64) error {
+	src, err := safefs.Open(root, rel)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	name := path + ".tail-" + time.Now().UTC().Format("20060102T150405.000000000Z")
-	dst, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	name := rel + ".tail-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	dst, err := safefs.OpenFile(root, name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -139,17 +134,21 @@ func saveTail(path string, from, to int64) error {
 		return err
 	}
 	slog.Warn("bytes past the committed size that no killed run accounts for were kept aside", "file", name, "bytes", to-from)
-	return durable.SyncDir(filepath.Dir(path))
+	return safefs.SyncDir(root, filepath.Dir(rel))
 }
 
-// changedSince reports whether the file's inode changed (ctime: created,
-// renamed or written) at or after t.
-func changedSince(path string, t time.Time) bool {
+// changedSince reports whether the inode of the file rel below root
+// changed (ctime: created, renamed or written) at or after t.
+func changedSince(root, rel string, t time.Time) bool {
 	if t.IsZero() {
 		return false
 	}
-	var st syscall.Stat_t
-	if err := syscall.Lstat(path, &st); err != nil {
+	fi, err := safefs.Lstat(root, rel)
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
 		return false
 	}
 	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/maildir"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // Incoming describes a message about to be stored.
@@ -63,17 +63,17 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 		// Open repaired every folder the catalog knew; bytes in the file
 		// of a folder it did not know (or past what it committed) are
 		// nobody's to cut off.
-		if fi, err := os.Lstat(path); err == nil && fi.Size() > f.CommittedSize {
+		if fi, err := safefs.Lstat(a.Dir, f.Path); err == nil && fi.Size() > f.CommittedSize {
 			return nil, fmt.Errorf("folder %q: %s holds %d bytes the catalog does not account for: nothing was changed; run \"mailkeep reindex --archive %s\" to catalog them: %w", f.Name, f.Path, fi.Size()-f.CommittedSize, a.Dir, ErrNeedsReindex)
 		}
-		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize})
+		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize, Root: a.Dir})
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)
 		}
 		w.mw = mw
 		w.enc = mboxrd.NewEncoder(mw)
 	} else {
-		md, err := maildir.OpenFolder(path, isSubMaildir(f.Path))
+		md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)
 		}
@@ -207,6 +207,9 @@ func (w *FolderWriter) Close() error {
 		if cerr := w.mw.Close(); err == nil {
 			err = cerr
 		}
+	}
+	if w.md != nil {
+		w.md.Close()
 	}
 	return err
 }

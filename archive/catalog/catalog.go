@@ -12,8 +12,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,58 +34,6 @@ type Catalog struct {
 
 	jw       *journal.Writer // the redo log, when attached (writing opens)
 	poisoned error           // set when a journaled transaction failed to commit
-}
-
-// Open opens or creates the catalog at path.
-func Open(path string) (*Catalog, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	// FULL: a commit is durable when it returns. POP3 deletion relies on it.
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(ON)")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(4)
-	c := &Catalog{db: db, path: path}
-	if err := c.init(); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	return c, nil
-}
-
-// OpenReadOnly opens an existing catalog for reading only (ls, cat, check,
-// verify, export, metrics). It creates and changes nothing, and it starts
-// no write transaction, so it never waits for a backup that is committing
-// in another process: WAL readers see the last commit. Writes through it
-// fail (query_only).
-func OpenReadOnly(path string) (*Catalog, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "query_only(1)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
-	}
-	db.SetMaxOpenConns(4)
-	c := &Catalog{db: db, path: path}
-	var v string
-	if err := db.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("catalog %s: not a mailkeep catalog: %w", path, err)
-	}
-	if n, _ := strconv.Atoi(v); n > schemaVersion {
-		db.Close()
-		return nil, fmt.Errorf("catalog %s: schema version %d is newer than this mailkeep understands (%d)", path, n, schemaVersion)
-	}
-	return c, nil
 }
 
 func (c *Catalog) init() error {

@@ -16,19 +16,25 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mailkeep/mailkeep/internal/durable"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // Folder is one Maildir folder directory. It is not safe for concurrent
 // use, and it assumes no other program writes mailkeep's keys into it.
 type Folder struct {
-	dir string
+	dir  string // root/rel
+	root string // the trusted directory (the archive)
+	rel  string // the folder below root; no symlink on the way
+	// subs holds cur/, new/ and tmp/, opened once without following a
+	// symlink; every file operation is relative to them (openat & co).
+	subs map[string]*safefs.Dir
 	// names maps a key to its file name ("cur/…" or "new/…"), loaded by
 	// the first Deliver: about 100 bytes per message in the folder.
 	names map[string]string
@@ -42,32 +48,98 @@ type Folder struct {
 // missing parents and dir/{cur,new,tmp}, and for a Maildir++ sub-folder
 // (sub) the empty "maildirfolder" marker, when absent. It fsyncs the
 // parent of every directory or file it creates, so the folder survives a
-// crash once OpenFolder returns.
+// crash once OpenFolder returns. The nearest existing directory above dir
+// is trusted; below it nothing may be a symlink (see OpenFolderIn).
 func OpenFolder(dir string, sub bool) (*Folder, error) {
-	var created []string // directories whose entries changed
-	if err := durable.Mkdir(dir, 0o700, &created); err != nil {
+	root := filepath.Dir(dir)
+	for {
+		if _, err := os.Stat(root); err == nil || filepath.Dir(root) == root {
+			break
+		}
+		root = filepath.Dir(root)
+	}
+	rel, err := safefs.Rel(root, dir)
+	if err != nil {
 		return nil, fmt.Errorf("maildir %s: %w", dir, err)
 	}
+	return OpenFolderIn(root, rel, sub)
+}
+
+// OpenFolderIn is OpenFolder of the folder rel below the trusted directory
+// root (the archive). Neither the folder, nor a directory on the way to
+// it, nor its cur/, new/ and tmp/, nor a message file may be a symlink or
+// a special file: each is refused with a *safefs.UnsafeError naming it,
+// and nothing is read or written through it. Directories are created
+// 0700 and files 0600 whatever the umask.
+func OpenFolderIn(root, rel string, sub bool) (*Folder, error) {
+	dir := filepath.Join(root, rel)
+	var created []string // directories whose entries changed
 	for _, s := range []string{"cur", "new", "tmp"} {
-		if err := durable.Mkdir(filepath.Join(dir, s), 0o700, &created); err != nil {
+		if err := safefs.MkdirAll(root, filepath.Join(rel, s), 0o700, &created); err != nil {
 			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
 	if sub {
-		marker := filepath.Join(dir, "maildirfolder")
-		if _, err := os.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
-			if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		marker := filepath.Join(rel, "maildirfolder")
+		if _, err := safefs.Lstat(root, marker); errors.Is(err, fs.ErrNotExist) {
+			f, err := safefs.OpenFile(root, marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+			if err != nil {
 				return nil, fmt.Errorf("maildir %s: %w", dir, err)
 			}
+			f.Close()
 			created = append(created, dir)
 		} else if err != nil {
 			return nil, fmt.Errorf("maildir %s: %w", dir, err)
 		}
 	}
-	if err := durable.SyncDirs(created); err != nil {
+	for i, d := range created {
+		if slices.Contains(created[:i], d) {
+			continue
+		}
+		r, err := safefs.Rel(root, d)
+		if err == nil {
+			err = safefs.SyncDir(root, r)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
+		}
+	}
+	rd, err := safefs.OpenRoot(root)
+	if err != nil {
 		return nil, fmt.Errorf("maildir %s: %w", dir, err)
 	}
-	return &Folder{dir: dir}, nil
+	defer rd.Close()
+	fd := &Folder{dir: dir, root: root, rel: rel, subs: map[string]*safefs.Dir{}}
+	for _, s := range []string{"cur", "new", "tmp"} {
+		d, err := rd.OpenDir(filepath.Join(rel, s))
+		if err != nil {
+			fd.Close()
+			return nil, fmt.Errorf("maildir %s: %w", dir, err)
+		}
+		fd.subs[s] = d
+	}
+	return fd, nil
+}
+
+// Close releases the folder's directories. A Folder that is not closed is
+// released by the garbage collector.
+func (f *Folder) Close() error {
+	for k, d := range f.subs {
+		d.Close()
+		delete(f.subs, k)
+	}
+	return nil
+}
+
+// at splits a "cur/…" or "new/…" (or "tmp/…") name into its open
+// directory and base name.
+func (f *Folder) at(name string) (*safefs.Dir, string, error) {
+	sub, base, _ := strings.Cut(name, "/")
+	d := f.subs[sub]
+	if d == nil || base == "" || strings.Contains(base, "/") {
+		return nil, "", fmt.Errorf("maildir %s: bad file name %q", f.dir, name)
+	}
+	return d, base, nil
 }
 
 // Dir returns the folder's directory.
@@ -141,14 +213,19 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 	if err := f.loadNames(); err != nil {
 		return "", 0, fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
-	tmp := filepath.Join(f.dir, "tmp", key)
+	tmp := f.subs["tmp"]
 	defer func() {
 		if err != nil {
-			os.Remove(tmp)
+			tmp.Remove(key)
 			err = fmt.Errorf("maildir %s: delivering %s: %w", f.dir, key, err)
 		}
 	}()
-	t, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	// A tmp file left by a killed run is removed first, so that a file
+	// planted there is never opened (O_EXCL below).
+	if err := tmp.Remove(key); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", 0, err
+	}
+	t, err := tmp.OpenFile(key, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return "", 0, err
 	}
@@ -156,17 +233,18 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		f.buf = make([]byte, 64<<10)
 	}
 	n, err = io.CopyBuffer(onlyWriter{t}, r, f.buf)
+	if err == nil {
+		ts := unix.NsecToTimeval(mtime.UnixNano())
+		err = unix.Futimes(int(t.Fd()), []unix.Timeval{ts, ts})
+	}
 	if cerr := t.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return "", 0, err
 	}
-	if err := os.Chtimes(tmp, mtime, mtime); err != nil {
-		return "", 0, err
-	}
 	name = "cur/" + key + ":2," + FlagLetters(flags)
-	if err := os.Rename(tmp, filepath.Join(f.dir, name)); err != nil {
+	if err := safefs.RenameBetween(tmp, key, f.subs["cur"], name[len("cur/"):]); err != nil {
 		return "", 0, err
 	}
 	old := f.dups[key]
@@ -177,7 +255,7 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		if o == name {
 			continue
 		}
-		if err := os.Remove(filepath.Join(f.dir, o)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := f.remove(o); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			// The new file is in place; the caller may retry.
 			f.names[key] = name
 			return "", 0, fmt.Errorf("removing the older copy %s: %w", o, err)
@@ -197,12 +275,7 @@ func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 // syncfs(2) of the file system holding the folder instead of an fsync per
 // message (thousands of fsyncs cost more than the whole download).
 func (f *Folder) Sync() error {
-	d, err := os.Open(filepath.Join(f.dir, "cur"))
-	if err != nil {
-		return fmt.Errorf("maildir %s: %w", f.dir, err)
-	}
-	defer d.Close()
-	if err := unix.Syncfs(int(d.Fd())); err != nil {
+	if err := unix.Syncfs(f.subs["cur"].Fd()); err != nil {
 		return fmt.Errorf("syncfs %s: %w", f.dir, err)
 	}
 	return nil
@@ -218,13 +291,17 @@ func (f *Folder) SetFlags(name string, flags []string) (string, error) {
 	}
 	key := KeyOf(name)
 	nn := "cur/" + key + ":2," + FlagLetters(flags)
+	d, base, err := f.at(name)
+	if err != nil {
+		return "", err
+	}
+	if _, err := d.StatRegular(base); err != nil {
+		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
+	}
 	if nn == name {
-		if _, err := os.Lstat(filepath.Join(f.dir, name)); err != nil {
-			return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
-		}
 		return name, nil
 	}
-	if err := os.Rename(filepath.Join(f.dir, name), filepath.Join(f.dir, nn)); err != nil {
+	if err := safefs.RenameBetween(d, base, f.subs["cur"], nn[len("cur/"):]); err != nil {
 		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
 	}
 	if f.names != nil {
@@ -247,7 +324,7 @@ func (f *Folder) Find(key string) (string, error) {
 		}
 	}
 	if n, ok := f.names[key]; ok {
-		if _, err := os.Lstat(filepath.Join(f.dir, n)); err == nil {
+		if d, base, err := f.at(n); err == nil && f.exists(d, base) {
 			return n, nil
 		}
 	}
@@ -263,25 +340,51 @@ func (f *Folder) Find(key string) (string, error) {
 }
 
 // Open opens a message file by its name relative to the folder ("cur/…" or
-// "new/…").
+// "new/…"). A symlink or special file there is refused
+// (*safefs.UnsafeError).
 func (f *Folder) Open(name string) (*os.File, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	return os.Open(filepath.Join(f.dir, name))
+	d, base, err := f.at(name)
+	if err != nil {
+		return nil, err
+	}
+	return d.Open(base)
+}
+
+func (f *Folder) exists(d *safefs.Dir, base string) bool {
+	_, err := d.Lstat(base)
+	return err == nil
+}
+
+func (f *Folder) remove(name string) error {
+	d, base, err := f.at(name)
+	if err != nil {
+		return err
+	}
+	return d.Remove(base)
+}
+
+// Remove removes a message file by its name relative to the folder (a
+// symlink there is removed, never followed).
+func (f *Folder) Remove(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	return f.remove(name)
 }
 
 // CleanTmp removes the files in tmp/ whose names end in ".mailkeep": a
 // killed run's partial deliveries. Other programs' files stay.
 func (f *Folder) CleanTmp() error {
-	tmp := filepath.Join(f.dir, "tmp")
-	ents, err := os.ReadDir(tmp)
+	ents, err := f.subs["tmp"].ReadDir(".")
 	if err != nil {
 		return fmt.Errorf("maildir %s: %w", f.dir, err)
 	}
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".mailkeep") && !e.IsDir() {
-			if err := os.Remove(filepath.Join(tmp, e.Name())); err != nil {
+			if err := f.subs["tmp"].Remove(e.Name()); err != nil {
 				return fmt.Errorf("maildir %s: %w", f.dir, err)
 			}
 		}
@@ -293,7 +396,7 @@ func (f *Folder) CleanTmp() error {
 func (f *Folder) Scan() ([]string, error) {
 	var out []string
 	for _, sub := range []string{"cur", "new"} {
-		ents, err := os.ReadDir(filepath.Join(f.dir, sub))
+		ents, err := f.subs[sub].ReadDir(".")
 		if err != nil {
 			return nil, fmt.Errorf("maildir %s: %w", f.dir, err)
 		}

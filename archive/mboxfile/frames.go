@@ -7,14 +7,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
-// ErrTorn is wrapped by Frames' error for a last frame that ends before its
+// ErrTorn is wrapped by a StreamReader's error for a last frame that ends before its
 // own structure says it should: a frame a crash cut short.
 var ErrTorn = errors.New("the last frame is torn")
 
@@ -49,13 +51,15 @@ type StreamReader struct {
 	curStart int64
 }
 
-// NewStreamReader opens path for reading its frames in order.
-func NewStreamReader(path string, codec Codec) (*StreamReader, error) {
+// NewStreamReader opens the file rel below root (safefs: no symlink or
+// special file on the way) for reading its frames in order.
+func NewStreamReader(root, rel string, codec Codec) (*StreamReader, error) {
 	codec, err := codec.check()
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	path := filepath.Join(root, rel)
+	f, err := safefs.Open(root, rel)
 	if err != nil {
 		return nil, fmt.Errorf("mboxfile: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/mailkeep/mailkeep/internal/durable"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // Codec is how the frames of a file are compressed.
@@ -69,6 +69,12 @@ type Options struct {
 	// base64 attachments of compressed files (about 13% smaller archives
 	// of typical mail, 12% slower).
 	Level int
+	// Root is the trusted directory (the archive) that path lies below:
+	// no directory between Root and the file may be a symlink, and
+	// missing ones are created below Root only. Empty means the nearest
+	// existing directory above the file. Either way the file itself is never a symlink or a
+	// special file (*safefs.UnsafeError).
+	Root string
 }
 
 const (
@@ -87,7 +93,8 @@ type Writer struct {
 	bw        *bufio.Writer
 	cw        countWriter // counts the bytes given to bw: the file offset
 	committed int64
-	syncDirs  []string // directories created with the file, synced at the first Sync
+	root      string   // the trusted directory; syncDirs and rel are below it
+	syncDirs  []string // directories created with the file, synced at the first Sync (relative to root)
 	err       error    // sticky until Abort
 
 	zenc     *zstd.Encoder
@@ -129,16 +136,33 @@ func OpenAppend(path string, committed int64, opt Options) (*Writer, error) {
 	if err := w.newEncoder(); err != nil { // checks the options before the file is touched
 		return nil, fmt.Errorf("mboxfile %s: %w", path, err)
 	}
+	root, rel, err := split(opt.Root, path)
+	if err != nil {
+		return nil, fmt.Errorf("mboxfile %s: %w", path, err)
+	}
 	var syncDirs []string
-	if _, err := os.Lstat(path); errors.Is(err, os.ErrNotExist) {
+	if _, err := safefs.Lstat(root, rel); errors.Is(err, os.ErrNotExist) {
 		if committed > 0 {
 			return nil, fmt.Errorf("mboxfile %s: missing, but %d bytes were committed: %w", path, committed, ErrShort)
 		}
-		if syncDirs, err = mkdirs(filepath.Dir(path)); err != nil {
+		var changed []string
+		if err := safefs.MkdirAll(root, filepath.Dir(rel), 0o700, &changed); err != nil {
 			return nil, fmt.Errorf("mboxfile %s: %w", path, err)
 		}
+		// The file's directory gets a new entry; each created directory's
+		// parent got one.
+		syncDirs = append(syncDirs, filepath.Dir(rel))
+		for _, d := range changed {
+			r, err := safefs.Rel(root, d)
+			if err != nil {
+				return nil, fmt.Errorf("mboxfile %s: %w", path, err)
+			}
+			syncDirs = append(syncDirs, r)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("mboxfile %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := safefs.OpenFile(root, rel, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("mboxfile: %w", err)
 	}
@@ -167,29 +191,29 @@ func OpenAppend(path string, committed int64, opt Options) (*Writer, error) {
 	if _, err := f.Seek(committed, io.SeekStart); err != nil {
 		return fail("%w", err)
 	}
-	w.f, w.syncDirs = f, syncDirs
+	w.f, w.syncDirs, w.root = f, syncDirs, root
 	w.bw = bufio.NewWriterSize(f, writeBuffer)
 	w.cw = countWriter{w: w.bw, n: committed}
 	return w, nil
 }
 
-// mkdirs creates dir and its missing parents and returns the directories
-// whose entries changed and must be synced: the parent of the file, and the
-// parent of each directory created.
-func mkdirs(dir string) ([]string, error) {
-	sync := []string{dir}
-	for d := dir; ; {
-		if _, err := os.Stat(d); err == nil {
-			break
+// split returns the trusted root and path relative to it.
+func split(root, path string) (string, string, error) {
+	if root == "" {
+		// The nearest existing directory above path is trusted.
+		root = filepath.Dir(path)
+		for {
+			if _, err := os.Stat(root); err == nil || filepath.Dir(root) == root {
+				break
+			}
+			root = filepath.Dir(root)
 		}
-		p := filepath.Dir(d)
-		if p == d {
-			break
-		}
-		sync = append(sync, p)
-		d = p
 	}
-	return sync, os.MkdirAll(dir, 0o700)
+	rel, err := safefs.Rel(root, path)
+	if err != nil {
+		return "", "", err
+	}
+	return root, rel, nil
 }
 
 func (w *Writer) newEncoder() error {
@@ -320,7 +344,7 @@ func (w *Writer) Sync() (committed int64, err error) {
 		return 0, fmt.Errorf("mboxfile %s: %w", w.path, err)
 	}
 	for _, d := range w.syncDirs {
-		if err := durable.SyncDir(d); err != nil {
+		if err := safefs.SyncDir(w.root, d); err != nil {
 			return 0, fmt.Errorf("mboxfile %s: %w", w.path, err)
 		}
 	}
@@ -387,7 +411,16 @@ func (w *Writer) Close() error {
 // (concurrency 1, low-memory mode) holding one window, and frames asking
 // for a window above 8 MiB are refused (Writer uses 4 MiB); gzip holds
 // 32 KiB. Reaching pos.Offset decompresses and drops at most one frame.
+// The file must be a regular file, not a symlink (*safefs.UnsafeError);
+// OpenReaderIn also checks the directories on the way.
 func OpenReader(path string, codec Codec, pos Pos) (io.ReadCloser, error) {
+	return OpenReaderIn(filepath.Dir(path), filepath.Base(path), codec, pos)
+}
+
+// OpenReaderIn is OpenReader of the file rel below the trusted directory
+// root (the archive): no directory on the way may be a symlink.
+func OpenReaderIn(root, rel string, codec Codec, pos Pos) (io.ReadCloser, error) {
+	path := filepath.Join(root, rel)
 	codec, err := codec.check()
 	if err != nil {
 		return nil, err
@@ -395,7 +428,7 @@ func OpenReader(path string, codec Codec, pos Pos) (io.ReadCloser, error) {
 	if pos.FrameOffset < 0 || pos.Offset < 0 {
 		return nil, fmt.Errorf("mboxfile %s: bad position %+v", path, pos)
 	}
-	f, err := os.Open(path)
+	f, err := safefs.Open(root, rel)
 	if err != nil {
 		return nil, fmt.Errorf("mboxfile: %w", err)
 	}

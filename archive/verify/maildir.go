@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // maildirFolder verifies one folder of a Maildir archive: each catalogued
@@ -61,7 +62,7 @@ func (s *mdScan) check(m *msg) {
 	defer s.v.checked(s.f.Name, m.size)
 	key := maildir.KeyOf(m.file)
 	s.want[key] = s.folderName(m.file)
-	fh, err := os.Open(filepath.Join(s.v.a.Dir, m.file))
+	fh, err := safefs.Open(s.v.a.Dir, m.file)
 	if errors.Is(err, fs.ErrNotExist) {
 		fh, err = s.findElsewhere(m, key)
 	}
@@ -96,7 +97,7 @@ func (s *mdScan) findElsewhere(m *msg, key string) (*os.File, error) {
 	if cur, err := currentFile(s.v.ctx, s.v.a.Cat, m.id); err == nil && cur != m.file {
 		m.file = cur
 		s.want[key] = s.folderName(cur)
-		if fh, err := os.Open(filepath.Join(s.v.a.Dir, cur)); err == nil {
+		if fh, err := safefs.Open(s.v.a.Dir, cur); err == nil {
 			return fh, nil
 		}
 	}
@@ -110,7 +111,7 @@ func (s *mdScan) findElsewhere(m *msg, key string) (*os.File, error) {
 	} else {
 		s.v.add(m.finding(s.f, Renamed, fmt.Sprintf("the catalog names %s but the message is in %s (renamed outside mailkeep; cat and restore look for the catalogued name)", m.file, s.rel(names[0]))), true)
 	}
-	return os.Open(filepath.Join(s.v.a.Dir, s.rel(names[0])))
+	return safefs.Open(s.v.a.Dir, s.rel(names[0]))
 }
 
 // list returns the folder's message files by key.
@@ -130,7 +131,7 @@ func (s *mdScan) list() map[string][]string {
 // readDir lists the entries of a sub-directory of the folder; a missing
 // directory is empty (its messages are reported missing one by one).
 func (s *mdScan) readDir(sub string) []string {
-	ents, err := os.ReadDir(filepath.Join(s.v.a.Dir, s.f.Path, sub))
+	ents, err := safefs.ReadDir(s.v.a.Dir, filepath.Join(s.f.Path, sub))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			s.v.add(Finding{Folder: s.f.Name, File: s.rel(sub), Kind: Unreadable, Detail: err.Error()}, true)

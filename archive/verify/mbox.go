@@ -8,12 +8,12 @@ import (
 	"hash"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 func codecOf(f archive.Format) mboxfile.Codec {
@@ -50,7 +50,7 @@ func (v *verifier) mboxFolder(f *catalog.Folder) error {
 
 // mboxFile checks the folder's file against its committed size.
 func (v *verifier) mboxFile(f *catalog.Folder, committed int64, msgs int) {
-	st, err := os.Stat(filepath.Join(v.a.Dir, f.Path))
+	st, err := safefs.StatRegular(v.a.Dir, f.Path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		if committed > 0 && msgs == 0 { // otherwise each message says so
@@ -143,7 +143,7 @@ func (s *mboxScan) closeStream() {
 func (s *mboxScan) openFile(file string) {
 	s.file, s.size, s.sizeErr = file, -1, ""
 	s.skipping = false
-	st, err := os.Stat(filepath.Join(s.v.a.Dir, file))
+	st, err := safefs.StatRegular(s.v.a.Dir, file)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		s.sizeErr = "the mbox file is missing"
@@ -249,7 +249,7 @@ func (s *mboxScan) report(m *msg, res result) {
 
 // readFresh opens the file at m's recorded position and reads m.
 func (s *mboxScan) readFresh(m *msg) result {
-	rc, err := mboxfile.OpenReader(filepath.Join(s.v.a.Dir, m.file), s.codec, mboxfile.Pos{FrameOffset: m.frameOffset, Offset: m.framePos})
+	rc, err := mboxfile.OpenReaderIn(s.v.a.Dir, m.file, s.codec, mboxfile.Pos{FrameOffset: m.frameOffset, Offset: m.framePos})
 	if err != nil {
 		return result{kind: Unreadable, detail: err.Error(), decodeErr: true}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
 // ownFiles are the files at the archive's top level that belong to it.
@@ -61,7 +62,7 @@ func (v *verifier) strays(folders []*catalog.Folder) error {
 		}
 		return mboxFiles[rel] || mdDirs[filepath.Dir(rel)] || mdDirs[filepath.Dir(filepath.Dir(rel))]
 	}
-	return filepath.WalkDir(v.a.Dir, func(p string, d fs.DirEntry, err error) error {
+	return safefs.WalkDir(v.a.Dir, func(p string, d fs.DirEntry, err error) error {
 		if cerr := v.canceled(); cerr != nil {
 			return cerr
 		}

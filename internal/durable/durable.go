@@ -12,12 +12,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 )
 
 // SyncDir fsyncs the directory dir, making its entries (created, renamed,
-// removed files) durable.
+// removed files) durable. Anything but a directory at dir (a FIFO, whose
+// plain open would block) is an error, never opened.
+//
+// The archive does not use this package for its own files: those go
+// through internal/safefs, which also refuses symlinks below the archive.
+// durable serves paths the user chose (export target, token store,
+// metrics file), where a symlinked directory is the user's choice.
 func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}

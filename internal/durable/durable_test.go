@@ -1,11 +1,14 @@
 package durable
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestMkdir(t *testing.T) {
@@ -65,5 +68,24 @@ func TestWriteFile(t *testing.T) {
 	ents, _ = os.ReadDir(dir)
 	if len(ents) != 2 {
 		t.Errorf("after a failed write: %d entries, want 2 (a temporary file left?)", len(ents))
+	}
+}
+
+// TestSyncDirFIFO: a FIFO where a directory should be is an error at once,
+// not a blocked open.
+func TestSyncDirFIFO(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- SyncDir(p) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("SyncDir(FIFO) = %v, want ENOTDIR", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SyncDir blocked on a FIFO")
 	}
 }
