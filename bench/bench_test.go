@@ -241,6 +241,17 @@ func BenchmarkIMAP(b *testing.B) {
 			}
 			noop := e.mailkeep(b, "backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet")
 			report(b, "mailkeep no-op "+format, noop, 0, 0, mb.noop.secs, "mbsync-noop")
+			if prev := os.Getenv("MAILKEEP_BENCH_PREV"); prev != "" {
+				// The same work by another build (the previous release),
+				// right after, for a ratio that the machine's noise
+				// affects least.
+				pdir := dir + "-prev"
+				os.RemoveAll(pdir)
+				pf := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--format", format, "--quiet")
+				report(b, "previous build full -> "+format, pf, e.corpus.Messages, e.corpus.Bytes, full.secs, "this build")
+				pn := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--quiet")
+				report(b, "previous build no-op "+format, pn, 0, 0, noop.secs, "this build")
+			}
 		}
 	}
 }
