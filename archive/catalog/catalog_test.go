@@ -206,3 +206,34 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("OpenReadOnly of an empty file: %v", err)
 	}
 }
+
+// The per-folder queries on the hot path use an index, never a scan of
+// every message (2,000 folders made ls and verify take seconds).
+func TestFolderQueriesUseIndex(t *testing.T) {
+	c := open(t)
+	for _, q := range []string{
+		`SELECT ` + msgCols + ` FROM messages WHERE folder_id=? ORDER BY id`,
+		`SELECT ` + msgCols + ` FROM messages WHERE folder_id=? AND expunged_run IS NULL ORDER BY uidvalidity, uid, id`,
+		`SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`,
+		`SELECT ` + msgCols + ` FROM messages WHERE folder_id=? AND uid=? ORDER BY (uidvalidity=?) DESC, id DESC LIMIT 1`,
+	} {
+		rows, err := c.db.Query(`EXPLAIN QUERY PLAN `+q, 1, 2, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		p := strings.Join(plan, "; ")
+		if strings.Contains(p, "SCAN messages") || !strings.Contains(p, "USING") {
+			t.Errorf("query scans the table:\n%s\nplan: %s", q, p)
+		}
+	}
+}

@@ -82,6 +82,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_sha ON messages(sha256);
+-- Every per-folder query (All, Live, Counts, Each, ByUID, ByUIDL) uses it;
+-- its rowid order is storage order.
+CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id);
 
 -- Every flag state a message had, by the run that first saw it.
 CREATE TABLE IF NOT EXISTS flag_history (
