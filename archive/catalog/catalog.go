@@ -273,6 +273,10 @@ func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string)
 	if delim != 0 {
 		d = string(delim)
 	}
+	// The common case, a known folder that did not change, reads only.
+	if f, err := c.Folder(name); err == nil && f.Delim == delim && f.SpecialUse == specialUse && f.GoneRun == 0 {
+		return f, nil
+	}
 	err := c.write(func(tx *wtx) error {
 		var old Folder
 		var od string

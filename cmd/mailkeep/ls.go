@@ -13,6 +13,9 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 )
 
+// lsWindow is how many rows of ls --folder are aligned together.
+const lsWindow = 500
+
 func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ls", stderr)
 	var dir, folder string
@@ -65,7 +68,16 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return err
 		}
 		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
+		rows := 0
 		return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
+			// Print as the catalog is read: columns are aligned over a
+			// window of lsWindow rows, so memory stays bounded and the
+			// first lines show at once whatever the folder's size.
+			if rows++; rows%lsWindow == 0 {
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+			}
 			gone := deleted.ExpungedRun(m) != 0 // not: deleted by mailkeep
 			if gone && !expunged {
 				return nil
