@@ -137,6 +137,20 @@ func (p *memProgress) IsRestored(d restore.Destination, key string) (bool, error
 	return ok, nil
 }
 
+// RestoredIn makes memProgress a restore.Lister.
+func (p *memProgress) RestoredIn(d restore.Destination, folder string) (map[string]restore.Restored, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]restore.Restored{}
+	pre := d.Server + "|" + d.User + "|"
+	for k, r := range p.done {
+		if key, ok := strings.CutPrefix(k, pre); ok && r.Folder == folder {
+			out[key] = r
+		}
+	}
+	return out, nil
+}
+
 func (p *memProgress) MarkRestored(d restore.Destination, key string, r restore.Restored) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -39,6 +39,16 @@ type folderRun struct {
 
 	prepared          bool // selected and indexed
 	appended, skipped int
+
+	// The progress record of this folder, checked on the destination
+	// (check.go). lister: the Progress is a Lister (recs may be nil).
+	lister       bool
+	recs         map[string]Restored
+	verified     map[string]bool   // recorded and found on the destination
+	verifiedUIDs map[imap.UID]bool // their UIDs
+	missing      int               // recorded but restored again
+	selected     bool              // selected by checkRecorded
+	selectedN    uint32            // its message count then
 }
 
 // presentKey identifies a message for the already-present rule.
@@ -60,7 +70,10 @@ func (fr *folderRun) restore() error {
 	r := fr.r
 	start := time.Now()
 	fr.dropped = map[string]bool{}
-	err := r.src.Messages(r.ctx, fr.f, fr.message)
+	err := fr.checkRecorded()
+	if err == nil {
+		err = r.src.Messages(r.ctx, fr.f, fr.message)
+	}
 	if ferr := fr.flush(0); err == nil {
 		err = ferr
 	}
@@ -72,7 +85,10 @@ func (fr *folderRun) restore() error {
 		sort.Strings(kws)
 		r.log.Warn("flags not restored: the destination folder does not allow them (PERMANENTFLAGS), or they are not valid IMAP keywords", "folder", fr.dst, "flags", strings.Join(kws, " "))
 	}
-	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "seconds", time.Since(start).Seconds(), "err", err)
+	if fr.missing > 0 {
+		r.log.Warn("messages recorded as restored were missing from the destination and were restored again", "folder", fr.dst, "missing", fr.missing)
+	}
+	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "missing", fr.missing, "seconds", time.Since(start).Seconds(), "err", err)
 	if err != nil {
 		var fe *FolderError
 		if !errors.As(err, &fe) {
@@ -91,9 +107,12 @@ func (fr *folderRun) prepare() error {
 		fr.allowAll = true // a folder yet to be created: assume it takes keywords
 		return fr.index(0)
 	}
-	n, err := fr.selectFolder()
-	if err != nil {
-		return err
+	n := fr.selectedN
+	if !fr.selected {
+		var err error
+		if n, err = fr.selectFolder(); err != nil {
+			return err
+		}
 	}
 	return fr.index(fr.settle(n))
 }
@@ -150,6 +169,9 @@ func (fr *folderRun) index(n uint32) error {
 	fr.present = map[presentKey][]imap.UID{}
 	fr.bySize = map[presentKey][]imap.UID{}
 	fr.used = map[imap.UID]bool{}
+	for uid := range fr.verifiedUIDs {
+		fr.used[uid] = true // the copy of a recorded message: not another's
+	}
 	if n == 0 {
 		return nil
 	}
@@ -212,13 +234,22 @@ func (fr *folderRun) message(m Message) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	done, err := r.prog.IsRestored(r.dest, m.Key)
-	if err != nil {
-		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
-	}
-	if done {
-		fr.skip()
-		return nil
+	// The progress record is a hint: only a copy confirmed on the
+	// destination (checkRecorded) is skipped unseen. Other recorded
+	// messages go through the already-present rule like the rest.
+	var recorded bool
+	if fr.lister {
+		if fr.verified[m.Key] {
+			fr.skip()
+			return nil
+		}
+		_, recorded = fr.recs[m.Key]
+	} else {
+		done, err := r.prog.IsRestored(r.dest, m.Key)
+		if err != nil {
+			return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
+		}
+		recorded = done
 	}
 	if !fr.prepared {
 		if err := fr.prepare(); err != nil {
@@ -262,6 +293,10 @@ func (fr *folderRun) message(m Message) error {
 				return fr.alreadyPresent(m, uid)
 			}
 		}
+	}
+	if recorded {
+		fr.missing++
+		r.count(func(s *Stats) { s.Missing++ })
 	}
 	flags := fr.flags(m.Flags)
 	if r.opt.DryRun {
@@ -320,7 +355,7 @@ func (fr *folderRun) alreadyPresent(m Message, uid imap.UID) error {
 		return nil
 	}
 	rd := Restored{Folder: fr.dst, UIDValidity: fr.uidValidity, UID: uint32(uid)}
-	if err := fr.r.prog.MarkRestored(fr.r.dest, m.Key, rd); err != nil {
+	if err := fr.r.mark(m.Key, rd); err != nil {
 		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("recording progress: %w", err)}
 	}
 	return nil
@@ -462,7 +497,7 @@ func (fr *folderRun) flush(keep int) error {
 		if data != nil && data.UID != 0 {
 			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
 		}
-		if err := r.prog.MarkRestored(r.dest, p.key, rd); err != nil {
+		if err := r.mark(p.key, rd); err != nil {
 			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("recording progress: %w", err)}
 		}
 		fr.appended++

@@ -16,26 +16,42 @@
 // with the literal one byte short, so the server cannot store the damaged
 // copy. The engine then reconnects and continues with the next message.
 //
-// # Resuming
+// # Resuming: the destination is the truth
 //
 // A message is recorded with Progress.MarkRestored right after the server's
-// OK. A message that Progress does not know but the destination folder
-// already holds is skipped and recorded ("already present"): same
+// OK, with the APPENDUID (UIDVALIDITY and UID) where the server has UIDPLUS.
+// That record is a hint, never a reason to skip on its own: when the
+// Progress is a Lister, each folder's records are first checked on the
+// destination with one SELECT and one UID SEARCH UID <recorded set>. A
+// recorded message is skipped only if the folder's UIDVALIDITY is the
+// recorded one and its UID still exists; otherwise (folder deleted or
+// re-created, account wiped, message expunged) it is restored again and
+// counted in Stats.Missing. Records without a UID (no UIDPLUS), and every
+// record of a Progress that is not a Lister, go through the already-present
+// rule below. A rerun onto an intact destination costs a SELECT and a UID
+// SEARCH per folder and fetches nothing. A progress record that cannot be
+// written (catalog.ErrReadOnly: an archive on read-only media) is given up
+// with one warning (Stats.ProgressNotRecorded); the destination check
+// tells a rerun what is there.
+//
+// A message that the destination check did not confirm but the destination
+// folder already holds is skipped and recorded ("already present"): same
 // Message-ID, RFC822.SIZE and INTERNALDATE (to the second); for a message
 // without Message-ID, same size and date and the same SHA-256 of the
 // destination's copy, which is fetched to compare. This also catches a
 // crash between the server's OK and the record, and APPENDs still in flight
 // when an earlier run was killed. Two different messages that share a
 // Message-ID (different size or date) are both restored; several identical
-// copies in the source are matched one for one. Sizes and checksums are
+// copies in the source are matched one for one (a copy confirmed by the
+// record is never matched to another). Sizes and checksums are
 // also compared with bare LFs made CRLF, as Dovecot stores and serves such
 // messages (foreign mbox files have LF line ends). The flags of a message
 // found already present are left as the server has them.
 //
-// A destination folder is selected and indexed (one UID FETCH 1:* of
-// UID, RFC822.SIZE, INTERNALDATE and the Message-ID header) only when its
-// first message to restore comes up, so a rerun over folders restored in
-// full sends no command for them. A folder that holds mail is first watched
+// A destination folder is indexed (one UID FETCH 1:* of UID, RFC822.SIZE,
+// INTERNALDATE and the Message-ID header) only when its first message to
+// restore comes up, so a rerun over folders restored in full fetches
+// nothing from them. A folder that holds mail is first watched
 // until its message count stays put for 150 ms: APPENDs that a killed run
 // left in flight may still be being stored.
 //
@@ -75,6 +91,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
@@ -164,7 +181,15 @@ type Stats struct {
 	// IMAP atoms. Each folder logs a warning naming them.
 	KeywordsDropped int
 	Bytes           int64
-	Failures        []error // each a *FolderError
+	// Missing counts messages the progress record said were restored but
+	// the destination no longer held (folder gone or re-created, UID
+	// expunged): they were restored again (and are in Appended).
+	Missing int
+	// ProgressNotRecorded is set when the progress record could not be
+	// written (a read-only catalog, catalog.ErrReadOnly): the restore went
+	// on without it, and a rerun relies on the destination check.
+	ProgressNotRecorded bool
+	Failures            []error // each a *FolderError
 }
 
 // FolderError is a failure of one folder or one message of it.
@@ -344,6 +369,30 @@ func (r *run) ctxErr(err error) error {
 func (r *run) fail(e *FolderError) {
 	r.log.Error("restore failure", "folder", e.Folder, "message", e.Key, "err", e.Err)
 	r.count(func(s *Stats) { s.Failures = append(s.Failures, e) })
+}
+
+// mark records a restored message. A progress record that cannot be
+// written (catalog.ErrReadOnly) is given up once, with a warning: the
+// destination check finds on a rerun what this run restored.
+func (r *run) mark(key string, rd Restored) error {
+	r.mu.Lock()
+	off := r.stats.ProgressNotRecorded
+	r.mu.Unlock()
+	if off {
+		return nil
+	}
+	err := r.prog.MarkRestored(r.dest, key, rd)
+	if err == nil || !errors.Is(err, catalog.ErrReadOnly) {
+		return err
+	}
+	r.mu.Lock()
+	first := !r.stats.ProgressNotRecorded
+	r.stats.ProgressNotRecorded = true
+	r.mu.Unlock()
+	if first {
+		r.log.Warn("the progress record cannot be written; restoring without it (a rerun checks the destination instead)", "err", err)
+	}
+	return nil
 }
 
 func (r *run) count(f func(*Stats)) {

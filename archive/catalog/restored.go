@@ -1,0 +1,67 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// ErrReadOnly is returned (wrapped) by writes the catalog cannot take: it
+// was opened with OpenReadOnly, or its file or directory is read-only
+// (read-only media). Restore goes on without recording its progress.
+var ErrReadOnly = errors.New("catalog is read-only")
+
+// Restored is the record of one message restored to a destination.
+type Restored struct {
+	Key              string // message key (see restore.Message.Key)
+	Folder           string // destination folder
+	UIDValidity, UID uint32 // from APPENDUID; 0 when the server gave none
+}
+
+// IsRestored reports whether key was restored to server/user.
+func (c *Catalog) IsRestored(server, user, key string) (bool, error) {
+	var n int
+	err := c.db.QueryRow(`SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, server, user, key).Scan(&n)
+	return n > 0, err
+}
+
+// RestoredIn returns what was recorded as restored to server/user into
+// the destination folder, one query for the whole folder.
+func (c *Catalog) RestoredIn(server, user, folder string) ([]Restored, error) {
+	rows, err := c.db.Query(`SELECT key, folder, uidvalidity, uid FROM restored WHERE server=? AND user=? AND folder=?`, server, user, folder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Restored
+	for rows.Next() {
+		var r Restored
+		if err := rows.Scan(&r.Key, &r.Folder, &r.UIDValidity, &r.UID); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// MarkRestored records that key was restored to server/user. A catalog
+// that cannot be written fails with an error wrapping ErrReadOnly.
+func (c *Catalog) MarkRestored(server, user, key, folder string, uidValidity, uid uint32, run int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.db.Exec(`INSERT OR REPLACE INTO restored(server,user,key,folder,uidvalidity,uid,run) VALUES(?,?,?,?,?,?,?)`, server, user, key, folder, uidValidity, uid, run)
+	return readOnlyErr(err)
+}
+
+// readOnlyErr wraps ErrReadOnly around SQLite's errors for a database
+// that cannot be written (SQLITE_READONLY and its extended codes, and the
+// query_only refusal of OpenReadOnly).
+func readOnlyErr(err error) error {
+	var se *sqlite.Error
+	if err != nil && errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_READONLY {
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
+}
