@@ -858,7 +858,7 @@ func TestDryRun(t *testing.T) {
 	if len(prog.done) != 0 {
 		t.Errorf("dry run recorded progress: %v", prog.done)
 	}
-	for _, w := range []string{`would create folder "New/Folder"`, `would append to "INBOX": INBOX#1`, `would append to "New/Folder": New/Folder#0`} {
+	for _, w := range []string{`would create folder "New/Folder"`, `would append to "INBOX" from "INBOX": INBOX#1`, `would append to "New/Folder" from "New/Folder": New/Folder#0`} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("dry-run report lacks %q:\n%s", w, out.String())
 		}

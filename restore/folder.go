@@ -300,7 +300,7 @@ func (fr *folderRun) message(m Message) error {
 	}
 	flags := fr.flags(m.Flags)
 	if r.opt.DryRun {
-		dryRunf("would append to %q: %s, %d bytes, %s, flags %v\n", fr.dst, m.Key, m.Size, m.InternalDate.Format(time.RFC3339), flags)
+		dryRunf("would append to %q from %q: %s, %d bytes, %s, flags %v\n", fr.dst, fr.f.Name, r.msgName(fr.f.Name, m.Key), m.Size, m.InternalDate.Format(time.RFC3339), flags)
 		r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
 		fr.appended++
 		return nil

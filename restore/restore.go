@@ -125,6 +125,15 @@ type Source interface {
 	Messages(ctx context.Context, folder Folder, fn func(Message) error) error
 }
 
+// Namer is a Source that can name a message the way its user finds it:
+// for a mailkeep archive its source UID ("UID 4711", as `mailkeep cat
+// FOLDER UID` takes it) or, for a POP3 archive, its UIDL. Every error,
+// refusal and report line names messages so, with their source folder;
+// without a Namer, by Message.Key.
+type Namer interface {
+	MessageName(folder, key string) string
+}
+
 // Destination names the server account restored to.
 type Destination struct{ Server, User string }
 
@@ -196,11 +205,17 @@ type Stats struct {
 type FolderError struct {
 	Folder string // source folder name
 	Key    string // message key, or "" for the folder as a whole
-	Err    error
+	// Message names the message as its user finds it (Namer: "UID 4711",
+	// "UIDL ..."); Run fills it in. Error prints it instead of Key.
+	Message string
+	Err     error
 }
 
 func (e *FolderError) Error() string {
-	if e.Key != "" {
+	switch {
+	case e.Message != "":
+		return fmt.Sprintf("folder %q: message %s: %v", e.Folder, e.Message, e.Err)
+	case e.Key != "":
 		return fmt.Sprintf("folder %q: message %s: %v", e.Folder, e.Key, e.Err)
 	}
 	return fmt.Sprintf("folder %q: %v", e.Folder, e.Err)
@@ -367,8 +382,21 @@ func (r *run) ctxErr(err error) error {
 }
 
 func (r *run) fail(e *FolderError) {
-	r.log.Error("restore failure", "folder", e.Folder, "message", e.Key, "err", e.Err)
+	if e.Key != "" && e.Message == "" {
+		e.Message = r.msgName(e.Folder, e.Key)
+	}
+	r.log.Error("restore failure", "folder", e.Folder, "message", e.Message, "err", e.Err)
 	r.count(func(s *Stats) { s.Failures = append(s.Failures, e) })
+}
+
+// msgName names a message of a source folder for the user (see Namer).
+func (r *run) msgName(folder, key string) string {
+	if n, ok := r.src.(Namer); ok {
+		if s := n.MessageName(folder, key); s != "" {
+			return s
+		}
+	}
+	return key
 }
 
 // mark records a restored message. A progress record that cannot be

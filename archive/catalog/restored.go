@@ -65,3 +65,16 @@ func readOnlyErr(err error) error {
 	}
 	return err
 }
+
+// MessageByID returns the message with catalog row id (restore names a
+// message it reports by its folder and UID or UIDL, found so).
+func (c *Catalog) MessageByID(id int64) (*Message, error) {
+	ms, err := c.query(`SELECT `+msgCols+` FROM messages WHERE id=?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, ErrNotFound
+	}
+	return ms[0], nil
+}

@@ -2,6 +2,8 @@ package archivesrc
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/mailkeep/mailkeep/restore"
 )
@@ -21,3 +23,28 @@ func (s *Source) RestoredIn(dest restore.Destination, folder string) (map[string
 }
 
 var _ restore.Lister = (*Source)(nil)
+
+// MessageName implements restore.Namer: "UID 4711" (with its UIDVALIDITY
+// when the folder's is another now), or "UIDL ..." for a POP3 archive, as
+// `mailkeep cat FOLDER UID` takes them; the key when the catalog does not
+// know it.
+func (s *Source) MessageName(folder, key string) string {
+	id, err := strconv.ParseInt(strings.TrimPrefix(key, "msg:"), 10, 64)
+	if err != nil || !strings.HasPrefix(key, "msg:") {
+		return key
+	}
+	m, err := s.a.Cat.MessageByID(id)
+	if err != nil {
+		return key
+	}
+	if m.UIDL != "" {
+		return "UIDL " + m.UIDL
+	}
+	name := "UID " + strconv.FormatUint(uint64(m.UID), 10)
+	if f, err := s.a.Cat.Folder(folder); err == nil && f.UIDValidity != m.UIDValidity {
+		name += " (UIDVALIDITY " + strconv.FormatUint(uint64(m.UIDValidity), 10) + ")"
+	}
+	return name
+}
+
+var _ restore.Namer = (*Source)(nil)
