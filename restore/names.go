@@ -74,7 +74,7 @@ var wellKnown = map[string]string{
 // components joined with the destination's delimiter, under Options.Prefix
 // and the personal namespace prefix. INBOX stays INBOX.
 func (r *run) destName(f Folder) (string, error) {
-	comps := layout.Components(f.Name, f.Delim)
+	comps := r.relative(layout.Components(f.Name, f.Delim))
 	if !r.opt.NoSpecialUse && r.opt.Prefix == "" {
 		su := strings.ToLower(f.SpecialUse)
 		if su == "" && len(comps) == 1 {
@@ -106,6 +106,22 @@ func (r *run) destName(f Folder) (string, error) {
 		name = r.nsPrefix + name
 	}
 	return name, nil
+}
+
+// relative strips the source's personal namespace prefix from a folder's
+// components (INBOX.Sent on Cyrus is Sent); INBOX itself, and folders
+// outside the namespace, are left as they are.
+func (r *run) relative(comps []string) []string {
+	n := len(r.srcNS)
+	if n == 0 || len(comps) <= n {
+		return comps
+	}
+	for i, c := range r.srcNS {
+		if c != comps[i] && !(strings.EqualFold(c, "INBOX") && strings.EqualFold(comps[i], "INBOX")) {
+			return comps
+		}
+	}
+	return comps[n:]
 }
 
 func hasPrefixFold(s, prefix string) bool {

@@ -57,9 +57,10 @@
 //
 // # Folders and flags
 //
-// Source names are split at their delimiter and joined with the
-// destination's, under its personal namespace prefix (NAMESPACE, else
-// LIST "" ""); INBOX stays INBOX. A name component holding the
+// Source names are split at their delimiter, stripped of the source's
+// personal namespace prefix (Namespacer: INBOX.Sent from Cyrus is Sent),
+// and joined with the destination's delimiter under its personal namespace
+// prefix (NAMESPACE, else LIST "" ""); INBOX stays INBOX. A name component holding the
 // destination's delimiter fails that folder (ErrUnrepresentable). Folders
 // with a special-use attribute, or top-level folders with a well-known name
 // ("Sent Items", "Deleted Items", "Spam", ...), go to the destination's
@@ -86,6 +87,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -132,6 +134,14 @@ type Source interface {
 // without a Namer, by Message.Key.
 type Namer interface {
 	MessageName(folder, key string) string
+}
+
+// Namespacer is a Source that knows the personal namespace of the server
+// its mail came from (its prefix, e.g. "INBOX." on Cyrus and Courier, and
+// delimiter). Folder names are then mapped relative to it: the prefix is
+// stripped before the destination's own is put in front.
+type Namespacer interface {
+	SourceNamespace(ctx context.Context) (prefix string, delim rune, err error)
 }
 
 // Destination names the server account restored to.
@@ -242,6 +252,7 @@ type run struct {
 
 	delim    rune
 	nsPrefix string
+	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
 
@@ -279,6 +290,18 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 	if err != nil {
 		first.close()
 		return r.stats, r.ctxErr(fmt.Errorf("listing the source's folders: %w", err))
+	}
+	if ns, ok := src.(Namespacer); ok {
+		prefix, delim, err := ns.SourceNamespace(ctx)
+		if err != nil {
+			first.close()
+			return r.stats, r.ctxErr(fmt.Errorf("the source's namespace: %w", err))
+		}
+		r.srcNS = layout.Components(strings.TrimSuffix(prefix, string(delim)), delim)
+		if prefix == "" {
+			r.srcNS = nil
+		}
+		r.log.Debug("source namespace", "prefix", prefix, "delimiter", string(delim))
 	}
 	sel := glob.New(opt.Folders, opt.Exclude)
 	var jobs []job

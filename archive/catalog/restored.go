@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -77,4 +78,49 @@ func (c *Catalog) MessageByID(id int64) (*Message, error) {
 		return nil, ErrNotFound
 	}
 	return ms[0], nil
+}
+
+// metaSourceNamespace is the meta key of the source's personal namespace:
+// JSON {"prefix": "INBOX.", "delim": "."} as the server's NAMESPACE
+// command gave it at the last backup (absent: never recorded).
+const metaSourceNamespace = "source_namespace"
+
+type namespaceJSON struct {
+	Prefix string `json:"prefix"`
+	Delim  string `json:"delim"` // "" for a flat server
+}
+
+// SetSourceNamespace records the source's personal namespace (backup, at
+// each session's start); restore maps folder names relative to it.
+func (c *Catalog) SetSourceNamespace(prefix string, delim rune) error {
+	ns := namespaceJSON{Prefix: prefix}
+	if delim != 0 {
+		ns.Delim = string(delim)
+	}
+	b, err := json.Marshal(ns)
+	if err != nil {
+		return err
+	}
+	if have, err := c.Meta(metaSourceNamespace); err == nil && have == string(b) {
+		return nil
+	}
+	return readOnlyErr(c.SetMeta(metaSourceNamespace, string(b)))
+}
+
+// SourceNamespace returns the recorded personal namespace of the source;
+// ok is false when none was recorded (archives from before it was).
+func (c *Catalog) SourceNamespace() (prefix string, delim rune, ok bool, err error) {
+	v, err := c.Meta(metaSourceNamespace)
+	if err != nil || v == "" {
+		return "", 0, false, err
+	}
+	var ns namespaceJSON
+	if err := json.Unmarshal([]byte(v), &ns); err != nil {
+		return "", 0, false, fmt.Errorf("meta %s: %w", metaSourceNamespace, err)
+	}
+	for _, r := range ns.Delim {
+		delim = r
+		break
+	}
+	return ns.Prefix, delim, true, nil
 }

@@ -1,10 +1,12 @@
 package archivesrc
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 
+	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/restore"
 )
 
@@ -47,4 +49,44 @@ func (s *Source) MessageName(folder, key string) string {
 	return name
 }
 
-var _ restore.Namer = (*Source)(nil)
+var (
+	_ restore.Namer      = (*Source)(nil)
+	_ restore.Namespacer = (*Source)(nil)
+)
+
+// SourceNamespace implements restore.Namespacer: the personal namespace
+// the backup recorded (catalog meta source_namespace), else, for archives
+// from before it was recorded, inferred from the folder names: "INBOX"
+// and the delimiter when every folder but INBOX is below INBOX (Cyrus,
+// Courier), "" otherwise.
+func (s *Source) SourceNamespace(ctx context.Context) (string, rune, error) {
+	prefix, delim, ok, err := s.a.Cat.SourceNamespace()
+	if err != nil || ok {
+		return prefix, delim, err
+	}
+	fl, err := s.a.Cat.Folders()
+	if err != nil {
+		return "", 0, err
+	}
+	return inferNamespace(fl)
+}
+
+// inferNamespace is SourceNamespace's guess from the folder names.
+func inferNamespace(fl []*catalog.Folder) (string, rune, error) {
+	below := 0
+	var delim rune
+	for _, f := range fl {
+		if strings.EqualFold(f.Name, "INBOX") {
+			continue
+		}
+		if f.Delim == 0 || len(f.Name) <= 6 || !strings.EqualFold(f.Name[:5], "INBOX") || []rune(f.Name[5:])[0] != f.Delim {
+			return "", 0, nil
+		}
+		below++
+		delim = f.Delim
+	}
+	if below == 0 {
+		return "", 0, nil
+	}
+	return "INBOX" + string(delim), delim, nil
+}
