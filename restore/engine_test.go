@@ -794,7 +794,9 @@ func TestSpecialUse(t *testing.T) {
 		opt    restore.Options
 		mapped map[string]string
 	}{
-		{restore.Options{}, map[string]string{"Sent Items": "Sent Messages", "Trash": "Deleted Messages", "[Gmail]/Bin": "Deleted Messages"}},
+		// Trash (a well-known name) and [Gmail]/Bin (\Trash) would share
+		// the destination's trash: the attribute wins, Trash keeps its name.
+		{restore.Options{}, map[string]string{"Sent Items": "Sent Messages", "[Gmail]/Bin": "Deleted Messages"}},
 		{restore.Options{NoSpecialUse: true}, map[string]string{}},
 		{restore.Options{Prefix: "Old"}, map[string]string{}},
 	}

@@ -175,6 +175,12 @@ type Options struct {
 	// off when a prefix is given: the restore stays under it.
 	Prefix       string
 	NoSpecialUse bool
+	// RenameCollisions restores a source folder that would land in the
+	// same destination folder as an earlier one (in the Source's order)
+	// under its name with " (2)" (" (3)", ...) added to its last level,
+	// instead of refusing the restore (ErrCollision). Reported in
+	// Stats.Renamed.
+	RenameCollisions bool
 	// DryRun reports what would be created and appended (on the writer
 	// given to SetDryRunOutput) and changes nothing on the server. It
 	// still SELECTs existing folders to learn their PERMANENTFLAGS and
@@ -208,7 +214,9 @@ type Stats struct {
 	// written (a read-only catalog, catalog.ErrReadOnly): the restore went
 	// on without it, and a rerun relies on the destination check.
 	ProgressNotRecorded bool
-	Failures            []error // each a *FolderError
+	// Renamed lists the folders RenameCollisions moved.
+	Renamed  []Renamed
+	Failures []error // each a *FolderError
 }
 
 // FolderError is a failure of one folder or one message of it.
@@ -304,24 +312,32 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		r.log.Debug("source namespace", "prefix", prefix, "delimiter", string(delim))
 	}
 	sel := glob.New(opt.Folders, opt.Exclude)
-	var jobs []job
+	var selected []Folder
 	for _, f := range folders {
-		if !sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
-			continue
+		if sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
+			selected = append(selected, f)
 		}
-		r.stats.Folders++
-		dst, err := r.destName(f)
+	}
+	r.stats.Folders = len(selected)
+	plan, err := r.plan(selected)
+	if err != nil {
+		first.logout()
+		return r.stats, err
+	}
+	var jobs []job
+	for _, p := range plan {
+		err := p.err
 		if err == nil {
-			err = r.create(first.c, dst)
+			err = r.create(first.c, p.dst)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			r.fail(&FolderError{Folder: f.Name, Err: err})
+			r.fail(&FolderError{Folder: p.f.Name, Err: err})
 			continue
 		}
-		jobs = append(jobs, job{f, dst})
+		jobs = append(jobs, job{p.f, p.dst})
 	}
 	if ctx.Err() != nil {
 		first.close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -44,6 +45,8 @@ type restoreSummary struct {
 	// restored again (counted in Appended too).
 	Missing             int  `json:"missing_from_destination"`
 	ProgressNotRecorded bool `json:"progress_not_recorded"`
+	// Renamed: folders --rename-collisions moved apart.
+	Renamed []restore.Renamed `json:"renamed,omitempty"`
 }
 
 // nopProgress is the progress record of a foreign restore, which has no
@@ -62,7 +65,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var dir, prefix, asOf, fromMbox, fromMaildir string
 	var folders, exclude stringsFlag
 	var conns int
-	var dryRun, inclExpunged, noSpecial bool
+	var dryRun, inclExpunged, noSpecial, renameColl bool
 	var cfgFlag configFlag
 	var acctName string
 	cf.register(fs, false)
@@ -80,6 +83,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
 	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
 	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	fs.BoolVar(&renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -136,7 +140,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	sum.Destination = srv.String()
-	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, DryRun: dryRun, Connections: conns, Logger: log,
+	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, DryRun: dryRun, Connections: conns, Logger: log,
 		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
 	var src restore.Source
 	var prog restore.Progress
@@ -181,6 +185,10 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, cfg) }
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: srv.Addr, User: srv.User}, src, prog, opt)
 	bar.Done()
+	sum.Renamed = st.Renamed
+	for _, rn := range st.Renamed {
+		fmt.Fprintf(stderr, "mailkeep restore: folder %q restored as %q (%q was taken by another folder)\n", rn.Folder, rn.Dest, rn.Instead)
+	}
 	sum.Seconds = time.Since(start).Seconds()
 	sum.Folders, sum.Created, sum.Appended, sum.Skipped, sum.Damaged, sum.KeywordsDropped, sum.Bytes, sum.Missing =
 		st.Folders, st.Created, st.Appended, st.Skipped, st.Damaged, st.KeywordsDropped, st.Bytes, st.Missing
@@ -193,6 +201,9 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	var code int
 	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
+	if errors.Is(err, restore.ErrCollision) {
+		code = exitUsage // nothing was restored: choose a mapping
+	}
 	if a != nil && run != 0 {
 		rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
 		if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
 
@@ -57,5 +58,42 @@ func TestRestoreWiped(t *testing.T) {
 	}
 	if sum, _ := restoreTo("bob", dir); sum.Appended != 0 || sum.Missing != 0 || sum.Skipped != 30 {
 		t.Fatalf("rerun: %+v", sum)
+	}
+}
+
+// TestRestoreCollisions: Dovecot's Child and INBOX/Child would both be
+// INBOX.Child on a server whose namespace is INBOX's children: restore
+// refuses (exit 2) naming both, and nothing is created; with
+// --rename-collisions the second becomes "INBOX.Child (2)".
+func TestRestoreCollisions(t *testing.T) {
+	dv := startDovecot(t)
+	cyr := dovecottest.Start(t, &dovecottest.Options{NamespacePrefix: "INBOX.", Separator: '.'})
+	cyr.AddUser(t, "bob", pass)
+	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
+	for i, f := range []string{"INBOX", "Child", "INBOX/Child"} {
+		imaptest.Append(t, c, f, nil, time.Date(2022, 1, 1, 0, i, 0, 0, time.UTC), []byte("Subject: "+f+"\r\n\r\nin "+f+"\r\n"))
+	}
+	c.Close()
+	dir := filepath.Join(t.TempDir(), "a")
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	dst := "imap://bob@" + cyr.IMAPAddr
+	r := mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", dst, "--tls", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, `folders "Child" and "INBOX/Child" would all be restored into "INBOX.Child"`) {
+		t.Fatalf("restore with a collision: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := imaptest.Snapshot(t, imaptest.Dial(t, cyr.IMAPAddr, "bob", pass), false); len(got) != 1 || len(got["INBOX"]) != 0 {
+		t.Fatalf("refused restore changed the destination: %v", got)
+	}
+	r = mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", dst, "--tls", "none", "--rename-collisions", "--json")
+	var sum restoreSummary
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 || sum.Appended != 3 || len(sum.Renamed) != 1 || sum.Renamed[0].Dest != "INBOX.Child (2)" ||
+		!strings.Contains(r.stderr, `folder "INBOX/Child" restored as "INBOX.Child (2)"`) {
+		t.Fatalf("--rename-collisions: exit %d %v %+v\n%s", r.code, err, sum, r.stderr)
+	}
+	got := imaptest.Snapshot(t, imaptest.Dial(t, cyr.IMAPAddr, "bob", pass), false)
+	if len(got["INBOX.Child"]) != 1 || len(got["INBOX.Child (2)"]) != 1 || len(got["INBOX"]) != 1 {
+		t.Fatalf("after --rename-collisions: %v", got)
 	}
 }
