@@ -49,6 +49,9 @@ type folderRun struct {
 	missing      int               // recorded but restored again
 	selected     bool              // selected by checkRecorded
 	selectedN    uint32            // its message count then
+
+	sent   []sentMsg // appended with APPENDUID, checked by checkStored
+	report FolderReport
 }
 
 // presentKey identifies a message for the already-present rule.
@@ -59,9 +62,16 @@ type presentKey struct {
 }
 
 type pendingAppend struct {
-	wait func() (*imap.AppendData, error)
-	key  string
-	size int64
+	wait  func() (*imap.AppendData, error)
+	key   string
+	size  int64
+	flags []imap.Flag
+}
+
+// sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
+type sentMsg struct {
+	appendedMsg
+	validity uint32
 }
 
 // restore runs the folder. Per-message failures are recorded and the folder
@@ -76,6 +86,16 @@ func (fr *folderRun) restore() error {
 	}
 	if ferr := fr.flush(0); err == nil {
 		err = ferr
+	}
+	if err == nil && !r.opt.DryRun {
+		err = fr.checkStored()
+	}
+	fr.report.Folder, fr.report.Dest, fr.report.Appended = fr.f.Name, fr.dst, fr.appended
+	if fr.appended > 0 && !r.opt.DryRun {
+		r.count(func(s *Stats) { s.Reports = append(s.Reports, fr.report) })
+		if fr.report.Noteworthy() {
+			r.log.Warn("the destination did not keep everything as sent", "report", fr.report.String())
+		}
 	}
 	if len(fr.dropped) > 0 {
 		var kws []string
@@ -496,6 +516,9 @@ func (fr *folderRun) flush(keep int) error {
 		rd := Restored{Folder: fr.dst}
 		if data != nil && data.UID != 0 {
 			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
+			fr.sent = append(fr.sent, sentMsg{appendedMsg{uid: data.UID, key: p.key, size: p.size, flags: p.flags}, data.UIDValidity})
+		} else {
+			fr.report.Unchecked++
 		}
 		if err := r.mark(p.key, rd); err != nil {
 			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("recording progress: %w", err)}

@@ -71,6 +71,14 @@
 // Stats.KeywordsDropped and logged once per folder. go-imap cannot tell an
 // absent PERMANENTFLAGS from an empty one: both drop every keyword.
 //
+// No APPEND goes into the folder its connection has selected (UW IMAP
+// drops keywords then): APPENDs use the raw connection or a second go-imap
+// one that selects nothing. After a folder's APPENDs, what the destination
+// stored is checked by APPENDUID, one UID FETCH (FLAGS RFC822.SIZE) per
+// folder; missing flags and keywords are set with UID STORE (one per
+// distinct set) and what still is not kept is reported, as are sizes that
+// differ from the source (Stats.Reports, one FolderReport per folder).
+//
 // # Speed
 //
 // Folders run in parallel, one per connection (Options.Connections).
@@ -215,7 +223,9 @@ type Stats struct {
 	// on without it, and a rerun relies on the destination check.
 	ProgressNotRecorded bool
 	// Renamed lists the folders RenameCollisions moved.
-	Renamed  []Renamed
+	Renamed []Renamed
+	// Reports say, per folder appended to, what the destination kept.
+	Reports  []FolderReport
 	Failures []error // each a *FolderError
 }
 
@@ -474,8 +484,26 @@ func (r *run) count(f func(*Stats)) {
 type conn struct {
 	c        *imapclient.Client
 	raw      *imapconn.Raw
+	ac       *imapclient.Client // APPENDs without raw: selects nothing
+	acStop   func() bool
 	stop     func() bool
 	triedRaw bool
+}
+
+// appendClient returns the go-imap connection APPENDs go over when there
+// is no raw one, opening it on first use. It never selects a folder:
+// servers may treat an APPEND into the selected folder differently (UW
+// IMAP drops its keywords).
+func (r *run) appendClient(cn *conn) (*imapclient.Client, error) {
+	if cn.ac != nil {
+		return cn.ac, nil
+	}
+	c, err := r.dial(r.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the connection for APPEND: %w", err)
+	}
+	cn.ac, cn.acStop = c, context.AfterFunc(r.ctx, func() { c.Close() })
+	return c, nil
 }
 
 func (r *run) connect() (*conn, error) {
@@ -513,6 +541,10 @@ func (cn *conn) close() {
 	if cn.raw != nil {
 		cn.raw.Close()
 	}
+	if cn.ac != nil {
+		cn.acStop()
+		cn.ac.Close()
+	}
 }
 
 // logout says goodbye on both connections.
@@ -520,6 +552,11 @@ func (cn *conn) logout() {
 	cn.stop()
 	if cn.raw != nil {
 		cn.raw.Logout()
+	}
+	if cn.ac != nil {
+		cn.acStop()
+		cn.ac.Logout().Wait()
+		cn.ac.Close()
 	}
 	cn.c.Logout().Wait()
 	cn.c.Close()

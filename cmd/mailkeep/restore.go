@@ -47,6 +47,8 @@ type restoreSummary struct {
 	ProgressNotRecorded bool `json:"progress_not_recorded"`
 	// Renamed: folders --rename-collisions moved apart.
 	Renamed []restore.Renamed `json:"renamed,omitempty"`
+	// FolderReports: per folder appended to, what the destination kept.
+	FolderReports []restore.FolderReport `json:"folder_reports"`
 }
 
 // nopProgress is the progress record of a foreign restore, which has no
@@ -186,6 +188,15 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: srv.Addr, User: srv.User}, src, prog, opt)
 	bar.Done()
 	sum.Renamed = st.Renamed
+	sum.FolderReports = st.Reports
+	if sum.FolderReports == nil {
+		sum.FolderReports = []restore.FolderReport{}
+	}
+	for _, fr := range st.Reports {
+		if fr.Noteworthy() {
+			fmt.Fprintf(stderr, "mailkeep restore: %s\n", fr.String())
+		}
+	}
 	for _, rn := range st.Renamed {
 		fmt.Fprintf(stderr, "mailkeep restore: folder %q restored as %q (%q was taken by another folder)\n", rn.Folder, rn.Dest, rn.Instead)
 	}
