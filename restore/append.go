@@ -39,6 +39,9 @@ func (e *rawRefusal) Error() string { return e.text }
 func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 	m := b.m
 	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags}
+	if fr.r.opt.Verify {
+		p.msg = m
+	}
 	if raw := fr.r.rawConn(fr.cn); raw != nil {
 		tag, err := rawAppend(raw, fr.dst, flags, m.InternalDate, b)
 		if err != nil {

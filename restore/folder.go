@@ -50,7 +50,8 @@ type folderRun struct {
 	selected     bool              // selected by checkRecorded
 	selectedN    uint32            // its message count then
 
-	sent   []sentMsg // appended with APPENDUID, checked by checkStored
+	sent   []sentMsg   // appended with APPENDUID, checked by checkStored
+	unsent []unsentMsg // appended without (Options.Verify)
 	report FolderReport
 }
 
@@ -66,6 +67,7 @@ type pendingAppend struct {
 	key   string
 	size  int64
 	flags []imap.Flag
+	msg   Message // with Options.Verify
 }
 
 // sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
@@ -91,9 +93,9 @@ func (fr *folderRun) restore() error {
 		err = fr.checkStored()
 	}
 	fr.report.Folder, fr.report.Dest, fr.report.Appended = fr.f.Name, fr.dst, fr.appended
-	if fr.appended > 0 && !r.opt.DryRun {
+	if (fr.appended > 0 || len(fr.report.Refused) > 0) && !r.opt.DryRun {
 		r.count(func(s *Stats) { s.Reports = append(s.Reports, fr.report) })
-		if fr.report.Noteworthy() {
+		if fr.report.Lossy() {
 			r.log.Warn("the destination did not keep everything as sent", "report", fr.report.String())
 		}
 	}
@@ -346,6 +348,7 @@ func (fr *folderRun) message(m Message) error {
 			return err
 		}
 		fr.cn.close()
+		fr.refused(m.Key, err)
 		r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
 		return fr.reconnect()
 	case err != nil:
@@ -356,6 +359,16 @@ func (fr *folderRun) message(m Message) error {
 	}
 	fr.pending = append(fr.pending, p)
 	return fr.flush(appendWindow)
+}
+
+// refused records a message the server refused, for the folder's report.
+func (fr *folderRun) refused(key string, err error) {
+	text := err.Error()
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		text = string(ie.Type) + " " + ie.Text
+	}
+	fr.report.Refused = append(fr.report.Refused, Refusal{Message: fr.r.msgName(fr.f.Name, key), Text: text})
 }
 
 func (fr *folderRun) skip() {
@@ -506,6 +519,7 @@ func (fr *folderRun) flush(keep int) error {
 		data, err := p.wait()
 		if err != nil {
 			if isRefusal(err) {
+				fr.refused(p.key, err)
 				r.fail(&FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q refused: %w", fr.dst, err)})
 				continue
 			}
@@ -516,9 +530,12 @@ func (fr *folderRun) flush(keep int) error {
 		rd := Restored{Folder: fr.dst}
 		if data != nil && data.UID != 0 {
 			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
-			fr.sent = append(fr.sent, sentMsg{appendedMsg{uid: data.UID, key: p.key, size: p.size, flags: p.flags}, data.UIDValidity})
+			fr.sent = append(fr.sent, sentMsg{appendedMsg{uid: data.UID, key: p.key, size: p.size, flags: p.flags, msg: p.msg}, data.UIDValidity})
 		} else {
 			fr.report.Unchecked++
+			if r.opt.Verify {
+				fr.unsent = append(fr.unsent, unsentMsg{p.msg, p.flags})
+			}
 		}
 		if err := r.mark(p.key, rd); err != nil {
 			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("recording progress: %w", err)}

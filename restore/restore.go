@@ -189,6 +189,11 @@ type Options struct {
 	// instead of refusing the restore (ErrCollision). Reported in
 	// Stats.Renamed.
 	RenameCollisions bool
+	// Verify fetches back every appended message (by APPENDUID, else by
+	// Message-ID) and compares it with the source: SHA-256, size, flags
+	// and keywords, INTERNALDATE (FolderReport: exact, altered and how,
+	// refused).
+	Verify bool
 	// DryRun reports what would be created and appended (on the writer
 	// given to SetDryRunOutput) and changes nothing on the server. It
 	// still SELECTs existing folders to learn their PERMANENTFLAGS and

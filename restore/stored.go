@@ -34,11 +34,27 @@ type FolderReport struct {
 	// SizeDiffers counts messages whose RFC822.SIZE on the destination is
 	// not the source's: the server changed their bytes.
 	SizeDiffers int `json:"size_differs"`
+
+	// Refused are the messages the server refused to store.
+	Refused []Refusal `json:"refused,omitempty"`
+
+	// With Options.Verify: every appended message fetched back and
+	// compared (SHA-256, size, flags and keywords, INTERNALDATE).
+	Verified   bool         `json:"verified"`
+	Exact      int          `json:"exact"`
+	Altered    []Alteration `json:"altered,omitempty"`
+	Unverified int          `json:"unverified"` // not found to compare
 }
 
-// Noteworthy reports whether the folder kept less or other than sent.
-func (fr *FolderReport) Noteworthy() bool {
-	return fr.Unchecked > 0 || fr.Vanished > 0 || fr.FlagsRepaired > 0 || len(fr.FlagsLost) > 0 || fr.SizeDiffers > 0
+// Noteworthy reports whether the report says more than "all appended":
+// something was not kept as sent, or it was verified.
+func (fr *FolderReport) Noteworthy() bool { return fr.Lossy() || fr.Verified }
+
+// Lossy reports whether the folder kept less or other than sent, or some
+// of it could not be checked.
+func (fr *FolderReport) Lossy() bool {
+	return fr.Unchecked > 0 || fr.Vanished > 0 || fr.FlagsRepaired > 0 || len(fr.FlagsLost) > 0 || fr.SizeDiffers > 0 ||
+		len(fr.Refused) > 0 || len(fr.Altered) > 0 || fr.Unverified > 0
 }
 
 // String is the report as one line, naming only what is noteworthy.
@@ -61,8 +77,20 @@ func (fr *FolderReport) String() string {
 	if fr.Vanished > 0 {
 		parts = append(parts, fmt.Sprintf("%d messages gone right after their APPEND", fr.Vanished))
 	}
-	if fr.Unchecked > 0 {
+	if fr.Unchecked > 0 && !fr.Verified {
 		parts = append(parts, fmt.Sprintf("%d messages not checked (no APPENDUID)", fr.Unchecked))
+	}
+	for _, r := range fr.Refused {
+		parts = append(parts, fmt.Sprintf("message %s refused: %s", r.Message, r.Text))
+	}
+	if v := fr.verifyLine(); v != "" {
+		parts = append(parts, v)
+	}
+	for _, a := range fr.Altered {
+		parts = append(parts, fmt.Sprintf("message %s altered: %s", a.Message, strings.Join(a.Kinds, ", ")))
+	}
+	if len(parts) == 0 {
+		parts = append(parts, "all kept")
 	}
 	return fmt.Sprintf("folder %q -> %q: %d appended; %s", fr.Folder, fr.Dest, fr.Appended, strings.Join(parts, "; "))
 }
@@ -73,13 +101,21 @@ type appendedMsg struct {
 	key   string
 	size  int64
 	flags []imap.Flag // as sent
+	msg   Message     // with Options.Verify
+}
+
+// unsentMsg is a message appended without APPENDUID (Options.Verify finds
+// it by Message-ID).
+type unsentMsg struct {
+	msg   Message
+	flags []imap.Flag
 }
 
 // checkStored learns what the destination stored of the messages appended
 // to this folder and repairs their flags (see FolderReport).
-func (fr *folderRun) checkStored() error {
+func (fr *folderRun) checkStored() (err error) {
 	rep := &fr.report
-	if len(fr.sent) == 0 {
+	if len(fr.sent) == 0 && (!fr.r.opt.Verify || len(fr.unsent) == 0) {
 		return nil
 	}
 	if !fr.selected && !fr.prepared {
@@ -89,6 +125,12 @@ func (fr *folderRun) checkStored() error {
 		}
 		fr.selected, fr.selectedN = true, n
 	}
+	// The APPENDs went over another connection: a NOOP lets this one's
+	// view of the folder catch up (Dovecot answers a UID FETCH only for
+	// messages the session knows of).
+	if err := fr.cn.c.Noop().Wait(); err != nil {
+		return fmt.Errorf("NOOP in %q: %w", fr.dst, err)
+	}
 	var check []appendedMsg
 	for _, a := range fr.sent {
 		if a.validity != fr.uidValidity {
@@ -96,6 +138,13 @@ func (fr *folderRun) checkStored() error {
 			continue
 		}
 		check = append(check, a.appendedMsg)
+	}
+	if fr.r.opt.Verify {
+		defer func() {
+			if err == nil {
+				err = fr.verify(check)
+			}
+		}()
 	}
 	if len(check) == 0 {
 		return nil

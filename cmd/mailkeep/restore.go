@@ -67,7 +67,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var dir, prefix, asOf, fromMbox, fromMaildir string
 	var folders, exclude stringsFlag
 	var conns int
-	var dryRun, inclExpunged, noSpecial, renameColl bool
+	var dryRun, inclExpunged, noSpecial, renameColl, verify bool
 	var cfgFlag configFlag
 	var acctName string
 	cf.register(fs, false)
@@ -85,6 +85,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
 	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
 	fs.IntVar(&conns, "connections", 4, "parallel IMAP connections")
+	fs.BoolVar(&verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
 	fs.BoolVar(&renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -142,7 +143,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	sum.Destination = srv.String()
-	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, DryRun: dryRun, Connections: conns, Logger: log,
+	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, Verify: verify, DryRun: dryRun, Connections: conns, Logger: log,
 		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
 	var src restore.Source
 	var prog restore.Progress

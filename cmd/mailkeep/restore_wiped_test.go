@@ -86,11 +86,21 @@ func TestRestoreCollisions(t *testing.T) {
 	if got := imaptest.Snapshot(t, imaptest.Dial(t, cyr.IMAPAddr, "bob", pass), false); len(got) != 1 || len(got["INBOX"]) != 0 {
 		t.Fatalf("refused restore changed the destination: %v", got)
 	}
-	r = mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", dst, "--tls", "none", "--rename-collisions", "--json")
+	r = mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", dst, "--tls", "none", "--rename-collisions", "--verify", "--json")
 	var sum restoreSummary
 	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 || sum.Appended != 3 || len(sum.Renamed) != 1 || sum.Renamed[0].Dest != "INBOX.Child (2)" ||
 		!strings.Contains(r.stderr, `folder "INBOX/Child" restored as "INBOX.Child (2)"`) {
 		t.Fatalf("--rename-collisions: exit %d %v %+v\n%s", r.code, err, sum, r.stderr)
+	}
+	exact := 0
+	for _, fr := range sum.FolderReports {
+		if !fr.Verified || fr.Checked != fr.Appended {
+			t.Errorf("--verify: %+v", fr)
+		}
+		exact += fr.Exact
+	}
+	if exact != 3 || strings.Count(r.stderr, "verified: 1 exact, 0 altered, 0 refused") != 3 {
+		t.Errorf("--verify: %d exact\n%s", exact, r.stderr)
 	}
 	got := imaptest.Snapshot(t, imaptest.Dial(t, cyr.IMAPAddr, "bob", pass), false)
 	if len(got["INBOX.Child"]) != 1 || len(got["INBOX.Child (2)"]) != 1 || len(got["INBOX"]) != 1 {
