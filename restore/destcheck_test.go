@@ -484,3 +484,24 @@ func TestReadOnlyArchive(t *testing.T) {
 		t.Fatalf("rerun from a read-only archive: %+v", st)
 	}
 }
+
+// BenchmarkRerunIntact reruns a restore of about 2,000 messages in 5
+// folders onto a destination that holds them all: the destination check
+// costs one SELECT and one UID SEARCH per folder.
+func BenchmarkRerunIntact(b *testing.B) {
+	dv := dovecottest.Start(b, nil)
+	dv.AddUser(b, "bench", pass)
+	src, _ := benchSource(2000)
+	tg := target{dv.IMAPAddr, "bench", true}
+	prog := newProgress()
+	if st, err := tg.run(context.Background(), src, prog, restore.Options{}); err != nil || st.Appended != src.total() {
+		b.Fatalf("%+v %v", st, err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st, err := tg.run(context.Background(), src, prog, restore.Options{})
+		if err != nil || st.Skipped != src.total() {
+			b.Fatalf("%+v %v", st, err)
+		}
+	}
+}
