@@ -773,6 +773,14 @@ func TestKeywordsNotPermanent(t *testing.T) {
 	if st.Appended != 3 || st.KeywordsDropped != 4 {
 		t.Fatalf("%+v; want 3 appended, 4 keywords dropped", st)
 	}
+	// The report of each folder names them.
+	notSent := map[string]string{}
+	for _, r := range st.Reports {
+		notSent[r.Folder] = strings.Join(r.FlagsNotSent, " ")
+	}
+	if notSent["INBOX"] != "$Keep Extra" || notSent["Box"] != `Extra \Important` {
+		t.Errorf("flags not sent, by folder: %q", notSent)
+	}
 	allowed := func(f string) bool { return strings.HasPrefix(f, `\`) && f != `\Important` || f == "$allowed" }
 	if d := imaptest.Diff(src.want(imaptest.MemIMAP, func(f string) bool { return !allowed(f) }), target{addr, "dst", true}.snapshot(t), nil); d != "" {
 		t.Fatal(d)

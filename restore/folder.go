@@ -92,20 +92,21 @@ func (fr *folderRun) restore() error {
 	if err == nil && !r.opt.DryRun {
 		err = fr.checkStored()
 	}
-	fr.report.Folder, fr.report.Dest, fr.report.Appended = fr.f.Name, fr.dst, fr.appended
-	if (fr.appended > 0 || len(fr.report.Refused) > 0) && !r.opt.DryRun {
-		r.count(func(s *Stats) { s.Reports = append(s.Reports, fr.report) })
-		if fr.report.Lossy() {
-			r.log.Warn("the destination did not keep everything as sent", "report", fr.report.String())
-		}
-	}
 	if len(fr.dropped) > 0 {
 		var kws []string
 		for k := range fr.dropped {
 			kws = append(kws, k)
 		}
 		sort.Strings(kws)
+		fr.report.FlagsNotSent = kws
 		r.log.Warn("flags not restored: the destination folder does not allow them (PERMANENTFLAGS), or they are not valid IMAP keywords", "folder", fr.dst, "flags", strings.Join(kws, " "))
+	}
+	fr.report.Folder, fr.report.Dest, fr.report.Appended = fr.f.Name, fr.dst, fr.appended
+	if (fr.appended > 0 || len(fr.report.Refused) > 0) && !r.opt.DryRun {
+		r.count(func(s *Stats) { s.Reports = append(s.Reports, fr.report) })
+		if fr.report.Lossy() {
+			r.log.Warn("the destination did not keep everything as sent", "report", fr.report.String())
+		}
 	}
 	if fr.missing > 0 {
 		r.log.Warn("messages recorded as restored were missing from the destination and were restored again", "folder", fr.dst, "missing", fr.missing)

@@ -35,6 +35,10 @@ type FolderReport struct {
 	// not the source's: the server changed their bytes.
 	SizeDiffers int `json:"size_differs"`
 
+	// FlagsNotSent are the flags and keywords left out of the APPENDs:
+	// not in the folder's PERMANENTFLAGS, or not valid IMAP atoms.
+	FlagsNotSent []string `json:"flags_not_sent,omitempty"`
+
 	// Refused are the messages the server refused to store.
 	Refused []Refusal `json:"refused,omitempty"`
 
@@ -54,7 +58,7 @@ func (fr *FolderReport) Noteworthy() bool { return fr.Lossy() || fr.Verified }
 // of it could not be checked.
 func (fr *FolderReport) Lossy() bool {
 	return fr.Unchecked > 0 || fr.Vanished > 0 || fr.FlagsRepaired > 0 || len(fr.FlagsLost) > 0 || fr.SizeDiffers > 0 ||
-		len(fr.Refused) > 0 || len(fr.Altered) > 0 || fr.Unverified > 0
+		len(fr.Refused) > 0 || len(fr.Altered) > 0 || fr.Unverified > 0 || len(fr.FlagsNotSent) > 0
 }
 
 // String is the report as one line, naming only what is noteworthy.
@@ -70,6 +74,9 @@ func (fr *FolderReport) String() string {
 		}
 		sort.Strings(fl)
 		parts = append(parts, "flags not kept: "+strings.Join(fl, ", "))
+	}
+	if len(fr.FlagsNotSent) > 0 {
+		parts = append(parts, "flags the folder does not take (not sent): "+strings.Join(fr.FlagsNotSent, " "))
 	}
 	if fr.SizeDiffers > 0 {
 		parts = append(parts, fmt.Sprintf("%d messages stored with another size (the server changed their bytes)", fr.SizeDiffers))
