@@ -115,11 +115,13 @@ func TestVerify(t *testing.T) {
 		src.folder("INBOX", '/', "")
 		src.add("INBOX", msg(1, "plain", ""), []string{`\Seen`}, date)
 		src.add("INBOX", []byte("Message-ID: <lf@verify>\nSubject: bare LF\n\nbody\n"), nil, date)
+		src.add("INBOX", msg(3, "future", ""), nil, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 		st, err := target{dv.IMAPAddr, "dst", false}.run(context.Background(), src, newProgress(), restore.Options{Verify: true})
 		noErr(t, "restore", st, err)
 		r := st.Reports[0]
-		if r.Exact != 1 || len(r.Altered) != 1 || r.Altered[0].Message != "INBOX#1" || fmt.Sprint(r.Altered[0].Kinds) != "[line ends]" || r.SizeDiffers != 1 || r.Checked != 2 || r.Vanished != 0 {
-			t.Errorf("report %+v", r)
+		want := "[{INBOX#1 [line ends]} {INBOX#2 [date]}]"
+		if r.Exact != 1 || fmt.Sprint(r.Altered) != want || r.SizeDiffers != 1 || r.Checked != 3 || r.Vanished != 0 {
+			t.Errorf("report %+v; want altered %s", r, want)
 		}
 	})
 }
