@@ -472,7 +472,7 @@ func (r *run) mark(key string, rd Restored) error {
 	r.stats.ProgressNotRecorded = true
 	r.mu.Unlock()
 	if first {
-		r.log.Warn("the progress record cannot be written; restoring without it (a rerun checks the destination instead)", "err", err)
+		r.log.Debug("the progress record cannot be written; restoring without it (Stats.ProgressNotRecorded)", "err", err)
 	}
 	return nil
 }
