@@ -38,7 +38,10 @@ func (e *rawRefusal) Error() string { return e.text }
 // offers LITERAL-). The returned pendingAppend's wait gives the outcome.
 func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 	m := b.m
-	p := &pendingAppend{key: m.Key, size: m.Size}
+	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags}
+	if fr.r.opt.Verify {
+		p.msg = m
+	}
 	if raw := fr.r.rawConn(fr.cn); raw != nil {
 		tag, err := rawAppend(raw, fr.dst, flags, m.InternalDate, b)
 		if err != nil {
@@ -47,7 +50,13 @@ func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 		p.wait = func() (*imap.AppendData, error) { return rawWait(raw, tag) }
 		return p, nil
 	}
-	cmd := fr.cn.c.Append(fr.dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
+	// Never into the folder this connection has selected (UW IMAP drops
+	// keywords then): a second connection, which selects nothing.
+	ac, err := fr.r.appendClient(fr.cn)
+	if err != nil {
+		return nil, err
+	}
+	cmd := ac.Append(fr.dst, m.Size, &imap.AppendOptions{Flags: flags, Time: m.InternalDate})
 	if err := b.writeTo(cmd); err != nil {
 		var de *damageError
 		if errors.As(err, &de) {

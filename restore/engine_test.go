@@ -137,6 +137,20 @@ func (p *memProgress) IsRestored(d restore.Destination, key string) (bool, error
 	return ok, nil
 }
 
+// RestoredIn makes memProgress a restore.Lister.
+func (p *memProgress) RestoredIn(d restore.Destination, folder string) (map[string]restore.Restored, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]restore.Restored{}
+	pre := d.Server + "|" + d.User + "|"
+	for k, r := range p.done {
+		if key, ok := strings.CutPrefix(k, pre); ok && r.Folder == folder {
+			out[key] = r
+		}
+	}
+	return out, nil
+}
+
 func (p *memProgress) MarkRestored(d restore.Destination, key string, r restore.Restored) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -759,6 +773,14 @@ func TestKeywordsNotPermanent(t *testing.T) {
 	if st.Appended != 3 || st.KeywordsDropped != 4 {
 		t.Fatalf("%+v; want 3 appended, 4 keywords dropped", st)
 	}
+	// The report of each folder names them.
+	notSent := map[string]string{}
+	for _, r := range st.Reports {
+		notSent[r.Folder] = strings.Join(r.FlagsNotSent, " ")
+	}
+	if notSent["INBOX"] != "$Keep Extra" || notSent["Box"] != `Extra \Important` {
+		t.Errorf("flags not sent, by folder: %q", notSent)
+	}
 	allowed := func(f string) bool { return strings.HasPrefix(f, `\`) && f != `\Important` || f == "$allowed" }
 	if d := imaptest.Diff(src.want(imaptest.MemIMAP, func(f string) bool { return !allowed(f) }), target{addr, "dst", true}.snapshot(t), nil); d != "" {
 		t.Fatal(d)
@@ -780,7 +802,9 @@ func TestSpecialUse(t *testing.T) {
 		opt    restore.Options
 		mapped map[string]string
 	}{
-		{restore.Options{}, map[string]string{"Sent Items": "Sent Messages", "Trash": "Deleted Messages", "[Gmail]/Bin": "Deleted Messages"}},
+		// Trash (a well-known name) and [Gmail]/Bin (\Trash) would share
+		// the destination's trash: the attribute wins, Trash keeps its name.
+		{restore.Options{}, map[string]string{"Sent Items": "Sent Messages", "[Gmail]/Bin": "Deleted Messages"}},
 		{restore.Options{NoSpecialUse: true}, map[string]string{}},
 		{restore.Options{Prefix: "Old"}, map[string]string{}},
 	}
@@ -844,7 +868,7 @@ func TestDryRun(t *testing.T) {
 	if len(prog.done) != 0 {
 		t.Errorf("dry run recorded progress: %v", prog.done)
 	}
-	for _, w := range []string{`would create folder "New/Folder"`, `would append to "INBOX": INBOX#1`, `would append to "New/Folder": New/Folder#0`} {
+	for _, w := range []string{`would create folder "New/Folder"`, `would append to "INBOX" from "INBOX": INBOX#1`, `would append to "New/Folder" from "New/Folder": New/Folder#0`} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("dry-run report lacks %q:\n%s", w, out.String())
 		}

@@ -39,6 +39,20 @@ type folderRun struct {
 
 	prepared          bool // selected and indexed
 	appended, skipped int
+
+	// The progress record of this folder, checked on the destination
+	// (check.go). lister: the Progress is a Lister (recs may be nil).
+	lister       bool
+	recs         map[string]Restored
+	verified     map[string]bool   // recorded and found on the destination
+	verifiedUIDs map[imap.UID]bool // their UIDs
+	missing      int               // recorded but restored again
+	selected     bool              // selected by checkRecorded
+	selectedN    uint32            // its message count then
+
+	sent   []sentMsg   // appended with APPENDUID, checked by checkStored
+	unsent []unsentMsg // appended without (Options.Verify)
+	report FolderReport
 }
 
 // presentKey identifies a message for the already-present rule.
@@ -49,9 +63,17 @@ type presentKey struct {
 }
 
 type pendingAppend struct {
-	wait func() (*imap.AppendData, error)
-	key  string
-	size int64
+	wait  func() (*imap.AppendData, error)
+	key   string
+	size  int64
+	flags []imap.Flag
+	msg   Message // with Options.Verify
+}
+
+// sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
+type sentMsg struct {
+	appendedMsg
+	validity uint32
 }
 
 // restore runs the folder. Per-message failures are recorded and the folder
@@ -60,9 +82,15 @@ func (fr *folderRun) restore() error {
 	r := fr.r
 	start := time.Now()
 	fr.dropped = map[string]bool{}
-	err := r.src.Messages(r.ctx, fr.f, fr.message)
+	err := fr.checkRecorded()
+	if err == nil {
+		err = r.src.Messages(r.ctx, fr.f, fr.message)
+	}
 	if ferr := fr.flush(0); err == nil {
 		err = ferr
+	}
+	if err == nil && !r.opt.DryRun {
+		err = fr.checkStored()
 	}
 	if len(fr.dropped) > 0 {
 		var kws []string
@@ -70,9 +98,20 @@ func (fr *folderRun) restore() error {
 			kws = append(kws, k)
 		}
 		sort.Strings(kws)
+		fr.report.FlagsNotSent = kws
 		r.log.Warn("flags not restored: the destination folder does not allow them (PERMANENTFLAGS), or they are not valid IMAP keywords", "folder", fr.dst, "flags", strings.Join(kws, " "))
 	}
-	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "seconds", time.Since(start).Seconds(), "err", err)
+	fr.report.Folder, fr.report.Dest, fr.report.Appended = fr.f.Name, fr.dst, fr.appended
+	if (fr.appended > 0 || len(fr.report.Refused) > 0) && !r.opt.DryRun {
+		r.count(func(s *Stats) { s.Reports = append(s.Reports, fr.report) })
+		if fr.report.Lossy() {
+			r.log.Warn("the destination did not keep everything as sent", "report", fr.report.String())
+		}
+	}
+	if fr.missing > 0 {
+		r.log.Warn("messages recorded as restored were missing from the destination and were restored again", "folder", fr.dst, "missing", fr.missing)
+	}
+	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "missing", fr.missing, "seconds", time.Since(start).Seconds(), "err", err)
 	if err != nil {
 		var fe *FolderError
 		if !errors.As(err, &fe) {
@@ -91,9 +130,12 @@ func (fr *folderRun) prepare() error {
 		fr.allowAll = true // a folder yet to be created: assume it takes keywords
 		return fr.index(0)
 	}
-	n, err := fr.selectFolder()
-	if err != nil {
-		return err
+	n := fr.selectedN
+	if !fr.selected {
+		var err error
+		if n, err = fr.selectFolder(); err != nil {
+			return err
+		}
 	}
 	return fr.index(fr.settle(n))
 }
@@ -150,6 +192,9 @@ func (fr *folderRun) index(n uint32) error {
 	fr.present = map[presentKey][]imap.UID{}
 	fr.bySize = map[presentKey][]imap.UID{}
 	fr.used = map[imap.UID]bool{}
+	for uid := range fr.verifiedUIDs {
+		fr.used[uid] = true // the copy of a recorded message: not another's
+	}
 	if n == 0 {
 		return nil
 	}
@@ -212,13 +257,22 @@ func (fr *folderRun) message(m Message) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	done, err := r.prog.IsRestored(r.dest, m.Key)
-	if err != nil {
-		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
-	}
-	if done {
-		fr.skip()
-		return nil
+	// The progress record is a hint: only a copy confirmed on the
+	// destination (checkRecorded) is skipped unseen. Other recorded
+	// messages go through the already-present rule like the rest.
+	var recorded bool
+	if fr.lister {
+		if fr.verified[m.Key] {
+			fr.skip()
+			return nil
+		}
+		_, recorded = fr.recs[m.Key]
+	} else {
+		done, err := r.prog.IsRestored(r.dest, m.Key)
+		if err != nil {
+			return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
+		}
+		recorded = done
 	}
 	if !fr.prepared {
 		if err := fr.prepare(); err != nil {
@@ -263,9 +317,13 @@ func (fr *folderRun) message(m Message) error {
 			}
 		}
 	}
+	if recorded {
+		fr.missing++
+		r.count(func(s *Stats) { s.Missing++ })
+	}
 	flags := fr.flags(m.Flags)
 	if r.opt.DryRun {
-		dryRunf("would append to %q: %s, %d bytes, %s, flags %v\n", fr.dst, m.Key, m.Size, m.InternalDate.Format(time.RFC3339), flags)
+		dryRunf("would append to %q from %q: %s, %d bytes, %s, flags %v\n", fr.dst, fr.f.Name, r.msgName(fr.f.Name, m.Key), m.Size, m.InternalDate.Format(time.RFC3339), flags)
 		r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
 		fr.appended++
 		return nil
@@ -291,6 +349,7 @@ func (fr *folderRun) message(m Message) error {
 			return err
 		}
 		fr.cn.close()
+		fr.refused(m.Key, err)
 		r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
 		return fr.reconnect()
 	case err != nil:
@@ -301,6 +360,16 @@ func (fr *folderRun) message(m Message) error {
 	}
 	fr.pending = append(fr.pending, p)
 	return fr.flush(appendWindow)
+}
+
+// refused records a message the server refused, for the folder's report.
+func (fr *folderRun) refused(key string, err error) {
+	text := err.Error()
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		text = string(ie.Type) + " " + ie.Text
+	}
+	fr.report.Refused = append(fr.report.Refused, Refusal{Message: fr.r.msgName(fr.f.Name, key), Text: text})
 }
 
 func (fr *folderRun) skip() {
@@ -320,7 +389,7 @@ func (fr *folderRun) alreadyPresent(m Message, uid imap.UID) error {
 		return nil
 	}
 	rd := Restored{Folder: fr.dst, UIDValidity: fr.uidValidity, UID: uint32(uid)}
-	if err := fr.r.prog.MarkRestored(fr.r.dest, m.Key, rd); err != nil {
+	if err := fr.r.mark(m.Key, rd); err != nil {
 		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("recording progress: %w", err)}
 	}
 	return nil
@@ -451,6 +520,7 @@ func (fr *folderRun) flush(keep int) error {
 		data, err := p.wait()
 		if err != nil {
 			if isRefusal(err) {
+				fr.refused(p.key, err)
 				r.fail(&FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q refused: %w", fr.dst, err)})
 				continue
 			}
@@ -461,8 +531,14 @@ func (fr *folderRun) flush(keep int) error {
 		rd := Restored{Folder: fr.dst}
 		if data != nil && data.UID != 0 {
 			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
+			fr.sent = append(fr.sent, sentMsg{appendedMsg{uid: data.UID, key: p.key, size: p.size, flags: p.flags, msg: p.msg}, data.UIDValidity})
+		} else {
+			fr.report.Unchecked++
+			if r.opt.Verify {
+				fr.unsent = append(fr.unsent, unsentMsg{p.msg, p.flags})
+			}
 		}
-		if err := r.prog.MarkRestored(r.dest, p.key, rd); err != nil {
+		if err := r.mark(p.key, rd); err != nil {
 			return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("recording progress: %w", err)}
 		}
 		fr.appended++

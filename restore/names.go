@@ -74,18 +74,36 @@ var wellKnown = map[string]string{
 // components joined with the destination's delimiter, under Options.Prefix
 // and the personal namespace prefix. INBOX stays INBOX.
 func (r *run) destName(f Folder) (string, error) {
-	comps := layout.Components(f.Name, f.Delim)
-	if !r.opt.NoSpecialUse && r.opt.Prefix == "" {
-		su := strings.ToLower(f.SpecialUse)
-		if su == "" && len(comps) == 1 {
-			su = wellKnown[strings.ToLower(comps[0])]
-		}
-		if d, ok := r.special[su]; ok && su != "" {
-			return d, nil
-		}
+	if d, ok := r.specialName(f); ok {
+		return d, nil
 	}
+	return r.plainName(f, 1)
+}
+
+// specialName is the destination's special-use folder that f goes to, if
+// any (see destName).
+func (r *run) specialName(f Folder) (string, bool) {
+	if r.opt.NoSpecialUse || r.opt.Prefix != "" {
+		return "", false
+	}
+	comps := r.relative(layout.Components(f.Name, f.Delim))
+	su := strings.ToLower(f.SpecialUse)
+	if su == "" && len(comps) == 1 {
+		su = wellKnown[strings.ToLower(comps[0])]
+	}
+	d, ok := r.special[su]
+	return d, ok && su != ""
+}
+
+// plainName is f's name on the destination without special-use mapping;
+// n > 1 suffixes its last level with " (n)" (Options.RenameCollisions).
+func (r *run) plainName(f Folder, n int) (string, error) {
+	comps := r.relative(layout.Components(f.Name, f.Delim))
 	if r.opt.Prefix != "" {
 		comps = append(strings.Split(strings.Trim(r.opt.Prefix, "/"), "/"), comps...)
+	}
+	if n > 1 {
+		comps = append(comps[:len(comps)-1:len(comps)-1], fmt.Sprintf("%s (%d)", comps[len(comps)-1], n))
 	}
 	if len(comps) == 1 && comps[0] == "INBOX" {
 		return "INBOX", nil
@@ -106,6 +124,22 @@ func (r *run) destName(f Folder) (string, error) {
 		name = r.nsPrefix + name
 	}
 	return name, nil
+}
+
+// relative strips the source's personal namespace prefix from a folder's
+// components (INBOX.Sent on Cyrus is Sent); INBOX itself, and folders
+// outside the namespace, are left as they are.
+func (r *run) relative(comps []string) []string {
+	n := len(r.srcNS)
+	if n == 0 || len(comps) <= n {
+		return comps
+	}
+	for i, c := range r.srcNS {
+		if c != comps[i] && !(strings.EqualFold(c, "INBOX") && strings.EqualFold(comps[i], "INBOX")) {
+			return comps
+		}
+	}
+	return comps[n:]
 }
 
 func hasPrefixFold(s, prefix string) bool {

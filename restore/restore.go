@@ -16,34 +16,51 @@
 // with the literal one byte short, so the server cannot store the damaged
 // copy. The engine then reconnects and continues with the next message.
 //
-// # Resuming
+// # Resuming: the destination is the truth
 //
 // A message is recorded with Progress.MarkRestored right after the server's
-// OK. A message that Progress does not know but the destination folder
-// already holds is skipped and recorded ("already present"): same
+// OK, with the APPENDUID (UIDVALIDITY and UID) where the server has UIDPLUS.
+// That record is a hint, never a reason to skip on its own: when the
+// Progress is a Lister, each folder's records are first checked on the
+// destination with one SELECT and one UID SEARCH UID <recorded set>. A
+// recorded message is skipped only if the folder's UIDVALIDITY is the
+// recorded one and its UID still exists; otherwise (folder deleted or
+// re-created, account wiped, message expunged) it is restored again and
+// counted in Stats.Missing. Records without a UID (no UIDPLUS), and every
+// record of a Progress that is not a Lister, go through the already-present
+// rule below. A rerun onto an intact destination costs a SELECT and a UID
+// SEARCH per folder and fetches nothing. A progress record that cannot be
+// written (catalog.ErrReadOnly: an archive on read-only media) is given up
+// with one warning (Stats.ProgressNotRecorded); the destination check
+// tells a rerun what is there.
+//
+// A message that the destination check did not confirm but the destination
+// folder already holds is skipped and recorded ("already present"): same
 // Message-ID, RFC822.SIZE and INTERNALDATE (to the second); for a message
 // without Message-ID, same size and date and the same SHA-256 of the
 // destination's copy, which is fetched to compare. This also catches a
 // crash between the server's OK and the record, and APPENDs still in flight
 // when an earlier run was killed. Two different messages that share a
 // Message-ID (different size or date) are both restored; several identical
-// copies in the source are matched one for one. Sizes and checksums are
+// copies in the source are matched one for one (a copy confirmed by the
+// record is never matched to another). Sizes and checksums are
 // also compared with bare LFs made CRLF, as Dovecot stores and serves such
 // messages (foreign mbox files have LF line ends). The flags of a message
 // found already present are left as the server has them.
 //
-// A destination folder is selected and indexed (one UID FETCH 1:* of
-// UID, RFC822.SIZE, INTERNALDATE and the Message-ID header) only when its
-// first message to restore comes up, so a rerun over folders restored in
-// full sends no command for them. A folder that holds mail is first watched
+// A destination folder is indexed (one UID FETCH 1:* of UID, RFC822.SIZE,
+// INTERNALDATE and the Message-ID header) only when its first message to
+// restore comes up, so a rerun over folders restored in full fetches
+// nothing from them. A folder that holds mail is first watched
 // until its message count stays put for 150 ms: APPENDs that a killed run
 // left in flight may still be being stored.
 //
 // # Folders and flags
 //
-// Source names are split at their delimiter and joined with the
-// destination's, under its personal namespace prefix (NAMESPACE, else
-// LIST "" ""); INBOX stays INBOX. A name component holding the
+// Source names are split at their delimiter, stripped of the source's
+// personal namespace prefix (Namespacer: INBOX.Sent from Cyrus is Sent),
+// and joined with the destination's delimiter under its personal namespace
+// prefix (NAMESPACE, else LIST "" ""); INBOX stays INBOX. A name component holding the
 // destination's delimiter fails that folder (ErrUnrepresentable). Folders
 // with a special-use attribute, or top-level folders with a well-known name
 // ("Sent Items", "Deleted Items", "Spam", ...), go to the destination's
@@ -53,6 +70,14 @@
 // (and flags that are not valid IMAP atoms) are dropped, counted in
 // Stats.KeywordsDropped and logged once per folder. go-imap cannot tell an
 // absent PERMANENTFLAGS from an empty one: both drop every keyword.
+//
+// No APPEND goes into the folder its connection has selected (UW IMAP
+// drops keywords then): APPENDs use the raw connection or a second go-imap
+// one that selects nothing. After a folder's APPENDs, what the destination
+// stored is checked by APPENDUID, one UID FETCH (FLAGS RFC822.SIZE) per
+// folder; missing flags and keywords are set with UID STORE (one per
+// distinct set) and what still is not kept is reported, as are sizes that
+// differ from the source (Stats.Reports, one FolderReport per folder).
 //
 // # Speed
 //
@@ -70,11 +95,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
@@ -108,6 +135,23 @@ type Source interface {
 	Messages(ctx context.Context, folder Folder, fn func(Message) error) error
 }
 
+// Namer is a Source that can name a message the way its user finds it:
+// for a mailkeep archive its source UID ("UID 4711", as `mailkeep cat
+// FOLDER UID` takes it) or, for a POP3 archive, its UIDL. Every error,
+// refusal and report line names messages so, with their source folder;
+// without a Namer, by Message.Key.
+type Namer interface {
+	MessageName(folder, key string) string
+}
+
+// Namespacer is a Source that knows the personal namespace of the server
+// its mail came from (its prefix, e.g. "INBOX." on Cyrus and Courier, and
+// delimiter). Folder names are then mapped relative to it: the prefix is
+// stripped before the destination's own is put in front.
+type Namespacer interface {
+	SourceNamespace(ctx context.Context) (prefix string, delim rune, err error)
+}
+
 // Destination names the server account restored to.
 type Destination struct{ Server, User string }
 
@@ -139,6 +183,17 @@ type Options struct {
 	// off when a prefix is given: the restore stays under it.
 	Prefix       string
 	NoSpecialUse bool
+	// RenameCollisions restores a source folder that would land in the
+	// same destination folder as an earlier one (in the Source's order)
+	// under its name with " (2)" (" (3)", ...) added to its last level,
+	// instead of refusing the restore (ErrCollision). Reported in
+	// Stats.Renamed.
+	RenameCollisions bool
+	// Verify fetches back every appended message (by APPENDUID, else by
+	// Message-ID) and compares it with the source: SHA-256, size, flags
+	// and keywords, INTERNALDATE (FolderReport: exact, altered and how,
+	// refused).
+	Verify bool
 	// DryRun reports what would be created and appended (on the writer
 	// given to SetDryRunOutput) and changes nothing on the server. It
 	// still SELECTs existing folders to learn their PERMANENTFLAGS and
@@ -164,18 +219,36 @@ type Stats struct {
 	// IMAP atoms. Each folder logs a warning naming them.
 	KeywordsDropped int
 	Bytes           int64
-	Failures        []error // each a *FolderError
+	// Missing counts messages the progress record said were restored but
+	// the destination no longer held (folder gone or re-created, UID
+	// expunged): they were restored again (and are in Appended).
+	Missing int
+	// ProgressNotRecorded is set when the progress record could not be
+	// written (a read-only catalog, catalog.ErrReadOnly): the restore went
+	// on without it, and a rerun relies on the destination check.
+	ProgressNotRecorded bool
+	// Renamed lists the folders RenameCollisions moved.
+	Renamed []Renamed
+	// Reports say, per folder appended to, what the destination kept.
+	Reports  []FolderReport
+	Failures []error // each a *FolderError
 }
 
 // FolderError is a failure of one folder or one message of it.
 type FolderError struct {
 	Folder string // source folder name
 	Key    string // message key, or "" for the folder as a whole
-	Err    error
+	// Message names the message as its user finds it (Namer: "UID 4711",
+	// "UIDL ..."); Run fills it in. Error prints it instead of Key.
+	Message string
+	Err     error
 }
 
 func (e *FolderError) Error() string {
-	if e.Key != "" {
+	switch {
+	case e.Message != "":
+		return fmt.Sprintf("folder %q: message %s: %v", e.Folder, e.Message, e.Err)
+	case e.Key != "":
 		return fmt.Sprintf("folder %q: message %s: %v", e.Folder, e.Key, e.Err)
 	}
 	return fmt.Sprintf("folder %q: %v", e.Folder, e.Err)
@@ -202,6 +275,7 @@ type run struct {
 
 	delim    rune
 	nsPrefix string
+	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
 
@@ -240,25 +314,45 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		first.close()
 		return r.stats, r.ctxErr(fmt.Errorf("listing the source's folders: %w", err))
 	}
-	sel := glob.New(opt.Folders, opt.Exclude)
-	var jobs []job
-	for _, f := range folders {
-		if !sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
-			continue
+	if ns, ok := src.(Namespacer); ok {
+		prefix, delim, err := ns.SourceNamespace(ctx)
+		if err != nil {
+			first.close()
+			return r.stats, r.ctxErr(fmt.Errorf("the source's namespace: %w", err))
 		}
-		r.stats.Folders++
-		dst, err := r.destName(f)
+		r.srcNS = layout.Components(strings.TrimSuffix(prefix, string(delim)), delim)
+		if prefix == "" {
+			r.srcNS = nil
+		}
+		r.log.Debug("source namespace", "prefix", prefix, "delimiter", string(delim))
+	}
+	sel := glob.New(opt.Folders, opt.Exclude)
+	var selected []Folder
+	for _, f := range folders {
+		if sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
+			selected = append(selected, f)
+		}
+	}
+	r.stats.Folders = len(selected)
+	plan, err := r.plan(selected)
+	if err != nil {
+		first.logout()
+		return r.stats, err
+	}
+	var jobs []job
+	for _, p := range plan {
+		err := p.err
 		if err == nil {
-			err = r.create(first.c, dst)
+			err = r.create(first.c, p.dst)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			r.fail(&FolderError{Folder: f.Name, Err: err})
+			r.fail(&FolderError{Folder: p.f.Name, Err: err})
 			continue
 		}
-		jobs = append(jobs, job{f, dst})
+		jobs = append(jobs, job{p.f, p.dst})
 	}
 	if ctx.Err() != nil {
 		first.close()
@@ -342,8 +436,45 @@ func (r *run) ctxErr(err error) error {
 }
 
 func (r *run) fail(e *FolderError) {
-	r.log.Error("restore failure", "folder", e.Folder, "message", e.Key, "err", e.Err)
+	if e.Key != "" && e.Message == "" {
+		e.Message = r.msgName(e.Folder, e.Key)
+	}
+	r.log.Error("restore failure", "folder", e.Folder, "message", e.Message, "err", e.Err)
 	r.count(func(s *Stats) { s.Failures = append(s.Failures, e) })
+}
+
+// msgName names a message of a source folder for the user (see Namer).
+func (r *run) msgName(folder, key string) string {
+	if n, ok := r.src.(Namer); ok {
+		if s := n.MessageName(folder, key); s != "" {
+			return s
+		}
+	}
+	return key
+}
+
+// mark records a restored message. A progress record that cannot be
+// written (catalog.ErrReadOnly) is given up once, with a warning: the
+// destination check finds on a rerun what this run restored.
+func (r *run) mark(key string, rd Restored) error {
+	r.mu.Lock()
+	off := r.stats.ProgressNotRecorded
+	r.mu.Unlock()
+	if off {
+		return nil
+	}
+	err := r.prog.MarkRestored(r.dest, key, rd)
+	if err == nil || !errors.Is(err, catalog.ErrReadOnly) {
+		return err
+	}
+	r.mu.Lock()
+	first := !r.stats.ProgressNotRecorded
+	r.stats.ProgressNotRecorded = true
+	r.mu.Unlock()
+	if first {
+		r.log.Debug("the progress record cannot be written; restoring without it (Stats.ProgressNotRecorded)", "err", err)
+	}
+	return nil
 }
 
 func (r *run) count(f func(*Stats)) {
@@ -358,8 +489,26 @@ func (r *run) count(f func(*Stats)) {
 type conn struct {
 	c        *imapclient.Client
 	raw      *imapconn.Raw
+	ac       *imapclient.Client // APPENDs without raw: selects nothing
+	acStop   func() bool
 	stop     func() bool
 	triedRaw bool
+}
+
+// appendClient returns the go-imap connection APPENDs go over when there
+// is no raw one, opening it on first use. It never selects a folder:
+// servers may treat an APPEND into the selected folder differently (UW
+// IMAP drops its keywords).
+func (r *run) appendClient(cn *conn) (*imapclient.Client, error) {
+	if cn.ac != nil {
+		return cn.ac, nil
+	}
+	c, err := r.dial(r.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the connection for APPEND: %w", err)
+	}
+	cn.ac, cn.acStop = c, context.AfterFunc(r.ctx, func() { c.Close() })
+	return c, nil
 }
 
 func (r *run) connect() (*conn, error) {
@@ -397,6 +546,10 @@ func (cn *conn) close() {
 	if cn.raw != nil {
 		cn.raw.Close()
 	}
+	if cn.ac != nil {
+		cn.acStop()
+		cn.ac.Close()
+	}
 }
 
 // logout says goodbye on both connections.
@@ -404,6 +557,11 @@ func (cn *conn) logout() {
 	cn.stop()
 	if cn.raw != nil {
 		cn.raw.Logout()
+	}
+	if cn.ac != nil {
+		cn.acStop()
+		cn.ac.Logout().Wait()
+		cn.ac.Close()
 	}
 	cn.c.Logout().Wait()
 	cn.c.Close()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -291,9 +293,21 @@ func TestDamagedMessageAndDryRun(t *testing.T) {
 	dir := t.TempDir()
 	backup(t, dv.IMAPAddr, "src", dir, archive.Maildir)
 
+	var dry strings.Builder
+	restore.SetDryRunOutput(&dry)
 	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{Options: restore.Options{DryRun: true}})
+	restore.SetDryRunOutput(io.Discard)
 	if err != nil || st.Appended != 5 {
 		t.Fatalf("dry run: %+v %v", st, err)
+	}
+	// Messages are named by source folder and UID, never a catalog row id.
+	for uid := 1; uid <= 5; uid++ {
+		if w := fmt.Sprintf(`would append to "INBOX" from "INBOX": UID %d,`, uid); !strings.Contains(dry.String(), w) {
+			t.Errorf("dry run does not say %s:\n%s", w, dry.String())
+		}
+	}
+	if strings.Contains(dry.String(), "msg:") {
+		t.Errorf("dry run names catalog rows:\n%s", dry.String())
 	}
 	if n := total(imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, "dst", pass), false)); n != 0 {
 		t.Fatalf("dry run appended %d messages", n)
@@ -306,6 +320,9 @@ func TestDamagedMessageAndDryRun(t *testing.T) {
 	st, err = doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{})
 	if err != nil || st.Damaged != 1 || st.Appended != 4 || len(st.Failures) != 1 || !strings.Contains(st.Failures[0].Error(), "SHA-256") {
 		t.Fatalf("damaged message: %+v %v", st, err)
+	}
+	if e := st.Failures[0].Error(); !regexp.MustCompile(`^folder "INBOX": message UID [1-5]: `).MatchString(e) || strings.Contains(e, "msg:") {
+		t.Errorf("the damaged message is not named by folder and UID: %s", e)
 	}
 }
 

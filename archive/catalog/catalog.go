@@ -640,21 +640,6 @@ func (c *Catalog) RunStarted(id int64) (time.Time, error) {
 	return parseTime(s), nil
 }
 
-// IsRestored reports whether key was restored to server/user.
-func (c *Catalog) IsRestored(server, user, key string) (bool, error) {
-	var n int
-	err := c.db.QueryRow(`SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, server, user, key).Scan(&n)
-	return n > 0, err
-}
-
-// MarkRestored records that key was restored to server/user.
-func (c *Catalog) MarkRestored(server, user, key, folder string, uidValidity, uid uint32, run int64) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err := c.db.Exec(`INSERT OR REPLACE INTO restored(server,user,key,folder,uidvalidity,uid,run) VALUES(?,?,?,?,?,?,?)`, server, user, key, folder, uidValidity, uid, run)
-	return err
-}
-
 // Counts returns the number of messages of a folder, and of those marked expunged.
 func (c *Catalog) Counts(folderID int64) (total, expunged int, bytes int64, err error) {
 	err = c.db.QueryRow(`SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID).Scan(&total, &expunged, &bytes)

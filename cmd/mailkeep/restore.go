@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -38,6 +40,15 @@ type restoreSummary struct {
 	Bytes           int64     `json:"bytes"`
 	Failures        []string  `json:"failures"`
 	Error           string    `json:"error,omitempty"`
+
+	// Missing: recorded as restored but not on the destination, so
+	// restored again (counted in Appended too).
+	Missing             int  `json:"missing_from_destination"`
+	ProgressNotRecorded bool `json:"progress_not_recorded"`
+	// Renamed: folders --rename-collisions moved apart.
+	Renamed []restore.Renamed `json:"renamed,omitempty"`
+	// FolderReports: per folder appended to, what the destination kept.
+	FolderReports []restore.FolderReport `json:"folder_reports"`
 }
 
 // nopProgress is the progress record of a foreign restore, which has no
@@ -56,7 +67,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var dir, prefix, asOf, fromMbox, fromMaildir string
 	var folders, exclude stringsFlag
 	var conns int
-	var dryRun, inclExpunged, noSpecial bool
+	var dryRun, inclExpunged, noSpecial, renameColl, verify bool
 	var cfgFlag configFlag
 	var acctName string
 	cf.register(fs, false)
@@ -74,6 +85,8 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
 	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
 	connectionsVar(fs, &conns)
+	fs.BoolVar(&verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
+	fs.BoolVar(&renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -130,19 +143,24 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	sum.Destination = srv.String()
-	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, DryRun: dryRun, Connections: conns, Logger: log,
+	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, Verify: verify, DryRun: dryRun, Connections: conns, Logger: log,
 		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
 	var src restore.Source
 	var prog restore.Progress
 	var a *archive.Archive
 	var run int64
 	if dir != "" {
-		a, err = archive.Open(dir, archive.Options{MustExist: true})
+		// An archive on read-only media is restored without a progress
+		// record: the destination check tells a rerun what is there.
+		readOnly := !writableDir(dir)
+		a, err = archive.Open(dir, archive.Options{MustExist: true, ReadOnly: readOnly})
 		if err != nil {
 			return fail(err)
 		}
 		defer a.Close()
-		if run, err = a.Cat.BeginRun("restore", srv.String(), start); err != nil {
+		if readOnly {
+			sum.ProgressNotRecorded = true
+		} else if run, err = a.Cat.BeginRun("restore", srv.String(), start); err != nil {
 			return fail(err)
 		}
 		as, err := archivesrc.New(a, run, archivesrc.Options{IncludeExpunged: inclExpunged, AsOf: when})
@@ -170,15 +188,35 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, cfg) }
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: srv.Addr, User: srv.User}, src, prog, opt)
 	bar.Done()
+	sum.Renamed = st.Renamed
+	sum.FolderReports = st.Reports
+	if sum.FolderReports == nil {
+		sum.FolderReports = []restore.FolderReport{}
+	}
+	for _, fr := range st.Reports {
+		if fr.Noteworthy() {
+			fmt.Fprintf(stderr, "mailkeep restore: %s\n", fr.String())
+		}
+	}
+	for _, rn := range st.Renamed {
+		fmt.Fprintf(stderr, "mailkeep restore: folder %q restored as %q (%q was taken by another folder)\n", rn.Folder, rn.Dest, rn.Instead)
+	}
 	sum.Seconds = time.Since(start).Seconds()
-	sum.Folders, sum.Created, sum.Appended, sum.Skipped, sum.Damaged, sum.KeywordsDropped, sum.Bytes =
-		st.Folders, st.Created, st.Appended, st.Skipped, st.Damaged, st.KeywordsDropped, st.Bytes
+	sum.Folders, sum.Created, sum.Appended, sum.Skipped, sum.Damaged, sum.KeywordsDropped, sum.Bytes, sum.Missing =
+		st.Folders, st.Created, st.Appended, st.Skipped, st.Damaged, st.KeywordsDropped, st.Bytes, st.Missing
+	if a != nil && (sum.ProgressNotRecorded || st.ProgressNotRecorded) {
+		sum.ProgressNotRecorded = true
+		fmt.Fprintf(stderr, "mailkeep restore: archive %s is read-only: restore progress was not recorded (a rerun checks the destination instead)\n", dir)
+	}
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
 	}
 	var code int
 	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
-	if a != nil {
+	if errors.Is(err, restore.ErrCollision) {
+		code = exitUsage // nothing was restored: choose a mapping
+	}
+	if a != nil && run != 0 {
 		rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
 		if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
 			err, code = eerr, exitFailed
@@ -193,8 +231,12 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if dryRun {
 			verb = "would append"
 		}
-		fmt.Fprintf(stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages (%.1f MB), %d already there, %d damaged, %d failures, %.1fs\n",
-			srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds)
+		missing := ""
+		if sum.Missing > 0 {
+			missing = fmt.Sprintf(" (%d of them recorded as restored but missing from the destination)", sum.Missing)
+		}
+		fmt.Fprintf(stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures, %.1fs\n",
+			srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds)
 	}
 	return code
 }
@@ -231,4 +273,11 @@ func parseWhen(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--as-of %q: want YYYY-MM-DD or an RFC 3339 time", s)
+}
+
+// writableDir reports whether the archive directory can be written (false
+// on read-only media, whoever runs mailkeep: access(2) reports EROFS to
+// root as well).
+func writableDir(dir string) bool {
+	return syscall.Access(dir, 2 /* W_OK */) == nil
 }

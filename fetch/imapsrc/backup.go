@@ -82,6 +82,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	stop := imapconn.Watch(ctx, c)
 	defer stop()
 	b.condstore = c.Caps().Has(imap.CapCondStore)
+	b.recordNamespace(c)
 
 	jobs, err := b.plan(c)
 	if err != nil {

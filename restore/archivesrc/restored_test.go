@@ -1,0 +1,83 @@
+package archivesrc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+)
+
+// TestMessageName: restore names a message by its UID (with its
+// UIDVALIDITY when the folder's is another now) or, from a POP3 archive,
+// its UIDL; never by its catalog row id.
+func TestMessageName(t *testing.T) {
+	a, err := archive.Open(t.TempDir(), archive.Options{Format: archive.Maildir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	date := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	add := func(folder string, m *catalog.Message) string {
+		f, err := a.Cat.EnsureFolder(folder, '/', "", folder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.InternalDate, m.Size, m.SHA256, m.File = date, 10, "00", folder+"/f"+m.UIDL
+		if err := a.Cat.Commit(f.ID, 0, m.UID, run, []*catalog.Message{m}); err != nil {
+			t.Fatal(err)
+		}
+		all, err := a.Cat.All(f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Key(all[len(all)-1])
+	}
+	imapKey := add("INBOX", &catalog.Message{UIDValidity: 7, UID: 4711})
+	f, _ := a.Cat.Folder("INBOX")
+	if err := a.Cat.SetFolderStatus(f.ID, 7, 4712, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	oldKey := add("INBOX", &catalog.Message{UIDValidity: 3, UID: 12})
+	popKey := add("POP", &catalog.Message{UIDL: "0000abcd"})
+	s, err := New(a, run, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ folder, key, want string }{
+		{"INBOX", imapKey, "UID 4711"},
+		{"INBOX", oldKey, "UID 12 (UIDVALIDITY 3)"},
+		{"POP", popKey, "UIDL 0000abcd"},
+		{"INBOX", "msg:999999", "msg:999999"},
+	} {
+		if got := s.MessageName(tc.folder, tc.key); got != tc.want {
+			t.Errorf("MessageName(%q, %q) = %q, want %q", tc.folder, tc.key, got, tc.want)
+		}
+	}
+}
+
+// TestInferNamespace: archives from before the namespace was recorded.
+func TestInferNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		names  []string
+		delim  rune
+		prefix string
+	}{
+		{[]string{"INBOX", "INBOX.Sent", "INBOX.Work.Projects"}, '.', "INBOX."},
+		{[]string{"INBOX", "inbox.Sent"}, '.', "INBOX."},
+		{[]string{"INBOX", "Sent", "INBOX/Child"}, '/', ""},
+		{[]string{"INBOX"}, '/', ""},
+		{[]string{"INBOX", "INBOXES"}, '/', ""},
+		{[]string{"INBOX", "INBOX/Child"}, '/', "INBOX/"},
+	} {
+		var fl []*catalog.Folder
+		for _, n := range tc.names {
+			fl = append(fl, &catalog.Folder{Name: n, Delim: tc.delim})
+		}
+		p, _, err := inferNamespace(fl)
+		if err != nil || p != tc.prefix {
+			t.Errorf("inferNamespace(%v) = %q, %v; want %q", tc.names, p, err, tc.prefix)
+		}
+	}
+}
