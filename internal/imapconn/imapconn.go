@@ -218,7 +218,7 @@ func startTLS(ctx context.Context, conn net.Conn, tc *tls.Config, cfg Config) (*
 	case strings.HasPrefix(up, "* PREAUTH"):
 		return nil, errors.New("server sent PREAUTH on an unencrypted connection; refusing it")
 	case !strings.HasPrefix(up, "* OK"):
-		return nil, fmt.Errorf("greeting: %q", clip(greet))
+		return nil, fmt.Errorf("%w: its greeting %q is not an IMAP server's", ErrNoStartTLS, clip(greet))
 	}
 	if err := w("S1 CAPABILITY"); err != nil {
 		return nil, err
