@@ -629,10 +629,19 @@ func (e *SizeError) Error() string {
 // announce the stored size (Dovecot does with pop3_fast_size_lookups on
 // mails whose virtual size is not cached), one octet less per line than
 // they send, and a server that sends bare LF lines may announce the CRLF
-// size, one octet more per line. Those two are allowed, nothing else:
-// got == announced, got == announced + lfs, or got + lfs == announced.
+// size, one octet more per line. A message that does not end with a line
+// end gets one from the server before the terminating "." (this client
+// keeps it: it belongs to what was sent), up to 2 octets the announced
+// size does not count. Exactly that is allowed: got - announced - e is 0,
+// 1 or 2, with e one of 0, lfs, -lfs. A truncated message is short by
+// more than that unless it is a few octets long.
 func SizeMatches(announced, got, lfs int64) bool {
-	return got == announced || got == announced+lfs || got+lfs == announced
+	for _, e := range []int64{0, lfs, -lfs} {
+		if d := got - announced - e; d >= 0 && d <= 2 {
+			return true
+		}
+	}
+	return false
 }
 
 // Mismatched returns the messages of this session whose received size
