@@ -24,6 +24,12 @@ const DefaultTimeout = 2 * time.Minute
 // limit, at a cost of at most a few MiB per connection.
 const MaxLine = 1 << 20
 
+// MaxSearchLine bounds a SEARCH or ESEARCH response line: a plain UID
+// SEARCH ALL (what go-imap sends without ESEARCH) lists every UID of a
+// folder on one line, about 8 bytes each, so 32 MiB allows four million
+// messages; go-imap keeps them as 4-byte UIDs (at most 64 MB).
+const MaxSearchLine = 32 << 20
+
 // ErrTimeout is wrapped by the error of a connection whose server sent no
 // byte for the timeout while an answer was owed.
 var ErrTimeout = errors.New("server did not answer")
@@ -243,7 +249,7 @@ func (s *lineScan) scan(p []byte) error {
 		}
 		p = p[len(seg):]
 		s.lineLen += len(seg)
-		if s.max > 0 && s.lineLen > s.max {
+		if s.max > 0 && s.lineLen > s.max && !(s.lineLen <= MaxSearchLine && s.headOK && isSearch(s.head)) {
 			return fmt.Errorf("a line of more than %d bytes outside literals (%q…)", s.max, s.head)
 		}
 		if !s.headOK {
@@ -283,6 +289,12 @@ func (s *lineScan) scan(p []byte) error {
 		s.lineLen, s.head, s.headOK = 0, s.head[:0], false
 	}
 	return nil
+}
+
+// isSearch reports whether a response line is SEARCH or ESEARCH data.
+func isSearch(head []byte) bool {
+	f := bytes.Fields(head)
+	return len(f) >= 2 && string(f[0]) == "*" && (bytes.EqualFold(f[1], []byte("SEARCH")) || bytes.EqualFold(f[1], []byte("ESEARCH")))
 }
 
 // where describes the scanner's position for a timeout message.
