@@ -248,10 +248,6 @@ func (s *lineScan) scan(p []byte) error {
 			seg = p[:i+1]
 		}
 		p = p[len(seg):]
-		s.lineLen += len(seg)
-		if s.max > 0 && s.lineLen > s.max && !(s.lineLen <= MaxSearchLine && s.headOK && isSearch(s.head)) {
-			return fmt.Errorf("a line of more than %d bytes outside literals (%q…)", s.max, s.head)
-		}
 		if !s.headOK {
 			s.head = append(s.head, seg[:min(len(seg), headMax-len(s.head))]...)
 			if len(s.head) >= headMax || bytes.Count(s.head, []byte(" ")) >= 2 || i >= 0 {
@@ -260,6 +256,10 @@ func (s *lineScan) scan(p []byte) error {
 					s.onHead(s.head)
 				}
 			}
+		}
+		s.lineLen += len(seg)
+		if s.max > 0 && s.lineLen > s.max && !(s.lineLen <= MaxSearchLine && s.headOK && isSearch(s.head)) {
+			return fmt.Errorf("a line of more than %d bytes outside literals (%q…)", s.max, s.head)
 		}
 		if len(seg) >= tailMax {
 			s.tail = append(s.tail[:0], seg[len(seg)-tailMax:]...)
