@@ -34,7 +34,7 @@ type measured struct {
 }
 
 // runMeasured runs bin with args, killing it after limit or when its RSS
-// passes 3 GB (so that the unchanged code can be measured too).
+// passes 2 GB (so that the unchanged code can be measured too).
 func runMeasured(t *testing.T, bin string, limit time.Duration, env []string, args ...string) measured {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -60,7 +60,7 @@ func runMeasured(t *testing.T, bin string, limit time.Duration, env []string, ar
 				cmd.Process.Kill()
 				return
 			case <-tick.C:
-				if rssNow(cmd.Process.Pid) > 3<<30 {
+				if rssNow(cmd.Process.Pid) > 2<<30 {
 					killed = true
 					cmd.Process.Kill()
 					return

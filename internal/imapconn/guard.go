@@ -97,7 +97,8 @@ func newGuard(c net.Conn, acct string, timeout time.Duration) *guard {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	g := &guard{Conn: c, acct: acct, timeout: timeout, pending: map[string]bool{}}
+	// The greeting is owed from the start.
+	g := &guard{Conn: c, acct: acct, timeout: timeout, pending: map[string]bool{greeting: true}}
 	g.rd = lineScan{max: MaxLine, onEnd: g.readLine}
 	g.wr = lineScan{onHead: g.wroteHead}
 	return g
@@ -195,8 +196,13 @@ func (g *guard) wroteHead(head []byte) {
 	}
 }
 
+// greeting is the pending entry of a server's greeting: any first line
+// settles it.
+const greeting = "\x00greeting"
+
 // readLine notes a complete response line (called with the lock held).
 func (g *guard) readLine(head []byte) {
+	delete(g.pending, greeting)
 	f := bytes.Fields(head)
 	if len(f) == 0 || string(f[0]) == "*" || string(f[0]) == "+" {
 		return

@@ -87,6 +87,7 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		// go-imap waits for a greeting; the server sent its one before
 		// STARTTLS, and capabilities are asked afresh after TLS.
 		g.prefix = []byte("* OK [mailkeep] TLS established\r\n")
+		delete(g.pending, greeting) // that was before STARTTLS
 	case TLSNone:
 		g = newGuard(conn, cfg.String(), cfg.Timeout)
 	default:
@@ -208,12 +209,10 @@ func startTLS(ctx context.Context, conn net.Conn, tc *tls.Config, cfg Config) (*
 			return strings.TrimRight(sb.String(), "\r\n"), nil
 		}
 	}
-	g.pending["greeting"] = true // the greeting is owed
 	greet, err := read()
 	if err != nil {
 		return nil, err
 	}
-	delete(g.pending, "greeting")
 	switch up := strings.ToUpper(greet); {
 	case strings.HasPrefix(up, "* PREAUTH"):
 		return nil, errors.New("server sent PREAUTH on an unencrypted connection; refusing it")

@@ -55,12 +55,10 @@ func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
 		conn = t
 	}
 	r.set(conn)
-	r.g.pending["greeting"] = true // the greeting is owed
 	greet, err := r.line()
 	if err != nil {
 		return fail(err)
 	}
-	delete(r.g.pending, "greeting")
 	if cfg.TLS == TLSStartTLS {
 		if strings.HasPrefix(strings.ToUpper(greet), "* PREAUTH") {
 			return fail(errors.New("server sent PREAUTH on an unencrypted connection; refusing it"))
@@ -82,6 +80,7 @@ func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
 			return fail(fmt.Errorf("STARTTLS: TLS: %w", certHint(err)))
 		}
 		r.set(t)
+		delete(r.g.pending, greeting) // that was before STARTTLS
 	}
 	if err := r.capability(); err != nil {
 		return fail(err)
