@@ -37,7 +37,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("want a duration such as \"90s\" or \"2m\": %w", err)
+		return fmt.Errorf("timeout %q: want a duration such as \"90s\" or \"2m\"", b)
 	}
 	*d = Duration(v)
 	return nil

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 func TestLineScan(t *testing.T) {
@@ -356,5 +358,34 @@ func TestListRawNames(t *testing.T) {
 	}
 	if strings.Join(desc, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(desc, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestIdleSurvives: a connection with no command outstanding is never
+// ended for being quiet, however long it idles. The test idles for
+// four timeouts (real time is what is tested: deadlines run on the
+// kernel's clock).
+func TestIdleSurvives(t *testing.T) {
+	mem := memimap.Start(t, "u", "p")
+	cfg := Config{Addr: mem.Addr, TLS: TLSNone, User: "u", Password: "p", Timeout: 100 * time.Millisecond}
+	c, err := Dial(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, err := DialRaw(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * cfg.Timeout)
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatalf("NOOP after idling: %v", Explain(c, err))
+	}
+	if _, err := r.Cmd("NOOP"); err != nil {
+		t.Fatalf("raw NOOP after idling: %v", err)
 	}
 }
