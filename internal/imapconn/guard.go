@@ -342,5 +342,10 @@ func literalAt(tail []byte) (n int64, body, ok bool) {
 	up := bytes.ToUpper(before)
 	body = bytes.HasSuffix(up, []byte("]")) || bytes.HasSuffix(up, []byte("RFC822")) ||
 		bytes.HasSuffix(up, []byte("RFC822.TEXT")) || bytes.HasSuffix(up, []byte("RFC822.HEADER"))
+	// A few header fields (BODY[HEADER.FIELDS (MESSAGE-ID)]) are no body:
+	// go-imap buffers them, so they are bounded like a line.
+	if o := bytes.LastIndexByte(up, '['); body && o >= 0 && bytes.HasPrefix(up[o+1:], []byte("HEADER.FIELDS")) {
+		body = false
+	}
 	return v, body, true
 }

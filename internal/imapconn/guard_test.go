@@ -33,6 +33,7 @@ func TestLineScan(t *testing.T) {
 		{"line at the bound", big[:MaxLine-2] + "\r\n", 1, false},
 		{"line over the bound", big + "\r\n", 0, true},
 		{"endless line", big + big, 0, true},
+		{"header fields literal over the bound", fmt.Sprintf("* 1 FETCH (BODY[HEADER.FIELDS (MESSAGE-ID)] {%d}\r\n%s)\r\n", len(big)+1, big+"1"), 0, true},
 		{"name literal over the bound", fmt.Sprintf("* LIST () \"/\" {%d}\r\n%s\r\n", len(big)+1, big+"1"), 0, true},
 		{"line over the bound across literals", "* 1 FETCH (X {1}\r\na " + big + ")\r\n", 0, true},
 		{"long SEARCH", "* SEARCH " + strings.Repeat("123456 ", 300000) + "\r\n", 1, false},
