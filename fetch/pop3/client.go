@@ -10,6 +10,16 @@
 // before the terminating "." belongs to the message), keeps a deadline on
 // every read, pipelines RETR and DELE, and never sends QUIT unless asked, so
 // that dropping the connection leaves the server's mailbox untouched.
+//
+// Never trusting the server: every read waits at most Config.Timeout for a
+// byte (ErrTimeout), and the client reads only when the server owes an
+// answer, so an idle session is never ended by it. Every line (status
+// lines, each line of LIST, UIDL and CAPA) is bounded at 64 KB (RFC 1939
+// allows 512 octets), a multi-line answer at a million lines and a TOP
+// header at 1 MB (ErrTooLong); message bodies are streamed, never
+// buffered. Retr compares the octets received with the sizes the
+// server announced (SizeMatches, Mismatched). A server offering RFC 6856
+// UTF8 gets it before the login.
 package pop3
 
 import (

@@ -90,7 +90,6 @@ type guard struct {
 	pending     map[string]bool
 	interactive string // tag of an AUTHENTICATE in progress
 	err         error  // sticky
-	closed      bool
 }
 
 func newGuard(c net.Conn, acct string, timeout time.Duration) *guard {
