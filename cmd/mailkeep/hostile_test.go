@@ -342,3 +342,26 @@ func TestTimeoutFlag(t *testing.T) {
 		t.Errorf("timeout = \"soon\": exit %d %q", r.code, r.stderr)
 	}
 }
+
+// TestTimeoutEveryCommand: check, verify --server and restore take
+// --timeout too, and end against a server gone silent after LOGIN.
+func TestTimeoutEveryCommand(t *testing.T) {
+	p, _ := hostileIMAP(t, hostile.None)
+	url := "imap://" + user + "@" + p.Addr
+	dir := filepath.Join(t.TempDir(), "arch")
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet"); r.code != 0 {
+		t.Fatalf("backup: exit %d: %s", r.code, r.stderr)
+	}
+	p.SetFault(hostile.SilentAfterLogin)
+	for _, args := range [][]string{
+		{"check", "--imap", url, "--archive", dir},
+		{"verify", "--archive", dir, "--server", "--imap", url},
+		{"restore", "--imap", url, "--archive", dir, "--folder", "Good"},
+	} {
+		args = append(args, "--tls", "none", "--timeout", hostileTimeout.String())
+		m := runMeasured(t, bin, 60*time.Second, pwEnv(), args...)
+		if m.killed || m.code == 0 || m.elapsed > 10*time.Second || !strings.Contains(m.stderr, "did not answer") {
+			t.Errorf("%s: exit %d after %s (killed %v): %s", args[0], m.code, m.elapsed, m.killed, m.stderr)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -139,5 +140,17 @@ func TestUTF8(t *testing.T) {
 	}
 	if iUTF8 < 0 || iUTF8 > iAuth {
 		t.Errorf("UTF8 not sent before the login: %v", cmds)
+	}
+
+	// Control: without UTF8 the server sends its notice instead.
+	conn, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "USER u\r\nPASS p w\r\nRETR 1\r\nQUIT\r\n")
+	all, _ := io.ReadAll(conn)
+	if !bytes.Contains(all, []byte(pop3test.UTF8Notice)) || bytes.Contains(all, msg) {
+		t.Errorf("a client without UTF8 got %q", all)
 	}
 }
