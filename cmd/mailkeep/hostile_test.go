@@ -142,6 +142,7 @@ var hostileCases = []hostileCase{
 	{name: "pop3 stall inside RETR", pop3: pop3test.Options{StallInRetr: true}, code: 1, msg: []string{"did not answer", "INBOX"}, delete: true},
 	{name: "pop3 endless LIST line", pop3: pop3test.Options{EndlessList: true}, code: 1, msg: []string{"over the limit", "bob@"}, delete: true},
 	{name: "pop3 endless status line", pop3: pop3test.Options{EndlessStatus: true}, code: 1, msg: []string{"over the limit", "bob@"}, delete: true},
+	{name: "pop3 endless message", pop3: pop3test.Options{EndlessRetr: true}, code: 1, msg: []string{"past twice the size", "uidl \"uid-0001\""}, delete: true},
 	{name: "pop3 short RETR, full size announced", pop3: pop3test.Options{ShortRetr: true}, code: 3, msg: []string{"uid-0001", "never deleted", "LIST announced"}, delete: true},
 }
 

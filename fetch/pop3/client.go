@@ -607,7 +607,13 @@ func (c *Client) Retr(ctx context.Context, ids []int, fn func(id int, r io.Reade
 			return serr
 		}
 		id := ids[i]
-		r := &countReader{r: c.dotReader()}
+		r := &countReader{r: c.dotReader(), max: -1}
+		if n, ok := c.listed[id]; ok {
+			// No message is more than twice its size (all blank lines
+			// counted LF-only, sent CRLF): beyond that the server is
+			// sending something endless, which would fill the disk.
+			r.max = 2*n + 1024
+		}
 		if err := fn(id, r); err != nil {
 			return fmt.Errorf("RETR %d: %w", id, err)
 		}
@@ -694,13 +700,18 @@ func octets(text string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-// countReader counts the octets and line feeds read through it.
+// countReader counts the octets and line feeds read through it, and fails
+// past max octets (max < 0: no bound).
 type countReader struct {
 	r      io.Reader
 	n, lfs int64
+	max    int64
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
+	if c.max >= 0 && c.n > c.max {
+		return 0, fmt.Errorf("%w: the message goes on past twice the size LIST announced (%d octets so far)", ErrTooLong, c.n)
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	c.lfs += int64(bytes.Count(p[:n], []byte{'\n'}))

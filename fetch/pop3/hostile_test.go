@@ -30,6 +30,7 @@ func TestHostileServer(t *testing.T) {
 		{"stall inside RETR", pop3test.Options{StallInRetr: true}, pop3.ErrTimeout},
 		{"endless LIST line", pop3test.Options{EndlessList: true}, pop3.ErrTooLong},
 		{"endless status line", pop3test.Options{EndlessStatus: true}, pop3.ErrTooLong},
+		{"endless message", pop3test.Options{EndlessRetr: true}, pop3.ErrTooLong},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := pop3test.Start(t, "u", "p", msgs, tt.opt)

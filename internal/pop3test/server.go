@@ -33,6 +33,7 @@ type Options struct {
 	EndlessList     bool // answer LIST +OK, then a line that never ends
 	EndlessStatus   bool // answer LIST with a status line that never ends
 	ShortRetr       bool // RETR sends the first half of each message (LIST and "+OK n octets" announce all of it)
+	EndlessRetr     bool // RETR sends a message that never ends
 	// UTF8 offers RFC 6856 UTF8 and, like Courier, replaces a message
 	// with 8-bit headers by a notice unless the client sent UTF8.
 	UTF8 bool
@@ -324,6 +325,10 @@ func (s *Server) session(conn net.Conn) {
 				}
 			}
 			out("+OK %d octets", len(body))
+			if cmd == "RETR" && opt.EndlessRetr {
+				endless("")
+				return
+			}
 			if cmd == "RETR" && opt.ShortRetr {
 				half := body[:len(body)/2]
 				if i := bytes.LastIndexByte(half, '\n'); i >= 0 {
