@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,7 +30,7 @@ type connFlags struct {
 
 func (c *connFlags) register(fsys interface {
 	StringVar(*string, string, string, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
+	Var(flag.Value, string, string)
 }, pop3 bool) {
 	fsys.StringVar(&c.imapURL, "imap", "", "IMAP server: imaps://USER@HOST[:PORT] or imap://USER@HOST[:PORT] (STARTTLS)")
 	if pop3 {
