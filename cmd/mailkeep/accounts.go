@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/account"
@@ -16,10 +17,14 @@ import (
 )
 
 // configFlag is --config, shared by the commands that take account names.
-type configFlag struct{ path string }
+type configFlag struct {
+	path string
+	fs   *flag.FlagSet // for command-line settings that override the file's (--timeout)
+}
 
 func (c *configFlag) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.path, "config", "", "configuration file (default $XDG_CONFIG_HOME/mailkeep/config.toml)")
+	c.fs = fs
 }
 
 // load reads the configuration and prints its warnings on stderr.
@@ -85,6 +90,14 @@ func (c *configFlag) accounts(names []string, stderr io.Writer) (*config.Config,
 	if err != nil {
 		return nil, nil, usageError{err}
 	}
+	if d, ok := timeoutFlag(c.fs); ok {
+		if err := validTimeout(d); err != nil {
+			return nil, nil, err
+		}
+		for i := range accts {
+			accts[i].Timeout = config.Duration(d)
+		}
+	}
 	return cfg, accts, nil
 }
 
@@ -103,7 +116,7 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 	if err != nil {
 		return s, imapconn.Config{}, fmt.Errorf("account %s: %w", a.Name, err)
 	}
-	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User}
+	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User, Timeout: time.Duration(a.Timeout)}
 	if a.OAuth2 != nil {
 		cfg.OAuth2, err = accountBearer(ctx, a)
 		if err != nil {
@@ -162,5 +175,5 @@ func handFirst(first string, next func(context.Context) (string, error)) func(co
 // pop3Config is the POP3 client configuration of an account's connection
 // settings, password or OAuth2.
 func pop3Config(srv account.Server, cfg imapconn.Config) pop3.Config {
-	return pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password, OAuth2: cfg.OAuth2}
+	return pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password, OAuth2: cfg.OAuth2, Timeout: cfg.Timeout}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,11 +24,13 @@ type connFlags struct {
 	imapURL, pop3URL string
 	tls              string
 	caFile           string
+	timeout          time.Duration
 	pw               account.PasswordSource
 }
 
 func (c *connFlags) register(fsys interface {
 	StringVar(*string, string, string, string)
+	Var(flag.Value, string, string)
 }, pop3 bool) {
 	fsys.StringVar(&c.imapURL, "imap", "", "IMAP server: imaps://USER@HOST[:PORT] or imap://USER@HOST[:PORT] (STARTTLS)")
 	if pop3 {
@@ -35,6 +38,7 @@ func (c *connFlags) register(fsys interface {
 	}
 	fsys.StringVar(&c.tls, "tls", "", "none: allow plaintext (loopback and tests only)")
 	fsys.StringVar(&c.caFile, "ca-file", "", "PEM file with an extra CA certificate to trust")
+	registerTimeout(fsys, &c.timeout)
 	fsys.StringVar(&c.pw.File, "password-file", "", "read the password from this file")
 	fsys.StringVar(&c.pw.Command, "password-command", "", "run this shell command and read the password from its output")
 }
@@ -62,11 +66,14 @@ func (c *connFlags) server(ctx context.Context) (account.Server, imapconn.Config
 	if err != nil {
 		return s, imapconn.Config{}, usageError{err}
 	}
+	if err := validTimeout(c.timeout); err != nil {
+		return s, imapconn.Config{}, err
+	}
 	pw, err := c.pw.Password(ctx)
 	if err != nil {
 		return s, imapconn.Config{}, usageError{err}
 	}
-	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User, Password: pw}
+	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User, Password: pw, Timeout: c.timeout}
 	return s, cfg, nil
 }
 

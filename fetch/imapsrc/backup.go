@@ -12,9 +12,11 @@ package imapsrc
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -78,16 +80,16 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	if err != nil {
 		return b.stats, err
 	}
-	defer c.Close()
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
+	defer func() { c.Close() }() // c may be replaced by list
 	b.condstore = c.Caps().Has(imap.CapCondStore)
 	b.recordNamespace(c)
 
-	jobs, err := b.plan(c)
+	jobs, err := b.plan(&c)
 	if err != nil {
 		return b.stats, err
 	}
+	stop := imapconn.Watch(ctx, c)
+	defer stop()
 	slices.SortFunc(jobs, func(x, y *folderJob) int {
 		return cmp.Compare(msgCount(y.status), msgCount(x.status))
 	})
@@ -142,7 +144,7 @@ func (b *backup) fail(folder string, uid uint32, err error) {
 }
 
 // plan lists the folders and decides which need work.
-func (b *backup) plan(c *imapclient.Client) ([]*folderJob, error) {
+func (b *backup) plan(c **imapclient.Client) ([]*folderJob, error) {
 	jobs, sel, err := b.list(c)
 	if err != nil {
 		return nil, err
@@ -191,7 +193,16 @@ func (b *backup) plan(c *imapclient.Client) ([]*folderJob, error) {
 // list lists the selectable folders the options select, with their
 // STATUS (from LIST-STATUS, or one pipelined STATUS per folder). A folder
 // whose STATUS fails is recorded as a failure and left out.
-func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
+//
+// go-imap ends the connection on a LIST entry whose name it cannot decode
+// (a NUL, invalid modified UTF-7). Then the LIST is read again without
+// go-imap (imapconn.ListRaw): such a folder is a failure named as the
+// server sent it, the others are backed up, on a new connection that
+// replaces *cp.
+func (b *backup) list(cp **imapclient.Client) ([]*folderJob, *glob.Set, error) {
+	c := *cp
+	stop := imapconn.Watch(b.ctx, c)
+	defer func() { stop() }()
 	caps := c.Caps()
 	stOpt := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: b.condstore}
 	lOpt := &imap.ListOptions{ReturnSpecialUse: caps.Has(imap.CapSpecialUse)}
@@ -201,7 +212,23 @@ func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
 	}
 	list, err := c.List("", "*", lOpt).Collect()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: LIST: %w", b.acct, err)
+		err = imapconn.Explain(c, err)
+		var ge *imapconn.GuardError
+		if b.ctx.Err() != nil || errors.As(err, &ge) {
+			return nil, nil, fmt.Errorf("%s: LIST: %w", b.acct, err)
+		}
+		list, err = b.listRaw(err)
+		if err != nil {
+			return nil, nil, err
+		}
+		stop()
+		c.Close()
+		if c, err = imapconn.Dial(b.ctx, b.opt.Account); err != nil {
+			return nil, nil, err
+		}
+		*cp = c
+		stop = imapconn.Watch(b.ctx, c)
+		listStatus = false
 	}
 	sel := glob.New(b.opt.Folders, b.opt.Exclude)
 	var jobs []*folderJob
@@ -223,7 +250,7 @@ func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
 		for i, cmd := range cmds {
 			st, err := cmd.Wait()
 			if err != nil {
-				b.fail(jobs[i].list.Mailbox, 0, fmt.Errorf("STATUS: %w", err))
+				b.fail(jobs[i].list.Mailbox, 0, fmt.Errorf("STATUS: %w", imapconn.Explain(c, err)))
 				jobs[i] = nil
 				continue
 			}
@@ -232,6 +259,34 @@ func (b *backup) list(c *imapclient.Client) ([]*folderJob, *glob.Set, error) {
 		jobs = slices.DeleteFunc(jobs, func(j *folderJob) bool { return j == nil })
 	}
 	return jobs, sel, nil
+}
+
+// listRaw is the LIST fallback: entries with unusable names become
+// failures (named as sent, quoted), the rest are returned.
+func (b *backup) listRaw(cause error) ([]*imap.ListData, error) {
+	entries, err := imapconn.ListRaw(b.ctx, b.opt.Account)
+	if err != nil {
+		return nil, fmt.Errorf("%s: LIST: %w (read again without go-imap: %v)", b.acct, cause, err)
+	}
+	var out []*imap.ListData
+	bad := 0
+	for _, e := range entries {
+		if e.Err != nil {
+			bad++
+			b.fail(strconv.Quote(e.Sent), 0, fmt.Errorf("folder not backed up: %w", e.Err))
+			continue
+		}
+		attrs := make([]imap.MailboxAttr, len(e.Attrs))
+		for i, a := range e.Attrs {
+			attrs[i] = imap.MailboxAttr(a)
+		}
+		out = append(out, &imap.ListData{Attrs: attrs, Delim: e.Delim, Mailbox: e.Mailbox})
+	}
+	if bad == 0 {
+		return nil, fmt.Errorf("%s: LIST: %w", b.acct, cause)
+	}
+	b.log.Warn("LIST: unusable folder names; the other folders are backed up", "account", b.acct, "folders", bad)
+	return out, nil
 }
 
 // folderPath is a catalogued folder's name as globs see it.
@@ -305,7 +360,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 		stop()
 		if err != nil {
 			if b.ctx.Err() == nil {
-				b.fail(j.cat.Name, 0, err)
+				b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
 			}
 			c.Close()
 			c = nil

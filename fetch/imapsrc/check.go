@@ -30,14 +30,14 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 	if err != nil {
 		return out, err
 	}
-	defer c.Close()
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
+	defer func() { c.Close() }() // c may be replaced by list
 	b.condstore = c.Caps().Has(imap.CapCondStore)
-	jobs, sel, err := b.list(c)
+	jobs, sel, err := b.list(&c)
 	if err != nil {
 		return out, err
 	}
+	stop := imapconn.Watch(ctx, c)
+	defer stop()
 	var failures []error
 	for _, f := range b.stats.Failures {
 		failures = append(failures, f)

@@ -54,13 +54,13 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
-	jobs, sel, err := b.list(c)
+	defer func() { c.Close() }() // c may be replaced by list
+	jobs, sel, err := b.list(&c)
 	if err != nil {
 		return nil, err
 	}
+	stop := imapconn.Watch(ctx, c)
+	defer stop()
 	known, err := cat.Folders()
 	if err != nil {
 		return nil, err

@@ -10,10 +10,21 @@
 // before the terminating "." belongs to the message), keeps a deadline on
 // every read, pipelines RETR and DELE, and never sends QUIT unless asked, so
 // that dropping the connection leaves the server's mailbox untouched.
+//
+// Never trusting the server: every read waits at most Config.Timeout for a
+// byte (ErrTimeout), and the client reads only when the server owes an
+// answer, so an idle session is never ended by it. Every line (status
+// lines, each line of LIST, UIDL and CAPA) is bounded at 64 KB (RFC 1939
+// allows 512 octets), a multi-line answer at a million lines and a TOP
+// header at 1 MB (ErrTooLong); message bodies are streamed, never
+// buffered. Retr compares the octets received with the sizes the
+// server announced (SizeMatches, Mismatched). A server offering RFC 6856
+// UTF8 gets it before the login.
 package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -21,6 +32,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,7 +60,8 @@ type Config struct {
 	// OAuth2, when set, logs in with AUTH XOAUTH2 or AUTH OAUTHBEARER and
 	// a fresh access token instead of the password.
 	OAuth2 *oauth.Bearer
-	// Timeout bounds every wait for the server (default 60 s).
+	// Timeout bounds every wait for the server: no byte for this long
+	// while an answer is owed ends the session (default 2 minutes).
 	Timeout time.Duration
 	// Window is how many commands may be in flight when the server
 	// offers PIPELINING (default 64).
@@ -82,6 +95,11 @@ type Client struct {
 	caps   map[string][]string
 	stop   func() bool
 	closed bool
+
+	capaErr  error
+	utf8Mode bool
+	listed   map[int]int64 // sizes from the last LIST
+	mismatch map[int]*SizeError
 }
 
 const maxLine = 64 << 10
@@ -90,7 +108,7 @@ const maxLine = 64 << 10
 // the life of the client, closes the connection when it ends.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 60 * time.Second
+		cfg.Timeout = 2 * time.Minute
 	}
 	if cfg.Window <= 0 {
 		cfg.Window = 64
@@ -147,6 +165,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		}
 		c.setConn(t)
 		c.capa()
+	}
+	if c.capaErr != nil && !isServerErr(c.capaErr) {
+		return fail(c.capaErr)
+	}
+	if err := c.utf8(); err != nil {
+		return fail(err)
 	}
 	authFn := c.auth
 	if cfg.OAuth2 != nil {
@@ -299,18 +323,38 @@ func (c *Client) capa() {
 	if _, err := c.status("CAPA"); err != nil {
 		return
 	}
-	r := c.dotReader()
-	b, err := io.ReadAll(io.LimitReader(r, maxLine))
-	if err != nil {
-		return
-	}
-	for _, line := range strings.Split(string(b), "\n") {
+	c.capaErr = c.eachLine("CAPA", 1000, func(line string) error {
 		f := strings.Fields(line)
 		if len(f) > 0 {
 			c.caps[strings.ToUpper(f[0])] = f[1:]
 		}
-	}
+		return nil
+	})
 }
+
+// utf8 turns on RFC 6856 UTF-8 mode when the server offers it, so that a
+// server like Courier delivers messages as stored instead of replacing
+// those with UTF-8 headers by a "cannot display" notice. It must come
+// before the login. A -ERR is no failure: the session goes on as before.
+func (c *Client) utf8() error {
+	if _, ok := c.caps["UTF8"]; !ok {
+		return nil
+	}
+	if err := c.send("UTF8"); err != nil {
+		return err
+	}
+	_, err := c.status("UTF8")
+	if err == nil {
+		c.utf8Mode = true
+	}
+	if err != nil && !isServerErr(err) {
+		return err
+	}
+	return nil
+}
+
+// UTF8Mode reports whether the server accepted RFC 6856's UTF8 command.
+func (c *Client) UTF8Mode() bool { return c.utf8Mode }
 
 func (c *Client) send(line string) error {
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
@@ -325,15 +369,27 @@ func (c *Client) readLine() (string, error) {
 	c.conn.SetReadDeadline(time.Now().Add(c.cfg.Timeout))
 	b, err := c.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
-		return "", errors.New("response line longer than 64 KB")
+		return "", fmt.Errorf("%w: a line longer than 64 KB", ErrTooLong)
 	}
 	if err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return "", fmt.Errorf("connection lost: %w", err)
+		return "", c.lost(err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// ErrTimeout is wrapped by the error of a session whose server sent no
+// byte for Config.Timeout while an answer was owed.
+var ErrTimeout = errors.New("server did not answer")
+
+// lost describes a failed read.
+func (c *Client) lost(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: no byte for %s (%w)", ErrTimeout, c.cfg.Timeout, err)
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("connection lost: %w", err)
 }
 
 // status reads a +OK/-ERR line and returns the text after +OK.
@@ -373,17 +429,43 @@ func (c *Client) simple(cmd string) error {
 	return err
 }
 
-// multi runs a command with a multi-line answer and returns its lines.
-func (c *Client) multi(cmd string) ([]string, error) {
+// maxMultiLines bounds the lines of one LIST, UIDL or CAPA answer: a
+// maildrop of more than a million messages is refused rather than held in
+// memory (a million UIDLs take about 100 MB).
+const maxMultiLines = 1 << 20
+
+// ErrTooLong is wrapped by the error for an answer over a bound: a line
+// over 64 KB (RFC 1939 and RFC 2449 allow 512 octets), a multi-line
+// answer over maxMultiLines lines, a TOP header over 1 MB.
+var ErrTooLong = errors.New("server answer over the limit")
+
+// multi runs a command with a multi-line answer and calls fn with each of
+// its lines (without CRLF, dot-unstuffed), each at most 64 KB and at most
+// maxLines of them.
+func (c *Client) multi(cmd string, maxLines int, fn func(line string) error) error {
 	if err := c.simple(cmd); err != nil {
-		return nil, err
+		return err
 	}
-	b, err := io.ReadAll(c.dotReader())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cmd, err)
+	return c.eachLine(cmd, maxLines, fn)
+}
+
+// eachLine reads the body of a multi-line answer line by line.
+func (c *Client) eachLine(cmd string, maxLines int, fn func(line string) error) error {
+	for n := 0; ; n++ {
+		l, err := c.readLine()
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		if l == "." {
+			return nil
+		}
+		if n >= maxLines {
+			return fmt.Errorf("%s: %w: more than %d lines", cmd, ErrTooLong, maxLines)
+		}
+		if err := fn(strings.TrimPrefix(l, ".")); err != nil {
+			return err
+		}
 	}
-	s := strings.ReplaceAll(string(b), "\r\n", "\n")
-	return strings.Split(strings.TrimSuffix(s, "\n"), "\n"), nil
 }
 
 // Stat returns the message count and total size.
@@ -405,44 +487,51 @@ func (c *Client) Stat(ctx context.Context) (int, int64, error) {
 
 // List returns the maildrop's messages and sizes.
 func (c *Client) List(ctx context.Context) ([]MsgInfo, error) {
-	lines, err := c.multi("LIST")
+	var out []MsgInfo
+	err := c.multi("LIST", maxMultiLines, func(l string) error {
+		if l == "" {
+			return nil
+		}
+		var mi MsgInfo
+		if _, err := fmt.Sscan(l, &mi.ID, &mi.Size); err != nil || mi.ID <= 0 || mi.Size < 0 {
+			return fmt.Errorf("LIST: bad line %q", clip(l))
+		}
+		out = append(out, mi)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	var out []MsgInfo
-	for _, l := range lines {
-		if l == "" {
-			continue
-		}
-		var mi MsgInfo
-		if _, err := fmt.Sscan(l, &mi.ID, &mi.Size); err != nil || mi.ID <= 0 {
-			return nil, fmt.Errorf("LIST: bad line %q", clip(l))
-		}
-		out = append(out, mi)
+	c.listed = map[int]int64{}
+	for _, mi := range out {
+		c.listed[mi.ID] = mi.Size
 	}
 	return out, nil
 }
 
 // UIDL returns message id -> unique id.
 func (c *Client) UIDL(ctx context.Context) (map[int]string, error) {
-	lines, err := c.multi("UIDL")
+	out := map[int]string{}
+	err := c.multi("UIDL", maxMultiLines, func(l string) error {
+		if l == "" {
+			return nil
+		}
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			return fmt.Errorf("UIDL: bad line %q", clip(l))
+		}
+		id, err := strconv.Atoi(f[0])
+		if err != nil {
+			return fmt.Errorf("UIDL: bad line %q", clip(l))
+		}
+		out[id] = f[1]
+		return nil
+	})
 	if err != nil {
 		if isServerErr(err) {
 			return nil, fmt.Errorf("%w: %v", ErrNoUIDL, err)
 		}
 		return nil, err
-	}
-	out := map[int]string{}
-	for _, l := range lines {
-		if l == "" {
-			continue
-		}
-		f := strings.Fields(l)
-		id, err := strconv.Atoi(f[0])
-		if len(f) != 2 || err != nil {
-			return nil, fmt.Errorf("UIDL: bad line %q", clip(l))
-		}
-		out[id] = f[1]
 	}
 	return out, nil
 }
@@ -458,8 +547,8 @@ func (c *Client) Top(ctx context.Context, id, lines int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cmd, err)
 	}
-	if n, _ := io.Copy(io.Discard, r); n > 0 {
-		return nil, fmt.Errorf("%s: header larger than 1 MB", cmd)
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r, 1)); n > 0 {
+		return nil, fmt.Errorf("%s: %w: header larger than 1 MB", cmd, ErrTooLong)
 	}
 	return b, nil
 }
@@ -473,7 +562,7 @@ func (c *Client) window() int {
 
 // pipeline sends cmds keeping up to window in flight and calls handle for
 // each answer in order.
-func (c *Client) pipeline(cmds []string, handle func(i int, ok error) error) error {
+func (c *Client) pipeline(cmds []string, handle func(i int, text string, ok error) error) error {
 	w := c.window()
 	sent := 0
 	for i := range cmds {
@@ -487,11 +576,11 @@ func (c *Client) pipeline(cmds []string, handle func(i int, ok error) error) err
 		if err := c.bw.Flush(); err != nil {
 			return err
 		}
-		_, err := c.status(cmds[i])
+		text, err := c.status(cmds[i])
 		if err != nil && !isServerErr(err) {
 			return err
 		}
-		if err := handle(i, err); err != nil {
+		if err := handle(i, text, err); err != nil {
 			return err
 		}
 	}
@@ -502,24 +591,131 @@ func (c *Client) pipeline(cmds []string, handle func(i int, ok error) error) err
 // one's exact bytes, in order. fn must not keep the reader. A -ERR for a
 // message is returned as an error naming it (after the pipeline drains
 // nothing more is read: the caller closes the connection).
+//
+// The octets received for each message are compared with the sizes the
+// server announced (LIST, when List was called, and "+OK n octets" when
+// the RETR answer says so); a disagreement beyond SizeMatches' allowance
+// does not stop the retrieval (the bytes may be all there is) but is
+// recorded: see Mismatched.
 func (c *Client) Retr(ctx context.Context, ids []int, fn func(id int, r io.Reader) error) error {
 	cmds := make([]string, len(ids))
 	for i, id := range ids {
 		cmds[i] = "RETR " + strconv.Itoa(id)
 	}
-	return c.pipeline(cmds, func(i int, serr error) error {
+	return c.pipeline(cmds, func(i int, text string, serr error) error {
 		if serr != nil {
 			return serr
 		}
-		r := c.dotReader()
-		if err := fn(ids[i], r); err != nil {
-			return fmt.Errorf("RETR %d: %w", ids[i], err)
+		id := ids[i]
+		r := &countReader{r: c.dotReader(), max: -1}
+		if n, ok := c.listed[id]; ok {
+			// No message is more than twice its size (all blank lines
+			// counted LF-only, sent CRLF): beyond that the server is
+			// sending something endless, which would fill the disk.
+			r.max = 2*n + 1024
+		}
+		if err := fn(id, r); err != nil {
+			return fmt.Errorf("RETR %d: %w", id, err)
 		}
 		if _, err := io.Copy(io.Discard, r); err != nil {
-			return fmt.Errorf("RETR %d: %w", ids[i], err)
+			return fmt.Errorf("RETR %d: %w", id, err)
 		}
+		c.checkSize(id, text, r.n, r.lfs)
 		return nil
 	})
+}
+
+// SizeError is a message whose received size disagrees with the size the
+// server announced for it.
+type SizeError struct {
+	ID        int    // message number in this session
+	Announced int64  // octets announced
+	Source    string // "LIST" or "RETR" (its "+OK n octets")
+	Got       int64  // octets received, dot-unstuffed
+	Lines     int64  // line feeds received
+}
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("message %d: received %d octets (%d lines), but %s announced %d: the server sent a different message than it announced (truncated?)", e.ID, e.Got, e.Lines, e.Source, e.Announced)
+}
+
+// SizeMatches reports whether got octets, with lfs line feeds among them,
+// are the message of announced octets. RFC 1939 sizes count the message
+// with CRLF line ends; servers that store mail with LF line ends may
+// announce the stored size (Dovecot does with pop3_fast_size_lookups on
+// mails whose virtual size is not cached), one octet less per line than
+// they send, and a server that sends bare LF lines may announce the CRLF
+// size, one octet more per line. A message that does not end with a line
+// end gets one from the server before the terminating "." (this client
+// keeps it: it belongs to what was sent), up to 2 octets the announced
+// size does not count. Exactly that is allowed: got - announced - e is 0,
+// 1 or 2, with e one of 0, lfs, -lfs. A truncated message is short by
+// more than that unless it is a few octets long.
+func SizeMatches(announced, got, lfs int64) bool {
+	for _, e := range []int64{0, lfs, -lfs} {
+		if d := got - announced - e; d >= 0 && d <= 2 {
+			return true
+		}
+	}
+	return false
+}
+
+// Mismatched returns the messages of this session whose received size
+// disagreed with an announced one, by message number.
+func (c *Client) Mismatched() map[int]*SizeError { return c.mismatch }
+
+// ListedSize returns the size LIST announced for message id.
+func (c *Client) ListedSize(id int) (int64, bool) {
+	n, ok := c.listed[id]
+	return n, ok
+}
+
+func (c *Client) checkSize(id int, text string, got, lfs int64) {
+	add := func(src string, n int64) {
+		if SizeMatches(n, got, lfs) {
+			return
+		}
+		if c.mismatch == nil {
+			c.mismatch = map[int]*SizeError{}
+		}
+		if c.mismatch[id] == nil {
+			c.mismatch[id] = &SizeError{ID: id, Announced: n, Source: src, Got: got, Lines: lfs}
+		}
+	}
+	if n, ok := c.listed[id]; ok {
+		add("LIST", n)
+	}
+	if n, ok := octets(text); ok {
+		add("RETR", n)
+	}
+}
+
+// octets parses the "n octets" some servers put after RETR's +OK.
+func octets(text string) (int64, bool) {
+	f := strings.Fields(text)
+	if len(f) < 2 || !strings.EqualFold(f[1], "octets") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(f[0], 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// countReader counts the octets and line feeds read through it, and fails
+// past max octets (max < 0: no bound).
+type countReader struct {
+	r      io.Reader
+	n, lfs int64
+	max    int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	if c.max >= 0 && c.n > c.max {
+		return 0, fmt.Errorf("%w: the message goes on past twice the size LIST announced (%d octets so far)", ErrTooLong, c.n)
+	}
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.lfs += int64(bytes.Count(p[:n], []byte{'\n'}))
+	return n, err
 }
 
 // Dele marks messages deleted, pipelined. Deletions take effect only at
@@ -529,7 +725,7 @@ func (c *Client) Dele(ctx context.Context, ids []int) error {
 	for i, id := range ids {
 		cmds[i] = "DELE " + strconv.Itoa(id)
 	}
-	return c.pipeline(cmds, func(i int, serr error) error { return serr })
+	return c.pipeline(cmds, func(i int, _ string, serr error) error { return serr })
 }
 
 // Rset unmarks deletions.
@@ -580,10 +776,7 @@ func (d *dotReader) fill() {
 	d.c.conn.SetReadDeadline(time.Now().Add(d.c.cfg.Timeout))
 	b, err := d.c.br.ReadSlice('\n')
 	if err != nil && err != bufio.ErrBufferFull {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		d.done, d.err = true, fmt.Errorf("connection lost in the middle of a message: %w", err)
+		d.done, d.err = true, fmt.Errorf("in the middle of a message: %w", d.c.lost(err))
 		return
 	}
 	if d.bol && len(b) > 0 && b[0] == '.' {

@@ -1,6 +1,13 @@
 // Package pop3src backs up a POP3 mailbox into an archive, incrementally by
 // UIDL, and deletes from the server only what is safely archived.
 //
+// Sizes: a message whose received size disagrees with the size the server
+// announced (LIST, "+OK n octets"; pop3.SizeMatches allows only the
+// line-ending difference) is archived as received, reported as a failure
+// naming its UIDL (exit 3), and never deleted: the check is made again from
+// the archived copy before every DELE, so a later run does not delete it
+// either.
+//
 // Deletion order: every new message is stored, made durable and committed
 // to the catalog first; then each candidate for deletion is read back from
 // the archive and its SHA-256 compared with the catalog; only then are DELE
@@ -9,6 +16,7 @@
 package pop3src
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -111,6 +119,13 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 		err = cerr
 	}
 	st.Fetched, st.Bytes = w.Stored()
+	// A message whose size disagrees with the server's announcement is
+	// kept (it may be all there is) but named, and never deleted.
+	shortUIDL := map[string]bool{}
+	for id, se := range c.Mismatched() {
+		shortUIDL[ids[id]] = true
+		failf(ids[id], fmt.Errorf("archived as received, never deleted from the server: %w", se))
+	}
 	if err != nil {
 		return st, fmt.Errorf("%s: folder %s: %w", acct, Folder, err)
 	}
@@ -159,8 +174,16 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 		if !opt.Delete && m.StoredAt.After(cutoff) {
 			continue
 		}
-		if err := verify(a, m); err != nil {
+		if shortUIDL[u] {
+			continue // named above
+		}
+		got, lfs, err := verify(a, m)
+		if err != nil {
 			failf(u, fmt.Errorf("not deleted from the server: %w", err))
+			continue
+		}
+		if !pop3.SizeMatches(mi.Size, got, lfs) {
+			failf(u, fmt.Errorf("not deleted from the server: %w", &pop3.SizeError{ID: mi.ID, Announced: mi.Size, Source: "LIST", Got: got, Lines: lfs}))
 			continue
 		}
 		if opt.DryRun {
@@ -197,21 +220,32 @@ func quit(ctx context.Context, c *pop3.Client, acct string) error {
 	return nil
 }
 
-// verify reads a message back from the archive and checks its SHA-256.
-func verify(a *archive.Archive, m *catalog.Message) error {
+// verify reads a message back from the archive and checks its SHA-256; it
+// returns the copy's size and line feeds, for the comparison with the
+// size the server announces before the message is deleted there.
+func verify(a *archive.Archive, m *catalog.Message) (size, lfs int64, err error) {
 	r, err := a.Open(m)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer r.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return fmt.Errorf("reading back from the archive: %w", err)
+	lc := &lfCounter{}
+	n, err := io.Copy(io.MultiWriter(h, lc), r)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading back from the archive: %w", err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
-		return fmt.Errorf("archive copy does not match its checksum (%s, catalog %s)", got, m.SHA256)
+		return 0, 0, fmt.Errorf("archive copy does not match its checksum (%s, catalog %s)", got, m.SHA256)
 	}
-	return nil
+	return n, lc.n, nil
+}
+
+type lfCounter struct{ n int64 }
+
+func (l *lfCounter) Write(p []byte) (int, error) {
+	l.n += int64(bytes.Count(p, []byte{'\n'}))
+	return len(p), nil
 }
 
 // identify returns each message's key: its UIDL, or with noUIDL the

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -26,7 +27,24 @@ import (
 const (
 	DefaultParallel    = 2
 	DefaultConnections = 4
+	DefaultTimeout     = Duration(2 * time.Minute)
 )
+
+// Duration is a TOML string such as "90s" or "2m".
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration ("90s", "2m").
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("timeout %q: want a duration such as \"90s\" or \"2m\"", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the duration as Go spells it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // Config is a parsed configuration file.
 type Config struct {
@@ -63,6 +81,9 @@ type Account struct {
 	Folders     []string `toml:"folders"` // globs; default every folder
 	Exclude     []string `toml:"exclude"`
 	Connections int      `toml:"connections"`
+	// Timeout is how long to wait for a byte from a server that owes an
+	// answer ("2m", "30s"); default DefaultTimeout.
+	Timeout Duration `toml:"timeout"`
 
 	// POP3 only.
 	Delete   bool `toml:"delete"`
@@ -257,6 +278,11 @@ func Parse(path string, data []byte) (*Config, error) {
 			a.Connections = DefaultConnections
 		} else if a.Connections < 1 || a.Connections > 32 {
 			add(line("connections"), "%s: connections = %d: want 1 to 32", where, a.Connections)
+		}
+		if a.Timeout == 0 {
+			a.Timeout = DefaultTimeout
+		} else if a.Timeout < Duration(100*time.Millisecond) || a.Timeout > Duration(time.Hour) {
+			add(line("timeout"), "%s: timeout = %q: want 100ms to 1h", where, time.Duration(a.Timeout))
 		}
 		if a.Archive != "" {
 			a.Archive = expand(base, a.Archive)

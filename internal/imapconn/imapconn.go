@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -41,6 +43,9 @@ type Config struct {
 	OAuth2 *oauth.Bearer
 	// Handler receives unilateral data (optional).
 	Handler *imapclient.UnilateralDataHandler
+	// Timeout is how long to wait for a byte from the server while an
+	// answer is owed (0: DefaultTimeout).
+	Timeout time.Duration
 }
 
 // String names the account without its password, for errors and logs.
@@ -48,57 +53,57 @@ func (c Config) String() string { return c.User + "@" + c.Addr }
 
 // Dial connects and logs in. When ctx ends the connection is closed, which
 // makes any pending command fail: go-imap v2 has no contexts of its own.
+// The connection go-imap gets is guarded (see guard): no byte for
+// cfg.Timeout while a command is outstanding, or a line longer than
+// MaxLine, ends it; Explain turns go-imap's resulting error back into the
+// typed *GuardError.
 func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	conn, tc, err := dialTCP(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg, err)
-	}
-	d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg, err)
-	}
-	tc := cfg.TLSConfig.Clone()
-	if tc == nil {
-		tc = &tls.Config{}
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
+		return nil, err
 	}
 	opts := &imapclient.Options{TLSConfig: tc, UnilateralDataHandler: cfg.Handler}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	var c *imapclient.Client
+	var g *guard
 	switch cfg.TLS {
 	case TLSImplicit:
 		if tc.NextProtos == nil {
 			tc.NextProtos = []string{"imap"}
 		}
 		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(ctx); err != nil {
+		if err := handshake(ctx, t, cfg.timeout()); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("%s: TLS: %w", cfg, err)
+			return nil, fmt.Errorf("%s: TLS: %w", cfg, certHint(err))
 		}
-		c = imapclient.New(buffered(t), opts)
+		g = newGuard(t, cfg.String(), cfg.Timeout)
 	case TLSStartTLS:
-		c, err = imapclient.NewStartTLS(buffered(conn), opts)
+		t, err := startTLS(ctx, conn, tc, cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%s: STARTTLS failed, refusing to send the password in clear (use imaps://, or --tls none on a trusted network): %w", cfg, err)
+			conn.Close()
+			return nil, fmt.Errorf("%s: %w", cfg, err)
 		}
+		g = newGuard(t, cfg.String(), cfg.Timeout)
+		// go-imap waits for a greeting; the server sent its one before
+		// STARTTLS, and capabilities are asked afresh after TLS.
+		g.prefix = []byte("* OK [mailkeep] TLS established\r\n")
+		delete(g.pending, greeting) // that was before STARTTLS
 	case TLSNone:
-		c = imapclient.New(buffered(conn), opts)
+		g = newGuard(conn, cfg.String(), cfg.Timeout)
 	default:
 		conn.Close()
 		return nil, fmt.Errorf("%s: unknown TLS mode %d", cfg, cfg.TLS)
 	}
+	c := imapclient.New(buffered(g), opts)
+	guards.Store(c, g)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%s: greeting: %w", cfg, err)
+		return nil, fmt.Errorf("%s: greeting: %w", cfg, Explain(c, err))
 	}
 	if c.State() != imap.ConnStateAuthenticated && cfg.OAuth2 != nil {
 		if err := authenticate(ctx, c, cfg); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("%s: %w", cfg, err)
+			return nil, fmt.Errorf("%s: %w", cfg, Explain(c, err))
 		}
 	}
 	if c.State() != imap.ConnStateAuthenticated {
@@ -108,7 +113,7 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 			if errors.As(err, &ierr) {
 				return nil, fmt.Errorf("%s: login refused: %s", cfg, ierr.Text)
 			}
-			return nil, fmt.Errorf("%s: login: %w", cfg, err)
+			return nil, fmt.Errorf("%s: login: %w", cfg, Explain(c, err))
 		}
 	}
 	if ctx.Err() != nil {
@@ -116,6 +121,168 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("%s: %w", cfg, ctx.Err())
 	}
 	return c, nil
+}
+
+// guards maps each client Dial made to its guard, for Explain. Entries are
+// a pointer pair each and a run dials a bounded number of connections.
+var guards sync.Map
+
+// Explain returns err, or the guard's typed error (*GuardError: ErrTimeout,
+// ErrLineTooLong) when the guard ended c's connection: go-imap reports it
+// only as text.
+func Explain(c *imapclient.Client, err error) error {
+	if err == nil || c == nil {
+		return err
+	}
+	v, ok := guards.Load(c)
+	if !ok {
+		return err
+	}
+	gerr := v.(*guard).Err()
+	if gerr == nil || errors.Is(err, gerr) {
+		return err
+	}
+	return gerr
+}
+
+func (c Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
+
+// dialTCP opens the TCP connection and the TLS settings for cfg.
+func dialTCP(ctx context.Context, cfg Config) (net.Conn, *tls.Config, error) {
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg, err)
+	}
+	d := net.Dialer{Timeout: min(30*time.Second, cfg.timeout()), KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg, err)
+	}
+	tc := cfg.TLSConfig.Clone()
+	if tc == nil {
+		tc = &tls.Config{}
+	}
+	if tc.ServerName == "" {
+		tc.ServerName = host
+	}
+	return conn, tc, nil
+}
+
+// handshake runs the TLS handshake bounded by ctx and the timeout.
+func handshake(ctx context.Context, t *tls.Conn, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return t.HandshakeContext(ctx)
+}
+
+// ErrNoStartTLS is returned for an imap:// server that does not offer
+// STARTTLS: nothing secret has been sent.
+var ErrNoStartTLS = errors.New("server does not offer STARTTLS")
+
+// startTLS reads the greeting, checks that the server offers STARTTLS,
+// runs it and the handshake, all before any credential is sent. Bytes the
+// server sends after its STARTTLS answer and before TLS are refused
+// (command injection, CVE-2011-0411 style).
+func startTLS(ctx context.Context, conn net.Conn, tc *tls.Config, cfg Config) (*tls.Conn, error) {
+	g := newGuard(conn, cfg.String(), cfg.Timeout)
+	br := bufio.NewReaderSize(g, 4096)
+	w := func(line string) error {
+		_, err := g.Write([]byte(line + "\r\n"))
+		return err
+	}
+	read := func() (string, error) {
+		var sb strings.Builder
+		for {
+			b, err := br.ReadSlice('\n')
+			sb.Write(b)
+			if err == bufio.ErrBufferFull {
+				continue // the guard bounds the line
+			}
+			if err != nil {
+				return "", fmt.Errorf("before STARTTLS: %w", err)
+			}
+			return strings.TrimRight(sb.String(), "\r\n"), nil
+		}
+	}
+	greet, err := read()
+	if err != nil {
+		return nil, err
+	}
+	switch up := strings.ToUpper(greet); {
+	case strings.HasPrefix(up, "* PREAUTH"):
+		return nil, errors.New("server sent PREAUTH on an unencrypted connection; refusing it")
+	case !strings.HasPrefix(up, "* OK"):
+		return nil, fmt.Errorf("%w: its greeting %q is not an IMAP server's", ErrNoStartTLS, clip(greet))
+	}
+	if err := w("S1 CAPABILITY"); err != nil {
+		return nil, err
+	}
+	starttls := false
+	for {
+		l, err := read()
+		if err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(strings.ToUpper(l), "* CAPABILITY "); ok {
+			for _, c := range strings.Fields(rest) {
+				starttls = starttls || c == "STARTTLS"
+			}
+		}
+		if strings.HasPrefix(l, "S1 ") {
+			break
+		}
+	}
+	if !starttls {
+		return nil, fmt.Errorf("%w; refusing to send the password in clear (use imaps://, or --tls none on a trusted network)", ErrNoStartTLS)
+	}
+	if err := w("S2 STARTTLS"); err != nil {
+		return nil, err
+	}
+	for {
+		l, err := read()
+		if err != nil {
+			return nil, err
+		}
+		if rest, ok := strings.CutPrefix(l, "S2 "); ok {
+			if !strings.HasPrefix(strings.ToUpper(rest), "OK") {
+				return nil, fmt.Errorf("STARTTLS refused: %q", clip(rest))
+			}
+			break
+		}
+	}
+	if br.Buffered() > 0 {
+		return nil, errors.New("server sent data after its STARTTLS answer, before TLS; refusing it")
+	}
+	t := tls.Client(conn, tc)
+	if err := handshake(ctx, t, cfg.timeout()); err != nil {
+		return nil, fmt.Errorf("STARTTLS: TLS: %w", certHint(err))
+	}
+	return t, nil
+}
+
+// certHint adds what to do to a certificate verification error: trust the
+// server's CA with --ca-file (never fall back to plaintext).
+func certHint(err error) error {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &cv) {
+		return fmt.Errorf("%w (if the server's certificate is signed by a private CA, trust it with --ca-file or ca_file; check the host name)", err)
+	}
+	return err
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }
 
 // saslClient checks that the server offers the account's mechanism, gets

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,27 +27,19 @@ type Raw struct {
 	Caps map[string]bool
 	tag  int
 	stop func() bool
+
+	g       *guard
+	acct    string
+	timeout time.Duration
 }
 
 // DialRaw connects, secures and logs in like Dial, returning a Raw.
 func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	conn, tc, err := dialTCP(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg, err)
+		return nil, err
 	}
-	d := net.Dialer{Timeout: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg, err)
-	}
-	tc := cfg.TLSConfig.Clone()
-	if tc == nil {
-		tc = &tls.Config{}
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	r := &Raw{}
+	r := &Raw{acct: cfg.String(), timeout: cfg.Timeout}
 	r.stop = context.AfterFunc(ctx, func() { conn.Close() })
 	fail := func(err error) (*Raw, error) {
 		r.Close()
@@ -54,26 +47,40 @@ func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
 	}
 	if cfg.TLS == TLSImplicit {
 		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(ctx); err != nil {
+		if err := handshake(ctx, t, cfg.timeout()); err != nil {
 			conn.Close()
 			r.stop()
-			return nil, fmt.Errorf("%s: TLS: %w", cfg, err)
+			return nil, fmt.Errorf("%s: TLS: %w", cfg, certHint(err))
 		}
 		conn = t
 	}
 	r.set(conn)
-	if _, err := r.line(); err != nil { // greeting
+	greet, err := r.line()
+	if err != nil {
 		return fail(err)
 	}
 	if cfg.TLS == TLSStartTLS {
+		if strings.HasPrefix(strings.ToUpper(greet), "* PREAUTH") {
+			return fail(errors.New("server sent PREAUTH on an unencrypted connection; refusing it"))
+		}
+		if err := r.capability(); err != nil {
+			return fail(err)
+		}
+		if !r.Caps["STARTTLS"] {
+			return fail(fmt.Errorf("%w; refusing to send the password in clear (use imaps://, or --tls none on a trusted network)", ErrNoStartTLS))
+		}
 		if _, err := r.Cmd("STARTTLS"); err != nil {
 			return fail(fmt.Errorf("STARTTLS: %w", err))
 		}
+		if r.R.Buffered() > 0 {
+			return fail(errors.New("server sent data after its STARTTLS answer, before TLS; refusing it"))
+		}
 		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(ctx); err != nil {
-			return fail(fmt.Errorf("TLS: %w", err))
+		if err := handshake(ctx, t, cfg.timeout()); err != nil {
+			return fail(fmt.Errorf("STARTTLS: TLS: %w", certHint(err)))
 		}
 		r.set(t)
+		delete(r.g.pending, greeting) // that was before STARTTLS
 	}
 	if err := r.capability(); err != nil {
 		return fail(err)
@@ -119,7 +126,6 @@ func (r *Raw) authenticate(ctx context.Context, cfg Config) error {
 		pending = ""
 	}
 	send := func(line string) error {
-		r.conn.SetWriteDeadline(time.Now().Add(time.Minute))
 		if _, err := r.W.WriteString(line + "\r\n"); err != nil {
 			return err
 		}
@@ -163,7 +169,11 @@ func (r *Raw) authenticate(ctx context.Context, cfg Config) error {
 	}
 }
 
+// set guards c (see guard: timeouts while an answer is owed, MaxLine)
+// and reads and writes through it.
 func (r *Raw) set(c net.Conn) {
+	r.g = newGuard(c, r.acct, r.timeout)
+	c = r.g
 	r.conn = c
 	r.R = bufio.NewReaderSize(c, 64<<10)
 	r.W = bufio.NewWriterSize(c, 256<<10)
@@ -209,12 +219,14 @@ func (r *Raw) NextTag() string {
 // line reads one response line (without CRLF), with literals inlined as
 // "{n}" placeholders (their bytes are skipped).
 func (r *Raw) line() (string, error) {
-	r.conn.SetReadDeadline(time.Now().Add(5 * time.Minute))
 	var sb strings.Builder
 	for {
-		l, err := r.R.ReadString('\n')
+		l, err := r.R.ReadString('\n') // bounded by the guard's MaxLine
 		if err != nil {
 			return "", fmt.Errorf("connection lost: %w", err)
+		}
+		if sb.Len()+len(l) > MaxLine {
+			return "", &GuardError{Account: r.acct, Kind: ErrLineTooLong, Detail: "response line with its literals' placeholders"}
 		}
 		l = strings.TrimRight(l, "\r\n")
 		sb.WriteString(l)
@@ -257,7 +269,6 @@ func (r *Raw) ReadTagged(tag string) ([]string, string, error) {
 // Cmd sends one command and waits for its completion.
 func (r *Raw) Cmd(cmd string) ([]string, error) {
 	tag := r.NextTag()
-	r.conn.SetWriteDeadline(time.Now().Add(5 * time.Minute))
 	if _, err := r.W.WriteString(tag + " " + cmd + "\r\n"); err != nil {
 		return nil, err
 	}
@@ -308,5 +319,6 @@ func Mailbox(name string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(sb.String()) + `"`
 }
 
-// SetWriteDeadline bounds the next writes.
+// SetWriteDeadline is kept for callers; the guard bounds every write by
+// the connection's timeout.
 func (r *Raw) SetWriteDeadline(t time.Time) { r.conn.SetWriteDeadline(t) }

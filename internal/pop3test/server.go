@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -24,7 +25,23 @@ type Options struct {
 	DropDuringRetr int         // close the connection half way through RETR of this message number
 	DeleErr        int         // answer -ERR to DELE of this message number
 	SASLPlain      bool
+
+	// Hostile behaviours, for the tests that a broken server cannot hang
+	// the client, exhaust its memory or make it lose mail.
+	SilentAfterPass bool // answer PASS +OK, then never answer again
+	StallInRetr     bool // send half of each RETR's message, then nothing
+	EndlessList     bool // answer LIST +OK, then a line that never ends
+	EndlessStatus   bool // answer LIST with a status line that never ends
+	ShortRetr       bool // RETR sends the first half of each message (LIST and "+OK n octets" announce all of it)
+	EndlessRetr     bool // RETR sends a message that never ends
+	// UTF8 offers RFC 6856 UTF8 and, like Courier, replaces a message
+	// with 8-bit headers by a notice unless the client sent UTF8.
+	UTF8 bool
 }
+
+// UTF8Notice is what a UTF8 server sends instead of a message with 8-bit
+// headers to a client that did not send UTF8.
+const UTF8Notice = "Subject: Cannot display Unicode content\r\n\r\nThis message has Unicode content.\r\n"
 
 type message struct {
 	uidl string
@@ -40,6 +57,7 @@ type Server struct {
 	ln   net.Listener
 
 	mu        sync.Mutex
+	conns     []net.Conn
 	msgs      []message
 	deleted   []string // UIDLs deleted at QUIT
 	commands  []string
@@ -60,8 +78,24 @@ func Start(t testing.TB, user, pass string, msgs [][]byte, opt Options) *Server 
 	}
 	s.wg.Add(1)
 	go s.serve()
-	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		s.wg.Wait()
+	})
 	return s
+}
+
+// SetOptions changes the behaviour of the sessions that start from now on
+// (Options{} heals a hostile server).
+func (s *Server) SetOptions(opt Options) {
+	s.mu.Lock()
+	s.opt = opt
+	s.mu.Unlock()
 }
 
 // Messages returns what the maildrop holds now.
@@ -105,6 +139,9 @@ func (s *Server) serve() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.conns = append(s.conns, c)
+		s.mu.Unlock()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -115,6 +152,9 @@ func (s *Server) serve() {
 }
 
 func (s *Server) session(conn net.Conn) {
+	s.mu.Lock()
+	opt := s.opt
+	s.mu.Unlock()
 	br := bufio.NewReader(conn)
 	bw := bufio.NewWriter(conn)
 	out := func(format string, a ...any) {
@@ -123,7 +163,19 @@ func (s *Server) session(conn net.Conn) {
 	}
 	out("+OK pop3test ready")
 	authed := false
+	utf8 := false
 	user := ""
+	withhold := func() { io.Copy(io.Discard, conn) } // silent until the client goes
+	endless := func(head string) {
+		bw.WriteString(head)
+		bw.Flush()
+		buf := bytes.Repeat([]byte{'7'}, 64<<10)
+		for {
+			if _, err := conn.Write(buf); err != nil {
+				return
+			}
+		}
+	}
 	var view []message // the maildrop as this session sees it
 	marked := map[int]bool{}
 	for {
@@ -163,22 +215,28 @@ func (s *Server) session(conn net.Conn) {
 			out("+OK capabilities")
 			out("USER")
 			out("TOP")
-			if !s.opt.NoUIDL {
+			if !opt.NoUIDL {
 				out("UIDL")
 			}
-			if !s.opt.NoPipelining {
+			if !opt.NoPipelining {
 				out("PIPELINING")
 			}
-			if s.opt.STLS != nil {
+			if opt.STLS != nil {
 				out("STLS")
 			}
-			if s.opt.SASLPlain {
+			if opt.SASLPlain {
 				out("SASL PLAIN")
 			}
+			if opt.UTF8 {
+				out("UTF8")
+			}
 			out(".")
-		case cmd == "STLS" && s.opt.STLS != nil && !authed:
+		case cmd == "UTF8" && opt.UTF8 && !authed:
+			utf8 = true
+			out("+OK UTF8 enabled")
+		case cmd == "STLS" && opt.STLS != nil && !authed:
 			out("+OK begin TLS")
-			t := tls.Server(conn, s.opt.STLS)
+			t := tls.Server(conn, opt.STLS)
 			if err := t.Handshake(); err != nil {
 				return
 			}
@@ -186,7 +244,7 @@ func (s *Server) session(conn net.Conn) {
 		case cmd == "USER" && len(f) == 2:
 			user = f[1]
 			out("+OK")
-		case cmd == "PASS" || (cmd == "AUTH" && s.opt.SASLPlain && len(f) == 3 && strings.EqualFold(f[1], "PLAIN")):
+		case cmd == "PASS" || (cmd == "AUTH" && opt.SASLPlain && len(f) == 3 && strings.EqualFold(f[1], "PLAIN")):
 			ok := false
 			if cmd == "PASS" {
 				ok = user == s.user && strings.TrimPrefix(line, f[0]+" ") == s.pass
@@ -202,6 +260,10 @@ func (s *Server) session(conn net.Conn) {
 			view = append([]message(nil), s.msgs...)
 			s.mu.Unlock()
 			out("+OK logged in")
+			if opt.SilentAfterPass {
+				withhold()
+				return
+			}
 		case !authed && cmd != "QUIT":
 			out("-ERR not logged in")
 		case cmd == "STAT":
@@ -213,7 +275,13 @@ func (s *Server) session(conn net.Conn) {
 				}
 			}
 			out("+OK %d %d", n, size)
-		case cmd == "LIST" || (cmd == "UIDL" && !s.opt.NoUIDL):
+		case cmd == "LIST" && opt.EndlessStatus:
+			endless("+OK ")
+			return
+		case cmd == "LIST" && opt.EndlessList && len(f) == 1:
+			endless("+OK\r\n1 ")
+			return
+		case cmd == "LIST" || (cmd == "UIDL" && !opt.NoUIDL):
 			if len(f) > 1 {
 				n, ok := arg(1)
 				if !ok {
@@ -246,6 +314,9 @@ func (s *Server) session(conn net.Conn) {
 				continue
 			}
 			body := view[n-1].body
+			if opt.UTF8 && !utf8 && bytes.IndexFunc(body, func(r rune) bool { return r > 0x7e }) >= 0 {
+				body = []byte(UTF8Notice)
+			}
 			if cmd == "TOP" {
 				if i := bytes.Index(body, []byte("\r\n\r\n")); i >= 0 {
 					body = body[:i+4]
@@ -254,8 +325,27 @@ func (s *Server) session(conn net.Conn) {
 				}
 			}
 			out("+OK %d octets", len(body))
+			if cmd == "RETR" && opt.EndlessRetr {
+				endless("")
+				return
+			}
+			if cmd == "RETR" && opt.ShortRetr {
+				half := body[:len(body)/2]
+				if i := bytes.LastIndexByte(half, '\n'); i >= 0 {
+					half = half[:i+1]
+				}
+				bw.Write(stuff(half))
+				out(".")
+				continue
+			}
 			stuffed := stuff(body)
-			if cmd == "RETR" && n == s.opt.DropDuringRetr {
+			if cmd == "RETR" && opt.StallInRetr {
+				bw.Write(stuffed[:len(stuffed)/2])
+				bw.Flush()
+				withhold()
+				return
+			}
+			if cmd == "RETR" && n == opt.DropDuringRetr {
 				bw.Write(stuffed[:len(stuffed)/2])
 				bw.Flush()
 				return
@@ -264,7 +354,7 @@ func (s *Server) session(conn net.Conn) {
 			out(".")
 		case cmd == "DELE":
 			n, ok := arg(1)
-			if !ok || n == s.opt.DeleErr {
+			if !ok || n == opt.DeleErr {
 				out("-ERR cannot delete")
 				continue
 			}
