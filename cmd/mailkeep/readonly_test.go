@@ -107,6 +107,29 @@ func TestReadOnlyMediaCLI(t *testing.T) {
 				t.Errorf("export wrote %d messages, the server has %d (or their bytes differ)", len(got), len(all))
 			}
 
+			// Restore reads the archive and records no progress: the
+			// destination itself says what is there, so a second restore
+			// appends nothing.
+			dst := startDovecot(t)
+			durl := "imap://" + user + "@" + dst.IMAPAddr
+			for i, want := range []string{`"appended": ` + fmt.Sprint(len(all)), `"appended": 0`} {
+				r = mailkeep(t, pwEnv(), "restore", "--archive", ro, "--imap", durl, "--tls", "none", "--no-special-use", "--json")
+				if r.code != 0 || !strings.Contains(r.stdout, want) || !strings.Contains(r.stdout, `"progress_not_recorded": true`) {
+					t.Errorf("restore %d from read-only media: exit %d, want %s\n%s%s", i+1, r.code, want, r.stdout, r.stderr)
+				}
+			}
+			dc := imaptest.Dial(t, dst.IMAPAddr, user, pass)
+			var restored []string
+			for _, msgs := range imaptest.Snapshot(t, dc, false) {
+				for _, m := range msgs {
+					restored = append(restored, m.SHA256)
+				}
+			}
+			sort.Strings(restored)
+			if !slices.Equal(restored, all) {
+				t.Errorf("restored %d messages from read-only media, want %d", len(restored), len(all))
+			}
+
 			r = mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", ro)
 			if r.code != 1 || !strings.Contains(r.stderr, "cannot write here") || strings.Contains(r.stderr, "not a mailkeep catalog") {
 				t.Errorf("backup on read-only media: exit %d, stderr %q; want 1 and \"cannot write here\"", r.code, r.stderr)
