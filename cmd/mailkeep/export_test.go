@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
 
@@ -150,5 +155,37 @@ func TestExportCLI(t *testing.T) {
 	got, _ := filepath.Glob(filepath.Join(to, ".Work.Sub", "cur", "*"))
 	if len(got) != len(files)-1 {
 		t.Errorf("damaged: %d files exported in Work/Sub, want %d", len(got), len(files)-1)
+	}
+}
+
+// TestExportRelativeToNamespace: an archive of a server whose personal
+// namespace is "INBOX." (Cyrus, Courier) exports "INBOX.Sent" as Sent,
+// the names restore gives the same folders.
+func TestExportRelativeToNamespace(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.CyrusLike())
+	dv.AddUser(t, user, pass)
+	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
+	for i, folder := range []string{"INBOX", "INBOX.Sent", "INBOX.Work.Projects"} {
+		imaptest.Append(t, c, folder, nil, time.Date(2014, 1, 1, 0, 0, i, 0, time.UTC), []byte(fmt.Sprintf("Subject: %d\r\n\r\nbody\r\n", i)))
+	}
+	dir := filepath.Join(t.TempDir(), "arch")
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--archive", dir); r.code != 0 {
+		t.Fatalf("backup: %d %s", r.code, r.stderr)
+	}
+	to := filepath.Join(t.TempDir(), "out")
+	if r := mailkeep(t, nil, "export", "--archive", dir, "--to", to, "--format", "mbox", "--quiet"); r.code != 0 {
+		t.Fatalf("export: %d %s", r.code, r.stderr)
+	}
+	var got []string
+	filepath.WalkDir(to, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(to, p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	sort.Strings(got)
+	if want := []string{"INBOX.mbox", "Sent.mbox", "Work/Projects.mbox"}; !slices.Equal(got, want) {
+		t.Fatalf("exported files %q, want %q", got, want)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
@@ -158,7 +159,13 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 			chosen = append(chosen, f)
 		}
 	}
-	e := &exporter{a: a, src: src, to: to, opt: opt, st: &st, buf: make([]byte, 64<<10)}
+	// Folders are written relative to the source's personal namespace, as
+	// restore maps them: "INBOX.Sent" from Cyrus or Courier is "Sent".
+	nsPrefix, _, err := src.SourceNamespace(ctx)
+	if err != nil {
+		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
+	}
+	e := &exporter{a: a, src: src, to: to, opt: opt, st: &st, buf: make([]byte, 64<<10), nsPrefix: nsPrefix}
 	if err := e.start(); err != nil {
 		return st, err
 	}
@@ -186,6 +193,9 @@ type exporter struct {
 	// Stats when the folder is complete and durable.
 	kept      int
 	keptBytes int64
+	// nsPrefix is the source's personal namespace prefix ("INBOX." on
+	// Cyrus and Courier, "" on Dovecot), left out of exported names.
+	nsPrefix string
 }
 
 // start creates the target directory (and for Maildir the INBOX
@@ -203,7 +213,7 @@ func (e *exporter) start() error {
 }
 
 func (e *exporter) open(f restore.Folder) (folderOut, error) {
-	comps := layout.Components(f.Name, f.Delim)
+	comps := layout.Components(relativeName(f.Name, e.nsPrefix), f.Delim)
 	switch e.opt.Format {
 	case Mbox:
 		return newMboxOut(e.to, comps, e.buf)
@@ -381,4 +391,13 @@ func (h *hashReader) Read(p []byte) (int, error) {
 		h.err = err
 	}
 	return n, err
+}
+
+// relativeName is a folder's name below the personal namespace prefix;
+// INBOX and folders outside the prefix keep their names.
+func relativeName(name, prefix string) string {
+	if prefix == "" || len(name) <= len(prefix) || !strings.EqualFold(name[:len(prefix)], prefix) {
+		return name
+	}
+	return name[len(prefix):]
 }
