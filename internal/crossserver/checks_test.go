@@ -63,13 +63,13 @@ func checkMoxToDovecot(t *testing.T, outs []outcome, r result, sum restoreSummar
 	}
 }
 
-// checkDotNamespace: the folder placement is not checked. Today restore
-// keeps the source's namespace prefix, so INBOX.Work.Projects.2024 lands in
-// mox's Inbox/Work/Projects/2024 instead of Work/Projects/2024 (issue 12,
-// "Namespace prefix kept"). Once restore maps namespaces, pass folders=true.
+// checkDotNamespace: INBOX.Work.Projects.2024 from a Cyrus-like source
+// lands in mox's Work/Projects/2024 (issue 12, "Namespace prefix kept").
 func checkDotNamespace(t *testing.T, outs []outcome, r result, sum restoreSummary) {
 	t.Helper()
-	checkRestore(t, outs, r, sum, false)
+	// Restore maps the source's "INBOX." namespace onto mox's "": every
+	// message lands in its folder relative to the namespace.
+	checkRestore(t, outs, r, sum, true)
 }
 
 // checkMoxToDotDovecot: restore maps the source's "" namespace onto the
