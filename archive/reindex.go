@@ -296,14 +296,13 @@ func (a *Archive) reindexFiles(run int64, trusted bool, st *ReindexStats) error 
 
 // found is a message found in a file.
 type found struct {
-	pos     mboxfile.Pos
-	size    int64
-	sha     string
-	rowSHA  string // SHA-256 of the first row.Size bytes, when a row is at pos
-	sender  string
-	date    time.Time
-	hdr     headerInfo
-	hasBody bool
+	pos    mboxfile.Pos
+	size   int64
+	sha    string
+	rowSHA string // SHA-256 of the first row.Size bytes, when a row is at pos
+	sender string
+	date   time.Time
+	hdr    headerInfo
 }
 
 func (a *Archive) reindexMbox(f *catalog.Folder, run int64, known bool, st *ReindexStats) error {

@@ -113,7 +113,7 @@ func TestAppendSessions(t *testing.T) {
 						}
 						all = append(all, m...)
 						if i%10 == 9 {
-							if committed, err = w.Sync(); err != nil {
+							if _, err = w.Sync(); err != nil {
 								t.Fatal(err)
 							}
 						}

@@ -150,14 +150,13 @@ func (r *Report) Add(f Finding, problem bool, keep int) {
 
 // verifier is one Run.
 type verifier struct {
-	ctx          context.Context
-	a            *archive.Archive
-	opt          Options
-	log          *slog.Logger
-	rep          *Report
-	sel          *glob.Set
-	pending      bool              // a backup run has not ended: running, or killed and not yet repaired
-	strayFolders []*catalog.Folder // the folder list, re-read for stray candidates
+	ctx     context.Context
+	a       *archive.Archive
+	opt     Options
+	log     *slog.Logger
+	rep     *Report
+	sel     *glob.Set
+	pending bool // a backup run has not ended: running, or killed and not yet repaired
 }
 
 // isPending reports whether a backup is pending now (one that started

@@ -38,10 +38,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 	}
 	stop := imapconn.Watch(ctx, c)
 	defer stop()
-	var failures []error
-	for _, f := range b.stats.Failures {
-		failures = append(failures, f)
-	}
+	failures := append([]error(nil), b.stats.Failures...)
 	known := map[string]*catalog.Folder{}
 	if cat != nil {
 		fl, err := cat.Folders()
