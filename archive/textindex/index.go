@@ -205,8 +205,12 @@ func OpenReadOnly(dir string) (*Index, error) {
 	return &Index{db: db, dir: dir}, nil
 }
 
-// Close closes the index and releases its lock.
+// Close closes the index and releases its lock. A writer folds the WAL
+// back into index.db first, so that the index's size on disk is its size.
 func (ix *Index) Close() error {
+	if ix.lock != nil {
+		ix.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 	err := ix.db.Close()
 	if ix.lock != nil {
 		ix.lock.Close()
@@ -470,8 +474,11 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 	defer conn.ExecContext(context.Background(), `DETACH DATABASE cat`)
 	var c compiler
 	where := c.node(q)
+	// Read docs newest first through docs_date and stop at the limit:
+	// a common word's matches are not all joined and sorted, and a rare
+	// word's costs one pass over the date index.
 	sqlq := `SELECT d.folder, d.uidvalidity, d.uid, d.uidl, d.date, d.sender, d.subject, d.size, m.flags, m.expunged_run IS NOT NULL, d.attachments
-		FROM docs d JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 = d.sha256
+		FROM docs d INDEXED BY docs_date JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 = d.sha256
 		WHERE ` + where + ` ORDER BY d.date DESC, d.id DESC`
 	if limit > 0 {
 		sqlq += fmt.Sprintf(" LIMIT %d", limit)
@@ -521,18 +528,39 @@ func (c *compiler) arg(v any) string {
 func (c *compiler) node(n Node) string {
 	switch n := n.(type) {
 	case And:
-		// The text terms become one FTS5 query; the rest are SQL.
+		// The text terms become one FTS5 query (negated ones with FTS5's
+		// NOT when there is a positive one); the rest are SQL.
 		var parts []string
-		var text, other []Node
+		var text, neg, other []Node
 		for _, k := range n {
 			if _, ok := ftsExpr(k); ok {
 				text = append(text, k)
+			} else if x, ok := k.(Not); ok {
+				if _, ok := ftsExpr(x.N); ok {
+					neg = append(neg, x.N)
+				} else {
+					other = append(other, k)
+				}
 			} else {
 				other = append(other, k)
 			}
 		}
+		if len(text) == 0 {
+			for _, k := range neg {
+				other = append(other, Not{k})
+			}
+			neg = nil
+		}
 		if len(text) > 0 {
 			e, _ := ftsExpr(And(text))
+			if e != "" {
+				e = "(" + e + ")"
+				for _, k := range neg {
+					if ne, _ := ftsExpr(k); ne != "" {
+						e += " NOT (" + ne + ")"
+					}
+				}
+			}
 			parts = append(parts, c.match(e))
 		}
 		for _, k := range other {
