@@ -206,4 +206,3 @@ func splitArgs(fs *flag.FlagSet, args []string) (flags, rest []string) {
 	}
 	return flags, rest
 }
-
