@@ -298,3 +298,35 @@ func copyArchive(t *testing.T, from, to string) {
 		t.Fatalf("cp: %v %s", err, out)
 	}
 }
+
+// TestBackupIndexes: backup --index indexes what it stores, and later
+// backups keep an existing index up to date without the flag.
+func TestBackupIndexes(t *testing.T) {
+	dv := startDovecot(t)
+	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
+	corpus := searchCorpus(t)
+	imaptest.Append(t, c, "INBOX", nil, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), corpus["04-attachments.eml"])
+	dir := filepath.Join(t.TempDir(), "arch")
+	url := "imap://" + user + "@" + dv.IMAPAddr
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet", "--index"); r.code != 0 {
+		t.Fatalf("backup --index: %s", r.stderr)
+	}
+	if r := mailkeep(t, nil, "search", "--archive", dir, "kettle"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+		t.Errorf("search after backup --index: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	imaptest.Append(t, c, "INBOX", nil, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC), corpus["05-malformed.eml"])
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet"); r.code != 0 || r.stderr != "" {
+		t.Fatalf("backup: %d %s", r.code, r.stderr)
+	}
+	if r := mailkeep(t, nil, "search", "--archive", dir, "zebra"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+		t.Errorf("search after a second backup: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	// Without an index and without --index, a backup makes none.
+	dir2 := filepath.Join(t.TempDir(), "arch2")
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir2, "--quiet"); r.code != 0 {
+		t.Fatalf("backup: %s", r.stderr)
+	}
+	if _, err := os.Lstat(filepath.Join(dir2, textindex.FileName)); !os.IsNotExist(err) {
+		t.Errorf("backup without --index made an index: %v", err)
+	}
+}
