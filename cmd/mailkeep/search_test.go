@@ -321,6 +321,23 @@ func TestBackupIndexes(t *testing.T) {
 	if r := mailkeep(t, nil, "search", "--archive", dir, "zebra"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
 		t.Errorf("search after a second backup: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// Configured accounts: NAMEs select archives, the rest is the query;
+	// no NAME searches every account.
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	toml := fmt.Sprintf("[[account]]\nname = \"me\"\nimap = \"%s\"\ntls = \"none\"\narchive = %q\npassword_env = \"X\"\n"+
+		"[[account]]\nname = \"other\"\nimap = \"%s\"\ntls = \"none\"\narchive = %q\npassword_env = \"X\"\n", url, dir, url, dir)
+	os.WriteFile(cfg, []byte(toml), 0o600)
+	if r := mailkeep(t, nil, "search", "--config", cfg, "me", "zebra"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || strings.Contains(r.stdout, "me ") {
+		t.Errorf("search me zebra: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := mailkeep(t, nil, "search", "--config", cfg, "zebra", "--json"); r.code != 0 || strings.Count(r.stdout, "\n") != 2 ||
+		!strings.Contains(r.stdout, `"account":"me"`) || !strings.Contains(r.stdout, `"account":"other"`) {
+		t.Errorf("search zebra over all accounts: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := mailkeep(t, nil, "index", "--config", cfg, "me", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"indexed":0`) {
+		t.Errorf("index me: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
 	// Without an index and without --index, a backup makes none.
 	dir2 := filepath.Join(t.TempDir(), "arch2")
 	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir2, "--quiet"); r.code != 0 {
