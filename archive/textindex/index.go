@@ -57,12 +57,12 @@ var ErrBusy = errors.New("the search index is being updated by another run")
 // beside it) is a symlink or not a regular file.
 var ErrUnsafe = errors.New("not a regular file")
 
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS docs (
-	id          INTEGER PRIMARY KEY,
+	id          INTEGER PRIMARY KEY, -- orders by date: see ids
 	folder      TEXT NOT NULL,
 	uidvalidity INTEGER NOT NULL,
 	uid         INTEGER NOT NULL,
@@ -77,7 +77,6 @@ CREATE TABLE IF NOT EXISTS docs (
 	problems    INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS docs_key ON docs(folder, uidvalidity, uid, uidl, sha256);
-CREATE INDEX IF NOT EXISTS docs_date ON docs(date);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
 	from_, to_, cc, subject, body, filename,
 	content='', contentless_delete=1,
@@ -262,18 +261,71 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 	if err != nil {
 		return st, err
 	}
+	ids, err := ix.loadIDs(ctx)
+	if err != nil {
+		return st, err
+	}
 	for _, f := range folders {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		if err := ix.updateFolder(ctx, a, f, opt, &st); err != nil {
+		if err := ix.updateFolder(ctx, a, f, opt, ids, &st); err != nil {
 			return st, err
 		}
 	}
 	return st, nil
 }
 
-func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalog.Folder, opt UpdateOptions, st *Stats) error {
+// ids hands out row ids that order by date: a message dated unix time t
+// gets id t, or the next free id after it when t is taken (messages of
+// the same second). A search then reads the full-text matches in rowid
+// order, newest first, and stops at its limit: a word found in every
+// message costs no more than a rare one. Ids this close together keep
+// FTS5's delta-encoded doclists small.
+type ids struct {
+	taken map[int64]bool
+	next  map[int64]int64 // t -> where to look for t's next free id
+}
+
+func (ix *Index) loadIDs(ctx context.Context) (*ids, error) {
+	r := &ids{taken: map[int64]bool{}, next: map[int64]int64{}}
+	rows, err := ix.db.QueryContext(ctx, `SELECT id FROM docs`)
+	if err != nil {
+		return nil, fmt.Errorf("index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("index: %w", err)
+		}
+		r.taken[id] = true
+	}
+	return r, rows.Err()
+}
+
+func (r *ids) get(t int64) int64 {
+	id := t
+	if n, ok := r.next[t]; ok {
+		id = n
+	}
+	for r.taken[id] {
+		id++
+	}
+	r.taken[id] = true
+	r.next[t] = id + 1
+	return id
+}
+
+// release gives back ids of a transaction that did not commit.
+func (r *ids) release(list []int64) {
+	for _, id := range list {
+		delete(r.taken, id)
+	}
+	r.next = map[int64]int64{}
+}
+
+func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalog.Folder, opt UpdateOptions, idgen *ids, st *Stats) error {
 	msgs, err := a.Cat.All(f.ID)
 	if err != nil {
 		return fmt.Errorf("folder %q: %w", f.Name, err)
@@ -330,6 +382,7 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		return nil
 	}
 	var tx *sql.Tx
+	var pending []int64
 	n := 0
 	commit := func() error {
 		if tx == nil {
@@ -338,8 +391,10 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		err := tx.Commit()
 		tx = nil
 		if err != nil {
+			idgen.release(pending)
 			return fmt.Errorf("index: folder %q: %w", f.Name, err)
 		}
+		pending = pending[:0]
 		if opt.Progress != nil {
 			opt.Progress(f.Name, *st)
 		}
@@ -348,6 +403,7 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 	defer func() {
 		if tx != nil {
 			tx.Rollback()
+			idgen.release(pending)
 		}
 	}()
 	err = a.Walk(f, missing, func(m *catalog.Message, r io.Reader) error {
@@ -363,7 +419,9 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 				return fmt.Errorf("index: folder %q: %w", f.Name, err)
 			}
 		}
-		if err := insert(tx, f.Name, m, msg); err != nil {
+		id := idgen.get(msgDate(m, msg).Unix())
+		pending = append(pending, id)
+		if err := insert(tx, id, f.Name, m, msg); err != nil {
 			return fmt.Errorf("index: folder %q uid %d%s: %w", f.Name, m.UID, uidlText(m), err)
 		}
 		st.Indexed++
@@ -404,21 +462,17 @@ func msgDate(m *catalog.Message, msg *Message) time.Time {
 	return m.StoredAt
 }
 
-func insert(tx *sql.Tx, folder string, m *catalog.Message, msg *Message) error {
+func insert(tx *sql.Tx, id int64, folder string, m *catalog.Message, msg *Message) error {
 	names := make([]string, 0, len(msg.Attachments))
 	for _, a := range msg.Attachments {
 		if a.Name != "" {
 			names = append(names, a.Name)
 		}
 	}
-	res, err := tx.Exec(`INSERT INTO docs(folder,uidvalidity,uid,uidl,sha256,cat_id,date,size,sender,subject,attachments,problems)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?)`,
-		folder, m.UIDValidity, m.UID, m.UIDL, m.SHA256, m.ID, msgDate(m, msg).Unix(), m.Size,
+	_, err := tx.Exec(`INSERT INTO docs(id,folder,uidvalidity,uid,uidl,sha256,cat_id,date,size,sender,subject,attachments,problems)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		id, folder, m.UIDValidity, m.UID, m.UIDL, m.SHA256, m.ID, msgDate(m, msg).Unix(), m.Size,
 		msg.From, msg.Subject, len(msg.Attachments), len(msg.Problems))
-	if err != nil {
-		return err
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return err
 	}
@@ -473,15 +527,30 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 	}
 	defer conn.ExecContext(context.Background(), `DETACH DATABASE cat`)
 	var c compiler
-	where := c.node(q)
-	// Read docs newest first through docs_date and stop at the limit:
-	// a common word's matches are not all joined and sorted, and a rare
-	// word's costs one pass over the date index.
+	var where string
+	// Row ids order by date (see ids): read newest first and stop at the
+	// limit. A query with a full-text part is driven by FTS5, which hands
+	// out its matches in rowid order without collecting them first.
+	from := "docs d"
+	order := "d.id DESC"
+	if e, rest, ok := c.driver(q); ok {
+		from = "fts JOIN docs d ON d.id = fts.rowid"
+		order = "fts.rowid DESC"
+		where = "fts MATCH " + c.arg(e)
+		if rest != nil {
+			where += " AND " + c.node(rest)
+		}
+	} else {
+		where = c.node(q)
+	}
 	sqlq := `SELECT d.folder, d.uidvalidity, d.uid, d.uidl, d.date, d.sender, d.subject, d.size, m.flags, m.expunged_run IS NOT NULL, d.attachments
-		FROM docs d INDEXED BY docs_date JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 = d.sha256
-		WHERE ` + where + ` ORDER BY d.date DESC, d.id DESC`
+		FROM ` + from + ` JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 = d.sha256
+		WHERE ` + where + ` ORDER BY ` + order
 	if limit > 0 {
 		sqlq += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	if planHook != nil {
+		planHook(ctx, conn, sqlq, c.args)
 	}
 	rows, err := conn.QueryContext(ctx, sqlq, c.args...)
 	if err != nil {
@@ -509,6 +578,9 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 	return hits, nil
 }
 
+// planHook lets tests see the query plans of searches.
+var planHook func(ctx context.Context, conn *sql.Conn, q string, args []any)
+
 // Count returns how many messages the index holds.
 func (ix *Index) Count(ctx context.Context) (int, error) {
 	var n int
@@ -519,6 +591,55 @@ func (ix *Index) Count(ctx context.Context) (int, error) {
 // compiler turns a query into an SQL condition over docs d and the
 // catalog's messages m.
 type compiler struct{ args []any }
+
+// driver splits a query for an FTS5-driven search: the full-text
+// expression (the query itself, or the text terms of a top-level AND,
+// negated ones with FTS5's NOT) and what is left for SQL (nil: nothing).
+// ok is false when the query has no full-text part to drive it.
+func (c *compiler) driver(q Node) (expr string, rest Node, ok bool) {
+	if e, isText := ftsExpr(q); isText {
+		return e, nil, e != ""
+	}
+	a, isAnd := q.(And)
+	if !isAnd {
+		return "", nil, false
+	}
+	var text, neg []Node
+	var other And
+	for _, k := range a {
+		if _, isText := ftsExpr(k); isText {
+			text = append(text, k)
+		} else if x, isNot := k.(Not); isNot {
+			if _, isText := ftsExpr(x.N); isText {
+				neg = append(neg, x.N)
+			} else {
+				other = append(other, k)
+			}
+		} else {
+			other = append(other, k)
+		}
+	}
+	if len(text) == 0 {
+		return "", nil, false
+	}
+	e, _ := ftsExpr(And(text))
+	if e == "" {
+		return "", nil, false
+	}
+	e = "(" + e + ")"
+	for _, k := range neg {
+		if ne, _ := ftsExpr(k); ne != "" {
+			e += " NOT (" + ne + ")"
+		}
+	}
+	switch len(other) {
+	case 0:
+		return e, nil, true
+	case 1:
+		return e, other[0], true
+	}
+	return e, other, true
+}
 
 func (c *compiler) arg(v any) string {
 	c.args = append(c.args, v)
@@ -619,8 +740,8 @@ func (c *compiler) term(t Term) string {
 		}
 	case "before":
 		return "d.date < " + c.arg(t.Time.Unix())
-	case "after":
-		return "d.date >= " + c.arg(t.Time.Unix())
+	case "after": // ids are never below their dates: the id bound cuts the scan short
+		return "(d.date >= " + c.arg(t.Time.Unix()) + " AND d.id >= " + c.arg(t.Time.Unix()) + ")"
 	case "larger":
 		return "d.size > " + c.arg(t.Size)
 	case "smaller":

@@ -330,3 +330,39 @@ func FuzzParseQuery(f *testing.F) {
 		c.node(n)
 	})
 }
+
+// TestSearchPlans: a search reads newest first and stops at its limit: no
+// query sorts its matches, and a full-text query is driven by FTS5.
+func TestSearchPlans(t *testing.T) {
+	dir := makeArchive(t, archive.MboxZstd, corpusMsgs(t))
+	indexDir(t, dir)
+	var plan string
+	planHook = func(ctx context.Context, conn *sql.Conn, q string, args []any) {
+		rows, err := conn.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			rows.Scan(&id, &parent, &notused, &detail)
+			b.WriteString(detail + "\n")
+		}
+		plan = b.String()
+	}
+	defer func() { planHook = nil }()
+	for _, tt := range []struct{ q, want string }{
+		{"kettle", "SCAN fts VIRTUAL TABLE"},
+		{"kettle -zebra is:flagged folder:INBOX", "SCAN fts VIRTUAL TABLE"},
+		{"is:flagged", "SCAN d"},
+		{"kettle OR is:flagged", "SCAN d"},
+		{"after:2014/01/01 -kettle", "SEARCH d USING INTEGER PRIMARY KEY (rowid>?)"},
+	} {
+		search(t, dir, tt.q)
+		if strings.Contains(plan, "TEMP B-TREE") || !strings.Contains(plan, tt.want) {
+			t.Errorf("%s: plan\n%s", tt.q, plan)
+		}
+	}
+}
