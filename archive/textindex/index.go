@@ -265,15 +265,21 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 	if err != nil {
 		return st, err
 	}
+	// A folder that cannot be read (a damaged file) does not keep the
+	// others from being indexed; its error is returned at the end.
+	var errs []error
 	for _, f := range folders {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
 		if err := ix.updateFolder(ctx, a, f, opt, ids, &st); err != nil {
-			return st, err
+			if ctx.Err() != nil {
+				return st, err
+			}
+			errs = append(errs, err)
 		}
 	}
-	return st, nil
+	return st, errors.Join(errs...)
 }
 
 // ids hands out row ids that order by date: a message dated unix time t

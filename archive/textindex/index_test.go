@@ -366,3 +366,34 @@ func TestSearchPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateDamagedFolder: a folder whose file is damaged fails with its
+// name; the other folders are indexed all the same.
+func TestUpdateDamagedFolder(t *testing.T) {
+	dir := makeArchive(t, archive.Maildir, corpusMsgs(t))
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	f, err := a.Cat.Folder("Archive/Größe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := a.Cat.All(f.ID)
+	if err := os.Truncate(filepath.Join(dir, msgs[0].File), 10); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	st, err := ix.Update(context.Background(), a, UpdateOptions{})
+	if err == nil || !strings.Contains(err.Error(), `"Archive/Größe"`) {
+		t.Errorf("damaged folder: %v", err)
+	}
+	if st.Indexed != 4 { // INBOX's four
+		t.Errorf("indexed %d", st.Indexed)
+	}
+}
