@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // registers the charsets go-message converts from
 	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-message/textproto"
 	"golang.org/x/net/html"
 )
 
@@ -204,39 +205,47 @@ func (p *parser) entity(e *message.Entity, depth int, inAlt bool) error {
 			p.problem("content-type %q: %v", e.Header.Get("Content-Type"), err)
 		}
 	}
-	if mr := e.MultipartReader(); mr != nil {
+	if strings.HasPrefix(mt, "multipart/") {
 		if depth >= maxDepth {
 			p.problem("MIME nesting deeper than %d: rest skipped", maxDepth)
 			return nil
 		}
+		// go-message's textproto reader gives the parts undecoded: an
+		// attachment that nobody saves is read through as it is, its
+		// base64 not decoded (the index only counts attachments).
+		mr := textproto.NewMultipartReader(e.Body, params["boundary"])
 		for {
 			part, err := mr.NextPart()
 			if err == io.EOF {
 				return nil
 			}
-			if part == nil {
+			if err != nil {
 				p.problem("%s: %v", mt, err)
 				return nil
 			}
+			h := message.Header{Header: part.Header}
+			if p.opt.Attachment == nil {
+				if a, ok := attachmentOf(h); ok {
+					n, _ := io.Copy(io.Discard, part)
+					a.Size = n // the encoded size
+					p.index++
+					p.msg.Attachments = append(p.msg.Attachments, a)
+					continue
+				}
+			}
+			ent, err := message.New(h, part)
 			if err != nil {
 				p.problem("%s part: %v", mt, err)
 			}
-			if err := p.entity(part, depth+1, mt == "multipart/alternative"); err != nil {
+			if err := p.entity(ent, depth+1, mt == "multipart/alternative"); err != nil {
 				return err
 			}
 		}
 	}
-	disp, dparams, _ := e.Header.ContentDisposition()
-	name := dparams["filename"]
-	if name == "" {
-		name = params["name"]
+	if a, ok := attachmentOf(e.Header); ok {
+		return p.attachment(a, e.Body)
 	}
-	name = decodeFilename(name)
-	attach := strings.EqualFold(disp, "attachment") || name != "" ||
-		!(strings.HasPrefix(mt, "text/") || mt == "message/rfc822" || mt == "message/global")
 	switch {
-	case attach:
-		return p.attachment(Attachment{Name: name, Type: mt}, e.Body)
 	case mt == "message/rfc822" || mt == "message/global":
 		// A forwarded message: its header and text are part of this one.
 		if depth >= maxDepth {
@@ -261,6 +270,28 @@ func (p *parser) entity(e *message.Entity, depth int, inAlt bool) error {
 		p.addText(&p.msg.Plain, e.Body, false)
 	}
 	return nil
+}
+
+// attachmentOf says whether a part with header h is an attachment: a part
+// with a file name, a Content-Disposition of attachment, or a type that is
+// neither text nor a message.
+func attachmentOf(h message.Header) (Attachment, bool) {
+	mt, params, err := h.ContentType()
+	if err != nil || mt == "" {
+		mt, params = "text/plain", map[string]string{}
+	}
+	if strings.HasPrefix(mt, "multipart/") {
+		return Attachment{}, false
+	}
+	disp, dparams, _ := h.ContentDisposition()
+	name := dparams["filename"]
+	if name == "" {
+		name = params["name"]
+	}
+	name = decodeFilename(name)
+	attach := strings.EqualFold(disp, "attachment") || name != "" ||
+		!(strings.HasPrefix(mt, "text/") || mt == "message/rfc822" || mt == "message/global")
+	return Attachment{Name: name, Type: mt}, attach
 }
 
 func (p *parser) attachment(a Attachment, body io.Reader) error {

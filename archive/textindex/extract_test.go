@@ -51,9 +51,20 @@ func TestParse(t *testing.T) {
 			text: []string{"明日の会議は十時からです。", "Subject: Original wombat note", "The wombat was forwarded."}},
 	} {
 		t.Run(tt.file, func(t *testing.T) {
-			m, err := Parse(bytes.NewReader(readMail(t, tt.file)), ParseOptions{})
+			m, err := Parse(bytes.NewReader(readMail(t, tt.file)), ParseOptions{Attachment: func(Attachment, int, io.Reader) error { return nil }})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// Without a callback attachments are not decoded: the same
+			// list with encoded sizes, the same text.
+			m2, err := Parse(bytes.NewReader(readMail(t, tt.file)), ParseOptions{})
+			if err != nil || m2.Text() != m.Text() || len(m2.Attachments) != len(m.Attachments) {
+				t.Errorf("without a callback: %v %q %+v", err, m2.Text(), m2.Attachments)
+			}
+			for i := range m2.Attachments {
+				if a, b := m2.Attachments[i], m.Attachments[i]; a.Name != b.Name || a.Type != b.Type || a.Size < b.Size {
+					t.Errorf("attachment %d without a callback: %+v vs %+v", i, a, b)
+				}
 			}
 			if m.From != tt.from || m.Subject != tt.subject {
 				t.Errorf("from %q subject %q, want %q %q", m.From, m.Subject, tt.from, tt.subject)

@@ -34,6 +34,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -230,6 +231,9 @@ type Stats struct {
 	Bytes     int64 // message bytes read
 }
 
+// maxBatchText bounds the decoded text an update holds before it writes.
+const maxBatchText = 32 << 20
+
 // key is a message's stable identity.
 type key struct {
 	folder      string
@@ -387,31 +391,64 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 	if len(missing) == 0 {
 		return nil
 	}
-	var tx *sql.Tx
-	var pending []int64
-	n := 0
-	commit := func() error {
-		if tx == nil {
+	// Messages are parsed into a batch (at most BatchMsg messages and
+	// maxBatchText bytes of text), then written in one transaction in
+	// row id order: FTS5 flushes its pending terms whenever a row id is
+	// lower than the one before, and mail stored in UID order is not
+	// always in date order.
+	type doc struct {
+		id  int64
+		m   *catalog.Message
+		msg *Message
+	}
+	var batch []doc
+	text := 0
+	flush := func() error {
+		if len(batch) == 0 {
 			return nil
 		}
-		err := tx.Commit()
-		tx = nil
+		sort.Slice(batch, func(i, j int) bool { return batch[i].id < batch[j].id })
+		err := func() error {
+			tx, err := ix.db.BeginTx(ctx, nil)
+			if err != nil {
+				return fmt.Errorf("index: folder %q: %w", f.Name, err)
+			}
+			defer tx.Rollback()
+			for _, d := range batch {
+				if err := insert(tx, d.id, f.Name, d.m, d.msg); err != nil {
+					return fmt.Errorf("index: folder %q uid %d%s: %w", f.Name, d.m.UID, uidlText(d.m), err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				return fmt.Errorf("index: folder %q: %w", f.Name, err)
+			}
+			return nil
+		}()
 		if err != nil {
-			idgen.release(pending)
-			return fmt.Errorf("index: folder %q: %w", f.Name, err)
+			ids := make([]int64, len(batch))
+			for i, d := range batch {
+				ids[i] = d.id
+			}
+			idgen.release(ids)
+			batch = nil
+			return err
 		}
-		pending = pending[:0]
+		for _, d := range batch {
+			st.Indexed++
+			st.Bytes += d.m.Size
+			if len(d.msg.Problems) > 0 {
+				st.Problems++
+			}
+			if d.msg.Truncated {
+				st.Truncated++
+			}
+		}
+		batch, text = batch[:0], 0
 		if opt.Progress != nil {
 			opt.Progress(f.Name, *st)
 		}
 		return nil
 	}
-	defer func() {
-		if tx != nil {
-			tx.Rollback()
-			idgen.release(pending)
-		}
-	}()
 	err = a.Walk(f, missing, func(m *catalog.Message, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -420,33 +457,23 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		if err != nil {
 			return fmt.Errorf("folder %q uid %d%s: %w", f.Name, m.UID, uidlText(m), err)
 		}
-		if tx == nil {
-			if tx, err = ix.db.BeginTx(ctx, nil); err != nil {
-				return fmt.Errorf("index: folder %q: %w", f.Name, err)
-			}
-		}
-		id := idgen.get(msgDate(m, msg).Unix())
-		pending = append(pending, id)
-		if err := insert(tx, id, f.Name, m, msg); err != nil {
-			return fmt.Errorf("index: folder %q uid %d%s: %w", f.Name, m.UID, uidlText(m), err)
-		}
-		st.Indexed++
-		st.Bytes += m.Size
-		if len(msg.Problems) > 0 {
-			st.Problems++
-		}
-		if msg.Truncated {
-			st.Truncated++
-		}
-		if n++; n%opt.BatchMsg == 0 {
-			return commit()
+		batch = append(batch, doc{idgen.get(msgDate(m, msg).Unix()), m, msg})
+		text += len(msg.Plain) + len(msg.HTML)
+		if len(batch) >= opt.BatchMsg || text >= maxBatchText {
+			return flush()
 		}
 		return nil
 	})
 	if err != nil {
+		if len(batch) > 0 && ctx.Err() == nil {
+			// What was read before a damaged message is kept.
+			if ferr := flush(); ferr != nil {
+				return errors.Join(err, ferr)
+			}
+		}
 		return err
 	}
-	return commit()
+	return flush()
 }
 
 func uidlText(m *catalog.Message) string {

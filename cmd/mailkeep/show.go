@@ -82,7 +82,9 @@ func showMessage(a *archive.Archive, f *catalog.Folder, m *catalog.Message, save
 	}
 	defer r.Close()
 	var save *saver
-	opt := textindex.ParseOptions{MaxText: showMaxText}
+	// A callback, even one that saves nothing, makes Parse decode the
+	// attachments: show lists their decoded sizes.
+	opt := textindex.ParseOptions{MaxText: showMaxText, Attachment: func(textindex.Attachment, int, io.Reader) error { return nil }}
 	if saveDir != "" {
 		if save, err = openSaver(saveDir); err != nil {
 			return err
