@@ -36,6 +36,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode"
@@ -293,6 +294,7 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 // message costs no more than a rare one. Ids this close together keep
 // FTS5's delta-encoded doclists small.
 type ids struct {
+	mu    sync.Mutex // get runs in the reader, release in the writer
 	taken map[int64]bool
 	next  map[int64]int64 // t -> where to look for t's next free id
 }
@@ -315,6 +317,8 @@ func (ix *Index) loadIDs(ctx context.Context) (*ids, error) {
 }
 
 func (r *ids) get(t int64) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	id := t
 	if n, ok := r.next[t]; ok {
 		id = n
@@ -329,6 +333,8 @@ func (r *ids) get(t int64) int64 {
 
 // release gives back ids of a transaction that did not commit.
 func (r *ids) release(list []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, id := range list {
 		delete(r.taken, id)
 	}
@@ -401,54 +407,69 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		m   *catalog.Message
 		msg *Message
 	}
-	var batch []doc
-	text := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
+	// A writer goroutine stores batches while the next one is read and
+	// parsed (at most two batches are held).
+	write := func(batch []doc) error {
 		sort.Slice(batch, func(i, j int) bool { return batch[i].id < batch[j].id })
-		err := func() error {
-			tx, err := ix.db.BeginTx(ctx, nil)
-			if err != nil {
-				return fmt.Errorf("index: folder %q: %w", f.Name, err)
-			}
-			defer tx.Rollback()
-			for _, d := range batch {
-				if err := insert(tx, d.id, f.Name, d.m, d.msg); err != nil {
-					return fmt.Errorf("index: folder %q uid %d%s: %w", f.Name, d.m.UID, uidlText(d.m), err)
-				}
-			}
-			if err := tx.Commit(); err != nil {
-				return fmt.Errorf("index: folder %q: %w", f.Name, err)
-			}
-			return nil
-		}()
+		tx, err := ix.db.BeginTx(ctx, nil)
 		if err != nil {
-			ids := make([]int64, len(batch))
-			for i, d := range batch {
-				ids[i] = d.id
-			}
-			idgen.release(ids)
-			batch = nil
-			return err
+			return fmt.Errorf("index: folder %q: %w", f.Name, err)
 		}
+		defer tx.Rollback()
+		insDoc, err := tx.Prepare(insertDoc)
+		if err != nil {
+			return fmt.Errorf("index: folder %q: %w", f.Name, err)
+		}
+		defer insDoc.Close()
+		insText, err := tx.Prepare(insertText)
+		if err != nil {
+			return fmt.Errorf("index: folder %q: %w", f.Name, err)
+		}
+		defer insText.Close()
 		for _, d := range batch {
-			st.Indexed++
-			st.Bytes += d.m.Size
-			if len(d.msg.Problems) > 0 {
-				st.Problems++
-			}
-			if d.msg.Truncated {
-				st.Truncated++
+			if err := insert(insDoc, insText, d.id, f.Name, d.m, d.msg); err != nil {
+				return fmt.Errorf("index: folder %q uid %d%s: %w", f.Name, d.m.UID, uidlText(d.m), err)
 			}
 		}
-		batch, text = batch[:0], 0
-		if opt.Progress != nil {
-			opt.Progress(f.Name, *st)
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("index: folder %q: %w", f.Name, err)
 		}
 		return nil
 	}
+	batches := make(chan []doc)
+	written := make(chan error, 1)
+	go func() {
+		var werr error
+		for batch := range batches {
+			if werr != nil {
+				continue // drain
+			}
+			if werr = write(batch); werr != nil {
+				ids := make([]int64, len(batch))
+				for i, d := range batch {
+					ids[i] = d.id
+				}
+				idgen.release(ids)
+				continue
+			}
+			for _, d := range batch {
+				st.Indexed++
+				st.Bytes += d.m.Size
+				if len(d.msg.Problems) > 0 {
+					st.Problems++
+				}
+				if d.msg.Truncated {
+					st.Truncated++
+				}
+			}
+			if opt.Progress != nil {
+				opt.Progress(f.Name, *st)
+			}
+		}
+		written <- werr
+	}()
+	var batch []doc
+	text := 0
 	err = a.Walk(f, missing, func(m *catalog.Message, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -460,20 +481,18 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		batch = append(batch, doc{idgen.get(msgDate(m, msg).Unix()), m, msg})
 		text += len(msg.Plain) + len(msg.HTML)
 		if len(batch) >= opt.BatchMsg || text >= maxBatchText {
-			return flush()
+			batches <- batch
+			batch, text = nil, 0
 		}
 		return nil
 	})
-	if err != nil {
-		if len(batch) > 0 && ctx.Err() == nil {
-			// What was read before a damaged message is kept.
-			if ferr := flush(); ferr != nil {
-				return errors.Join(err, ferr)
-			}
-		}
-		return err
+	// What was read before an error (a damaged message) is kept.
+	if len(batch) > 0 && ctx.Err() == nil {
+		batches <- batch
 	}
-	return flush()
+	close(batches)
+	werr := <-written
+	return errors.Join(err, werr)
 }
 
 func uidlText(m *catalog.Message) string {
@@ -495,16 +514,20 @@ func msgDate(m *catalog.Message, msg *Message) time.Time {
 	return m.StoredAt
 }
 
-func insert(tx *sql.Tx, id int64, folder string, m *catalog.Message, msg *Message) error {
+const (
+	insertDoc = `INSERT INTO docs(id,folder,uidvalidity,uid,uidl,sha256,cat_id,date,size,sender,subject,attachments,problems)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	insertText = `INSERT INTO fts(rowid,from_,to_,cc,subject,body,filename) VALUES(?,?,?,?,?,?,?)`
+)
+
+func insert(insDoc, insText *sql.Stmt, id int64, folder string, m *catalog.Message, msg *Message) error {
 	names := make([]string, 0, len(msg.Attachments))
 	for _, a := range msg.Attachments {
 		if a.Name != "" {
 			names = append(names, a.Name)
 		}
 	}
-	_, err := tx.Exec(`INSERT INTO docs(id,folder,uidvalidity,uid,uidl,sha256,cat_id,date,size,sender,subject,attachments,problems)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		id, folder, m.UIDValidity, m.UID, m.UIDL, m.SHA256, m.ID, msgDate(m, msg).Unix(), m.Size,
+	_, err := insDoc.Exec(id, folder, m.UIDValidity, m.UID, m.UIDL, m.SHA256, m.ID, msgDate(m, msg).Unix(), m.Size,
 		msg.From, msg.Subject, len(msg.Attachments), len(msg.Problems))
 	if err != nil {
 		return err
@@ -513,8 +536,7 @@ func insert(tx *sql.Tx, id int64, folder string, m *catalog.Message, msg *Messag
 	if msg.ReplyTo != "" {
 		from += "\n" + msg.ReplyTo
 	}
-	_, err = tx.Exec(`INSERT INTO fts(rowid,from_,to_,cc,subject,body,filename) VALUES(?,?,?,?,?,?,?)`,
-		id, from, msg.To, msg.Cc, msg.Subject, msg.Text(), strings.Join(names, "\n"))
+	_, err = insText.Exec(id, from, msg.To, msg.Cc, msg.Subject, msg.Text(), strings.Join(names, "\n"))
 	return err
 }
 
