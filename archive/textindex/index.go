@@ -19,6 +19,10 @@
 // (attached read-only) for what changes after a message is stored: its
 // flags and whether it is still in the catalog.
 //
+// Row ids order by the messages' dates (the INTERNALDATE, else the Date
+// header), so a search reads its matches newest first, through FTS5 when it
+// has words, and stops at its limit without collecting and sorting them.
+//
 // Text is folded by FTS5's unicode61 tokenizer with remove_diacritics 2:
 // case and diacritics do not matter ("grösse" finds "Grösse" and
 // "Grosse"), but letters that are not a letter plus a diacritic stay
