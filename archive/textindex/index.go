@@ -640,6 +640,37 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 // planHook lets tests see the query plans of searches.
 var planHook func(ctx context.Context, conn *sql.Conn, q string, args []any)
 
+// Stale says whether the index's row id hints no longer point into the
+// catalog (catalog is the archive's catalog database): the catalog was
+// rebuilt with other row ids, and searches miss messages until "mailkeep
+// index" re-links the index (without reading mail again). It checks the
+// newest few index rows.
+func (ix *Index) Stale(ctx context.Context, catalog *sql.DB) bool {
+	rows, err := ix.db.QueryContext(ctx, `SELECT cat_id, sha256 FROM docs ORDER BY id DESC LIMIT 20`)
+	if err != nil {
+		return false
+	}
+	type hint struct {
+		id  int64
+		sha string
+	}
+	var hints []hint
+	for rows.Next() {
+		var h hint
+		if rows.Scan(&h.id, &h.sha) == nil {
+			hints = append(hints, h)
+		}
+	}
+	rows.Close()
+	for _, h := range hints {
+		var sha string
+		if err := catalog.QueryRowContext(ctx, `SELECT sha256 FROM messages WHERE id=?`, h.id).Scan(&sha); err != nil || sha != h.sha {
+			return true
+		}
+	}
+	return false
+}
+
 // Count returns how many messages the index holds.
 func (ix *Index) Count(ctx context.Context) (int, error) {
 	var n int

@@ -236,15 +236,38 @@ func TestRelink(t *testing.T) {
 	msgs := corpusMsgs(t)
 	dir := makeArchive(t, archive.MboxZstd, msgs)
 	indexDir(t, dir)
-	// A rebuilt catalog numbers its rows anew.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "catalog.db"))
+	// A rebuilt catalog is a new file that numbers its rows anew.
+	cat := filepath.Join(dir, "catalog.db")
+	db, err := sql.Open("sqlite", cat)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`UPDATE messages SET id = id + 1000`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.Exec(`VACUUM INTO ?`, cat+".new"); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
+	for _, s := range []string{"-wal", "-shm"} {
+		os.Remove(cat + s)
+	}
+	if err := os.Rename(cat+".new", cat); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdb, err := sql.Open("sqlite", cat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cdb.Close()
+	if !ix.Stale(context.Background(), cdb) {
+		t.Errorf("a rebuilt catalog is not seen as stale")
+	}
+	ix.Close()
 	if got := search(t, dir, "kettle"); len(got) != 0 {
 		t.Errorf("stale hints found %v", got)
 	}
@@ -254,6 +277,14 @@ func TestRelink(t *testing.T) {
 	}
 	if got := search(t, dir, "kettle"); len(got) != 2 {
 		t.Errorf("after relink: %v", got)
+	}
+	ix, err = OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	if ix.Stale(context.Background(), cdb) {
+		t.Errorf("stale after relink")
 	}
 }
 

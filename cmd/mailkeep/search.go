@@ -128,6 +128,9 @@ func searchOne(ctx context.Context, t archiveTarget, q textindex.Node, limit int
 			fmt.Fprintf(stderr, "mailkeep search: %s: %d of %d messages are not indexed yet (run mailkeep index)\n", t.label(), stored-n, stored)
 		}
 	}
+	if ix.Stale(ctx, a.Cat.DB()) {
+		fmt.Fprintf(stderr, "mailkeep search: %s: the catalog was rebuilt since the last index run: run mailkeep index (it re-links without reading mail)\n", t.label())
+	}
 	hs, err := ix.Search(ctx, filepath.Join(t.dir, "catalog.db"), q, limit)
 	if err != nil {
 		return nil, err

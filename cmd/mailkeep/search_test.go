@@ -337,6 +337,18 @@ func TestBackupIndexes(t *testing.T) {
 		t.Errorf("index me: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 
+	// After reindex (a new catalog that keeps the journal's row ids), the
+	// index still finds everything and index has nothing to do.
+	if r := mailkeep(t, nil, "reindex", "--archive", dir, "--quiet"); r.code != 0 {
+		t.Fatalf("reindex: %d %s", r.code, r.stderr)
+	}
+	if r := mailkeep(t, nil, "search", "--archive", dir, "zebra"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
+		t.Errorf("search after reindex: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := mailkeep(t, nil, "index", "--archive", dir, "--json"); r.code != 0 || !strings.Contains(r.stdout, `"indexed":0,"relinked":0`) {
+		t.Errorf("index after reindex: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+
 	// Without an index and without --index, a backup makes none.
 	dir2 := filepath.Join(t.TempDir(), "arch2")
 	if r := mailkeep(t, pwEnv(), "backup", "--imap", url, "--tls", "none", "--archive", dir2, "--quiet"); r.code != 0 {
