@@ -110,6 +110,7 @@ type backupJob struct {
 	folders, exclude []string
 	conns            int
 	pop3             pop3Flags
+	index            bool // update the search index after the backup (--index)
 	// server resolves the connection settings (reads the password).
 	server func(ctx context.Context) (account.Server, imapconn.Config, error)
 }
@@ -123,6 +124,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var folders, exclude stringsFlag
 	var conns, parallel int
 	var pf pop3Flags
+	var index bool
 	cf.register(fs, true)
 	cfgFlag.register(fs)
 	com.register(fs)
@@ -134,6 +136,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	connectionsVar(fs, &conns)
 	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
 	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
+	fs.BoolVar(&index, "index", false, "update the search index after the backup (always done once the archive has one)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -165,7 +168,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		fmtOpt = f
 	}
-	job := backupJob{dir: dir, format: fmtOpt, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server}
+	job := backupJob{dir: dir, format: fmtOpt, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index}
 	bar := progress.New(stderr, "backup", com.quiet)
 	sum, err := runBackup(ctx, job, stdout, log, bar.Add)
 	bar.Done()
@@ -253,6 +256,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 		sum.Outcome, sum.Error = "failed", eerr.Error()
 	}
 	sum.LastSuccess = lastSuccess(a.Cat)
+	indexAfterBackup(ctx, a, job.index, log)
 	return sum, err
 }
 

@@ -42,6 +42,9 @@ Usage:
                                                    (rebuild a lost or damaged catalog)
   mailkeep ls      --archive DIR [--folder F]
   mailkeep cat     --archive DIR FOLDER UID
+  mailkeep index   --archive DIR | [--config FILE] [NAME...]   (build or update the search index)
+  mailkeep search  [--archive DIR | NAME...] [--json] [--limit N] QUERY...
+  mailkeep show    --archive DIR [--attachments DIR] [--raw] FOLDER UID
   mailkeep version
 
 Run 'mailkeep COMMAND -h' for a command's options.
@@ -95,6 +98,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = cmdLs(ctx, rest, stdout, stderr)
 	case "cat":
 		code = cmdCat(ctx, rest, stdout, stderr)
+	case "index":
+		code = cmdIndex(ctx, rest, stdout, stderr)
+	case "search":
+		code = cmdSearch(ctx, rest, stdout, stderr)
+	case "show":
+		code = cmdShow(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailkeep", version)
 		return exitOK
