@@ -14,6 +14,7 @@ import (
 // ownFiles are the files at the archive's top level that belong to it.
 var ownFiles = map[string]bool{
 	"catalog.db": true, "catalog.db-wal": true, "catalog.db-shm": true, "catalog.db-journal": true, "lock": true, "catalog.journal": true,
+	"index.db": true, "index.db-wal": true, "index.db-shm": true, "index.db-journal": true,
 }
 
 // asideFiles are prefixes of the files mailkeep keeps aside (never

@@ -320,6 +320,10 @@ func TestBackupIndexes(t *testing.T) {
 	if r := mailkeep(t, nil, "search", "--archive", dir, "zebra"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || r.stderr != "" {
 		t.Errorf("search after a second backup: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+	// The index is the archive's own file: verify does not call it a stray.
+	if r := mailkeep(t, nil, "verify", "--archive", dir); r.code != 0 {
+		t.Errorf("verify of an indexed archive: %d %s", r.code, r.stderr)
+	}
 	// Configured accounts: NAMEs select archives, the rest is the query;
 	// no NAME searches every account.
 	cfg := filepath.Join(t.TempDir(), "config.toml")
