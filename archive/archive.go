@@ -174,6 +174,20 @@ func Open(dir string, opt Options) (*Archive, error) {
 		}
 	default:
 		a.Format = Format(stored)
+		if opt.Format != "" && opt.Format != a.Format && !opt.ReadOnly {
+			// An archive that holds nothing yet (a first run that never
+			// logged in) takes the format asked for.
+			if empty, err := a.isEmpty(); err != nil {
+				a.Close()
+				return nil, catalogFailure(dir, err)
+			} else if empty {
+				if err := cat.SetMeta("format", string(opt.Format)); err != nil {
+					a.Close()
+					return nil, fmt.Errorf("archive %s: %w", dir, err)
+				}
+				a.Format = opt.Format
+			}
+		}
 		if opt.Format != "" && opt.Format != a.Format {
 			a.Close()
 			return nil, fmt.Errorf("archive %s holds format %s, not %s: use a new directory to change format", dir, a.Format, opt.Format)
@@ -355,4 +369,19 @@ func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*cata
 		return fmt.Errorf("folder %q: %d messages not found in %s", f.Name, left, first.File)
 	}
 	return nil
+}
+
+// isEmpty reports whether the archive holds no folder and no mail file.
+func (a *Archive) isEmpty() (bool, error) {
+	fl, err := a.Cat.Folders()
+	if err != nil || len(fl) > 0 {
+		return false, err
+	}
+	for _, sub := range []string{"mbox", "maildir"} {
+		ents, err := safefs.ReadDir(a.Dir, sub)
+		if err == nil && len(ents) > 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -29,9 +29,14 @@ func TestFailedFirstRunDoesNotBind(t *testing.T) {
 			t.Fatalf("%s: exit 0", url)
 		}
 	}
-	r := mailkeep(t, pwEnv(), "backup", "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet")
+	// The corrected command may also choose another format: nothing was
+	// stored yet.
+	r := mailkeep(t, pwEnv(), "backup", "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet", "--format", "maildir")
 	if r.code != 0 {
 		t.Fatalf("corrected command after failed first runs: exit %d: %s", r.code, r.stderr)
+	}
+	if r := mailkeep(t, pwEnv(), "backup", "--imap", "imap://"+user+"@"+dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet", "--format", "mbox"); r.code == 0 {
+		t.Fatal("an archive holding mail changed format")
 	}
 	// Now it is bound: another account is refused.
 	r = mailkeep(t, pwEnv(), "backup", "--imap", "imap://bob@"+dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet")
