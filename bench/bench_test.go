@@ -67,7 +67,7 @@ func newEnv() (*env, error) {
 	e := &env{dv: dv}
 	// Every account up front: Dovecot notices passwd-file changes by mtime,
 	// which misses several changes within one second.
-	for _, u := range []string{benchUser, "big", "rest0", "wan0"} {
+	for _, u := range []string{benchUser, "big", "rest0", "wan0", "restprev"} {
 		if err := dv.CreateUser(u, benchPass); err != nil {
 			return nil, err
 		}
@@ -380,7 +380,14 @@ func (e *env) restore(b *testing.B, name, dir, addr, dst string) result {
 func BenchmarkRestore(b *testing.B) {
 	e := setup(b)
 	for i := 0; i < b.N; i++ {
-		e.restore(b, "mailkeep restore (loopback)", filepath.Join(e.tmp, "imap-mbox.zst"), e.dv.IMAPAddr, fmt.Sprintf("rest%d", i))
+		r := e.restore(b, "mailkeep restore (loopback)", filepath.Join(e.tmp, "imap-mbox.zst"), e.dv.IMAPAddr, fmt.Sprintf("rest%d", i))
+		prevDir := filepath.Join(e.tmp, "imap-mbox.zst-prev") // written by BenchmarkIMAP's previous build
+		if prev := os.Getenv("MAILKEEP_BENCH_PREV"); prev != "" && i == 0 {
+			if _, err := os.Stat(prevDir); err == nil {
+				pr := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "restore", "--archive", prevDir, "--imap", "imap://restprev@"+e.dv.IMAPAddr, "--tls", "none", "--quiet")
+				report(b, "previous build restore (loopback)", pr, e.corpus.Messages, e.corpus.Bytes, r.secs, "this-build")
+			}
+		}
 	}
 }
 
