@@ -237,11 +237,7 @@ func (w *wtx) tableRows(table string) ([]map[string]any, error) {
 			args[i] = ids[i]
 		}
 		ids = ids[k:]
-		rows, err := w.Query(`SELECT * FROM `+table+` WHERE id IN (`+placeholders(k)+`) ORDER BY id`, args...)
-		if err != nil {
-			return nil, err
-		}
-		got, err := scanMaps(rows)
+		got, err := w.queryMaps(`SELECT * FROM `+table+` WHERE id IN (`+placeholders(k)+`) ORDER BY id`, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -258,17 +254,22 @@ func (w *wtx) histRows() ([]map[string]any, error) {
 			continue
 		}
 		seen[h] = true
-		rows, err := w.Query(`SELECT * FROM flag_history WHERE message=? AND run=?`, h[0], h[1])
-		if err != nil {
-			return nil, err
-		}
-		got, err := scanMaps(rows)
+		got, err := w.queryMaps(`SELECT * FROM flag_history WHERE message=? AND run=?`, h[0], h[1])
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, got...)
 	}
 	return out, nil
+}
+
+// queryMaps runs a query in the transaction and reads every row as a map.
+func (w *wtx) queryMaps(q string, args ...any) ([]map[string]any, error) {
+	rows, err := w.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanMaps(rows)
 }
 
 func placeholders(n int) string {
