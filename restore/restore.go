@@ -205,6 +205,9 @@ type Options struct {
 	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
 	DialRaw func(context.Context) (*imapconn.Raw, error)
+	// NoMultiAppend keeps to one APPEND per message on the raw connection
+	// even where the server offers MULTIAPPEND (see multiappend.go).
+	NoMultiAppend bool
 }
 
 // Stats count what a restore did.
@@ -278,6 +281,7 @@ type run struct {
 	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
+	created  map[string]bool   // created by this run (before its workers start)
 
 	mu    sync.Mutex
 	stats Stats
