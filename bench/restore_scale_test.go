@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
+)
+
+// BenchmarkRestoreScale restores a foreign Maildir of N small messages
+// (about 1 KB) into one empty Dovecot folder (INBOX) with `mailkeep
+// restore --from-maildir`, for each N of MAILKEEP_BENCH_RESTORE_SCALE
+// (comma-separated, e.g. 5000,50000; skipped without it, so that the
+// default `make bench` stays short). It prints wall and CPU time (mailkeep
+// and Dovecot, as the children's rusage of the test process), peak RSS
+// and the growth against the first size: linear growth is the goal
+// (issue 16: 50,000 within 12x the time of 5,000).
+func BenchmarkRestoreScale(b *testing.B) {
+	spec := os.Getenv("MAILKEEP_BENCH_RESTORE_SCALE")
+	if spec == "" {
+		b.Skip("set MAILKEEP_BENCH_RESTORE_SCALE=5000,50000")
+	}
+	var sizes []int
+	for _, s := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			b.Fatalf("MAILKEEP_BENCH_RESTORE_SCALE: %q", s)
+		}
+		sizes = append(sizes, n)
+	}
+	dv, err := dovecottest.New(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dv.Close()
+	users := make([]string, len(sizes))
+	for i := range sizes {
+		users[i] = fmt.Sprintf("scale%d", i)
+		if err := dv.CreateUser(users[i], benchPass); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tmp := b.TempDir()
+	bin := filepath.Join(tmp, "mailkeep")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/mailkeep").CombinedOutput(); err != nil {
+		b.Fatalf("building mailkeep: %v %s", err, out)
+	}
+	var first float64
+	for i, n := range sizes {
+		dir := filepath.Join(tmp, fmt.Sprintf("maildir%d", n))
+		if err := smallMaildir(dir, n); err != nil {
+			b.Fatal(err)
+		}
+		var before, after syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &before)
+		r := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, bin, "restore", "--from-maildir", dir, "--folder", "INBOX",
+			"--imap", "imap://"+users[i]+"@"+dv.IMAPAddr, "--tls", "none", "--quiet")
+		syscall.Getrusage(syscall.RUSAGE_CHILDREN, &after)
+		cpu := tv(after.Utime) + tv(after.Stime) - tv(before.Utime) - tv(before.Stime)
+		if i == 0 {
+			first = r.secs
+		}
+		growth := r.secs / first
+		fmt.Printf("restore %6d msgs into one folder %8.2f s %7.0f msg/s  mailkeep CPU %6.2f s  RSS %6.1f MB  %5.1fx the time of %d for %5.1fx the messages\n",
+			n, r.secs, float64(n)/r.secs, cpu, r.rssMB, growth, sizes[0], float64(n)/float64(sizes[0]))
+		b.ReportMetric(r.secs, fmt.Sprintf("s-%d", n))
+		b.ReportMetric(growth, fmt.Sprintf("growth-%d", n))
+	}
+}
+
+func tv(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+
+// smallMaildir writes a Maildir of n small messages, a tenth of them
+// flagged and with a keyword-free flag set, in cur/.
+func smallMaildir(dir string, n int) error {
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	date := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	line := strings.Repeat("x", 70) + "\r\n"
+	for i := 0; i < n; i++ {
+		body := fmt.Sprintf("From: a@example.org\r\nTo: b@example.org\r\nSubject: m %d\r\nMessage-ID: <%d.scale@example.org>\r\nDate: %s\r\n\r\n%s",
+			i, i, date.Add(time.Duration(i)*time.Minute).Format(time.RFC1123Z), strings.Repeat(line, 12))
+		flags := "S"
+		if i%10 == 0 {
+			flags = "FS"
+		}
+		name := filepath.Join(dir, "cur", fmt.Sprintf("%d.%d.scale:2,%s", 1600000000+i, i, flags))
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			return err
+		}
+		t := date.Add(time.Duration(i) * time.Minute)
+		if err := os.Chtimes(name, t, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
