@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,11 +41,14 @@ func BenchmarkRestoreScale(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer dv.Close()
+	_, mbsyncErr := exec.LookPath("mbsync")
 	users := make([]string, len(sizes))
 	for i := range sizes {
 		users[i] = fmt.Sprintf("scale%d", i)
-		if err := dv.CreateUser(users[i], benchPass); err != nil {
-			b.Fatal(err)
+		for _, u := range []string{users[i], "mbsync" + users[i]} {
+			if err := dv.CreateUser(u, benchPass); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	tmp := b.TempDir()
@@ -70,6 +74,11 @@ func BenchmarkRestoreScale(b *testing.B) {
 		growth := r.secs / first
 		fmt.Printf("restore %6d msgs into one folder %8.2f s %7.0f msg/s  mailkeep CPU %6.2f s  RSS %6.1f MB  %5.1fx the time of %d for %5.1fx the messages\n",
 			n, r.secs, float64(n)/r.secs, cpu, r.rssMB, growth, sizes[0], float64(n)/float64(sizes[0]))
+		if mbsyncErr == nil {
+			m := mbsyncPush(b, dir, dv.IMAPAddr, "mbsync"+users[i])
+			fmt.Printf("mbsync push %6d msgs into one folder %8.2f s %7.0f msg/s  mailkeep %.2fx mbsync\n", n, m.secs, float64(n)/m.secs, r.secs/m.secs)
+			b.ReportMetric(r.secs/m.secs, fmt.Sprintf("x-mbsync-%d", n))
+		}
 		b.ReportMetric(r.secs, fmt.Sprintf("s-%d", n))
 		b.ReportMetric(growth, fmt.Sprintf("growth-%d", n))
 	}
@@ -104,4 +113,45 @@ func smallMaildir(dir string, n int) error {
 		}
 	}
 	return nil
+}
+
+// mbsyncPush pushes a copy of the Maildir dir (mbsync renames its files
+// and keeps its state there) into user's INBOX with mbsync, and times it.
+func mbsyncPush(b *testing.B, dir, addr, user string) result {
+	host, port, _ := net.SplitHostPort(addr)
+	top, err := os.MkdirTemp("", "mailkeep-mbsync")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(top)
+	os.Chmod(top, 0o755) // mbsync runs as user bench
+	work := filepath.Join(top, "Maildir")
+	if out, err := exec.Command("cp", "-r", dir, work).CombinedOutput(); err != nil {
+		b.Fatalf("cp: %v %s", err, out)
+	}
+	rc := filepath.Join(work, "mbsyncrc")
+	os.WriteFile(rc, []byte(fmt.Sprintf(`FSync no
+IMAPAccount a
+Host %s
+Port %s
+User %s
+Pass %s
+SSLType None
+AuthMechs LOGIN
+PipelineDepth 50
+
+IMAPStore r
+Account a
+
+MaildirStore l
+Path %[5]s/
+Inbox %[5]s
+
+Channel c
+Far :r:INBOX
+Near :l:INBOX
+Sync Push
+SyncState *
+`, host, port, user, benchPass, work)), 0o600)
+	return asBench(b, work, "mbsync", "-q", "-c", rc, "c")
 }

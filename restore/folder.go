@@ -41,6 +41,7 @@ type folderRun struct {
 	dropped     map[string]bool
 	pending     []*pendingAppend
 	batch       *appendBatch // the MULTIAPPEND being sent (multiappend.go)
+	batched     bool         // its first message went, alone, and was answered
 
 	prepared          bool // selected and indexed
 	appended, skipped int
@@ -152,19 +153,27 @@ func (fr *folderRun) prepare() error {
 // indexed. A MULTIAPPEND batch that a killed run left in flight is stored
 // in one transaction and shows up all at once, when the server commits it
 // (about a second for a batch of 1,000 small messages on a slow disk), so
-// with batches the wait is longer, and an empty folder is watched too
-// unless this run created it.
+// where batches may have gone the wait is longer, for an empty folder too.
+// Batches may have gone where the progress record has messages restored
+// into the folder: its first message goes alone and is recorded before
+// any batch (multiappend.go). With a Progress that cannot list, every
+// folder this run did not create is watched so.
 func (fr *folderRun) quiet(n uint32) time.Duration {
-	if fr.multiRaw() == nil {
-		if n == 0 {
-			return 0
+	batches := false
+	if fr.multiRaw() != nil {
+		if fr.lister {
+			batches = len(fr.recs) > 0
+		} else {
+			batches = !fr.r.created[fr.dst]
 		}
+	}
+	switch {
+	case batches:
+		return batchSettleDelay
+	case n > 0:
 		return settleDelay
 	}
-	if n == 0 && fr.r.created[fr.dst] {
-		return 0
-	}
-	return batchSettleDelay
+	return 0
 }
 
 // selectFolder SELECTs dst and learns which flags it keeps. SELECT, not

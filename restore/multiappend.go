@@ -131,11 +131,19 @@ func (fr *folderRun) sendBatched(raw *imapconn.Raw, b *body, flags []imap.Flag) 
 	}
 	p.wait = func() (*imap.AppendData, error) { return bt.wait(i) }
 	fr.pending = append(fr.pending, p)
-	if bt.n < maxBatchMsgs && bt.size < maxBatchBytes && bt.text < maxBatchText {
+	first := !fr.batched
+	if !first && bt.n < maxBatchMsgs && bt.size < maxBatchBytes && bt.text < maxBatchText {
 		return nil
 	}
 	if err := fr.endBatch(); err != nil {
 		return err
+	}
+	if first {
+		// The folder's first batch is its first message alone, recorded
+		// before any other batch goes: a rerun that finds no record for
+		// the folder knows no batch can be in flight there (see quiet).
+		fr.batched = true
+		return fr.flush(0)
 	}
 	return fr.flush(bt.n) // the batches before this one
 }

@@ -101,9 +101,10 @@
 // then sent again one by one, so that the server names the one it refuses
 // and stores the others. Messages over 1 MB go alone between batches.
 // A batch that a killed run left in flight appears on the server only
-// when committed, all at once: on a rerun a destination folder that
-// existed before the run is watched for 2 s (not 150 ms) of unchanged
-// message count before its contents are indexed, empty or not.
+// when committed, all at once: a folder's first message goes alone and is
+// recorded before any batch, and on a rerun a folder with records is
+// watched for 2 s (not 150 ms) of unchanged message count before its
+// contents are indexed, empty or not.
 // Options.NoMultiAppend keeps to one APPEND per message.
 package restore
 
