@@ -576,7 +576,7 @@ func (fr *folderRun) flush(keep int) error {
 		fr.pending = fr.pending[1:]
 		data, err := p.wait()
 		if err != nil {
-			if p.batch != nil && isRefusal(err) {
+			if p.batch != nil && p.batch.n > 1 && isRefusal(err) {
 				if err := fr.fallBack(p, err); err != nil {
 					fr.pending = nil
 					return err
