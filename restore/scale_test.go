@@ -35,36 +35,45 @@ func smallSource(n int) *memSource {
 
 // TestRestoreScale restores MAILKEEP_RESTORE_SCALE (comma-separated
 // counts, e.g. 5000,20000) small messages into one empty Dovecot folder
-// each and prints the times and their growth. Skipped without the
-// variable: it is a measurement, not a check.
+// each, in MULTIAPPEND batches and then one APPEND per message
+// (Options.NoMultiAppend), and prints the times and their growth. Skipped
+// without the variable: it is a measurement, not a check.
 func TestRestoreScale(t *testing.T) {
 	spec := os.Getenv("MAILKEEP_RESTORE_SCALE")
 	if spec == "" {
 		t.Skip("set MAILKEEP_RESTORE_SCALE=5000,50000 to measure")
 	}
 	dv := dovecottest.Start(t, nil)
-	var first time.Duration
-	var firstN int
-	for i, s := range strings.Split(spec, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil {
-			t.Fatal(err)
+	u := 0
+	for _, single := range []bool{false, true} {
+		var first time.Duration
+		var firstN int
+		for i, s := range strings.Split(spec, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			u++
+			user := fmt.Sprintf("scale%d", u)
+			dv.AddUser(t, user, pass)
+			src := smallSource(n)
+			tg := target{dv.IMAPAddr, user, true}
+			start := time.Now()
+			st, err := tg.run(context.Background(), src, newProgress(), restore.Options{NoMultiAppend: single})
+			d := time.Since(start)
+			noErr(t, "restore", st, err)
+			if st.Appended != n {
+				t.Fatalf("appended %d of %d", st.Appended, n)
+			}
+			if i == 0 {
+				first, firstN = d, n
+			}
+			mode := "MULTIAPPEND"
+			if single {
+				mode = "one APPEND per message"
+			}
+			t.Logf("%s: %d messages into one folder: %.2f s (%.0f msgs/s); %.1fx the time of %d for %.1fx the messages", mode, n, d.Seconds(), float64(n)/d.Seconds(), d.Seconds()/first.Seconds(), firstN, float64(n)/float64(firstN))
 		}
-		user := fmt.Sprintf("scale%d", i)
-		dv.AddUser(t, user, pass)
-		src := smallSource(n)
-		tg := target{dv.IMAPAddr, user, true}
-		start := time.Now()
-		st, err := tg.run(context.Background(), src, newProgress(), restore.Options{})
-		d := time.Since(start)
-		noErr(t, "restore", st, err)
-		if st.Appended != n {
-			t.Fatalf("appended %d of %d", st.Appended, n)
-		}
-		if i == 0 {
-			first, firstN = d, n
-		}
-		t.Logf("%d messages into one folder: %.2f s (%.0f msgs/s); %.1fx the time of %d for %.1fx the messages", n, d.Seconds(), float64(n)/d.Seconds(), d.Seconds()/first.Seconds(), firstN, float64(n)/float64(firstN))
 	}
 }
 
