@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -340,6 +341,11 @@ func TestKilledRestoreChild(t *testing.T) {
 		return
 	}
 	p := strings.Split(spec, "|")
+	if len(p) > 3 {
+		// MULTIAPPEND batches this small: kills land in and between them.
+		n, _ := strconv.Atoi(p[3])
+		defer restore.SetBatchLimits(n, 1<<20)()
+	}
 	st, err := doRestore(t, p[0], p[1], p[2], restoreOpts{Options: restore.Options{Connections: 2, Progress: func(restore.Event) {
 		os.Stdout.Write([]byte{'.'})
 	}}})
@@ -351,7 +357,9 @@ func TestKilledRestoreChild(t *testing.T) {
 // TestKilledRestore kills restores (SIGKILL, as kill -9) at random points,
 // after 0 to 59 confirmed APPENDs (with up to 32 more in flight), until one
 // finishes: the destination then holds every message exactly once, and a
-// rerun appends nothing. On Dovecot and on go-imap's in-process server.
+// rerun appends nothing. On Dovecot (MULTIAPPEND batches of 1 to 12
+// messages, several in flight) and on go-imap's in-process server (single
+// pipelined APPENDs).
 func TestKilledRestore(t *testing.T) {
 	dv := dovecottest.Start(t, nil)
 	addUsers(t, dv, "src", "dst")
@@ -398,7 +406,7 @@ func TestKilledRestore(t *testing.T) {
 					kill = -1 // let it finish
 				}
 				cmd := exec.Command(exe, "-test.run=^TestKilledRestoreChild$", "-test.count=1")
-				cmd.Env = append(os.Environ(), killChildEnv+"="+dir+"|"+tg.addr+"|"+tg.user)
+				cmd.Env = append(os.Environ(), killChildEnv+"="+dir+"|"+tg.addr+"|"+tg.user+"|"+strconv.Itoa(1+rng.IntN(12)))
 				out, err := cmd.StdoutPipe()
 				if err != nil {
 					t.Fatal(err)

@@ -21,6 +21,10 @@ const appendWindow = 32
 // its contents are indexed.
 var settleDelay = 150 * time.Millisecond
 
+// batchSettleDelay is settleDelay where APPENDs go in MULTIAPPEND batches
+// (see folderRun.quiet).
+var batchSettleDelay = 2 * time.Second
+
 // folderRun restores one source folder into dst over one conn.
 type folderRun struct {
 	r   *run
@@ -36,6 +40,8 @@ type folderRun struct {
 	used        map[imap.UID]bool         // destination messages matched already
 	dropped     map[string]bool
 	pending     []*pendingAppend
+	batch       *appendBatch // the MULTIAPPEND being sent (multiappend.go)
+	batched     bool         // its first message went, alone, and was answered
 
 	prepared          bool // selected and indexed
 	appended, skipped int
@@ -68,6 +74,9 @@ type pendingAppend struct {
 	size  int64
 	flags []imap.Flag
 	msg   Message // with Options.Verify
+
+	batch *appendBatch // the MULTIAPPEND it went in, or nil
+	src   Message      // in a batch: to send it again alone
 }
 
 // sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
@@ -140,6 +149,33 @@ func (fr *folderRun) prepare() error {
 	return fr.index(fr.settle(n))
 }
 
+// quiet is how long a folder's message count must stay put before it is
+// indexed. A MULTIAPPEND batch that a killed run left in flight is stored
+// in one transaction and shows up all at once, when the server commits it
+// (about a second for a batch of 1,000 small messages on a slow disk), so
+// where batches may have gone the wait is longer, for an empty folder too.
+// Batches may have gone where the progress record has messages restored
+// into the folder: its first message goes alone and is recorded before
+// any batch (multiappend.go). With a Progress that cannot list, every
+// folder this run did not create is watched so.
+func (fr *folderRun) quiet(n uint32) time.Duration {
+	batches := false
+	if fr.multiRaw() != nil {
+		if fr.lister {
+			batches = len(fr.recs) > 0
+		} else {
+			batches = !fr.r.created[fr.dst]
+		}
+	}
+	switch {
+	case batches:
+		return batchSettleDelay
+	case n > 0:
+		return settleDelay
+	}
+	return 0
+}
+
 // selectFolder SELECTs dst and learns which flags it keeps. SELECT, not
 // EXAMINE: a read-only mailbox reports no permanent flags. go-imap cannot
 // tell an absent PERMANENTFLAGS from an empty one; both mean no keywords.
@@ -164,13 +200,14 @@ func (fr *folderRun) selectFolder() (uint32, error) {
 // server storing them for a moment after the restart, and the
 // already-present check must see them. It returns the settled count.
 func (fr *folderRun) settle(n uint32) uint32 {
-	if n == 0 {
-		return 0
+	wait := fr.quiet(n)
+	if wait == 0 {
+		return n
 	}
 	c := fr.cn.c
 	for i := 0; i < 40; i++ {
 		select {
-		case <-time.After(settleDelay):
+		case <-time.After(wait):
 		case <-fr.r.ctx.Done():
 			return n
 		}
@@ -328,7 +365,19 @@ func (fr *folderRun) message(m Message) error {
 		fr.appended++
 		return nil
 	}
-	if !b.inMemory() {
+	if b.inMemory() {
+		if raw := fr.multiRaw(); raw != nil {
+			if err := fr.sendBatched(raw, b, flags); err != nil {
+				var fe *FolderError
+				if errors.As(err, &fe) {
+					return err
+				}
+				fr.cn.close()
+				return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+			}
+			return nil
+		}
+	} else {
 		// Settle what is in flight first: if the second read turns out
 		// damaged, the connection is dropped, and nothing else with it.
 		if err := fr.flush(0); err != nil {
@@ -514,11 +563,26 @@ func validFlag(fl string) bool {
 // ends the folder.
 func (fr *folderRun) flush(keep int) error {
 	r := fr.r
+	if keep < len(fr.pending) {
+		// A MULTIAPPEND still open is answered only once ended.
+		if err := fr.endBatch(); err != nil {
+			fr.cn.close()
+			fr.pending = nil
+			return &FolderError{Folder: fr.f.Name, Err: err}
+		}
+	}
 	for len(fr.pending) > keep {
 		p := fr.pending[0]
 		fr.pending = fr.pending[1:]
 		data, err := p.wait()
 		if err != nil {
+			if p.batch != nil && p.batch.n > 1 && isRefusal(err) {
+				if err := fr.fallBack(p, err); err != nil {
+					fr.pending = nil
+					return err
+				}
+				continue
+			}
 			if isRefusal(err) {
 				fr.refused(p.key, err)
 				r.fail(&FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q refused: %w", fr.dst, err)})

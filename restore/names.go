@@ -179,6 +179,10 @@ func (r *run) create1(c *imapclient.Client, name string) error {
 		}
 	} else {
 		r.count(func(s *Stats) { s.Created++ })
+		if r.created == nil {
+			r.created = map[string]bool{}
+		}
+		r.created[name] = true
 		r.log.Info("created folder", "folder", name)
 	}
 	r.existing[name] = true
