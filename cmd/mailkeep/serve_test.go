@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
+	"github.com/mailkeep/mailkeep/internal/imaptest"
+)
+
+// serveFolders are the folders the serve tests fill on Dovecot.
+var serveFolders = []string{"INBOX", "Work/Größe & \"more\"", "Archive/2014"}
+
+// serveCorpus puts the shared corpus (with flags and keywords) into a few
+// folders of a fresh Dovecot account.
+func serveCorpus(t *testing.T) (*dovecottest.Server, *imapclient.Client) {
+	t.Helper()
+	dv := startDovecot(t)
+	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
+	flagSets := [][]string{{`\Seen`}, nil, {`\Seen`, `\Flagged`}, {`\Answered`, "$Label1"}, {`\Seen`, "Keyword_x"}}
+	for i, m := range imaptest.Corpus() {
+		imaptest.Append(t, c, serveFolders[i%len(serveFolders)], flagSets[i%len(flagSets)], time.Date(2014, 1, 1+i, 10, 0, i, 0, time.UTC), m.Body)
+	}
+	return dv, c
+}
+
+func backupTo(t *testing.T, dv *dovecottest.Server, dir string, extra ...string) {
+	t.Helper()
+	args := append([]string{"backup", "--imap", "imap://" + user + "@" + dv.IMAPAddr, "--tls", "none", "--archive", dir, "--quiet"}, extra...)
+	if r := mailkeep(t, pwEnv(), args...); r.code != 0 {
+		t.Fatalf("backup exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// startServe runs "mailkeep serve" on a free loopback port and returns
+// its address; at cleanup it sends SIGTERM and checks a clean exit 0.
+func startServe(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(stderr)
+	line, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "mailkeep serve: listening on ") {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("serve did not start: %q %v", line, err)
+	}
+	var rest bytes.Buffer
+	copied := make(chan struct{})
+	go func() { rest.ReadFrom(br); close(copied) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		err := cmd.Wait()
+		<-copied
+		if err != nil {
+			t.Errorf("serve after SIGTERM: %v (stderr %s)", err, rest.String())
+		}
+	})
+	return strings.TrimSpace(strings.TrimPrefix(line, "mailkeep serve: listening on "))
+}
+
+// TestServeMatchesDovecot: every folder and message of a backup, served,
+// looks as on Dovecot (UIDs, flags, keywords, INTERNALDATE, size, SHA-256)
+// for every archive format, through go-imap's client and Python's imaplib.
+func TestServeMatchesDovecot(t *testing.T) {
+	dv, c := serveCorpus(t)
+	want := imaptest.Snapshot(t, c, false)
+	searches := []string{"ALL", "SEEN", "UNSEEN", "FLAGGED", "KEYWORD $Label1", "LARGER 1500", "SMALLER 800",
+		"SINCE 5-Jan-2014", "BEFORE 5-Jan-2014", "UID 2:4", "NOT SEEN", "OR FLAGGED ANSWERED", "SUBJECT hello", "FROM alice", "TEXT the"}
+	py := func(addr string) string {
+		t.Helper()
+		host, port, _ := strings.Cut(addr, ":")
+		out, err := exec.Command("python3", append([]string{"testdata/serve_imaplib.py", host, port, user, pass}, searches...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("imaplib against %s: %v\n%s", addr, err, out)
+		}
+		return string(out)
+	}
+	pyWant := py(dv.IMAPAddr)
+	for _, format := range []string{"mbox.zst", "mbox.gz", "mbox", "maildir"} {
+		t.Run(format, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "arch")
+			backupTo(t, dv, dir, "--format", format)
+			addr := startServe(t, nil, "--archive", dir)
+			sc := imaptest.Dial(t, addr, "anyone", "anything")
+			if d := imaptest.Diff(want, imaptest.Snapshot(t, sc, false), nil); d != "" {
+				t.Errorf("served archive differs from Dovecot:\n%s", d)
+			}
+			if got := py(addr); got != pyWant {
+				t.Errorf("imaplib: served\n%s\nDovecot\n%s", got, pyWant)
+			}
+		})
+	}
+}

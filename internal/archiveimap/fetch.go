@@ -1,0 +1,230 @@
+package archiveimap
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-message/textproto"
+)
+
+// ErrTooLarge answers a FETCH item or search that would hold more of a
+// message in memory than the configured bound.
+var ErrTooLarge = errors.New("message too large for this request")
+
+func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt *imap.FetchOptions) error {
+	snap := ss.sel
+	if snap == nil {
+		return noSelection()
+	}
+	return snap.each(numSet, func(seq uint32, e *entry) error {
+		rw := w.CreateMessage(seq)
+		if err := ss.s.fetchOne(rw, snap, e, opt); err != nil {
+			err = fmt.Errorf("archive %s folder %q uid %d: %w", snap.mb.ar.a.Dir, snap.mb.folder, e.m.UID, err)
+			ss.s.log.Error("serve: fetch", "err", err)
+			return err
+		}
+		return rw.Close()
+	})
+}
+
+// msgReader reads one message: its header once, then the rest streamed.
+type msgReader struct {
+	s      *Server
+	e      *entry
+	snap   *snapshot
+	header []byte // raw header with the blank line, once read
+}
+
+func (r *msgReader) open() (io.ReadCloser, error) {
+	return r.snap.mb.ar.a.Open(r.e.m)
+}
+
+// readHeader reads the header (bounded) from br.
+func (r *msgReader) readHeader(br *bufio.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	for {
+		line, err := br.ReadSlice('\n')
+		buf.Write(line)
+		if int64(buf.Len()) > r.s.cfg.MaxHeader {
+			return nil, fmt.Errorf("header over %d bytes: %w", r.s.cfg.MaxHeader, ErrTooLarge)
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err == io.EOF {
+			return buf.Bytes(), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
+			return buf.Bytes(), nil
+		}
+	}
+}
+
+func (r *msgReader) getHeader() ([]byte, error) {
+	if r.header != nil {
+		return r.header, nil
+	}
+	rc, err := r.open()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	h, err := r.readHeader(bufio.NewReader(rc))
+	if err != nil {
+		return nil, err
+	}
+	r.header = h
+	return h, nil
+}
+
+// buffered opens the message for processing that needs all of it in hand,
+// refusing messages above the bound.
+func (r *msgReader) buffered() (io.ReadCloser, error) {
+	if r.e.m.Size > r.s.cfg.MaxBuffered {
+		return nil, fmt.Errorf("%d bytes, bound %d: %w", r.e.m.Size, r.s.cfg.MaxBuffered, ErrTooLarge)
+	}
+	return r.open()
+}
+
+func (s *Server) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *entry, opt *imap.FetchOptions) error {
+	w.WriteUID(e.uid)
+	if opt.Flags {
+		w.WriteFlags(e.flags)
+	}
+	if opt.InternalDate {
+		w.WriteInternalDate(e.m.InternalDate)
+	}
+	if opt.RFC822Size {
+		w.WriteRFC822Size(e.m.Size)
+	}
+	r := &msgReader{s: s, e: e, snap: snap}
+	if opt.Envelope {
+		h, err := r.getHeader()
+		if err != nil {
+			return err
+		}
+		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(h)))
+		if err != nil {
+			hdr = textproto.Header{}
+		}
+		w.WriteEnvelope(imapserver.ExtractEnvelope(hdr))
+	}
+	if opt.BodyStructure != nil {
+		// go-message parses part by part; bodies are counted, not held.
+		rc, err := r.open()
+		if err != nil {
+			return err
+		}
+		bs := imapserver.ExtractBodyStructure(rc)
+		rc.Close()
+		w.WriteBodyStructure(bs)
+	}
+	for _, bs := range opt.BodySection {
+		if err := s.fetchSection(w, r, bs); err != nil {
+			return err
+		}
+	}
+	for _, bs := range opt.BinarySection {
+		rc, err := r.buffered()
+		if err != nil {
+			return err
+		}
+		buf := imapserver.ExtractBinarySection(rc, bs)
+		rc.Close()
+		if err := writeLiteral(w.WriteBinarySection(bs, int64(len(buf))), bytes.NewReader(buf), int64(len(buf))); err != nil {
+			return err
+		}
+	}
+	for _, bss := range opt.BinarySectionSize {
+		rc, err := r.buffered()
+		if err != nil {
+			return err
+		}
+		n := imapserver.ExtractBinarySectionSize(rc, bss)
+		rc.Close()
+		w.WriteBinarySectionSize(bss, n)
+	}
+	return nil
+}
+
+// fetchSection writes one BODY[...] item: whole message, TEXT and plain
+// HEADER straight from the archive (streamed), the rest with imapserver's
+// MIME helpers.
+func (s *Server) fetchSection(w *imapserver.FetchResponseWriter, r *msgReader, bs *imap.FetchItemBodySection) error {
+	size := r.e.m.Size
+	switch {
+	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
+		rc, err := r.open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return streamPartial(w, bs, rc, size)
+	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierText:
+		rc, err := r.open()
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		br := bufio.NewReader(rc)
+		h, err := r.readHeader(br)
+		if err != nil {
+			return err
+		}
+		r.header = h
+		return streamPartial(w, bs, br, size-int64(len(h)))
+	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader:
+		h, err := r.getHeader()
+		if err != nil {
+			return err
+		}
+		if len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
+			return streamPartial(w, bs, bytes.NewReader(h), int64(len(h)))
+		}
+		buf := imapserver.ExtractBodySection(bytes.NewReader(h), bs)
+		return writeLiteral(w.WriteBodySection(bs, int64(len(buf))), bytes.NewReader(buf), int64(len(buf)))
+	}
+	rc, err := r.buffered()
+	if err != nil {
+		return err
+	}
+	buf := imapserver.ExtractBodySection(rc, bs)
+	rc.Close()
+	return writeLiteral(w.WriteBodySection(bs, int64(len(buf))), bytes.NewReader(buf), int64(len(buf)))
+}
+
+// streamPartial writes src (size bytes) or its <offset.length> part.
+func streamPartial(w *imapserver.FetchResponseWriter, bs *imap.FetchItemBodySection, src io.Reader, size int64) error {
+	if size < 0 {
+		size = 0
+	}
+	n := size
+	if p := bs.Partial; p != nil {
+		if p.Offset >= size {
+			n = 0
+		} else {
+			if _, err := io.CopyN(io.Discard, src, p.Offset); err != nil {
+				return err
+			}
+			n = min(size-p.Offset, p.Size)
+		}
+	}
+	return writeLiteral(w.WriteBodySection(bs, n), src, n)
+}
+
+// writeLiteral copies exactly n bytes of src into wc and closes it.
+func writeLiteral(wc io.WriteCloser, src io.Reader, n int64) error {
+	_, err := io.CopyN(wc, src, n)
+	if cerr := wc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
