@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
@@ -107,4 +109,88 @@ func TestServeMatchesDovecot(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fetchAll fetches items of every message of a folder, by UID.
+func fetchAll(t *testing.T, c *imapclient.Client, folder string, opt *imap.FetchOptions) []*imapclient.FetchMessageBuffer {
+	t.Helper()
+	if _, err := c.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatalf("select %q: %v", folder, err)
+	}
+	var all imap.UIDSet
+	all.AddRange(1, 0)
+	msgs, err := c.Fetch(all, opt).Collect()
+	if err != nil {
+		t.Fatalf("fetch in %q: %v", folder, err)
+	}
+	return msgs
+}
+
+func bodyKind(bs imap.BodyStructure) string {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureMultiPart:
+		var parts []string
+		for _, p := range bs.Children {
+			parts = append(parts, bodyKind(p))
+		}
+		return "multipart/" + strings.ToLower(bs.Subtype) + "(" + strings.Join(parts, ",") + ")"
+	case *imap.BodyStructureSinglePart:
+		return strings.ToLower(bs.Type + "/" + bs.Subtype)
+	}
+	return "?"
+}
+
+// TestServeFetchSections: BODY[HEADER], BODY[TEXT], part and partial
+// sections, ENVELOPE and BODYSTRUCTURE of every message as Dovecot gives
+// them.
+func TestServeFetchSections(t *testing.T) {
+	dv, c := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	sc := imaptest.Dial(t, startServe(t, nil, "--archive", dir), user, "x")
+	sections := []*imap.FetchItemBodySection{
+		{Specifier: imap.PartSpecifierHeader, Peek: true},
+		{Specifier: imap.PartSpecifierText, Peek: true},
+		{Peek: true, Partial: &imap.SectionPartial{Offset: 7, Size: 50}},
+		{Peek: true, Partial: &imap.SectionPartial{Offset: 100000, Size: 1000}},
+		{Specifier: imap.PartSpecifierText, Peek: true, Partial: &imap.SectionPartial{Offset: 5, Size: 30}},
+		{Part: []int{1}, Peek: true},
+		{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Subject", "Message-ID"}, Peek: true},
+	}
+	opt := &imap.FetchOptions{UID: true, Envelope: true, BodyStructure: &imap.FetchItemBodyStructure{Extended: true}, BodySection: sections}
+	n := 0
+	for _, folder := range serveFolders {
+		want := fetchAll(t, c, folder, opt)
+		got := fetchAll(t, sc, folder, opt)
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d messages served, %d on Dovecot", folder, len(got), len(want))
+		}
+		for i := range want {
+			w, g := want[i], got[i]
+			if g.UID != w.UID {
+				t.Fatalf("%s: message %d has uid %d, want %d", folder, i+1, g.UID, w.UID)
+			}
+			for _, s := range sections {
+				if wb, gb := w.FindBodySection(s), g.FindBodySection(s); !bytes.Equal(wb, gb) {
+					t.Errorf("%s uid %d %s<%v>: served %q, Dovecot %q", folder, w.UID, s.Specifier, s.Partial, clipBytes(gb), clipBytes(wb))
+				}
+				n++
+			}
+			if g.Envelope == nil || g.Envelope.Subject != w.Envelope.Subject || g.Envelope.MessageID != w.Envelope.MessageID ||
+				fmt.Sprint(g.Envelope.From) != fmt.Sprint(w.Envelope.From) || !g.Envelope.Date.Equal(w.Envelope.Date) {
+				t.Errorf("%s uid %d ENVELOPE: served %+v, Dovecot %+v", folder, w.UID, g.Envelope, w.Envelope)
+			}
+			if bodyKind(g.BodyStructure) != bodyKind(w.BodyStructure) {
+				t.Errorf("%s uid %d BODYSTRUCTURE: served %s, Dovecot %s", folder, w.UID, bodyKind(g.BodyStructure), bodyKind(w.BodyStructure))
+			}
+		}
+	}
+	t.Logf("%d sections compared", n)
+}
+
+func clipBytes(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
 }

@@ -111,11 +111,7 @@ func (s *Server) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *
 		if err != nil {
 			return err
 		}
-		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(h)))
-		if err != nil {
-			hdr = textproto.Header{}
-		}
-		w.WriteEnvelope(imapserver.ExtractEnvelope(hdr))
+		w.WriteEnvelope(imapserver.ExtractEnvelope(parseHeader(h)))
 	}
 	if opt.BodyStructure != nil {
 		// go-message parses part by part; bodies are counted, not held.
@@ -123,7 +119,12 @@ func (s *Server) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *
 		if err != nil {
 			return err
 		}
-		bs := imapserver.ExtractBodyStructure(rc)
+		src, err := r.lenient(rc)
+		if err != nil {
+			rc.Close()
+			return err
+		}
+		bs := imapserver.ExtractBodyStructure(src)
 		rc.Close()
 		w.WriteBodyStructure(bs)
 	}
@@ -189,16 +190,79 @@ func (s *Server) fetchSection(w *imapserver.FetchResponseWriter, r *msgReader, b
 		if len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
 			return streamPartial(w, bs, bytes.NewReader(h), int64(len(h)))
 		}
-		buf := imapserver.ExtractBodySection(bytes.NewReader(h), bs)
+		buf := imapserver.ExtractBodySection(bytes.NewReader(cleanHeader(h)), bs)
+		if !endsInBlankLine(h) {
+			// Without a blank line the message is all header: no blank
+			// line to give back either (as Dovecot).
+			if t, ok := bytes.CutSuffix(buf, []byte("\r\n\r\n")); ok {
+				buf = append(t, "\r\n"...)
+			}
+		}
 		return writeLiteral(w.WriteBodySection(bs, int64(len(buf))), bytes.NewReader(buf), int64(len(buf)))
 	}
 	rc, err := r.buffered()
 	if err != nil {
 		return err
 	}
-	buf := imapserver.ExtractBodySection(rc, bs)
-	rc.Close()
+	defer rc.Close()
+	src, err := r.lenient(rc)
+	if err != nil {
+		return err
+	}
+	buf := imapserver.ExtractBodySection(src, bs)
 	return writeLiteral(w.WriteBodySection(bs, int64(len(buf))), bytes.NewReader(buf), int64(len(buf)))
+}
+
+// lenient returns the message of rc with its header cleaned for go-message
+// (see cleanHeader); the body follows unchanged, streamed.
+func (r *msgReader) lenient(rc io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(rc)
+	h, err := r.readHeader(br)
+	if err != nil {
+		return nil, err
+	}
+	r.header = h
+	return io.MultiReader(bytes.NewReader(cleanHeader(h)), br), nil
+}
+
+// cleanHeader drops the lines of a raw header that are neither fields nor
+// continuations (an mbox "From " line kept at the top of a message, stray
+// text), which would stop go-message's parser at the first line; servers
+// such as Dovecot skip them the same way.
+func cleanHeader(h []byte) []byte {
+	var out []byte
+	for len(h) > 0 {
+		line := h
+		if i := bytes.IndexByte(h, '\n'); i >= 0 {
+			line = h[:i+1]
+		}
+		h = h[len(line):]
+		trimmed := bytes.TrimRight(line, "\r\n")
+		if len(trimmed) == 0 || trimmed[0] == ' ' || trimmed[0] == '\t' {
+			out = append(out, line...)
+			continue
+		}
+		colon := bytes.IndexByte(trimmed, ':')
+		if colon <= 0 || bytes.ContainsAny(trimmed[:colon], " \t") {
+			continue
+		}
+		out = append(out, line...)
+	}
+	return out
+}
+
+func endsInBlankLine(h []byte) bool {
+	return bytes.HasSuffix(h, []byte("\n\n")) || bytes.HasSuffix(h, []byte("\n\r\n"))
+}
+
+// parseHeader parses a raw header leniently (an empty one when it does not
+// parse at all).
+func parseHeader(raw []byte) textproto.Header {
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(cleanHeader(raw))))
+	if err != nil && h.Len() == 0 {
+		return textproto.Header{}
+	}
+	return h
 }
 
 // streamPartial writes src (size bytes) or its <offset.length> part.

@@ -223,10 +223,7 @@ func (sr *searcher) header(e *entry, mc *msgCache) (*textproto.Header, error) {
 	if err != nil {
 		return nil, fmt.Errorf("folder %q uid %d: %w", sr.snap.mb.folder, e.m.UID, err)
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
-	if err != nil {
-		h = textproto.Header{}
-	}
+	h := parseHeader(raw)
 	mc.header = &h
 	return mc.header, nil
 }
