@@ -3,10 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -193,4 +197,169 @@ func clipBytes(b []byte) string {
 		return string(b[:200]) + "..."
 	}
 	return string(b)
+}
+
+// TestServeReadOnly: every write answers NO and changes nothing, in the
+// session or in the archive.
+func TestServeReadOnly(t *testing.T) {
+	dv, _ := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	before := mailkeep(t, nil, "ls", "--archive", dir, "--folder", "INBOX")
+	sc := imaptest.Dial(t, startServe(t, nil, "--archive", dir), user, "x")
+	if _, err := sc.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var one imap.UIDSet
+	one.AddNum(1)
+	refused := map[string]error{
+		"STORE":   sc.Store(one, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted, imap.FlagSeen}}, nil).Close(),
+		"COPY":    func() error { _, err := sc.Copy(one, "Archive/2014").Wait(); return err }(),
+		"MOVE":    func() error { _, err := sc.Move(one, "Archive/2014").Wait(); return err }(),
+		"EXPUNGE": sc.Expunge().Close(),
+		"CREATE":  sc.Create("New", nil).Wait(),
+		"DELETE":  sc.Delete("Archive/2014").Wait(),
+		"RENAME":  sc.Rename("Archive/2014", "Old", nil).Wait(),
+		"APPEND": func() error {
+			a := sc.Append("INBOX", 3, nil)
+			a.Write([]byte("x\r\n"))
+			a.Close()
+			_, err := a.Wait()
+			return err
+		}(),
+	}
+	for cmd, err := range refused {
+		var ie *imap.Error
+		if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+			t.Errorf("%s: %v, want NO", cmd, err)
+		}
+	}
+	msgs := fetchAll(t, sc, "INBOX", &imap.FetchOptions{UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{{}}})
+	for _, m := range msgs {
+		if m.UID == 1 && (slices.Contains(m.Flags, imap.FlagDeleted)) {
+			t.Errorf("uid 1 flags after a refused STORE: %v", m.Flags)
+		}
+	}
+	if err := sc.Unselect().Wait(); err != nil {
+		t.Errorf("UNSELECT: %v", err)
+	}
+	sc.Logout().Wait()
+	if after := mailkeep(t, nil, "ls", "--archive", dir, "--folder", "INBOX"); after.stdout != before.stdout {
+		t.Errorf("archive changed by a client:\n%s\n%s", before.stdout, after.stdout)
+	}
+	if r := mailkeep(t, nil, "verify", "--archive", dir); r.code != 0 {
+		t.Errorf("verify after serving: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestServeAsOfAndExpunged: --as-of serves the archive as it was; messages
+// expunged on the server appear only under Expunged/ with
+// --include-expunged.
+func TestServeAsOfAndExpunged(t *testing.T) {
+	dv, c := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	first := imaptest.Snapshot(t, c, false)
+	time.Sleep(1100 * time.Millisecond) // run start times have a resolution of a second
+	mid := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	// On the server: expunge INBOX uid 1, flag uid 2, add a message.
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var u1, u2 imap.UIDSet
+	u1.AddNum(1)
+	u2.AddNum(2)
+	if err := c.Store(u1, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(u2, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Unselect().Wait()
+	imaptest.Append(t, c, "INBOX", nil, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC), []byte("Subject: later\r\n\r\nlater\r\n"))
+	now := imaptest.Snapshot(t, c, false)
+	backupTo(t, dv, dir)
+
+	sc := imaptest.Dial(t, startServe(t, nil, "--archive", dir), user, "x")
+	if d := imaptest.Diff(now, imaptest.Snapshot(t, sc, false), nil); d != "" {
+		t.Errorf("served now differs from the server:\n%s", d)
+	}
+	sc = imaptest.Dial(t, startServe(t, nil, "--archive", dir, "--as-of", mid.Format(time.RFC3339)), user, "x")
+	if d := imaptest.Diff(first, imaptest.Snapshot(t, sc, false), nil); d != "" {
+		t.Errorf("served --as-of differs from the server then:\n%s", d)
+	}
+	sc = imaptest.Dial(t, startServe(t, nil, "--archive", dir, "--include-expunged"), user, "x")
+	got := imaptest.Snapshot(t, sc, false)
+	exp := got["Expunged/INBOX"]
+	delete(got, "Expunged/INBOX")
+	for name, msgs := range got {
+		if strings.HasPrefix(name, "Expunged/") {
+			if len(msgs) != 0 {
+				t.Errorf("%s: %d messages, want none", name, len(msgs))
+			}
+			delete(got, name)
+		}
+	}
+	if d := imaptest.Diff(now, got, nil); d != "" {
+		t.Errorf("live folders with --include-expunged differ:\n%s", d)
+	}
+	if len(exp) != 1 || exp[0].SHA256 != first["INBOX"][0].SHA256 {
+		t.Errorf("Expunged/INBOX: %+v, want the expunged %+v", exp, first["INBOX"][0])
+	}
+}
+
+// TestServeRefusesInsecureListen: beyond loopback, TLS and a password are
+// required; LOGIN before STARTTLS is refused when TLS is set.
+func TestServeRefusesInsecureListen(t *testing.T) {
+	dv, _ := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	for _, args := range [][]string{
+		{"--listen", "0.0.0.0:0"},
+		{"--listen", ":0"},
+		{"--listen", "0.0.0.0:0", "--tls-cert", dv.CACertFile, "--tls-key", filepath.Join(dv.Dir, "key.pem")},
+	} {
+		r := mailkeep(t, nil, append([]string{"serve", "--archive", dir}, args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--tls-cert, --tls-key and a password") {
+			t.Errorf("serve %v: exit %d %q, want a refusal", args, r.code, r.stderr)
+		}
+	}
+	addr := startServe(t, []string{servePasswordEnv + "=" + pass}, "--archive", dir, "--tls-cert", dv.CACertFile, "--tls-key", filepath.Join(dv.Dir, "key.pem"))
+	plain, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if err := plain.Login(user, pass).Wait(); err == nil {
+		t.Error("LOGIN before STARTTLS accepted")
+	}
+	pem, err := os.ReadFile(dv.CACertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	for _, pw := range []string{"wrong", pass} {
+		tc, err := imapclient.DialStartTLS(addr, &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = tc.Login(user, pw).Wait()
+		if pw == pass && err != nil {
+			t.Errorf("LOGIN after STARTTLS: %v", err)
+		}
+		if pw != pass && err == nil {
+			t.Error("a wrong password logged in")
+		}
+		if err == nil {
+			if _, err := tc.Select("INBOX", nil).Wait(); err != nil {
+				t.Errorf("select after STARTTLS and LOGIN: %v", err)
+			}
+		}
+		tc.Close()
+	}
 }
