@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
@@ -260,9 +261,6 @@ func TestServeAsOfAndExpunged(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "arch")
 	backupTo(t, dv, dir)
 	first := imaptest.Snapshot(t, c, false)
-	time.Sleep(1100 * time.Millisecond) // run start times have a resolution of a second
-	mid := time.Now()
-	time.Sleep(1100 * time.Millisecond)
 	// On the server: expunge INBOX uid 1, flag uid 2, add a message.
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
@@ -283,12 +281,26 @@ func TestServeAsOfAndExpunged(t *testing.T) {
 	imaptest.Append(t, c, "INBOX", nil, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC), []byte("Subject: later\r\n\r\nlater\r\n"))
 	now := imaptest.Snapshot(t, c, false)
 	backupTo(t, dv, dir)
+	// As of the second run's start: what the first run stored.
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := a.Cat.Runs()
+	a.Close()
+	if err != nil || len(runs) != 2 {
+		t.Fatalf("runs: %v %v", runs, err)
+	}
+	mid := runs[0].Started
+	if runs[1].Started.After(mid) {
+		mid = runs[1].Started
+	}
 
 	sc := imaptest.Dial(t, startServe(t, nil, "--archive", dir), user, "x")
 	if d := imaptest.Diff(now, imaptest.Snapshot(t, sc, false), nil); d != "" {
 		t.Errorf("served now differs from the server:\n%s", d)
 	}
-	sc = imaptest.Dial(t, startServe(t, nil, "--archive", dir, "--as-of", mid.Format(time.RFC3339)), user, "x")
+	sc = imaptest.Dial(t, startServe(t, nil, "--archive", dir, "--as-of", mid.Format(time.RFC3339Nano)), user, "x")
 	if d := imaptest.Diff(first, imaptest.Snapshot(t, sc, false), nil); d != "" {
 		t.Errorf("served --as-of differs from the server then:\n%s", d)
 	}
