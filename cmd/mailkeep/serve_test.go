@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -374,4 +376,144 @@ func TestServeRefusesInsecureListen(t *testing.T) {
 		}
 		tc.Close()
 	}
+}
+
+// mbsyncPull pulls every folder of an IMAP server into a new Maildir tree
+// with mbsync and returns the tree and how long it took.
+func mbsyncPull(t *testing.T, addr, password string) (string, time.Duration) {
+	t.Helper()
+	host, port, _ := strings.Cut(addr, ":")
+	base := t.TempDir()
+	local := filepath.Join(base, "mail") + "/"
+	conf := fmt.Sprintf(`IMAPAccount acct
+Host %s
+Port %s
+User %s
+Pass %s
+TLSType None
+AuthMechs LOGIN
+
+IMAPStore far
+Account acct
+
+MaildirStore near
+Path %s
+Inbox %sINBOX
+SubFolders Verbatim
+
+Channel pull
+Far :far:
+Near :near:
+Patterns *
+Create Near
+Sync Pull
+SyncState *
+`, host, port, user, password, local, local)
+	if strings.HasPrefix(mbsyncVersion(t), "1.4") {
+		conf = strings.Replace(conf, "TLSType None", "SSLType None", 1)
+	}
+	if err := os.Mkdir(local, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cf := filepath.Join(base, "mbsyncrc")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := exec.Command("mbsync", "-q", "-c", cf, "-a").CombinedOutput()
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("mbsync from %s: %v\n%s", addr, err, out)
+	}
+	return local, took
+}
+
+func mbsyncVersion(t *testing.T) string {
+	out, err := exec.Command("mbsync", "--version").Output()
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mbsync (isync) is not installed: %v", err)
+		}
+		t.Skipf("mbsync (isync) is not installed (scripts/install-test-deps): %v", err)
+	}
+	_, v, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	return v
+}
+
+var tuidRE = regexp.MustCompile(`(?m)^X-TUID: [^\n]*\n`)
+
+// maildirContents lists a Maildir tree pulled by mbsync: per folder, the
+// messages' SHA-256 and Maildir flag letters, sorted.
+func maildirContents(t *testing.T, root string) map[string][]string {
+	t.Helper()
+	got := map[string][]string{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		sub := filepath.Base(filepath.Dir(p))
+		if sub != "cur" && sub != "new" {
+			return nil
+		}
+		folder, _ := filepath.Rel(root, filepath.Dir(filepath.Dir(p)))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		// mbsync stores with LF line ends and adds its own random
+		// X-TUID field: drop that field; both pulls change line ends alike.
+		b = tuidRE.ReplaceAll(b, nil)
+		flags := ""
+		if _, f, ok := strings.Cut(d.Name(), ":2,"); ok {
+			flags = f
+		}
+		got[folder] = append(got[folder], fmt.Sprintf("%x %s", sha256.Sum256(b), flags))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range got {
+		slices.Sort(v)
+	}
+	return got
+}
+
+// TestServeMbsync: mbsync pulls the whole served archive into a Maildir,
+// every message byte-exact with its flags, as it pulls it from Dovecot; it
+// logs both times (the target: serve within 2x of Dovecot).
+func TestServeMbsync(t *testing.T) {
+	mbsyncVersion(t)
+	dv, c := serveCorpus(t)
+	// A corpus big enough to time: 1,000 more messages of 1 to 40 KB.
+	for i := range 1000 {
+		var b bytes.Buffer
+		b.ReadFrom(imaptest.BigMessage(1000 + i*397%40000))
+		flags := [][]string{{`\Seen`}, nil, {`\Seen`, `\Flagged`}, {`\Answered`}}[i%4]
+		imaptest.Append(t, c, serveFolders[i%len(serveFolders)], flags, time.Date(2015, 1, 1, 0, 0, i, 0, time.UTC), b.Bytes())
+	}
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	addr := startServe(t, nil, "--archive", dir)
+
+	fromDovecot, tDovecot := mbsyncPull(t, dv.IMAPAddr, pass)
+	fromServe, tServe := mbsyncPull(t, addr, "anything")
+	want, got := maildirContents(t, fromDovecot), maildirContents(t, fromServe)
+	n := 0
+	for folder, msgs := range want {
+		n += len(msgs)
+		if !slices.Equal(msgs, got[folder]) {
+			t.Errorf("%s: mbsync from serve got %d messages, from Dovecot %d, or they differ in bytes or flags", folder, len(got[folder]), len(msgs))
+			for i := range min(len(msgs), len(got[folder])) {
+				if msgs[i] != got[folder][i] {
+					t.Logf("first difference: from serve %s, from Dovecot %s", got[folder][i], msgs[i])
+					break
+				}
+			}
+		}
+	}
+	if len(got) != len(want) || n < 1000 {
+		t.Errorf("folders: from serve %d, from Dovecot %d; %d messages", len(got), len(want), n)
+	}
+	t.Logf("mbsync pull of %d messages: Dovecot %v, mailkeep serve %v (%.2fx)", n, tDovecot.Round(time.Millisecond), tServe.Round(time.Millisecond), float64(tServe)/float64(tDovecot))
 }
