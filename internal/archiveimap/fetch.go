@@ -23,7 +23,7 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt *ima
 	}
 	return snap.each(numSet, func(seq uint32, e *entry) error {
 		rw := w.CreateMessage(seq)
-		if err := ss.s.fetchOne(rw, snap, e, opt); err != nil {
+		if err := ss.fetchOne(rw, snap, e, opt); err != nil {
 			err = fmt.Errorf("archive %s folder %q uid %d: %w", snap.mb.ar.a.Dir, snap.mb.folder, e.m.UID, err)
 			ss.s.log.Error("serve: fetch", "err", err)
 			return err
@@ -35,13 +35,14 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt *ima
 // msgReader reads one message: its header once, then the rest streamed.
 type msgReader struct {
 	s      *Server
+	ss     *session
 	e      *entry
 	snap   *snapshot
 	header []byte // raw header with the blank line, once read
 }
 
 func (r *msgReader) open() (io.ReadCloser, error) {
-	return r.snap.mb.ar.a.Open(r.e.m)
+	return r.ss.open(r.snap, r.e.m)
 }
 
 // readHeader reads the header (bounded) from br.
@@ -94,7 +95,8 @@ func (r *msgReader) buffered() (io.ReadCloser, error) {
 	return r.open()
 }
 
-func (s *Server) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *entry, opt *imap.FetchOptions) error {
+func (ss *session) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *entry, opt *imap.FetchOptions) error {
+	s := ss.s
 	w.WriteUID(e.uid)
 	if opt.Flags {
 		w.WriteFlags(e.flags)
@@ -105,7 +107,7 @@ func (s *Server) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e *
 	if opt.RFC822Size {
 		w.WriteRFC822Size(e.m.Size)
 	}
-	r := &msgReader{s: s, e: e, snap: snap}
+	r := &msgReader{s: s, ss: ss, e: e, snap: snap}
 	if opt.Envelope {
 		h, err := r.getHeader()
 		if err != nil {

@@ -34,7 +34,7 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 	if snap == nil {
 		return nil, noSelection()
 	}
-	sr := &searcher{s: ss.s, snap: snap, hits: map[string]map[string]bool{}}
+	sr := &searcher{s: ss.s, ss: ss, snap: snap, hits: map[string]map[string]bool{}}
 	var data imap.SearchData
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
@@ -72,6 +72,7 @@ func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria
 
 type searcher struct {
 	s    *Server
+	ss   *session
 	snap *snapshot
 	hits map[string]map[string]bool // "field\x00value" → message keys
 }
@@ -218,7 +219,7 @@ func (sr *searcher) header(e *entry, mc *msgCache) (*textproto.Header, error) {
 	if mc.header != nil {
 		return mc.header, nil
 	}
-	r := &msgReader{s: sr.s, e: e, snap: sr.snap}
+	r := &msgReader{s: sr.s, ss: sr.ss, e: e, snap: sr.snap}
 	raw, err := r.getHeader()
 	if err != nil {
 		return nil, fmt.Errorf("folder %q uid %d: %w", sr.snap.mb.folder, e.m.UID, err)
@@ -236,7 +237,7 @@ func (sr *searcher) scan(e *entry, v string, withHeader bool, mc *msgCache) (boo
 	if ok, done := mc.text[k]; done {
 		return ok, nil
 	}
-	rc, err := sr.snap.mb.ar.a.Open(e.m)
+	rc, err := sr.ss.open(sr.snap, e.m)
 	if err != nil {
 		return false, fmt.Errorf("folder %q uid %d: %w", sr.snap.mb.folder, e.m.UID, err)
 	}

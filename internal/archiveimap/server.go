@@ -365,6 +365,9 @@ type snapshot struct {
 	uidValidity uint32
 	uidNext     imap.UID
 	msgs        []entry
+	// mbox archives: the folder's messages in storage order, for cursors
+	stored    []storedMsg
+	storedIdx map[int64]int
 }
 
 // load takes a snapshot of a mailbox.
@@ -400,6 +403,11 @@ func (s *Server) load(mb *mailbox) (*snapshot, error) {
 		flagsOf = allFlags
 	}
 	snap := &snapshot{mb: mb, f: f, msgs: make([]entry, 0, len(sel))}
+	if a.Format != archive.Maildir {
+		if snap.stored, snap.storedIdx, err = storageOrder(a.Cat, f); err != nil {
+			return nil, fmt.Errorf("folder %q: %w", mb.folder, err)
+		}
+	}
 	archived := f.UIDValidity != 0
 	seen := make(map[uint32]bool, len(sel))
 	for _, m := range sel {

@@ -12,12 +12,16 @@ type session struct {
 	s     *Server
 	conn  *imapserver.Conn
 	sel   *snapshot
+	cur   *cursor
 	authd bool
 }
 
 var _ imapserver.SessionNamespace = (*session)(nil)
 
-func (ss *session) Close() error { return nil }
+func (ss *session) Close() error {
+	ss.cur.close()
+	return nil
+}
 
 func (ss *session) Login(username, password string) error {
 	if !ss.s.checkPassword(password) {
@@ -34,6 +38,8 @@ func (ss *session) Namespace() (*imap.NamespaceData, error) {
 
 func (ss *session) Select(name string, _ *imap.SelectOptions) (*imap.SelectData, error) {
 	ss.sel = nil
+	ss.cur.close()
+	ss.cur = nil
 	mb, err := ss.s.lookup(name)
 	if err != nil {
 		return nil, err
@@ -100,6 +106,8 @@ func (ss *session) Expunge(w *imapserver.ExpungeWriter, _ *imap.UIDSet) error {
 
 func (ss *session) Unselect() error {
 	ss.sel = nil
+	ss.cur.close()
+	ss.cur = nil
 	return nil
 }
 
