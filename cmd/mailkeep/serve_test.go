@@ -34,6 +34,9 @@ var serveFolders = []string{"INBOX", "Work/Größe & \"more\"", "Archive/2014"}
 func serveCorpus(t *testing.T) (*dovecottest.Server, *imapclient.Client) {
 	t.Helper()
 	dv := startDovecot(t)
+	// Dovecot rereads its user file when its mtime changes: add every
+	// user before the first login (TestServeTwoArchives uses bob).
+	dv.AddUser(t, "bob", "bob-pass")
 	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)
 	flagSets := [][]string{{`\Seen`}, nil, {`\Seen`, `\Flagged`}, {`\Answered`, "$Label1"}, {`\Seen`, "Keyword_x"}}
 	for i, m := range imaptest.Corpus() {
@@ -516,4 +519,70 @@ func TestServeMbsync(t *testing.T) {
 		t.Errorf("folders: from serve %d, from Dovecot %d; %d messages", len(got), len(want), n)
 	}
 	t.Logf("mbsync pull of %d messages: Dovecot %v, mailkeep serve %v (%.2fx)", n, tDovecot.Round(time.Millisecond), tServe.Round(time.Millisecond), float64(tServe)/float64(tDovecot))
+}
+
+// TestServeTwoArchives: the configured accounts appear as top-level
+// folders; a POP3 archive is served with stable synthetic UIDs.
+func TestServeTwoArchives(t *testing.T) {
+	dv, c := serveCorpus(t)
+	bc := imaptest.Dial(t, dv.IMAPAddr, "bob", "bob-pass")
+	for i, m := range imaptest.Corpus()[:5] {
+		imaptest.Append(t, bc, "INBOX", nil, time.Date(2019, 1, 1, 0, 0, i, 0, time.UTC), m.Body)
+	}
+	wantAlice, wantBob := imaptest.Snapshot(t, c, false), imaptest.Snapshot(t, bc, false)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "alice.pw"), []byte(pass+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "bob.pw"), []byte("bob-pass\n"), 0o600)
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`archive_root = %q
+
+[[account]]
+name = "alice"
+imap = "imap://alice@%s"
+tls = "none"
+password_file = "alice.pw"
+
+[[account]]
+name = "bob"
+pop3 = "pop3://bob@%s"
+tls = "none"
+password_file = "bob.pw"
+format = "maildir"
+`, filepath.Join(dir, "archives"), dv.IMAPAddr, dv.POP3Addr)), 0o600)
+	if r := mailkeep(t, nil, "backup", "--config", cfg, "--quiet"); r.code != 0 {
+		t.Fatalf("backup: %d %s", r.code, r.stderr)
+	}
+	bobView := func() (uint32, []imaptest.Msg) {
+		sc := imaptest.Dial(t, startServe(t, nil, "--config", cfg), user, "x")
+		got := imaptest.Snapshot(t, sc, false)
+		if d := imaptest.Diff(wantAlice, got, func(s string) string { return "alice/" + s }); !strings.HasPrefix(d, `folder "bob/INBOX" unexpected`) {
+			t.Errorf("alice's folders:\n%s", d)
+		}
+		st, err := sc.Status("bob/INBOX", &imap.StatusOptions{UIDValidity: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		list, _ := sc.List("", "%", nil).Collect()
+		if len(list) != 2 {
+			t.Errorf("top level: %v, want alice and bob", list)
+		}
+		return st.UIDValidity, got["bob/INBOX"]
+	}
+	v1, bob1 := bobView()
+	v2, bob2 := bobView()
+	if v1 == 0 || v1 != v2 || len(bob1) != 5 || fmt.Sprint(bob1) != fmt.Sprint(bob2) {
+		t.Errorf("POP3 archive served unstably: uidvalidity %d then %d, %v then %v", v1, v2, bob1, bob2)
+	}
+	var want, got []string
+	for _, m := range wantBob["INBOX"] {
+		want = append(want, m.SHA256)
+	}
+	for _, m := range bob1 {
+		got = append(got, m.SHA256)
+	}
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(want, got) {
+		t.Errorf("bob's POP3 archive: served %v, server has %v", got, want)
+	}
 }
