@@ -586,3 +586,97 @@ format = "maildir"
 		t.Errorf("bob's POP3 archive: served %v, server has %v", got, want)
 	}
 }
+
+// TestServeIndexedSearchAndBackupMeanwhile: with index.db, text searches
+// come from the full-text index and agree with Dovecot's for whole words;
+// many clients at once; a backup runs while serve is up (no lock taken)
+// and what it committed shows at the next SELECT.
+func TestServeIndexedSearchAndBackupMeanwhile(t *testing.T) {
+	dv, c := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	if r := mailkeep(t, nil, "index", "--archive", dir); r.code != 0 {
+		t.Fatalf("index: %d %s", r.code, r.stderr)
+	}
+	addr := startServe(t, nil, "--archive", dir)
+	criteria := []*imap.SearchCriteria{
+		{Text: []string{"escaped"}},
+		{Body: []string{"line"}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: "lines"}}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "From", Value: "alice"}}},
+		{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: "mailkeep.test"}}},
+		{Not: []imap.SearchCriteria{{Text: []string{"escaped"}}}, Flag: []imap.Flag{imap.FlagSeen}},
+	}
+	uidSearch := func(cl *imapclient.Client, folder string, crit *imap.SearchCriteria) ([]imap.UID, error) {
+		if _, err := cl.Select(folder, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			return nil, err
+		}
+		d, err := cl.UIDSearch(crit, nil).Wait()
+		if err != nil {
+			return nil, fmt.Errorf("search %+v in %s: %w", crit, folder, err)
+		}
+		return d.AllUIDs(), nil
+	}
+	var want [][]imap.UID
+	for _, f := range serveFolders {
+		for _, crit := range criteria {
+			uids, err := uidSearch(c, f, crit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, uids)
+		}
+	}
+	// Eight clients at once, each searching every folder.
+	errs := make(chan string, 8)
+	for range 8 {
+		go func() {
+			sc, err := imapclient.DialInsecure(addr, nil)
+			if err == nil {
+				err = sc.Login(user, "x").Wait()
+			}
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			defer sc.Close()
+			i := 0
+			for _, f := range serveFolders {
+				for _, crit := range criteria {
+					got, err := uidSearch(sc, f, crit)
+					if err != nil || fmt.Sprint(got) != fmt.Sprint(want[i]) {
+						errs <- fmt.Sprintf("%s %+v: served %v (%v), Dovecot %v", f, *crit, got, err, want[i])
+						return
+					}
+					i++
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 8 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+
+	// A backup while serve runs; a session that selected before it keeps
+	// its snapshot, a new SELECT sees the new message.
+	sc := imaptest.Dial(t, addr, user, "x")
+	old, err := sc.Select("INBOX", nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	imaptest.Append(t, c, "INBOX", nil, time.Date(2022, 1, 1, 0, 0, 0, 0, time.UTC), []byte("Subject: new\r\n\r\nnew\r\n"))
+	backupTo(t, dv, dir)
+	var all imap.UIDSet
+	all.AddRange(1, 0)
+	msgs, err := sc.Fetch(all, &imap.FetchOptions{UID: true}).Collect()
+	if err != nil || uint32(len(msgs)) != old.NumMessages {
+		t.Errorf("old session after a backup: %d messages, %v; want its snapshot of %d", len(msgs), err, old.NumMessages)
+	}
+	now, err := sc.Select("INBOX", nil).Wait()
+	if err != nil || now.NumMessages != old.NumMessages+1 {
+		t.Errorf("new SELECT after a backup: %+v %v, want %d messages", now, err, old.NumMessages+1)
+	}
+}

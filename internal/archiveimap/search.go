@@ -26,7 +26,8 @@ var indexFields = map[string]string{"subject": "subject", "from": "from", "to": 
 // Search answers from the catalog (sequence and UID sets, flags,
 // INTERNALDATE, size) and, for TEXT, BODY and SUBJECT/FROM/TO/CC/BCC,
 // from the archive's full-text index when it has one (word and phrase
-// matches, as "mailkeep search"). Without an index, and for other header
+// matches, as "mailkeep search"; BODY then reads only the index's hits to
+// leave out matches in the header). Without an index, and for other header
 // fields and SENTBEFORE/SENTSINCE, the messages' headers (and for TEXT and
 // BODY their text parts) are read, one message at a time.
 func (ss *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
@@ -162,7 +163,12 @@ func (sr *searcher) match(seq uint32, e *entry, c *imap.SearchCriteria, mc *msgC
 			var ok bool
 			var err error
 			if sr.snap.mb.ar.ix != nil {
+				// The index has no body-only field: BODY takes its
+				// hits as candidates and checks their bodies.
 				ok, err = sr.indexed(e, "", v)
+				if ok && err == nil && !isText {
+					ok, err = sr.scan(e, v, false, mc)
+				}
 			} else {
 				ok, err = sr.scan(e, v, isText, mc)
 			}
