@@ -45,6 +45,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -148,6 +149,11 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("archive %s: account name %q cannot be a top-level folder (empty, duplicate, containing %q or %q)", src.Dir, src.Name, Delim, ExpungedRoot)
 			}
 			seen[src.Name] = true
+		}
+		// The synthetic UIDVALIDITY hashes the directory: make it the same
+		// however the directory was named on the command line.
+		if abs, err := filepath.Abs(src.Dir); err == nil {
+			src.Dir = abs
 		}
 		a, err := archive.Open(src.Dir, archive.Options{ReadOnly: true})
 		if err != nil {

@@ -1,0 +1,46 @@
+package archiveimap
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestCleanHeader(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Subject: a\r\n\r\n", "Subject: a\r\n\r\n"},
+		{"From sender@example.org Sat Jan  3 01:05:34 1996\r\nSubject: a\r\n\r\n", "Subject: a\r\n\r\n"},
+		{"Subject: a\r\n folded\r\nX: y\n\n", "Subject: a\r\n folded\r\nX: y\n\n"},
+		{"not a field\nSubject: a\n", "Subject: a\n"},
+		{"Bad Name: x\r\n:empty\r\nOk: 1", "Ok: 1"},
+		{"", ""},
+	} {
+		if got := string(cleanHeader([]byte(tc.in))); got != tc.want {
+			t.Errorf("cleanHeader(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if h := parseHeader([]byte("From x\r\nSubject: hello\r\n\r\n")); h.Get("Subject") != "hello" {
+		t.Errorf("parseHeader: Subject %q", h.Get("Subject"))
+	}
+}
+
+// FuzzCleanHeader: cleaning never adds bytes, keeps whole lines in order,
+// and what it keeps parses.
+func FuzzCleanHeader(f *testing.F) {
+	f.Add([]byte("From a b\r\nSubject: x\r\n y\r\n\r\n"))
+	f.Add([]byte("x\n:\n \n\t\nA:\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		out := cleanHeader(raw)
+		if len(out) > len(raw) {
+			t.Fatalf("cleanHeader grew %q to %q", raw, out)
+		}
+		rest := raw
+		for _, line := range bytes.SplitAfter(out, []byte("\n")) {
+			i := bytes.Index(rest, line)
+			if i < 0 {
+				t.Fatalf("line %q of %q not in order in %q", line, out, raw)
+			}
+			rest = rest[i+len(line):]
+		}
+		parseHeader(raw)
+	})
+}
