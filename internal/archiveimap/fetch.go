@@ -116,7 +116,6 @@ func (ss *session) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e
 		w.WriteEnvelope(imapserver.ExtractEnvelope(parseHeader(h)))
 	}
 	if opt.BodyStructure != nil {
-		// go-message parses part by part; bodies are counted, not held.
 		rc, err := r.open()
 		if err != nil {
 			return err
@@ -126,7 +125,7 @@ func (ss *session) fetchOne(w *imapserver.FetchResponseWriter, snap *snapshot, e
 			rc.Close()
 			return err
 		}
-		bs := imapserver.ExtractBodyStructure(src)
+		bs := bodyStructure(src)
 		rc.Close()
 		w.WriteBodyStructure(bs)
 	}

@@ -2,7 +2,12 @@ package archiveimap
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
+
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
 
 func TestCleanHeader(t *testing.T) {
@@ -43,4 +48,23 @@ func FuzzCleanHeader(f *testing.F) {
 		}
 		parseHeader(raw)
 	})
+}
+
+// TestBodyStructureMatchesImapserver: the streaming BODYSTRUCTURE equals
+// imapserver's (which holds parts) on the shared corpus and nested cases.
+func TestBodyStructureMatchesImapserver(t *testing.T) {
+	msgs := [][]byte{
+		[]byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Language: en, de\r\n\r\nhi\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=x.eml\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\n\r\na\r\n--c\r\nContent-Type: text/html\r\n\r\n<p>b</p>\r\n--c--\r\n\r\n--b--\r\n"),
+		[]byte("Subject: no body"),
+	}
+	for _, m := range imaptest.Corpus() {
+		msgs = append(msgs, m.Body)
+	}
+	for _, m := range msgs {
+		want := imapserver.ExtractBodyStructure(bytes.NewReader(m))
+		got := bodyStructure(bytes.NewReader(m))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%.60q: got %+v, want %+v", m, got, want)
+		}
+	}
 }

@@ -33,7 +33,8 @@
 // the message from the archive to the client. Only the header of a message
 // (bounded by MaxHeader), or for part sections and full-text scans the
 // message itself (bounded by MaxBuffered), is held, one message at a time
-// per connection.
+// per connection; BODYSTRUCTURE counts parts as they stream by. A selected
+// folder's catalog rows are held for the session.
 package archiveimap
 
 import (
