@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/internal/archiveimap"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
@@ -678,5 +681,75 @@ func TestServeIndexedSearchAndBackupMeanwhile(t *testing.T) {
 	now, err := sc.Select("INBOX", nil).Wait()
 	if err != nil || now.NumMessages != old.NumMessages+1 {
 		t.Errorf("new SELECT after a backup: %+v %v, want %d messages", now, err, old.NumMessages+1)
+	}
+}
+
+// TestServeMemoryBound: with a 4 KB bound, a 300 KB message still streams
+// whole and in parts (BODY[], partial, BODY[TEXT], BODYSTRUCTURE), while a
+// part section, which needs the message in hand, answers NO.
+func TestServeMemoryBound(t *testing.T) {
+	dv, c := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	want := imaptest.Snapshot(t, c, true)
+	srv, err := archiveimap.New(archiveimap.Config{Archives: []archiveimap.Source{{Dir: dir}}, MaxBuffered: 4096, MaxHeader: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve after cancel: %v", err)
+		}
+	}()
+	sc := imaptest.Dial(t, ln.Addr().String(), user, "x")
+	var big imaptest.Msg
+	var folder string
+	for f, msgs := range want {
+		for _, m := range msgs {
+			if m.Size > 100000 {
+				big, folder = m, f
+			}
+		}
+	}
+	if big.Size == 0 {
+		t.Fatal("no large message in the corpus")
+	}
+	if _, err := sc.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var uid imap.UIDSet
+	uid.AddNum(imap.UID(big.UID))
+	whole := &imap.FetchItemBodySection{Peek: true}
+	part := &imap.FetchItemBodySection{Peek: true, Partial: &imap.SectionPartial{Offset: 200000, Size: 50000}}
+	text := &imap.FetchItemBodySection{Peek: true, Specifier: imap.PartSpecifierText}
+	msgs, err := sc.Fetch(uid, &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{}, BodySection: []*imap.FetchItemBodySection{whole, part, text}}).Collect()
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("fetch of a %d-byte message: %v", big.Size, err)
+	}
+	if got := msgs[0].FindBodySection(whole); !bytes.Equal(got, big.Body) {
+		t.Errorf("BODY[]: %d bytes, want the %d archived", len(got), len(big.Body))
+	}
+	if got := msgs[0].FindBodySection(part); !bytes.Equal(got, big.Body[200000:250000]) {
+		t.Errorf("BODY[]<200000.50000>: %d bytes differ", len(got))
+	}
+	if got := msgs[0].FindBodySection(text); !bytes.HasSuffix(big.Body, got) || len(got) < 290000 {
+		t.Errorf("BODY[TEXT]: %d bytes", len(got))
+	}
+	if msgs[0].BodyStructure == nil {
+		t.Error("no BODYSTRUCTURE")
+	}
+	_, err = sc.Fetch(uid, &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Part: []int{1}, Peek: true}}}).Collect()
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo {
+		t.Errorf("BODY[1] over the bound: %v, want NO", err)
 	}
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/emersion/go-message/textproto"
 )
 
-// ErrTooLarge answers a FETCH item or search that would hold more of a
-// message in memory than the configured bound.
+// ErrTooLarge answers a FETCH item that would hold more of a message in
+// memory than the configured bound.
 var ErrTooLarge = errors.New("message too large for this request")
 
 func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt *imap.FetchOptions) error {
@@ -22,14 +22,37 @@ func (ss *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt *ima
 		return noSelection()
 	}
 	return snap.each(numSet, func(seq uint32, e *entry) error {
+		// Refuse what the bound forbids before the response starts: a
+		// FETCH response cannot be taken back half written.
+		if needsWhole(opt) && e.m.Size > ss.s.cfg.MaxBuffered {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeLimit,
+				Text: fmt.Sprintf("folder %q uid %d: %d bytes, over the %d a part section may hold", snap.mb.folder, e.uid, e.m.Size, ss.s.cfg.MaxBuffered)}
+		}
 		rw := w.CreateMessage(seq)
 		if err := ss.fetchOne(rw, snap, e, opt); err != nil {
 			err = fmt.Errorf("archive %s folder %q uid %d: %w", snap.mb.ar.a.Dir, snap.mb.folder, e.m.UID, err)
-			ss.s.log.Error("serve: fetch", "err", err)
+			ss.s.log.Error("serve: fetch failed mid-response: closing the connection", "err", err)
+			// The client is inside a literal or a FETCH item: only
+			// closing the connection tells it that this went wrong.
+			ss.conn.NetConn().Close()
 			return err
 		}
 		return rw.Close()
 	})
+}
+
+// needsWhole says whether a FETCH needs messages in hand (part sections,
+// BINARY), which the MaxBuffered bound limits.
+func needsWhole(opt *imap.FetchOptions) bool {
+	if len(opt.BinarySection) > 0 || len(opt.BinarySectionSize) > 0 {
+		return true
+	}
+	for _, bs := range opt.BodySection {
+		if len(bs.Part) > 0 || bs.Specifier == imap.PartSpecifierMIME {
+			return true
+		}
+	}
+	return false
 }
 
 // msgReader reads one message: its header once, then the rest streamed.
@@ -38,37 +61,49 @@ type msgReader struct {
 	ss     *session
 	e      *entry
 	snap   *snapshot
-	header []byte // raw header with the blank line, once read
+	header []byte // raw header with the blank line, once read (bounded)
+	// headerLen is the header's full length; headerTruncated says that
+	// header holds only its first MaxHeader bytes.
+	headerLen       int64
+	headerTruncated bool
 }
 
 func (r *msgReader) open() (io.ReadCloser, error) {
 	return r.ss.open(r.snap, r.e.m)
 }
 
-// readHeader reads the header (bounded) from br.
-func (r *msgReader) readHeader(br *bufio.Reader) ([]byte, error) {
+// readHeader reads the header from br, through its blank line. It keeps
+// at most MaxHeader bytes of it (whole lines; truncated says it dropped
+// the rest) and returns its full length n.
+func (r *msgReader) readHeader(br *bufio.Reader) (kept []byte, n int64, truncated bool, err error) {
 	var buf bytes.Buffer
+	inLine := false // the previous piece did not end a line
 	for {
 		line, err := br.ReadSlice('\n')
-		buf.Write(line)
-		if int64(buf.Len()) > r.s.cfg.MaxHeader {
-			return nil, fmt.Errorf("header over %d bytes: %w", r.s.cfg.MaxHeader, ErrTooLarge)
+		n += int64(len(line))
+		if !truncated && int64(buf.Len()+len(line)) <= r.s.cfg.MaxHeader {
+			buf.Write(line)
+		} else if !truncated {
+			truncated = true
 		}
 		if err == bufio.ErrBufferFull {
+			inLine = true
 			continue
 		}
 		if err == io.EOF {
-			return buf.Bytes(), nil
+			return buf.Bytes(), n, truncated, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, false, err
 		}
-		if len(line) == 1 || (len(line) == 2 && line[0] == '\r') {
-			return buf.Bytes(), nil
+		if !inLine && (len(line) == 1 || (len(line) == 2 && line[0] == '\r')) {
+			return buf.Bytes(), n, truncated, nil
 		}
+		inLine = false
 	}
 }
 
+// getHeader returns the header as readHeader keeps it.
 func (r *msgReader) getHeader() ([]byte, error) {
 	if r.header != nil {
 		return r.header, nil
@@ -78,12 +113,19 @@ func (r *msgReader) getHeader() ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	h, err := r.readHeader(bufio.NewReader(rc))
+	h, n, trunc, err := r.readHeader(bufio.NewReader(rc))
 	if err != nil {
 		return nil, err
 	}
-	r.header = h
+	r.setHeader(h, n, trunc)
 	return h, nil
+}
+
+func (r *msgReader) setHeader(h []byte, n int64, truncated bool) {
+	if h == nil {
+		h = []byte{}
+	}
+	r.header, r.headerLen, r.headerTruncated = h, n, truncated
 }
 
 // buffered opens the message for processing that needs all of it in hand,
@@ -177,19 +219,28 @@ func (s *Server) fetchSection(w *imapserver.FetchResponseWriter, r *msgReader, b
 		}
 		defer rc.Close()
 		br := bufio.NewReader(rc)
-		h, err := r.readHeader(br)
+		h, n, trunc, err := r.readHeader(br)
 		if err != nil {
 			return err
 		}
-		r.header = h
-		return streamPartial(w, bs, br, size-int64(len(h)))
+		r.setHeader(h, n, trunc)
+		return streamPartial(w, bs, br, size-n)
 	case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader:
 		h, err := r.getHeader()
 		if err != nil {
 			return err
 		}
 		if len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
-			return streamPartial(w, bs, bytes.NewReader(h), int64(len(h)))
+			if !r.headerTruncated {
+				return streamPartial(w, bs, bytes.NewReader(h), int64(len(h)))
+			}
+			// A header over the bound streams from the archive.
+			rc, err := r.open()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			return streamPartial(w, bs, rc, r.headerLen)
 		}
 		buf := imapserver.ExtractBodySection(bytes.NewReader(cleanHeader(h)), bs)
 		if !endsInBlankLine(h) {
@@ -218,12 +269,17 @@ func (s *Server) fetchSection(w *imapserver.FetchResponseWriter, r *msgReader, b
 // (see cleanHeader); the body follows unchanged, streamed.
 func (r *msgReader) lenient(rc io.Reader) (io.Reader, error) {
 	br := bufio.NewReader(rc)
-	h, err := r.readHeader(br)
+	h, n, trunc, err := r.readHeader(br)
 	if err != nil {
 		return nil, err
 	}
-	r.header = h
-	return io.MultiReader(bytes.NewReader(cleanHeader(h)), br), nil
+	r.setHeader(h, n, trunc)
+	clean := cleanHeader(h)
+	if trunc {
+		// What was kept of a header over the bound, ended as a header.
+		clean = append(clean, "\r\n"...)
+	}
+	return io.MultiReader(bytes.NewReader(clean), br), nil
 }
 
 // cleanHeader drops the lines of a raw header that are neither fields nor
