@@ -1,8 +1,10 @@
 package archiveimap
 
 import (
+	"bufio"
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -65,6 +67,28 @@ func TestBodyStructureMatchesImapserver(t *testing.T) {
 		got := bodyStructure(bytes.NewReader(m))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%.60q: got %+v, want %+v", m, got, want)
+		}
+	}
+}
+
+func TestReadHeaderBound(t *testing.T) {
+	r := &msgReader{s: &Server{cfg: Config{MaxHeader: 100}}}
+	for _, tc := range []struct {
+		msg, kept string
+		n         int64
+		trunc     bool
+	}{
+		{"Subject: x\r\n\r\nbody", "Subject: x\r\n\r\n", 14, false},
+		{"Subject: x\n\nbody\n", "Subject: x\n\n", 12, false},
+		{"Subject: no body", "Subject: no body", 16, false},
+		// A long line read in pieces: the blank line after it still ends
+		// the header, and only whole lines within the bound are kept.
+		{"Subject: x\r\nX-Long: " + strings.Repeat("a", 10000) + "\r\nY: 1\r\n\r\nbody", "Subject: x\r\n", 12 + 8 + 10000 + 2 + 6 + 2, true},
+		{"X: " + strings.Repeat("\r\n", 1) + strings.Repeat("b", 4093) + "\r\n\r\nbody", "X: \r\n", 5 + 4093 + 2 + 2, true},
+	} {
+		kept, n, trunc, err := r.readHeader(bufio.NewReader(strings.NewReader(tc.msg)))
+		if err != nil || string(kept) != tc.kept || n != tc.n || trunc != tc.trunc {
+			t.Errorf("readHeader(%.40q): %.40q %d %v %v, want %.40q %d %v", tc.msg, kept, n, trunc, err, tc.kept, tc.n, tc.trunc)
 		}
 	}
 }
