@@ -753,3 +753,42 @@ func TestServeMemoryBound(t *testing.T) {
 		t.Errorf("BODY[1] over the bound: %v, want NO", err)
 	}
 }
+
+// TestServeInterrupt: SIGINT closes the listener and open connections
+// (a client in IDLE among them) and serve exits 0.
+func TestServeInterrupt(t *testing.T) {
+	dv, _ := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--archive", dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stderr).ReadString('\n')
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "mailkeep serve: listening on "))
+	sc := imaptest.Dial(t, addr, user, "x")
+	if _, err := sc.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := sc.Idle()
+	if err != nil {
+		t.Fatalf("IDLE: %v", err)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("serve after SIGINT: %v, want exit 0", err)
+	}
+	if err := idle.Wait(); err == nil {
+		t.Error("IDLE still running after serve stopped")
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Error("still listening after SIGINT")
+	}
+}
