@@ -792,3 +792,72 @@ func TestServeInterrupt(t *testing.T) {
 		t.Error("still listening after SIGINT")
 	}
 }
+
+// TestServeMutt: mutt, driven in tmux, opens a served folder, limits it
+// with a server-side body search (=b) and shows a message.
+func TestServeMutt(t *testing.T) {
+	for _, tool := range []string{"mutt", "tmux"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed (scripts/install-test-deps)", tool)
+			}
+			t.Skipf("%s is not installed (scripts/install-test-deps)", tool)
+		}
+	}
+	dv, _ := serveCorpus(t)
+	dir := filepath.Join(t.TempDir(), "arch")
+	backupTo(t, dv, dir)
+	addr := startServe(t, nil, "--archive", dir)
+	base := t.TempDir()
+	rc := filepath.Join(base, "muttrc")
+	os.WriteFile(rc, []byte(fmt.Sprintf(`set imap_user = "alice"
+set imap_pass = "anything"
+set ssl_starttls = no
+set ssl_force_tls = no
+set folder = "imap://%s/"
+set spoolfile = "+Archive/2014"
+set header_cache = ""
+set message_cachedir = ""
+set mail_check = 3600
+set imap_keepalive = 3600
+set mark_old = no
+set move = no
+set pager_stop = yes
+set sort = date
+`, addr)), 0o600)
+	sock := filepath.Join(base, "tmux.sock")
+	tmux := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("tmux", append([]string{"-S", sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tmux %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	tmux("new-session", "-d", "-x", "160", "-y", "40", "env", "HOME="+base, "TERM=xterm", "mutt", "-n", "-F", rc)
+	t.Cleanup(func() { exec.Command("tmux", "-S", sock, "kill-server").Run() })
+	// A terminal has no event to wait on: poll its screen.
+	waitFor := func(what string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			screen := tmux("capture-pane", "-p")
+			if ok(screen) {
+				return screen
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("mutt: waiting for %s; screen:\n%s", what, screen)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("the folder index", func(s string) bool {
+		return strings.Contains(s, "no final newline") && strings.Contains(s, "From lines")
+	})
+	tmux("send-keys", "l", "=b escaped", "Enter")
+	waitFor("the limited index", func(s string) bool {
+		return strings.Contains(s, "From lines") && !strings.Contains(s, "no final newline")
+	})
+	tmux("send-keys", "Enter")
+	waitFor("the message", func(s string) bool { return strings.Contains(s, ">>From escaped twice.") })
+}
