@@ -45,6 +45,8 @@ Usage:
   mailkeep index   --archive DIR | [--config FILE] [NAME...]   (build or update the search index)
   mailkeep search  [--archive DIR | NAME...] [--json] [--limit N] QUERY...
   mailkeep show    --archive DIR [--attachments DIR] [--raw] FOLDER UID
+  mailkeep serve   [--archive DIR | NAME...] [--listen 127.0.0.1:1143] [--as-of T] [--include-expunged]
+                                                   (serve archives read-only over IMAP)
   mailkeep version
 
 Run 'mailkeep COMMAND -h' for a command's options.
@@ -104,6 +106,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = cmdSearch(ctx, rest, stdout, stderr)
 	case "show":
 		code = cmdShow(ctx, rest, stdout, stderr)
+	case "serve":
+		code = cmdServe(ctx, rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "mailkeep", version)
 		return exitOK

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/mailkeep/mailkeep/internal/archiveimap"
+)
+
+// servePasswordEnv holds the password of "mailkeep serve" (or use
+// --password-file).
+const servePasswordEnv = "MAILKEEP_SERVE_PASSWORD"
+
+// errInsecureListen refuses a non-loopback --listen without TLS and a
+// password.
+var errInsecureListen = errors.New("listening beyond loopback needs --tls-cert, --tls-key and a password (--password-file or " + servePasswordEnv + ")")
+
+// cmdServe serves archives read-only over IMAP until interrupted.
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", stderr)
+	var com common
+	var cfg configFlag
+	var dir, listen, certFile, keyFile, pwFile, asOf string
+	var includeExpunged bool
+	com.register(fs)
+	cfg.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory")
+	fs.StringVar(&listen, "listen", "127.0.0.1:1143", "address to listen on (loopback unless TLS and a password are set)")
+	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM) for STARTTLS")
+	fs.StringVar(&keyFile, "tls-key", "", "TLS key (PEM) for STARTTLS")
+	fs.StringVar(&pwFile, "password-file", "", "file holding the password clients must give (else env "+servePasswordEnv+"; none: any password on loopback)")
+	fs.StringVar(&asOf, "as-of", "", "serve the archive as it was at this time (2026-10-01 or RFC 3339)")
+	fs.BoolVar(&includeExpunged, "include-expunged", false, "show messages expunged on the server under Expunged/")
+	names, code, ok := parseInterspersed(fs, args)
+	if !ok {
+		return code
+	}
+	err := func() error {
+		targets, err := archiveTargets(&cfg, dir, names, stderr)
+		if err != nil {
+			return err
+		}
+		sc := archiveimap.Config{IncludeExpunged: includeExpunged, Logger: com.logger(stderr)}
+		for _, t := range targets {
+			sc.Archives = append(sc.Archives, archiveimap.Source{Name: t.name, Dir: t.dir})
+		}
+		if asOf != "" {
+			if sc.AsOf, err = parseWhen(asOf); err != nil {
+				return usageError{err}
+			}
+		}
+		if sc.Password, err = servePassword(pwFile); err != nil {
+			return err
+		}
+		if (certFile == "") != (keyFile == "") {
+			return usageErr("give both --tls-cert and --tls-key")
+		}
+		if certFile != "" {
+			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+			if err != nil {
+				return fmt.Errorf("TLS certificate: %w", err)
+			}
+			sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		loop, err := isLoopback(listen)
+		if err != nil {
+			return usageError{err}
+		}
+		if !loop && (sc.TLS == nil || sc.Password == "") {
+			return usageError{fmt.Errorf("--listen %s: %w", listen, errInsecureListen)}
+		}
+		srv, err := archiveimap.New(sc)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return err
+		}
+		signalReady()
+		fmt.Fprintf(stderr, "mailkeep serve: listening on %s\n", ln.Addr())
+		return srv.Serve(ctx, ln)
+	}()
+	if err != nil {
+		return report(stderr, "serve", err)
+	}
+	return exitOK
+}
+
+// servePassword reads --password-file (first line) or the environment.
+func servePassword(file string) (string, error) {
+	if file == "" {
+		return os.Getenv(servePasswordEnv), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--password-file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", fmt.Errorf("--password-file %s: empty", file)
+	}
+	return pw, nil
+}
+
+// isLoopback says whether a listen address only accepts local clients.
+// An empty host (all interfaces) is not loopback; a name must resolve to
+// loopback addresses only.
+func isLoopback(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("--listen %q: %w", addr, err)
+	}
+	if host == "" {
+		return false, nil
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return false, nil
+	}
+	for _, ip := range ips {
+		if !ip.IP.IsLoopback() {
+			return false, nil
+		}
+	}
+	return true, nil
+}
