@@ -67,7 +67,7 @@ func newEnv() (*env, error) {
 	e := &env{dv: dv}
 	// Every account up front: Dovecot notices passwd-file changes by mtime,
 	// which misses several changes within one second.
-	for _, u := range []string{benchUser, "big", "rest0", "wan0"} {
+	for _, u := range []string{benchUser, "big", "rest0", "wan0", "many"} {
 		if err := dv.CreateUser(u, benchPass); err != nil {
 			return nil, err
 		}
@@ -115,6 +115,7 @@ func chownForDovecot(dir string) error {
 type result struct {
 	secs  float64
 	rssMB float64
+	cpu   float64 // user + system seconds (GNU time)
 	out   string
 }
 
@@ -122,8 +123,9 @@ type result struct {
 // installed, else from the child's rusage.
 func run(b *testing.B, env []string, name string, args ...string) result {
 	b.Helper()
-	// Start every timed run with no dirty pages left by the one before:
-	// Maildir durability uses syncfs, which would otherwise pay for them.
+	// Start every timed run with no dirty pages left by the one before
+	// (the previous build's Maildir durability used syncfs, which would
+	// otherwise pay for them).
 	syscall.Sync()
 	timeOut := ""
 	if gt, err := exec.LookPath("/usr/bin/time"); err == nil {
@@ -131,7 +133,7 @@ func run(b *testing.B, env []string, name string, args ...string) result {
 		f.Close()
 		timeOut = f.Name()
 		defer os.Remove(timeOut)
-		args = append([]string{"-f", "%M", "-o", timeOut, name}, args...)
+		args = append([]string{"-f", "%M %U %S", "-o", timeOut, name}, args...)
 		name = gt
 	}
 	cmd := exec.Command(name, args...)
@@ -143,8 +145,12 @@ func run(b *testing.B, env []string, name string, args ...string) result {
 	r := result{secs: time.Since(start).Seconds(), out: out.String()}
 	if timeOut != "" {
 		kb, _ := os.ReadFile(timeOut)
-		if v, err := strconv.Atoi(strings.TrimSpace(string(kb))); err == nil {
+		if f := strings.Fields(string(kb)); len(f) == 3 {
+			v, _ := strconv.Atoi(f[0])
 			r.rssMB = float64(v) / 1024
+			u, _ := strconv.ParseFloat(f[1], 64)
+			sy, _ := strconv.ParseFloat(f[2], 64)
+			r.cpu = u + sy
 		}
 	} else if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -176,6 +182,9 @@ func report(b *testing.B, name string, r result, msgs int, bytes int64, ref floa
 			b.ReportMetric(float64(bytes)/1e6/r.secs, "MB/s")
 		}
 		b.ReportMetric(r.rssMB, "peak-RSS-MB")
+		if r.cpu > 0 {
+			b.ReportMetric(r.cpu, "cpu-s")
+		}
 		if ref > 0 {
 			b.ReportMetric(r.secs/ref, "x-"+refName)
 		}
@@ -184,7 +193,7 @@ func report(b *testing.B, name string, r result, msgs int, bytes int64, ref floa
 	if ref > 0 {
 		ratio = fmt.Sprintf("%.2fx %s", r.secs/ref, refName)
 	}
-	fmt.Printf("%-34s %7.2f s %8.0f msg/s %7.1f MB/s  RSS %6.1f MB  %s\n", name, r.secs, float64(msgs)/r.secs, float64(bytes)/1e6/r.secs, r.rssMB, ratio)
+	fmt.Printf("%-34s %7.2f s %8.0f msg/s %7.1f MB/s  RSS %6.1f MB  CPU %5.2f s  %s\n", name, r.secs, float64(msgs)/r.secs, float64(bytes)/1e6/r.secs, r.rssMB, r.cpu, ratio)
 }
 
 // metric records one figure as a sub-benchmark of its own.
