@@ -3,10 +3,10 @@ package bench
 import (
 	"bytes"
 	"fmt"
-	"strings"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,7 +65,9 @@ func BenchmarkManyFolders(b *testing.B) {
 		for _, bu := range builds {
 			dir := filepath.Join(e.tmp, "many-"+bu.name)
 			os.RemoveAll(dir)
-			mk := func(args ...string) result { return run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, bu.bin, args...) }
+			mk := func(args ...string) result {
+				return run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, bu.bin, args...)
+			}
 			full := mk("backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet")
 			report(b, bu.name+" full, 2000 folders", full, folders*5, 0, 0, "")
 			noop := mk("backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet")
