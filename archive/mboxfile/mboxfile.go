@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -478,13 +479,12 @@ func OpenReaderIn(root, rel string, codec Codec, pos Pos) (io.ReadCloser, error)
 	br := bufio.NewReaderSize(f, readBuffer)
 	switch codec {
 	case CodecZstd:
-		d, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(maxReadWindow))
+		d, err := getDecoder(br)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("mboxfile %s: %w", path, err)
 		}
-		rd.r, rd.dec = d, d.Close
+		rd.r, rd.dec = d, func() { putDecoder(d) }
 	case CodecGzip:
 		g, err := gzip.NewReader(br)
 		switch {
@@ -509,6 +509,32 @@ func OpenReaderIn(root, rel string, codec Codec, pos Pos) (io.ReadCloser, error)
 		}
 	}
 	return rd, nil
+}
+
+// decoders holds zstd decoders between readers: a new one allocates and
+// clears its window buffers, which cost more than reading the few messages
+// of a small folder (verify and export open a reader per folder).
+var decoders sync.Pool
+
+func getDecoder(r io.Reader) (*zstd.Decoder, error) {
+	if d, ok := decoders.Get().(*zstd.Decoder); ok {
+		if err := d.Reset(r); err == nil {
+			return d, nil
+		}
+		d.Close()
+	}
+	return zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(maxReadWindow))
+}
+
+// putDecoder keeps d for the next reader, holding no reference to its
+// input.
+func putDecoder(d *zstd.Decoder) {
+	if err := d.Reset(nil); err != nil {
+		d.Close()
+		return
+	}
+	decoders.Put(d)
 }
 
 type reader struct {

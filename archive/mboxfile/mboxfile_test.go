@@ -684,3 +684,71 @@ func benchRead(b *testing.B, c Codec) {
 		r.Close()
 	}
 }
+
+// BenchmarkOpenSmall: opening and reading a folder file of a few small
+// messages, as verify and export do once per folder.
+func BenchmarkOpenSmall(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "f")
+	w, err := OpenAppend(path, 0, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Write([]byte(text(rand.New(rand.NewPCG(4, 4)), 20<<10)))
+	w.Sync()
+	w.Close()
+	b.ResetTimer()
+	for range b.N {
+		rc, err := OpenReader(path, CodecZstd, Pos{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+	}
+}
+
+// Readers reusing pooled decoders read their own files, one after the
+// other and side by side.
+func TestPooledDecoders(t *testing.T) {
+	dir := t.TempDir()
+	var want [][]byte
+	for i := range 4 {
+		data := []byte(text(rand.New(rand.NewPCG(uint64(i), 9)), (i+1)*50<<10))
+		want = append(want, data)
+		w, err := OpenAppend(filepath.Join(dir, fmt.Sprint(i)), 0, Options{FrameSize: 30 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Sync()
+		w.Close()
+	}
+	for round := range 3 {
+		var rcs []io.ReadCloser
+		for i := range want {
+			rc, err := OpenReader(filepath.Join(dir, fmt.Sprint(i)), CodecZstd, Pos{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rcs = append(rcs, rc)
+		}
+		for i, rc := range rcs {
+			got, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(got, want[i]) {
+				t.Fatalf("round %d file %d: %v, %d bytes, want %d", round, i, err, len(got), len(want[i]))
+			}
+		}
+		for i, rc := range rcs {
+			if i%2 == round%2 { // half closed early, half after
+				rc.Close()
+			}
+		}
+		for i, rc := range rcs {
+			if i%2 != round%2 {
+				rc.Close()
+			}
+		}
+	}
+}
