@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/journal"
@@ -40,6 +41,8 @@ type Catalog struct {
 	// it, 2,000 times over for ls, verify or a no-op backup of 2,000
 	// folders.
 	stmts sync.Map
+	// deletedRun caches hasDeletedRun: 0 unknown, 1 yes, 2 no.
+	deletedRun atomic.Int32
 }
 
 // prepared returns the cached prepared statement of the read query q.

@@ -109,11 +109,25 @@ func (c *Catalog) CountStates(folderID int64) (FolderCounts, error) {
 
 // hasDeletedRun reports whether the catalog has schema 2's
 // messages.deleted_run (a schema-1 catalog opened read-only has not).
+// The answer is kept: a catalog's columns do not change while it is open
+// (Open migrates before anything is read), and asking cost more than the
+// per-folder query it chooses (ls of 2,000 folders).
 func (c *Catalog) hasDeletedRun() (bool, error) {
+	switch c.deletedRun.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
 	var n int
 	err := c.queryRow(`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='deleted_run'`).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("catalog: schema: %w", err)
+	}
+	if n > 0 {
+		c.deletedRun.Store(1)
+	} else {
+		c.deletedRun.Store(2)
 	}
 	return n > 0, nil
 }

@@ -150,7 +150,7 @@ func BenchmarkManyFolders(b *testing.B) {
 		for range b.N {
 			fs, _ := c.Folders()
 			for _, f := range fs {
-				if _, _, _, err := c.Counts(f.ID); err != nil {
+				if _, err := c.CountStates(f.ID); err != nil {
 					b.Fatal(err)
 				}
 			}
