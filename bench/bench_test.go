@@ -272,6 +272,9 @@ func BenchmarkIMAP(b *testing.B) {
 			url := "imap://" + benchUser + "@" + e.dv.IMAPAddr
 			full := e.mailkeep(b, "backup", "--imap", url, "--tls", "none", "--archive", dir, "--format", format, "--quiet")
 			report(b, "mailkeep full -> "+format, full, e.corpus.Messages, e.corpus.Bytes, floor.secs, "floor")
+			size := treeBytes(dir)
+			fmt.Printf("%-34s archive %.1f MB: %.1f%% of the mail\n", "", float64(size)/1e6, 100*float64(size)/float64(e.corpus.Bytes))
+			metric(b, "archive size "+format, 100*float64(size)/float64(e.corpus.Bytes), "%-of-mail")
 			if mb.full.secs > 0 {
 				fmt.Printf("%-34s %.2fx mbsync full\n", "", full.secs/mb.full.secs)
 			}
@@ -285,6 +288,9 @@ func BenchmarkIMAP(b *testing.B) {
 				os.RemoveAll(pdir)
 				pf := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--format", format, "--quiet")
 				report(b, "previous build full -> "+format, pf, e.corpus.Messages, e.corpus.Bytes, full.secs, "this-build")
+				psize := treeBytes(pdir)
+				fmt.Printf("%-34s archive %.1f MB: %.1f%% of the mail\n", "", float64(psize)/1e6, 100*float64(psize)/float64(e.corpus.Bytes))
+				metric(b, "previous build archive size "+format, 100*float64(psize)/float64(e.corpus.Bytes), "%-of-mail")
 				pn := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--quiet")
 				report(b, "previous build no-op "+format, pn, 0, 0, noop.secs, "this-build")
 			}
