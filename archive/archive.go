@@ -79,6 +79,12 @@ type Options struct {
 	MustExist bool
 	// FrameSize is the decompressed size of an mbox frame (default 4 MiB).
 	FrameSize int
+	// CompressionLevel is the level new frames of mbox.zst and mbox.gz
+	// archives are written at (mboxfile.Options.Level: zstd -1 to 22,
+	// gzip -3 to 9; 0 the default). Frames are independent, so a level
+	// can change between runs. Non-zero is an error (wrapping
+	// mboxfile.ErrLevel) for the uncompressed formats.
+	CompressionLevel int
 	// CommitBytes is how much a folder writer buffers before it makes its
 	// data durable and commits the catalog (default 16 MiB).
 	CommitBytes int64
@@ -191,6 +197,12 @@ func Open(dir string, opt Options) (*Archive, error) {
 		if opt.Format != "" && opt.Format != a.Format {
 			a.Close()
 			return nil, fmt.Errorf("archive %s holds format %s, not %s: use a new directory to change format", dir, a.Format, opt.Format)
+		}
+	}
+	if !opt.ReadOnly && opt.CompressionLevel != 0 {
+		if err := mboxfile.CheckLevel(a.Format.codec(), opt.CompressionLevel); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("archive %s (%s): %w", dir, a.Format, err)
 		}
 	}
 	if !opt.ReadOnly {

@@ -2,12 +2,12 @@ package archive
 
 import (
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/maildir"
@@ -147,7 +147,8 @@ func changedSince(root, rel string, t time.Time) bool {
 	if err != nil {
 		return false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	st, ok := fi.Sys().(*unix.Stat_t) // safefs's FileInfo
+
 	if !ok {
 		return false
 	}

@@ -66,7 +66,7 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 		if fi, err := safefs.Lstat(a.Dir, f.Path); err == nil && fi.Size() > f.CommittedSize {
 			return nil, fmt.Errorf("folder %q: %s holds %d bytes the catalog does not account for: nothing was changed; run \"mailkeep reindex --archive %s\" to catalog them: %w", f.Name, f.Path, fi.Size()-f.CommittedSize, a.Dir, ErrNeedsReindex)
 		}
-		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize, Root: a.Dir})
+		mw, err := mboxfile.OpenAppend(path, f.CommittedSize, mboxfile.Options{Codec: a.Format.codec(), FrameSize: a.opt.FrameSize, Level: a.opt.CompressionLevel, Root: a.Dir})
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", f.Name, err)
 		}

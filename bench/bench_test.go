@@ -67,7 +67,7 @@ func newEnv() (*env, error) {
 	e := &env{dv: dv}
 	// Every account up front: Dovecot notices passwd-file changes by mtime,
 	// which misses several changes within one second.
-	for _, u := range []string{benchUser, "big", "rest0", "wan0", "restprev"} {
+	for _, u := range []string{benchUser, "big", "rest0", "wan0", "restprev", "many"} {
 		if err := dv.CreateUser(u, benchPass); err != nil {
 			return nil, err
 		}
@@ -115,6 +115,7 @@ func chownForDovecot(dir string) error {
 type result struct {
 	secs  float64
 	rssMB float64
+	cpu   float64 // user + system seconds (GNU time)
 	out   string
 }
 
@@ -122,8 +123,9 @@ type result struct {
 // installed, else from the child's rusage.
 func run(b *testing.B, env []string, name string, args ...string) result {
 	b.Helper()
-	// Start every timed run with no dirty pages left by the one before:
-	// Maildir durability uses syncfs, which would otherwise pay for them.
+	// Start every timed run with no dirty pages left by the one before
+	// (the previous build's Maildir durability used syncfs, which would
+	// otherwise pay for them).
 	syscall.Sync()
 	timeOut := ""
 	if gt, err := exec.LookPath("/usr/bin/time"); err == nil {
@@ -131,7 +133,7 @@ func run(b *testing.B, env []string, name string, args ...string) result {
 		f.Close()
 		timeOut = f.Name()
 		defer os.Remove(timeOut)
-		args = append([]string{"-f", "%M", "-o", timeOut, name}, args...)
+		args = append([]string{"-f", "%M %U %S", "-o", timeOut, name}, args...)
 		name = gt
 	}
 	cmd := exec.Command(name, args...)
@@ -143,8 +145,12 @@ func run(b *testing.B, env []string, name string, args ...string) result {
 	r := result{secs: time.Since(start).Seconds(), out: out.String()}
 	if timeOut != "" {
 		kb, _ := os.ReadFile(timeOut)
-		if v, err := strconv.Atoi(strings.TrimSpace(string(kb))); err == nil {
+		if f := strings.Fields(string(kb)); len(f) == 3 {
+			v, _ := strconv.Atoi(f[0])
 			r.rssMB = float64(v) / 1024
+			u, _ := strconv.ParseFloat(f[1], 64)
+			sy, _ := strconv.ParseFloat(f[2], 64)
+			r.cpu = u + sy
 		}
 	} else if cmd.ProcessState != nil {
 		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -161,17 +167,44 @@ func (e *env) mailkeep(b *testing.B, args ...string) result {
 	return run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, e.bin, args...)
 }
 
+// report prints one measured case and records it as a sub-benchmark of
+// b named after the case, so that each metric in `go test -bench` output
+// (and benchstat) belongs to the case it describes; ns/op is the case's
+// wall time.
 func report(b *testing.B, name string, r result, msgs int, bytes int64, ref float64, refName string) {
-	b.ReportMetric(r.secs, "s")
-	b.ReportMetric(float64(msgs)/r.secs, "msgs/s")
-	b.ReportMetric(float64(bytes)/1e6/r.secs, "MB/s")
-	b.ReportMetric(r.rssMB, "peak-RSS-MB")
+	b.Run(caseName(name), func(b *testing.B) {
+		b.ReportMetric(r.secs*1e9, "ns/op")
+		b.ReportMetric(r.secs, "s")
+		if msgs > 0 {
+			b.ReportMetric(float64(msgs)/r.secs, "msgs/s")
+		}
+		if bytes > 0 {
+			b.ReportMetric(float64(bytes)/1e6/r.secs, "MB/s")
+		}
+		b.ReportMetric(r.rssMB, "peak-RSS-MB")
+		if r.cpu > 0 {
+			b.ReportMetric(r.cpu, "cpu-s")
+		}
+		if ref > 0 {
+			b.ReportMetric(r.secs/ref, "x-"+refName)
+		}
+	})
 	ratio := ""
 	if ref > 0 {
-		b.ReportMetric(r.secs/ref, "x-"+refName)
 		ratio = fmt.Sprintf("%.2fx %s", r.secs/ref, refName)
 	}
-	fmt.Printf("%-34s %7.2f s %8.0f msg/s %7.1f MB/s  RSS %6.1f MB  %s\n", name, r.secs, float64(msgs)/r.secs, float64(bytes)/1e6/r.secs, r.rssMB, ratio)
+	fmt.Printf("%-34s %7.2f s %8.0f msg/s %7.1f MB/s  RSS %6.1f MB  CPU %5.2f s  %s\n", name, r.secs, float64(msgs)/r.secs, float64(bytes)/1e6/r.secs, r.rssMB, r.cpu, ratio)
+}
+
+// metric records one figure as a sub-benchmark of its own.
+func metric(b *testing.B, name string, v float64, unit string) {
+	b.Run(caseName(name), func(b *testing.B) { b.ReportMetric(v, unit) })
+}
+
+// caseName turns a case description into a sub-benchmark name: no spaces
+// (they would split the benchmark line) and no slashes.
+func caseName(s string) string {
+	return strings.NewReplacer(" ", "_", "/", "_", "->", "to", ",", "").Replace(s)
 }
 
 // rawFetch is the floor of a full IMAP backup: one connection, one
@@ -239,6 +272,9 @@ func BenchmarkIMAP(b *testing.B) {
 			url := "imap://" + benchUser + "@" + e.dv.IMAPAddr
 			full := e.mailkeep(b, "backup", "--imap", url, "--tls", "none", "--archive", dir, "--format", format, "--quiet")
 			report(b, "mailkeep full -> "+format, full, e.corpus.Messages, e.corpus.Bytes, floor.secs, "floor")
+			size := treeBytes(dir)
+			fmt.Printf("%-34s archive %.1f MB: %.1f%% of the mail\n", "", float64(size)/1e6, 100*float64(size)/float64(e.corpus.Bytes))
+			metric(b, "archive size "+format, 100*float64(size)/float64(e.corpus.Bytes), "%-of-mail")
 			if mb.full.secs > 0 {
 				fmt.Printf("%-34s %.2fx mbsync full\n", "", full.secs/mb.full.secs)
 			}
@@ -252,6 +288,9 @@ func BenchmarkIMAP(b *testing.B) {
 				os.RemoveAll(pdir)
 				pf := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--format", format, "--quiet")
 				report(b, "previous build full -> "+format, pf, e.corpus.Messages, e.corpus.Bytes, full.secs, "this-build")
+				psize := treeBytes(pdir)
+				fmt.Printf("%-34s archive %.1f MB: %.1f%% of the mail\n", "", float64(psize)/1e6, 100*float64(psize)/float64(e.corpus.Bytes))
+				metric(b, "previous build archive size "+format, 100*float64(psize)/float64(e.corpus.Bytes), "%-of-mail")
 				pn := run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, prev, "backup", "--imap", url, "--tls", "none", "--archive", pdir, "--quiet")
 				report(b, "previous build no-op "+format, pn, 0, 0, noop.secs, "this-build")
 			}

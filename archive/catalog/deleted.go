@@ -59,7 +59,11 @@ func (c *Catalog) Deleted(folderID int64) (Deleted, error) {
 	if !v2 {
 		q = `SELECT id, expunged_run FROM messages WHERE folder_id=? AND expunged_run IN (` + deletingRuns + `)`
 	}
-	rows, err := c.db.Query(q, folderID)
+	st, err := c.prepared(q)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
+	}
+	rows, err := st.Query(folderID)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
 	}
@@ -99,17 +103,31 @@ func (c *Catalog) CountStates(folderID int64) (FolderCounts, error) {
 		q = `SELECT COUNT(*), COUNT(expunged_run) - COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0),
 			COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`
 	}
-	err = c.db.QueryRow(q, folderID).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
+	err = c.queryRow(q, folderID).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
 	return n, err
 }
 
 // hasDeletedRun reports whether the catalog has schema 2's
 // messages.deleted_run (a schema-1 catalog opened read-only has not).
+// The answer is kept: a catalog's columns do not change while it is open
+// (Open migrates before anything is read), and asking cost more than the
+// per-folder query it chooses (ls of 2,000 folders).
 func (c *Catalog) hasDeletedRun() (bool, error) {
+	switch c.deletedRun.Load() {
+	case 1:
+		return true, nil
+	case 2:
+		return false, nil
+	}
 	var n int
-	err := c.db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='deleted_run'`).Scan(&n)
+	err := c.queryRow(`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='deleted_run'`).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("catalog: schema: %w", err)
+	}
+	if n > 0 {
+		c.deletedRun.Store(1)
+	} else {
+		c.deletedRun.Store(2)
 	}
 	return n > 0, nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestSchema1Migration(t *testing.T) {
 	}
 	defer c.Close()
 	check(c, "migrated")
-	if v, _ := c.Meta("schema_version"); v != "2" {
+	if v, _ := c.Meta("schema_version"); v != fmt.Sprint(schemaVersion) {
 		t.Errorf("schema_version %s after migration", v)
 	}
 	live, _ := c.Live(f.ID)

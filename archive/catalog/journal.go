@@ -448,8 +448,13 @@ func (c *Catalog) snapshot(path string) error {
 	}
 	for _, t := range journaled {
 		var last int64 = -1
+		var lastMsg, lastRun int64 = -1, -1
 		for {
-			rows, err := tx.Query(`SELECT rowid AS _rowid, * FROM `+t.table+` WHERE rowid > ? ORDER BY rowid LIMIT ?`, last, rowsPerLine)
+			q, args := `SELECT rowid AS _rowid, * FROM `+t.table+` WHERE rowid > ? ORDER BY rowid LIMIT ?`, []any{last, rowsPerLine}
+			if t.table == "flag_history" { // WITHOUT ROWID since schema 3: paged by its key
+				q, args = `SELECT * FROM flag_history WHERE (message, run) > (?, ?) ORDER BY message, run LIMIT ?`, []any{lastMsg, lastRun, rowsPerLine}
+			}
+			rows, err := tx.Query(q, args...)
 			if err != nil {
 				return c.classify(err)
 			}
@@ -461,6 +466,10 @@ func (c *Catalog) snapshot(path string) error {
 				break
 			}
 			for _, r := range page {
+				if t.table == "flag_history" {
+					lastMsg, lastRun = r["message"].(int64), r["run"].(int64)
+					continue
+				}
 				last = r["_rowid"].(int64)
 				delete(r, "_rowid")
 			}

@@ -74,8 +74,7 @@ func writable(dir, path string) error {
 	if err := unix.Access(path, unix.W_OK); err != nil && safefs.IsReadOnlyErrno(err) {
 		return &safefs.ReadOnlyError{Op: "write", Path: path, Err: err}
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
+	if fsReadOnly(dir) {
 		return &safefs.ReadOnlyError{Op: "write", Path: dir, Err: unix.EROFS}
 	}
 	return nil

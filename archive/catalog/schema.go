@@ -3,6 +3,7 @@ package catalog
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // schemaVersion is stored in meta.schema_version; Open refuses a newer one
@@ -11,7 +12,10 @@ import (
 //
 //	1: the first schema
 //	2: messages.deleted_run (POP3 messages mailkeep deleted after archiving)
-const schemaVersion = 2
+//	3: a leaner catalog: no messages_sha index (no query used it),
+//	   messages.file '' where it is the folder's path (every mbox message),
+//	   flag_history WITHOUT ROWID, message dates without a zero fraction
+const schemaVersion = 3
 
 // schema is the catalog's SQL schema. README.md documents it for users who
 // open the catalog with sqlite3.
@@ -71,7 +75,7 @@ CREATE TABLE IF NOT EXISTS messages (
 	message_id    TEXT NOT NULL DEFAULT '',
 	sender        TEXT NOT NULL DEFAULT '',
 	subject       TEXT NOT NULL DEFAULT '',
-	file          TEXT NOT NULL,                -- mbox file or Maildir file, relative to the archive dir
+	file          TEXT NOT NULL,                -- Maildir file relative to the archive dir; '' for the folder's own file (mbox formats, schema 3)
 	frame_offset  INTEGER NOT NULL DEFAULT 0,   -- mbox: file offset of the frame holding the From line
 	frame_pos     INTEGER NOT NULL DEFAULT 0,   -- mbox: offset of the From line inside the decompressed frame
 	stored_run    INTEGER NOT NULL REFERENCES runs(id),
@@ -81,7 +85,6 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_sha ON messages(sha256);
 -- Every per-folder query (All, Live, Counts, Each, ByUID, ByUIDL) uses it;
 -- its rowid order is storage order.
 CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id);
@@ -92,7 +95,7 @@ CREATE TABLE IF NOT EXISTS flag_history (
 	run     INTEGER NOT NULL REFERENCES runs(id),
 	flags   TEXT NOT NULL,
 	PRIMARY KEY (message, run)
-);
+) WITHOUT ROWID;
 
 -- What restore has put on which destination.
 CREATE TABLE IF NOT EXISTS restored (
@@ -127,6 +130,11 @@ func migrate(tx *sql.Tx, from int) error {
 			return fmt.Errorf("migrating to schema 2: %w", err)
 		}
 	}
+	if from < 3 {
+		if err := migrate3(tx); err != nil {
+			return fmt.Errorf("migrating to schema 3: %w", err)
+		}
+	}
 	if from < schemaVersion {
 		if _, err := tx.Exec(`UPDATE meta SET value=? WHERE key='schema_version'`, fmt.Sprint(schemaVersion)); err != nil {
 			return fmt.Errorf("migrating to schema %d: %w", schemaVersion, err)
@@ -138,3 +146,44 @@ func migrate(tx *sql.Tx, from int) error {
 // deletingRuns selects the ids of runs that deleted POP3 messages from the
 // server (schema 1's only record of it).
 const deletingRuns = `SELECT id FROM runs WHERE kind='backup' AND deleted>0 AND source LIKE 'pop3%'`
+
+// migrate3 slims a schema 2 catalog in place (inside Open's transaction,
+// so a crash leaves the old catalog whole): the unused messages_sha index
+// goes, mbox messages stop repeating their folder's path in file, and
+// flag_history is rebuilt WITHOUT ROWID (its primary key was a second
+// copy of the table). Old rows keep their date strings, which read the
+// same. The freed pages are reused by later commits (VACUUM would return
+// them to the file system).
+func migrate3(tx *sql.Tx) error {
+	for _, q := range []string{
+		`DROP INDEX IF EXISTS messages_sha`,
+		`UPDATE messages SET file='' WHERE file=(SELECT path FROM folders WHERE folders.id=messages.folder_id)`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	var def string
+	if err := tx.QueryRow(`SELECT sql FROM sqlite_schema WHERE type='table' AND name='flag_history'`).Scan(&def); err != nil {
+		return err
+	}
+	if strings.Contains(def, "WITHOUT ROWID") {
+		return nil
+	}
+	for _, q := range []string{
+		`CREATE TABLE flag_history_v3 (
+	message INTEGER NOT NULL REFERENCES messages(id),
+	run     INTEGER NOT NULL REFERENCES runs(id),
+	flags   TEXT NOT NULL,
+	PRIMARY KEY (message, run)
+) WITHOUT ROWID`,
+		`INSERT INTO flag_history_v3(message,run,flags) SELECT message,run,flags FROM flag_history`,
+		`DROP TABLE flag_history`,
+		`ALTER TABLE flag_history_v3 RENAME TO flag_history`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,8 +1,10 @@
 // Package maildir writes and reads Maildir folders crash-safely: each
 // message is written to tmp/, given its INTERNALDATE as mtime and renamed
 // into cur/ with its flags in the ":2," suffix; Sync makes a batch of them
-// durable (data and renames) with one syncfs before the caller records them
-// in the catalog. A run killed before Sync leaves files under the same
+// durable (data and renames) before the caller records them in the
+// catalog: an fsync of each file written, issued in parallel so the file
+// system commits them together, and one fsync of each directory changed.
+// Only mailkeep's own writes are flushed, never the whole file system. A run killed before Sync leaves files under the same
 // deterministic keys, which the next run's Deliver replaces.
 //
 // github.com/emersion/go-maildir renames without any sync, sets no mtime
@@ -19,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,7 +45,21 @@ type Folder struct {
 	// killed between a re-delivery's rename and the old file's removal).
 	dups map[string][]string
 	buf  []byte
+	// unsynced holds the files delivered since the last sync, still open
+	// (a rename by SetFlags does not lose them); at most maxUnsynced.
+	unsynced []*os.File
+	// dirty names the sub-directories ("cur", "new") whose entries
+	// changed since the last Sync.
+	dirty map[string]bool
 }
+
+// maxUnsynced bounds the open files a batch holds: reaching it fsyncs
+// them (data only; the directories wait for Sync).
+const maxUnsynced = 256
+
+// syncParallel is how many fsyncs are in flight at once: enough for the
+// file system to commit them in one journal transaction.
+const syncParallel = 64
 
 // OpenFolder opens the Maildir folder dir, creating (mode 0700) dir, its
 // missing parents and dir/{cur,new,tmp}, and for a Maildir++ sub-folder
@@ -124,6 +141,10 @@ func OpenFolderIn(root, rel string, sub bool) (*Folder, error) {
 // Close releases the folder's directories. A Folder that is not closed is
 // released by the garbage collector.
 func (f *Folder) Close() error {
+	for _, t := range f.unsynced {
+		t.Close()
+	}
+	f.unsynced = nil
 	for k, d := range f.subs {
 		d.Close()
 		delete(f.subs, k)
@@ -237,16 +258,17 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 		ts := unix.NsecToTimeval(mtime.UnixNano())
 		err = unix.Futimes(int(t.Fd()), []unix.Timeval{ts, ts})
 	}
-	if cerr := t.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		t.Close()
 		return "", 0, err
 	}
 	name = "cur/" + key + ":2," + FlagLetters(flags)
 	if err := safefs.RenameBetween(tmp, key, f.subs["cur"], name[len("cur/"):]); err != nil {
+		t.Close()
 		return "", 0, err
 	}
+	f.markDirty("cur")
+	f.unsynced = append(f.unsynced, t)
 	old := f.dups[key]
 	if prev, ok := f.names[key]; ok {
 		old = append(old, prev)
@@ -263,6 +285,11 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 	}
 	delete(f.dups, key)
 	f.names[key] = name
+	if len(f.unsynced) >= maxUnsynced {
+		if err := f.syncFiles(); err != nil {
+			return "", 0, err
+		}
+	}
 	return name, n, nil
 }
 
@@ -271,12 +298,59 @@ type onlyWriter struct{ w io.Writer }
 
 func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
-// Sync makes delivered messages durable, data and directory entries: one
-// syncfs(2) of the file system holding the folder instead of an fsync per
-// message (thousands of fsyncs cost more than the whole download).
+func (f *Folder) markDirty(sub string) {
+	if f.dirty == nil {
+		f.dirty = map[string]bool{}
+	}
+	f.dirty[sub] = true
+}
+
+// syncFiles fsyncs and closes the files delivered since the last call,
+// syncParallel at a time: the file system groups concurrent fsyncs into
+// one journal commit, where one after the other each waits for its own.
+func (f *Folder) syncFiles() error {
+	files := f.unsynced
+	f.unsynced = nil
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, syncParallel)
+	for i, t := range files {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			errs[i] = t.Sync()
+			if err := t.Close(); errs[i] == nil {
+				errs[i] = err
+			}
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return fmt.Errorf("maildir %s: fsync %s: %w", f.dir, files[i].Name(), err)
+		}
+	}
+	return nil
+}
+
+// Sync makes delivered messages durable, data and directory entries: an
+// fsync of every file delivered since the last Sync (in parallel) and one
+// of each directory whose entries changed (deliveries, flag renames,
+// removals). Nothing else on the file system is flushed.
 func (f *Folder) Sync() error {
-	if err := unix.Syncfs(f.subs["cur"].Fd()); err != nil {
-		return fmt.Errorf("syncfs %s: %w", f.dir, err)
+	if err := f.syncFiles(); err != nil {
+		return err
+	}
+	for _, sub := range []string{"cur", "new"} {
+		if !f.dirty[sub] {
+			continue
+		}
+		if err := f.subs[sub].Sync(); err != nil {
+			return fmt.Errorf("maildir %s: fsync %s/: %w", f.dir, sub, err)
+		}
+		delete(f.dirty, sub)
 	}
 	return nil
 }
@@ -304,6 +378,8 @@ func (f *Folder) SetFlags(name string, flags []string) (string, error) {
 	if err := safefs.RenameBetween(d, base, f.subs["cur"], nn[len("cur/"):]); err != nil {
 		return "", fmt.Errorf("maildir %s: setting flags of %s: %w", f.dir, name, err)
 	}
+	f.markDirty("cur")
+	f.markDirty(name[:strings.IndexByte(name, '/')])
 	if f.names != nil {
 		f.names[key] = nn
 	}
@@ -363,6 +439,7 @@ func (f *Folder) remove(name string) error {
 	if err != nil {
 		return err
 	}
+	f.markDirty(name[:strings.IndexByte(name, '/')])
 	return d.Remove(base)
 }
 

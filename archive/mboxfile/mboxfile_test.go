@@ -2,6 +2,7 @@ package mboxfile
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -405,7 +406,7 @@ func TestLevels(t *testing.T) {
 	for _, tt := range []struct {
 		codec Codec
 		level int
-	}{{CodecZstd, 1}, {CodecZstd, 3}, {CodecZstd, 9}, {CodecZstd, 19}, {CodecGzip, -2}, {CodecGzip, 1}, {CodecGzip, 6}, {CodecGzip, 9}, {"", 0}} {
+	}{{CodecZstd, -1}, {CodecZstd, 1}, {CodecZstd, 3}, {CodecZstd, 9}, {CodecZstd, 19}, {CodecGzip, -2}, {CodecGzip, 1}, {CodecGzip, 6}, {CodecGzip, 9}, {"", 0}} {
 		path := filepath.Join(t.TempDir(), "f")
 		w, err := OpenAppend(path, 0, Options{Codec: tt.codec, Level: tt.level, FrameSize: 100 << 10})
 		if err != nil {
@@ -422,6 +423,58 @@ func TestLevels(t *testing.T) {
 		}
 		if size > int64(len(data))*6/10 { // Huffman-only gzip (-2) gives 0.57
 			t.Errorf("%s level %d: %d bytes compress to %d", tt.codec, tt.level, len(data), size)
+		}
+	}
+}
+
+// TestDefaultLevelEntropyCodesLiterals: the default zstd level packs base64
+// of random bytes (an attachment of a JPEG or a ZIP) to about 3/4 of its
+// size, which raw literals (level -1, the earlier default) do not.
+func TestDefaultLevelEntropyCodesLiterals(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	raw := make([]byte, 1<<20)
+	for i := range raw {
+		raw[i] = byte(r.Uint32())
+	}
+	data := []byte(base64.StdEncoding.EncodeToString(raw))
+	for _, tt := range []struct {
+		level  int
+		lo, hi float64
+	}{{0, 0.70, 0.80}, {-1, 0.95, 1.01}, {3, 0.70, 0.80}} {
+		path := filepath.Join(t.TempDir(), "f")
+		w, err := OpenAppend(path, 0, Options{Level: tt.level})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		size, err := w.Sync()
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, path, CodecZstd, Pos{}); !bytes.Equal(got, data) {
+			t.Fatalf("level %d: read back differs", tt.level)
+		}
+		if r := float64(size) / float64(len(data)); r < tt.lo || r > tt.hi {
+			t.Errorf("level %d: ratio %.3f, want %.2f to %.2f", tt.level, r, tt.lo, tt.hi)
+		}
+	}
+}
+
+func TestCheckLevel(t *testing.T) {
+	for _, tt := range []struct {
+		codec Codec
+		level int
+		ok    bool
+	}{{CodecZstd, 0, true}, {CodecZstd, -1, true}, {CodecZstd, 22, true}, {CodecZstd, 23, false}, {CodecZstd, -2, false},
+		{CodecGzip, -3, true}, {CodecGzip, 9, true}, {CodecGzip, 10, false}, {CodecNone, 0, true}, {CodecNone, 1, false}} {
+		err := CheckLevel(tt.codec, tt.level)
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrLevel)) {
+			t.Errorf("CheckLevel(%s, %d) = %v", tt.codec, tt.level, err)
+		}
+		_, err = OpenAppend(filepath.Join(t.TempDir(), "f"), 0, Options{Codec: tt.codec, Level: tt.level})
+		if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrLevel)) {
+			t.Errorf("OpenAppend(%s, level %d) = %v", tt.codec, tt.level, err)
 		}
 	}
 }
@@ -629,5 +682,73 @@ func benchRead(b *testing.B, c Codec) {
 			b.Fatal(n, err)
 		}
 		r.Close()
+	}
+}
+
+// BenchmarkOpenSmall: opening and reading a folder file of a few small
+// messages, as verify and export do once per folder.
+func BenchmarkOpenSmall(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "f")
+	w, err := OpenAppend(path, 0, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Write([]byte(text(rand.New(rand.NewPCG(4, 4)), 20<<10)))
+	w.Sync()
+	w.Close()
+	b.ResetTimer()
+	for range b.N {
+		rc, err := OpenReader(path, CodecZstd, Pos{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+	}
+}
+
+// Readers reusing pooled decoders read their own files, one after the
+// other and side by side.
+func TestPooledDecoders(t *testing.T) {
+	dir := t.TempDir()
+	var want [][]byte
+	for i := range 4 {
+		data := []byte(text(rand.New(rand.NewPCG(uint64(i), 9)), (i+1)*50<<10))
+		want = append(want, data)
+		w, err := OpenAppend(filepath.Join(dir, fmt.Sprint(i)), 0, Options{FrameSize: 30 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Sync()
+		w.Close()
+	}
+	for round := range 3 {
+		var rcs []io.ReadCloser
+		for i := range want {
+			rc, err := OpenReader(filepath.Join(dir, fmt.Sprint(i)), CodecZstd, Pos{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rcs = append(rcs, rc)
+		}
+		for i, rc := range rcs {
+			got, err := io.ReadAll(rc)
+			if err != nil || !bytes.Equal(got, want[i]) {
+				t.Fatalf("round %d file %d: %v, %d bytes, want %d", round, i, err, len(got), len(want[i]))
+			}
+		}
+		for i, rc := range rcs {
+			if i%2 == round%2 { // half closed early, half after
+				rc.Close()
+			}
+		}
+		for i, rc := range rcs {
+			if i%2 != round%2 {
+				rc.Close()
+			}
+		}
 	}
 }

@@ -107,6 +107,7 @@ type backupJob struct {
 	name             string // config account name; "" from the command line
 	dir              string
 	format           archive.Format
+	level            int // --compression-level, config compression_level
 	folders, exclude []string
 	conns            int
 	pop3             pop3Flags
@@ -122,7 +123,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var com common
 	var dir, format, metricsFile string
 	var folders, exclude stringsFlag
-	var conns, parallel int
+	var conns, parallel, level int
 	var pf pop3Flags
 	var index bool
 	cf.register(fs, true)
@@ -131,6 +132,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	pf.register(fs)
 	fs.StringVar(&dir, "archive", "", "archive directory (one per account)")
 	fs.StringVar(&format, "format", "", "archive format for a new archive: mbox.zst (default), mbox.gz, mbox, maildir")
+	fs.IntVar(&level, "compression-level", 0, "zstd level 1-22 (-1: fastest, raw literals) or gzip -3 to 9 for new frames; 0: the default (zstd fastest)")
 	fs.Var(&folders, "folder", "back up only folders matching this glob (repeatable)")
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
 	connectionsVar(fs, &conns)
@@ -168,7 +170,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		fmtOpt = f
 	}
-	job := backupJob{dir: dir, format: fmtOpt, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index}
+	job := backupJob{dir: dir, format: fmtOpt, level: level, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index}
 	bar := progress.New(stderr, "backup", com.quiet)
 	sum, err := runBackup(ctx, job, stdout, log, bar.Add)
 	bar.Done()
@@ -202,7 +204,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP && job.pop3.any() {
 		return sum, usageErr("--delete, --keep-days, --dry-run and --no-uidl are POP3 options")
 	}
-	a, err := archive.Open(job.dir, archive.Options{Format: job.format})
+	a, err := archive.Open(job.dir, archive.Options{Format: job.format, CompressionLevel: job.level})
 	if err != nil {
 		return sum, err
 	}

@@ -135,7 +135,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 // configJob turns a configured account into a backup job.
 func configJob(a config.Account, dryRun bool) backupJob {
 	job := backupJob{
-		name: a.Name, dir: a.Archive, format: archive.Format(a.Format),
+		name: a.Name, dir: a.Archive, format: archive.Format(a.Format), level: a.CompressionLevel,
 		folders: a.Folders, exclude: a.Exclude, conns: a.Connections,
 		server: func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, a) },
 	}

@@ -87,8 +87,8 @@ func TestPOP3DeletedStaysVisible(t *testing.T) {
 	var del, exp int
 	db.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
 	db.QueryRow(`SELECT COUNT(deleted_run), COUNT(expunged_run) FROM messages`).Scan(&del, &exp)
-	if v != "2" || del != n || exp != 0 {
-		t.Errorf("migrated catalog: schema %s, %d deleted, %d expunged; want 2, %d, 0", v, del, exp, n)
+	if v != "3" || del != n || exp != 0 {
+		t.Errorf("migrated catalog: schema %s, %d deleted, %d expunged; want 3, %d, 0", v, del, exp, n)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/internal/account"
 )
 
@@ -76,11 +77,14 @@ type Account struct {
 	PasswordCommand string  `toml:"password_command"`
 	OAuth2          *OAuth2 `toml:"oauth2"`
 
-	Archive     string   `toml:"archive"` // default <archive_root>/<name>
-	Format      string   `toml:"format"`  // for a new archive; default mbox.zst
-	Folders     []string `toml:"folders"` // globs; default every folder
-	Exclude     []string `toml:"exclude"`
-	Connections int      `toml:"connections"`
+	Archive string `toml:"archive"` // default <archive_root>/<name>
+	Format  string `toml:"format"`  // for a new archive; default mbox.zst
+	// CompressionLevel is the level of new frames (zstd -1 to 22, gzip -3
+	// to 9; 0 the default).
+	CompressionLevel int      `toml:"compression_level"`
+	Folders          []string `toml:"folders"` // globs; default every folder
+	Exclude          []string `toml:"exclude"`
+	Connections      int      `toml:"connections"`
 	// Timeout is how long to wait for a byte from a server that owes an
 	// answer ("2m", "30s"); default DefaultTimeout.
 	Timeout Duration `toml:"timeout"`
@@ -272,6 +276,25 @@ func Parse(path string, data []byte) (*Config, error) {
 		if a.Format != "" {
 			if _, err := archive.ParseFormat(a.Format); err != nil {
 				add(line("format"), "%s: %v", where, err)
+			}
+		}
+		if a.CompressionLevel != 0 {
+			codec := mboxfile.CodecZstd
+			switch a.Format {
+			case "mbox.gz":
+				codec = mboxfile.CodecGzip
+			case "mbox", "maildir":
+				codec = mboxfile.CodecNone
+			case "":
+				if a.CompressionLevel < -3 || a.CompressionLevel > 22 { // the archive's format decides the rest
+					add(line("compression_level"), "%s: compression_level = %d: want -1 to 22 (zstd) or -3 to 9 (gzip)", where, a.CompressionLevel)
+				}
+				codec = ""
+			}
+			if codec != "" {
+				if err := mboxfile.CheckLevel(codec, a.CompressionLevel); err != nil {
+					add(line("compression_level"), "%s: compression_level: %v", where, err)
+				}
 			}
 		}
 		if a.Connections == 0 {

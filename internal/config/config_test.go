@@ -97,7 +97,7 @@ func TestFullConfig(t *testing.T) {
 	if o == nil || o.Provider != "google" || o.Flow != "loopback" || o.Mechanism != "xoauth2" || o.TokenFile != "/etc/mailkeep/tokens/carol.json" {
 		t.Errorf("carol oauth2: %+v", o)
 	}
-	if d := cfg.Accounts[3]; d.TLS != "none" || d.PasswordEnv != "DAVE_PASSWORD" {
+	if d := cfg.Accounts[3]; d.TLS != "none" || d.PasswordEnv != "DAVE_PASSWORD" || d.CompressionLevel != 19 {
 		t.Errorf("dave: %+v", d)
 	}
 }

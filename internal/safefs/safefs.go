@@ -196,7 +196,7 @@ func openDirAt(dirfd int, dirPath, name string, create bool, perm fs.FileMode, c
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
 			var st unix.Stat_t
 			if serr := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil {
-				k := kindOf(st.Mode)
+				k := kindOf(uint32(st.Mode))
 				if k == "not a regular file" {
 					k = "not a directory"
 				}
@@ -299,7 +299,7 @@ func (d *Dir) openFileAt(name string, flag int, perm fs.FileMode) (*os.File, err
 			return nil, &fs.PathError{Op: "open", Path: p, Err: unix.ENOENT}
 		}
 	} else if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &UnsafeError{Path: p, Kind: kindOf(st.Mode)}
+		return nil, &UnsafeError{Path: p, Kind: kindOf(uint32(st.Mode))}
 	}
 	fd, err := unix.Openat(d.fd, name, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, uint32(perm.Perm()))
 	if err != nil {
@@ -317,7 +317,7 @@ func (d *Dir) openFileAt(name string, flag int, perm fs.FileMode) (*os.File, err
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(fd)
-		return nil, &UnsafeError{Path: p, Kind: kindOf(st.Mode)}
+		return nil, &UnsafeError{Path: p, Kind: kindOf(uint32(st.Mode))}
 	}
 	if !existed || flag&os.O_EXCL != 0 {
 		if err := unix.Fchmod(fd, uint32(perm.Perm())); err != nil {
@@ -360,7 +360,7 @@ func (d *Dir) StatRegular(rel string) (fs.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		st := fi.Sys().(*unix.Stat_t)
-		return nil, &UnsafeError{Path: filepath.Join(d.path, rel), Kind: kindOf(st.Mode)}
+		return nil, &UnsafeError{Path: filepath.Join(d.path, rel), Kind: kindOf(uint32(st.Mode))}
 	}
 	return fi, nil
 }

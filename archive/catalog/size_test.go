@@ -1,0 +1,177 @@
+package catalog
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// fill commits n messages per folder into folders folders of c, like a
+// backup of an IMAP account to mbox.zst: \Seen on most, a few flagged.
+func fill(tb testing.TB, c *Catalog, folders, n int) {
+	tb.Helper()
+	run, err := c.BeginRun("backup", "imaps://alice@mail.example.com", time.Unix(1_780_000_000, 0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for fi := range folders {
+		name := fmt.Sprintf("Archive/%d", 2000+fi)
+		if fi == 0 {
+			name = "INBOX"
+		}
+		f, err := c.EnsureFolder(name, '/', "", "mbox/"+name+".mbox.zst")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var batch []*Message
+		for i := 1; i <= n; i++ {
+			flags := []string{`\Seen`}
+			switch i % 20 {
+			case 0:
+				flags = append(flags, `\Flagged`)
+			case 1:
+				flags = nil
+			case 2:
+				flags = append(flags, `\Answered`)
+			}
+			batch = append(batch, &Message{UIDValidity: 1_700_000_000, UID: uint32(i), Flags: flags, Size: int64(2000 + i*37%50000),
+				SHA256:       fmt.Sprintf("%064x", uint64(fi)<<32|uint64(i)*0x9e3779b97f4a7c15),
+				InternalDate: time.Unix(1_500_000_000+int64(i)*3600, 0).In(time.FixedZone("", 3600)),
+				MessageID:    fmt.Sprintf("<%d.%x@mail.example.org>", i, uint64(i)*0x51ed27),
+				Sender:       fmt.Sprintf("User %d <user%d@example.org>", i%300, i%300),
+				Subject:      fmt.Sprintf("Quarterly report %d, meeting notes", i%1000),
+				File:         f.Path, FrameOffset: int64(i/400) * 1_500_000, FramePos: int64(i%400) * 10_000})
+			if len(batch) == 2000 || i == n {
+				if err := c.Commit(f.ID, int64(i)*4000, uint32(i), run, batch); err != nil {
+					tb.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+	if err := c.EndRun(Run{ID: run, Outcome: "ok", Ended: time.Unix(1_780_000_100, 0)}); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// catalogBytes is the catalog's size once its WAL is checkpointed.
+func catalogBytes(tb testing.TB, c *Catalog) int64 {
+	if _, err := c.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		tb.Fatal(err)
+	}
+	var pages, size, free int64
+	c.db.QueryRow(`PRAGMA page_count`).Scan(&pages)
+	c.db.QueryRow(`PRAGMA page_size`).Scan(&size)
+	c.db.QueryRow(`PRAGMA freelist_count`).Scan(&free)
+	return (pages - free) * size
+}
+
+// BenchmarkCatalogSize: bytes of catalog per message for 200,000 messages
+// in 20 folders (MAILKEEP_BENCH_COUNT overrides the count).
+func BenchmarkCatalogSize(b *testing.B) {
+	count := 200_000
+	if s := os.Getenv("MAILKEEP_BENCH_COUNT"); s != "" {
+		fmt.Sscan(s, &count)
+	}
+	for range b.N {
+		c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		fill(b, c, 20, count/20)
+		b.ReportMetric(float64(catalogBytes(b, c))/float64(count), "bytes/msg")
+		c.Close()
+	}
+}
+
+var writeV2 = flag.String("write-catalog", "", "write a sample catalog (and its journal) to this directory")
+
+// TestWriteSampleCatalog writes testdata/v2 (go test -run WriteSample
+// -write-catalog testdata/v2) with the schema of this build.
+func TestWriteSampleCatalog(t *testing.T) {
+	if *writeV2 == "" {
+		t.Skip("only with -write-catalog DIR")
+	}
+	os.MkdirAll(*writeV2, 0o700)
+	path := filepath.Join(*writeV2, "catalog.db")
+	c, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AttachJournal(JournalPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, 3, 40)
+	run, _ := c.BeginRun("backup", "imaps://alice@mail.example.com", time.Unix(1_780_001_000, 0))
+	inbox, _ := c.Folder("INBOX")
+	all, _ := c.All(inbox.ID)
+	if err := c.SetFlags(run, []FlagChange{{ID: all[0].ID, Flags: []string{`\Seen`, `\Deleted`}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MarkExpunged(run, []int64{all[1].ID, all[2].ID}); err != nil {
+		t.Fatal(err)
+	}
+	md, _ := c.EnsureFolder("Maildir", '/', `\Sent`, "Maildir")
+	if err := c.Commit(md.ID, 0, 1, run, []*Message{{UIDValidity: 5, UID: 1, Flags: []string{`\Seen`}, Size: 10, SHA256: fmt.Sprintf("%064x", 1),
+		InternalDate: time.Unix(1_600_000_000, 0).UTC(), File: "Maildir/cur/1600000000.M5U1.mailkeep:2,S"}}); err != nil {
+		t.Fatal(err)
+	}
+	pop, _ := c.EnsureFolder("POP3", 0, "", "mbox/POP3.mbox")
+	if err := c.Commit(pop.ID, 500, 0, run, []*Message{{UIDL: "abc", Size: 10, SHA256: fmt.Sprintf("%064x", 2),
+		InternalDate: time.Unix(1_600_000_000, 0).UTC(), ReceivedDate: time.Unix(1_600_000_100, 0).UTC(), File: "mbox/POP3.mbox"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MarkRestored("imap.example.net", "bob", "k1", "INBOX", 9, 1, run); err != nil {
+		t.Fatal(err)
+	}
+	c.EndRun(Run{ID: run, Outcome: "ok", Ended: time.Unix(1_780_001_100, 0)})
+	c.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	c.Close()
+}
+
+// BenchmarkManyFolders: 2,000 folders of 5 messages: what ls (Folders and
+// per-folder counts), verify and export (every folder's rows) and a no-op
+// backup's plan (EnsureFolder of unchanged folders) cost in the catalog.
+func BenchmarkManyFolders(b *testing.B) {
+	c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	fill(b, c, 2000, 5)
+	fs, err := c.Folders()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ls", func(b *testing.B) {
+		for range b.N {
+			fs, _ := c.Folders()
+			for _, f := range fs {
+				if _, err := c.CountStates(f.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("all-rows", func(b *testing.B) {
+		for range b.N {
+			for _, f := range fs {
+				if ms, err := c.All(f.ID); err != nil || len(ms) != 5 {
+					b.Fatal(len(ms), err)
+				}
+			}
+		}
+	})
+	b.Run("noop-plan", func(b *testing.B) {
+		for range b.N {
+			for _, f := range fs {
+				if _, err := c.EnsureFolder(f.Name, '/', "", f.Path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+}
