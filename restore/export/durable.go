@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mailkeep/mailkeep/internal/durable"
 )
 
@@ -49,22 +47,6 @@ func mkdirAll(dir string) error { return durable.MkdirAll(dir, 0o700) }
 
 func syncDir(dir string) error { return durable.SyncDir(dir) }
 
-// renameNew renames old to new, refusing to replace an existing new
-// (RENAME_NOREPLACE; on file systems without it, a check first).
-func renameNew(old, new string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, old, unix.AT_FDCWD, new, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if _, serr := os.Lstat(new); serr == nil {
-			return fmt.Errorf("rename %s: %w", new, fs.ErrExist)
-		}
-		return os.Rename(old, new)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "rename", Old: old, New: new, Err: err}
-	}
-	return nil
-}
-
 // batch holds written but not yet durable files (Maildir, eml): one
 // syncfs(2) makes a batch's data durable, then the files are renamed to
 // their final names and the directories fsynced. An fsync per message
@@ -95,14 +77,8 @@ func (b *batch) flush() error {
 	if len(b.tmp) == 0 {
 		return nil
 	}
-	d, err := os.Open(filepath.Dir(b.tmp[0]))
-	if err != nil {
+	if err := syncFiles(b.tmp); err != nil {
 		return err
-	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
-	if err != nil {
-		return fmt.Errorf("syncfs: %w", err)
 	}
 	var dirs []string
 	for i, t := range b.tmp {
