@@ -49,6 +49,10 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown archive format %q (want mbox.zst, mbox.gz, mbox or maildir)", s)
 }
 
+// Codec is how the format compresses its mbox files (CodecNone for plain
+// mbox and Maildir).
+func (f Format) Codec() mboxfile.Codec { return f.codec() }
+
 func (f Format) codec() mboxfile.Codec {
 	switch f {
 	case MboxZstd:

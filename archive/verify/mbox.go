@@ -9,26 +9,15 @@ import (
 	"io"
 	"os"
 
-	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/mboxfile"
 	"github.com/mailkeep/mailkeep/archive/mboxrd"
 	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
-func codecOf(f archive.Format) mboxfile.Codec {
-	switch f {
-	case archive.MboxZstd:
-		return mboxfile.CodecZstd
-	case archive.MboxGzip:
-		return mboxfile.CodecGzip
-	}
-	return mboxfile.CodecNone
-}
-
 // mboxFolder verifies one folder of an mbox archive.
 func (v *verifier) mboxFolder(f *catalog.Folder) error {
-	s := &mboxScan{v: v, f: f, codec: codecOf(v.a.Format), buf: make([]byte, 64<<10), h: sha256.New()}
+	s := &mboxScan{v: v, f: f, codec: v.a.Format.Codec(), buf: make([]byte, 64<<10), h: sha256.New()}
 	defer s.closeStream()
 	committed, n := f.CommittedSize, 0
 	err := eachMsg(v.ctx, v.a.Cat, f, func(m *msg, c int64) error {

@@ -69,16 +69,6 @@ func (c *cursor) close() {
 	}
 }
 
-func codecOf(f archive.Format) mboxfile.Codec {
-	switch f {
-	case archive.MboxZstd:
-		return mboxfile.CodecZstd
-	case archive.MboxGzip:
-		return mboxfile.CodecGzip
-	}
-	return mboxfile.CodecNone
-}
-
 // open returns a reader of a message's exact bytes, through the session's
 // cursor for mbox archives. The reader is valid until the next open.
 func (ss *session) open(snap *snapshot, m *catalog.Message) (io.ReadCloser, error) {
@@ -93,7 +83,7 @@ func (ss *session) open(snap *snapshot, m *catalog.Message) (io.ReadCloser, erro
 		c = nil
 	}
 	if c == nil {
-		rc, err := mboxfile.OpenReaderIn(a.Dir, m.File, codecOf(a.Format), mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos})
+		rc, err := mboxfile.OpenReaderIn(a.Dir, m.File, a.Format.Codec(), mboxfile.Pos{FrameOffset: m.FrameOffset, Offset: m.FramePos})
 		if err != nil {
 			return nil, fmt.Errorf("message uid %d in %s: %w", m.UID, m.File, err)
 		}
