@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,9 +163,9 @@ func TestInterruptedAndResumed(t *testing.T) {
 	appended := 0
 	for round := 0; round < 20; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
-		n := 0
+		var n atomic.Int32 // Progress is called from several goroutines
 		st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{ctx: ctx, Options: restore.Options{Connections: 2, Progress: func(restore.Event) {
-			if n++; n == 3 {
+			if n.Add(1) == 3 {
 				cancel()
 			}
 		}}})
