@@ -325,23 +325,7 @@ func (e *env) mbsync(b *testing.B, addr string) peer {
 	os.RemoveAll(dir)
 	os.MkdirAll(filepath.Join(dir, "mail"), 0o755)
 	rc := filepath.Join(dir, "mbsyncrc")
-	os.WriteFile(rc, []byte(fmt.Sprintf(`FSync no
-IMAPAccount a
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-PipelineDepth 50
-
-IMAPStore r
-Account a
-
-MaildirStore l
-Path %s/mail/
-Inbox %s/mail/INBOX
-SubFolders Verbatim
+	os.WriteFile(rc, []byte(mbsyncStores(host, port, benchUser, dir+"/mail/", dir+"/mail/INBOX")+`SubFolders Verbatim
 
 Channel c
 Far :r:
@@ -350,7 +334,7 @@ Patterns *
 Create Near
 Sync Pull
 SyncState *
-`, host, port, benchUser, benchPass, dir, dir)), 0o600)
+`), 0o600)
 	var p peer
 	p.full = asBench(b, dir, "mbsync", "-q", "-c", rc, "-a")
 	report(b, "mbsync full -> Maildir", p.full, e.corpus.Messages, e.corpus.Bytes, 0, "")
@@ -471,4 +455,26 @@ func BenchmarkVerifyExport(b *testing.B) {
 			os.RemoveAll(to)
 		}
 	}
+}
+
+// mbsyncStores is the start of an mbsyncrc: the IMAP account and store
+// (plaintext, loopback) and the Maildir store at path with its INBOX.
+func mbsyncStores(host, port, user, path, inbox string) string {
+	return fmt.Sprintf(`FSync no
+IMAPAccount a
+Host %s
+Port %s
+User %s
+Pass %s
+SSLType None
+AuthMechs LOGIN
+PipelineDepth 50
+
+IMAPStore r
+Account a
+
+MaildirStore l
+Path %s
+Inbox %s
+`, host, port, user, benchPass, path, inbox)
 }

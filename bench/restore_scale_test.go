@@ -141,29 +141,13 @@ func mbsyncPush(b *testing.B, dir, addr, user string) result {
 		b.Fatalf("cp: %v %s", err, out)
 	}
 	rc := filepath.Join(work, "mbsyncrc")
-	os.WriteFile(rc, []byte(fmt.Sprintf(`FSync no
-IMAPAccount a
-Host %s
-Port %s
-User %s
-Pass %s
-SSLType None
-AuthMechs LOGIN
-PipelineDepth 50
-
-IMAPStore r
-Account a
-
-MaildirStore l
-Path %[5]s/
-Inbox %[5]s
-
+	os.WriteFile(rc, []byte(mbsyncStores(host, port, user, work+"/", work)+`
 Channel c
 Far :r:INBOX
 Near :l:INBOX
 Sync Push
 SyncState *
-`, host, port, user, benchPass, work)), 0o600)
+`), 0o600)
 	return asBench(b, work, "mbsync", "-q", "-c", rc, "c")
 }
 
