@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -85,51 +84,6 @@ func BenchmarkCatalogSize(b *testing.B) {
 		b.ReportMetric(float64(catalogBytes(b, c))/float64(count), "bytes/msg")
 		c.Close()
 	}
-}
-
-var writeV2 = flag.String("write-catalog", "", "write a sample catalog (and its journal) to this directory")
-
-// TestWriteSampleCatalog writes testdata/v2 (go test -run WriteSample
-// -write-catalog testdata/v2) with the schema of this build.
-func TestWriteSampleCatalog(t *testing.T) {
-	if *writeV2 == "" {
-		t.Skip("only with -write-catalog DIR")
-	}
-	os.MkdirAll(*writeV2, 0o700)
-	path := filepath.Join(*writeV2, "catalog.db")
-	c, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.AttachJournal(JournalPath(path)); err != nil {
-		t.Fatal(err)
-	}
-	fill(t, c, 3, 40)
-	run, _ := c.BeginRun("backup", "imaps://alice@mail.example.com", time.Unix(1_780_001_000, 0))
-	inbox, _ := c.Folder("INBOX")
-	all, _ := c.All(inbox.ID)
-	if err := c.SetFlags(run, []FlagChange{{ID: all[0].ID, Flags: []string{`\Seen`, `\Deleted`}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.MarkExpunged(run, []int64{all[1].ID, all[2].ID}); err != nil {
-		t.Fatal(err)
-	}
-	md, _ := c.EnsureFolder("Maildir", '/', `\Sent`, "Maildir")
-	if err := c.Commit(md.ID, 0, 1, run, []*Message{{UIDValidity: 5, UID: 1, Flags: []string{`\Seen`}, Size: 10, SHA256: fmt.Sprintf("%064x", 1),
-		InternalDate: time.Unix(1_600_000_000, 0).UTC(), File: "Maildir/cur/1600000000.M5U1.mailkeep:2,S"}}); err != nil {
-		t.Fatal(err)
-	}
-	pop, _ := c.EnsureFolder("POP3", 0, "", "mbox/POP3.mbox")
-	if err := c.Commit(pop.ID, 500, 0, run, []*Message{{UIDL: "abc", Size: 10, SHA256: fmt.Sprintf("%064x", 2),
-		InternalDate: time.Unix(1_600_000_000, 0).UTC(), ReceivedDate: time.Unix(1_600_000_100, 0).UTC(), File: "mbox/POP3.mbox"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.MarkRestored("imap.example.net", "bob", "k1", "INBOX", 9, 1, run); err != nil {
-		t.Fatal(err)
-	}
-	c.EndRun(Run{ID: run, Outcome: "ok", Ended: time.Unix(1_780_001_100, 0)})
-	c.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	c.Close()
 }
 
 // BenchmarkManyFolders: 2,000 folders of 5 messages: what ls (Folders and
