@@ -49,8 +49,8 @@ func logical(t *testing.T, c *Catalog) string {
 	return strings.Join(out, "\n")
 }
 
-// A catalog written by the release before schema 3 (testdata/v2, made by
-// schema-2 release; see testdata/v2/README.md) reads as it is read-only, and
+// A catalog written by the release before schema 3 (testdata/v2, see its
+// README.md) reads as it is read-only, and
 // migrates in place keeping every row; the journal restarts from a
 // snapshot, and replaying it into an empty catalog (reindex) rebuilds the
 // migrated catalog.
