@@ -129,16 +129,9 @@ func Open(dir string, opt Options) (*Archive, error) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("archive %s: %w", dir, err)
 		}
-		lf, err := safefs.OpenFile(dir, "lock", os.O_RDWR|os.O_CREATE, 0o600)
+		lf, err := lockDir(dir)
 		if err != nil {
-			return nil, fmt.Errorf("archive %s: %w", dir, err)
-		}
-		if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			lf.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, fmt.Errorf("archive %s: %w", dir, ErrLocked)
-			}
-			return nil, fmt.Errorf("archive %s: lock: %w", dir, err)
+			return nil, err
 		}
 		a.lock = lf
 	}
@@ -400,4 +393,21 @@ func (a *Archive) isEmpty() (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// lockDir takes the archive's lock (flock of DIR/lock, without waiting):
+// one writing run at a time. Closing the file releases it.
+func lockDir(dir string) (*os.File, error) {
+	lf, err := safefs.OpenFile(dir, "lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("archive %s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("archive %s: lock: %w", dir, err)
+	}
+	return lf, nil
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -66,17 +65,11 @@ func Reindex(dir string, now time.Time) (*ReindexStats, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("archive %s: not a directory", dir)
 	}
-	lf, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	lf, err := lockDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("archive %s: %w", dir, err)
+		return nil, err
 	}
 	defer lf.Close()
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("archive %s: %w", dir, ErrLocked)
-		}
-		return nil, fmt.Errorf("archive %s: lock: %w", dir, err)
-	}
 	dbPath := filepath.Join(dir, "catalog.db")
 	jPath := filepath.Join(dir, JournalName)
 	stamp := now.UTC().Format("20060102T150405Z")

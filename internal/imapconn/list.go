@@ -81,7 +81,7 @@ func (r *Raw) tokens() ([]token, string, error) {
 	var toks []token
 	var sb strings.Builder
 	for {
-		l, err := r.R.ReadString('\n')
+		l, err := r.R.ReadString('\n') // bounded by the guard's MaxLine
 		if err != nil {
 			return nil, "", fmt.Errorf("connection lost: %w", err)
 		}
