@@ -190,6 +190,10 @@ func splitArgs(fs *flag.FlagSet, args []string) (flags, rest []string) {
 		}
 		name := strings.TrimLeft(a, "-")
 		name, _, hasValue := strings.Cut(name, "=")
+		if name == "h" || name == "help" { // the flag package's help
+			flags = append(flags, a)
+			continue
+		}
 		f := fs.Lookup(name)
 		if f == nil {
 			rest = append(rest, a)

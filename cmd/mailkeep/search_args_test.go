@@ -20,6 +20,8 @@ func TestSplitArgs(t *testing.T) {
 		{[]string{"a", "--limit", "7", "-b"}, []string{"--limit", "7"}, []string{"a", "-b"}},
 		{[]string{"--json", "--", "--limit", "x"}, []string{"--json"}, []string{"--limit", "x"}},
 		{[]string{"-", "-json"}, []string{"-json"}, []string{"-"}},
+		{[]string{"--help"}, []string{"--help"}, nil},
+		{[]string{"invoice", "-h"}, []string{"-h"}, []string{"invoice"}},
 	} {
 		f, r := splitArgs(fs, tt.in)
 		if !reflect.DeepEqual(f, tt.flags) || !reflect.DeepEqual(r, tt.rest) {
