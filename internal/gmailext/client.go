@@ -61,7 +61,11 @@ func (e *StatusError) Error() string {
 
 // Result is the outcome of one command.
 type Result struct {
-	Messages []Message // one per FETCH response with a UID, in order
+	// Messages has one entry per FETCH response that answers the command
+	// (with a UID and the Gmail item asked for: X-GM-MSGID for FetchMeta,
+	// X-GM-LABELS for StoreLabels), in order; unsolicited FETCH responses
+	// (another session's flag change) are left out.
+	Messages []Message
 	// Throttled is true when the server marked an OK response
 	// [THROTTLED] (Gmail does so while it slows the account down).
 	Throttled bool
@@ -90,18 +94,31 @@ func NewBuffered(r *bufio.Reader, w *bufio.Writer, deadline interface{ SetDeadli
 	return &Client{r: r, w: w, conn: deadline}
 }
 
+// FetchOptions choose FetchMeta's optional parts.
+type FetchOptions struct {
+	// ModSeq adds MODSEQ to the items (the server has CONDSTORE).
+	ModSeq bool
+	// ChangedSince, when not 0, adds the CHANGEDSINCE modifier (RFC 7162):
+	// only messages whose MODSEQ is higher are answered, with their MODSEQ.
+	ChangedSince uint64
+}
+
 // FetchMeta sends UID FETCH uids (UID X-GM-MSGID X-GM-THRID X-GM-LABELS
-// FLAGS MODSEQ); uids is an IMAP UID set ("1:*", "5,9:12"). withModSeq
-// false leaves MODSEQ out (a server without CONDSTORE).
-func (c *Client) FetchMeta(ctx context.Context, uids string, withModSeq bool) (*Result, error) {
+// FLAGS [MODSEQ]) [(CHANGEDSINCE n)]; uids is an IMAP UID set ("1:*",
+// "5,9:12").
+func (c *Client) FetchMeta(ctx context.Context, uids string, opt FetchOptions) (*Result, error) {
 	if !validSet(uids) {
 		return nil, fmt.Errorf("UID FETCH: invalid UID set %q", uids)
 	}
 	items := "UID X-GM-MSGID X-GM-THRID X-GM-LABELS FLAGS"
-	if withModSeq {
+	if opt.ModSeq || opt.ChangedSince > 0 {
 		items += " MODSEQ"
 	}
-	return c.run(ctx, "UID FETCH", "UID FETCH "+uids+" ("+items+")")
+	cmd := "UID FETCH " + uids + " (" + items + ")"
+	if opt.ChangedSince > 0 {
+		cmd += " (CHANGEDSINCE " + strconv.FormatUint(opt.ChangedSince, 10) + ")"
+	}
+	return c.run(ctx, "UID FETCH", cmd, func(m *Message) bool { return m.MsgID != 0 })
 }
 
 // StoreLabels sends UID STORE uids +X-GM-LABELS (labels) (add) or
@@ -125,7 +142,7 @@ func (c *Client) StoreLabels(ctx context.Context, uids string, add bool, labels 
 		}
 		parts = append(parts, enc)
 	}
-	return c.run(ctx, "UID STORE", "UID STORE "+uids+" "+op+"X-GM-LABELS ("+strings.Join(parts, " ")+")")
+	return c.run(ctx, "UID STORE", "UID STORE "+uids+" "+op+"X-GM-LABELS ("+strings.Join(parts, " ")+")", func(m *Message) bool { return m.Labels != nil })
 }
 
 // ErrBadLabel is wrapped by the error for a label that cannot be sent.
@@ -160,7 +177,7 @@ func validSet(s string) bool {
 	return true
 }
 
-func (c *Client) run(ctx context.Context, name, cmd string) (*Result, error) {
+func (c *Client) run(ctx context.Context, name, cmd string, answers func(*Message) bool) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -189,7 +206,7 @@ func (c *Client) run(ctx context.Context, name, cmd string) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
-			if m.UID != 0 {
+			if m.UID != 0 && answers(&m) {
 				res.Messages = append(res.Messages, m)
 			}
 			continue
