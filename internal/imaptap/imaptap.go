@@ -64,6 +64,7 @@ type Conn struct {
 	rlit    int64  // literal bytes still to pass through
 	cont    bool   // the next line continues a command (after a literal)
 	midLine bool   // inside an over-long line
+	skip    bool   // swallowing the rest of a command a hook replaced
 
 	// writing
 	wmu        sync.Mutex
@@ -83,6 +84,14 @@ func (c *Conn) CloseAfterWrite() { c.closeAfter = true }
 // Read hands the server the client's bytes, command lines rewritten.
 func (c *Conn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
+		if c.rlit > 0 && c.skip {
+			n, err := c.br.Discard(int(min(c.rlit, int64(c.br.Size()))))
+			c.rlit -= int64(n)
+			if err != nil {
+				return 0, err
+			}
+			continue
+		}
 		if c.rlit > 0 {
 			n := int64(len(p))
 			if n > c.rlit {
@@ -105,6 +114,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 		case err != nil:
 			c.out = append(c.out, frag...) // a last line without LF
+		case c.skip:
+			// A continuation of a replaced command: swallowed.
+			c.rlit, c.cont = literal(frag)
+			c.skip = c.cont
 		default:
 			line := frag
 			if !c.cont {
@@ -112,6 +125,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 			}
 			c.out = append(c.out, line...)
 			c.rlit, c.cont = literal(line)
+			if n, ok := literal(frag); ok && !c.cont && nonSync(frag) {
+				// The hook replaced a command whose client sends its
+				// literal without waiting (LITERAL+/-): swallow the literal
+				// and the rest of the command. (A synchronising literal is
+				// never sent: the client gets the replacement's answer
+				// instead of the continuation request.)
+				c.rlit, c.cont, c.skip = n, true, true
+			}
 		}
 	}
 	n := copy(p, c.out)
@@ -184,6 +205,10 @@ func literal(line []byte) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+func nonSync(line []byte) bool {
+	return bytes.HasSuffix(bytes.TrimRight(line, "\r\n"), []byte("+}"))
 }
 
 // Tagged splits a response line into tag, status ("OK", "NO", "BAD",
