@@ -70,6 +70,7 @@ type folder struct {
 	l           []entry
 	tracker     *imapserver.MailboxTracker
 	subscribed  bool
+	modseq      uint64 // HIGHESTMODSEQ: the last change to a message in it, or to its membership
 }
 
 func (f *folder) contains(m *msg) bool {
@@ -153,7 +154,7 @@ func newAccount() *account {
 
 func (a *account) newFolder(name string, kind folderKind, label string) *folder {
 	a.validity++
-	f := &folder{name: name, kind: kind, label: label, uidValidity: a.validity, uidNext: 1, tracker: imapserver.NewMailboxTracker(0)}
+	f := &folder{name: name, kind: kind, label: label, uidValidity: a.validity, uidNext: 1, tracker: imapserver.NewMailboxTracker(0), modseq: 1}
 	a.folders[name] = f
 	return f
 }
@@ -184,6 +185,11 @@ func (a *account) sortedFolders() []*folder {
 func (a *account) bump(m *msg) {
 	a.modseq++
 	m.modseq = a.modseq
+	for _, f := range a.folders {
+		if f.index(m) >= 0 {
+			f.modseq = a.modseq
+		}
+	}
 }
 
 // setLabel adds or removes a label; a user label without a folder gets
@@ -230,10 +236,12 @@ func (a *account) place(m *msg) {
 		should := f.contains(m)
 		switch {
 		case should && i < 0:
+			f.modseq = a.modseq
 			f.l = append(f.l, entry{uid: f.uidNext, m: m})
 			f.uidNext++
 			f.tracker.QueueNumMessages(uint32(len(f.l)))
 		case !should && i >= 0:
+			f.modseq = a.modseq
 			f.l = append(f.l[:i], f.l[i+1:]...)
 			f.tracker.QueueExpunge(uint32(i) + 1)
 		}

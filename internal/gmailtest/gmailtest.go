@@ -34,6 +34,13 @@
 //     sessions that have them selected); the answer is FETCH X-GM-LABELS.
 //     A label that does not exist is created. \Starred and the \Flagged
 //     flag are one thing.
+//   - CONDSTORE (Gmail advertises it; imapserver does not parse it): each
+//     message has a MODSEQ from one account-wide counter, bumped by every
+//     flag or label change; a folder's HIGHESTMODSEQ is the counter at
+//     the last change to a message it shows or to its membership. The
+//     tap serves SELECT/EXAMINE (CONDSTORE) with "* OK [HIGHESTMODSEQ n]",
+//     HIGHESTMODSEQ in STATUS and LIST-STATUS, FETCH MODSEQ and the
+//     CHANGEDSINCE modifier, and ENABLE CONDSTORE.
 //   - APPEND into a folder makes a message in All Mail carrying that
 //     folder's label; over APPENDLIMIT the answer is "BAD [TOOBIG] Message
 //     too large." (as reported by imapsync FAQ.Gmail and GYB users; the
@@ -169,7 +176,7 @@ func New(user, pass string, opt Options, logger imapserver.Logger) (*Server, err
 	}
 	s := &Server{Addr: ln.Addr().String(), opt: opt, user: user, pass: pass, acct: newAccount(), connsCh: make(chan struct{}), served: make(chan error, 1)}
 	s.ln = &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks {
-		return &tap{srv: s, injects: map[imap.UID]string{}, selects: map[string]bool{}}
+		return &tap{srv: s, injects: map[imap.UID]string{}, selects: map[string]string{}, status: map[string]bool{}}
 	}}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
@@ -459,10 +466,14 @@ func (s *Server) isThrottled() bool {
 	return n > s.opt.Throttle.Commands
 }
 
-func (s *Server) highestModSeq() uint64 {
+// highestModSeq returns a folder's HIGHESTMODSEQ (0 for no folder).
+func (s *Server) highestModSeq(folder string) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.acct.modseq
+	if f := s.acct.folder(folder); f != nil {
+		return f.modseq
+	}
+	return 0
 }
 
 func headerOf(body []byte) (textproto.Header, error) {
@@ -536,7 +547,8 @@ type tap struct {
 	mu      sync.Mutex
 	queue   []*fetchReq         // one per FETCH command imapserver has yet to answer
 	injects map[imap.UID]string // items to add after "UID n" in FETCH responses
-	selects map[string]bool     // tags of SELECT/EXAMINE
+	selects map[string]string   // tag of SELECT/EXAMINE -> folder
+	status  map[string]bool     // tags of STATUS/LIST asking for HIGHESTMODSEQ
 	enable  bool                // an ENABLE CONDSTORE is being answered
 }
 
@@ -591,11 +603,20 @@ func (t *tap) Command(line []byte) []byte {
 		t.mu.Unlock()
 		return []byte(tag + " " + strings.Replace(name, "STORE", "FETCH", 1) + " " + set + " (UID)\r\n")
 	case "SELECT", "EXAMINE":
+		folder, _ := mailboxArg(args)
 		t.mu.Lock()
-		t.selects[tag] = true
+		t.selects[tag] = folder
 		t.mu.Unlock()
 		if i := strings.LastIndex(strings.ToUpper(args), " (CONDSTORE)"); i >= 0 {
 			return []byte(tag + " " + name + " " + args[:i] + "\r\n")
+		}
+	case "STATUS", "LIST":
+		// STATUS and LIST-STATUS items: imapserver knows no HIGHESTMODSEQ.
+		if out, ok := stripHMS(args); ok {
+			t.mu.Lock()
+			t.status[tag] = true
+			t.mu.Unlock()
+			return []byte(tag + " " + name + " " + out + "\r\n")
 		}
 	case "ENABLE":
 		if strings.Contains(strings.ToUpper(args), "CONDSTORE") {
@@ -764,6 +785,51 @@ func splitTop(s string) []string {
 	return out
 }
 
+// stripHMS takes HIGHESTMODSEQ out of a STATUS item list (a list of
+// only HIGHESTMODSEQ becomes (UIDNEXT): imapserver refuses an empty one).
+func stripHMS(args string) (string, bool) {
+	u := strings.ToUpper(args)
+	for _, p := range []struct{ find, repl string }{
+		{"(HIGHESTMODSEQ)", "(UIDNEXT)"},
+		{" HIGHESTMODSEQ)", ")"},
+		{" HIGHESTMODSEQ ", " "},
+		{"(HIGHESTMODSEQ ", "("},
+	} {
+		if i := strings.Index(u, p.find); i >= 0 {
+			return args[:i] + p.repl + args[i+len(p.find):], true
+		}
+	}
+	return args, false
+}
+
+// mailboxArg reads a mailbox argument (atom or quoted string, modified
+// UTF-7) at the start of s.
+func mailboxArg(s string) (string, string) {
+	var raw, rest string
+	if strings.HasPrefix(s, `"`) {
+		var sb strings.Builder
+		i := 1
+		for ; i < len(s) && s[i] != '"'; i++ {
+			if s[i] == '\\' && i+1 < len(s) {
+				i++
+			}
+			sb.WriteByte(s[i])
+		}
+		raw = sb.String()
+		if i < len(s) {
+			rest = s[i+1:]
+		}
+	} else {
+		raw, rest, _ = strings.Cut(s, " ")
+		rest = " " + rest
+	}
+	name, err := gmailext.DecodeUTF7(raw)
+	if err != nil {
+		return raw, rest
+	}
+	return name, rest
+}
+
 var fetchUIDRe = regexp.MustCompile(`^\* \d+ FETCH \(UID (\d+)`)
 
 // Response adds what imapserver cannot say.
@@ -777,6 +843,21 @@ func (t *tap) Response(line []byte) []byte {
 			t.mu.Unlock()
 			if extra != "" {
 				return []byte(string(line[:m[1]]) + " " + extra + string(line[m[1]:]))
+			}
+			return line
+		}
+		if rest, ok := bytes.CutPrefix(line, []byte("* STATUS ")); ok {
+			t.mu.Lock()
+			want := len(t.status) > 0
+			t.mu.Unlock()
+			if want && bytes.HasSuffix(line, []byte(")\r\n")) {
+				folder, _ := mailboxArg(string(rest))
+				body := bytes.TrimSuffix(line, []byte(")\r\n"))
+				sep := " "
+				if bytes.HasSuffix(body, []byte("(")) {
+					sep = ""
+				}
+				return []byte(fmt.Sprintf("%s%sHIGHESTMODSEQ %d)\r\n", body, sep, t.srv.highestModSeq(folder)))
 			}
 			return line
 		}
@@ -803,8 +884,9 @@ func (t *tap) Response(line []byte) []byte {
 		}
 	}
 	clear(t.injects)
-	sel := t.selects[tag]
+	sel, isSel := t.selects[tag]
 	delete(t.selects, tag)
+	delete(t.status, tag)
 	t.enable = false
 	t.mu.Unlock()
 	var pre string
@@ -815,8 +897,8 @@ func (t *tap) Response(line []byte) []byte {
 		}
 	case "OK":
 		line = addCaps(line)
-		if sel {
-			pre = fmt.Sprintf("* OK [HIGHESTMODSEQ %d] Highest\r\n", t.srv.highestModSeq())
+		if isSel {
+			pre = fmt.Sprintf("* OK [HIGHESTMODSEQ %d] Highest\r\n", t.srv.highestModSeq(sel))
 		}
 		if t.srv.isThrottled() {
 			if bytes.HasPrefix(rest, []byte("[")) {

@@ -466,3 +466,83 @@ func TestExpunge(t *testing.T) {
 		}
 	}
 }
+
+// TestCondstoreGoIMAP drives CONDSTORE with go-imap's client the way
+// fetch/imapsrc does: LIST-STATUS and STATUS with HIGHESTMODSEQ, SELECT
+// (CONDSTORE), UID FETCH MODSEQ with CHANGEDSINCE.
+func TestCondstoreGoIMAP(t *testing.T) {
+	s := gmailtest.Start(t, user, pass, gmailtest.Options{})
+	id1 := s.Add(gmailtest.NewMessage{Body: body("a", 100), Labels: []string{"Work", gmailtest.LabelInbox}})
+	id2 := s.Add(gmailtest.NewMessage{Body: body("b", 100), Labels: []string{"Work"}})
+	c := login(t, s)
+	stOpt := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}
+	list, err := c.List("", "*", &imap.ListOptions{ReturnStatus: stOpt}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hms := map[string]uint64{}
+	for _, l := range list {
+		if l.Status != nil {
+			hms[l.Mailbox] = l.Status.HighestModSeq
+			if l.Status.HighestModSeq == 0 || l.Status.NumMessages == nil {
+				t.Errorf("LIST-STATUS %s: %+v", l.Mailbox, l.Status)
+			}
+		}
+	}
+	if len(hms) != 9 {
+		t.Errorf("LIST-STATUS answered for %d folders: %v", len(hms), hms)
+	}
+	status := func(folder string) uint64 {
+		t.Helper()
+		d, err := c.Status(folder, stOpt).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.HighestModSeq
+	}
+	if got := status("Work"); got != hms["Work"] {
+		t.Errorf("STATUS Work HIGHESTMODSEQ %d, LIST-STATUS said %d", got, hms["Work"])
+	}
+	sel, err := c.Select("Work", &imap.SelectOptions{ReadOnly: true, CondStore: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.HighestModSeq != hms["Work"] {
+		t.Errorf("SELECT (CONDSTORE) HIGHESTMODSEQ %d, want %d", sel.HighestModSeq, hms["Work"])
+	}
+	changed := func(since uint64) []*imapclient.FetchMessageBuffer {
+		t.Helper()
+		msgs, err := c.Fetch(imap.UIDSet{{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, Flags: true, ModSeq: true, ChangedSince: since}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msgs
+	}
+	if got := changed(sel.HighestModSeq); len(got) != 0 {
+		t.Errorf("CHANGEDSINCE HIGHESTMODSEQ: %d messages", len(got))
+	}
+
+	// A label change on message 2 is a change in every folder showing it,
+	// and in no other.
+	if err := s.AddLabels(id2, "Later"); err != nil {
+		t.Fatal(err)
+	}
+	if got := status("Work"); got <= hms["Work"] {
+		t.Errorf("Work HIGHESTMODSEQ %d after a label change, was %d", got, hms["Work"])
+	}
+	if got := status("INBOX"); got != hms["INBOX"] {
+		t.Errorf("INBOX HIGHESTMODSEQ %d after a change to a message it does not show, was %d", got, hms["INBOX"])
+	}
+	got := changed(sel.HighestModSeq)
+	if len(got) != 1 || got[0].UID != 2 || got[0].ModSeq <= sel.HighestModSeq {
+		t.Errorf("CHANGEDSINCE after the change: %+v", got)
+	}
+	// A message leaving a folder changes the folder.
+	before := status("INBOX")
+	if err := s.RemoveLabels(id1, gmailtest.LabelInbox); err != nil {
+		t.Fatal(err)
+	}
+	if got := status("INBOX"); got <= before {
+		t.Errorf("INBOX HIGHESTMODSEQ %d after its message left, was %d", got, before)
+	}
+}
