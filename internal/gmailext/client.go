@@ -105,8 +105,28 @@ type FetchOptions struct {
 
 // FetchMeta sends UID FETCH uids (UID X-GM-MSGID X-GM-THRID X-GM-LABELS
 // FLAGS [MODSEQ]) [(CHANGEDSINCE n)]; uids is an IMAP UID set ("1:*",
-// "5,9:12").
+// "5,9:12"). It holds every answer in memory: for a large folder use
+// FetchMetaEach, or page through UID ranges.
 func (c *Client) FetchMeta(ctx context.Context, uids string, opt FetchOptions) (*Result, error) {
+	res := &Result{}
+	r, err := c.FetchMetaEach(ctx, uids, opt, func(m Message) error {
+		res.Messages = append(res.Messages, m)
+		return nil
+	})
+	if r != nil {
+		res.Throttled, res.Codes = r.Throttled, r.Codes
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// FetchMetaEach is FetchMeta calling fn for each message as its response
+// arrives, holding none; the Result has no Messages. An error from fn
+// stops reading and is returned (wrapped): the connection is then in the
+// middle of a response and must be closed.
+func (c *Client) FetchMetaEach(ctx context.Context, uids string, opt FetchOptions, fn func(Message) error) (*Result, error) {
 	if !validSet(uids) {
 		return nil, fmt.Errorf("UID FETCH: invalid UID set %q", uids)
 	}
@@ -118,7 +138,7 @@ func (c *Client) FetchMeta(ctx context.Context, uids string, opt FetchOptions) (
 	if opt.ChangedSince > 0 {
 		cmd += " (CHANGEDSINCE " + strconv.FormatUint(opt.ChangedSince, 10) + ")"
 	}
-	return c.run(ctx, "UID FETCH", cmd, func(m *Message) bool { return m.MsgID != 0 })
+	return c.run(ctx, "UID FETCH", cmd, func(m *Message) bool { return m.MsgID != 0 }, fn)
 }
 
 // StoreLabels sends UID STORE uids +X-GM-LABELS (labels) (add) or
@@ -142,7 +162,7 @@ func (c *Client) StoreLabels(ctx context.Context, uids string, add bool, labels 
 		}
 		parts = append(parts, enc)
 	}
-	return c.run(ctx, "UID STORE", "UID STORE "+uids+" "+op+"X-GM-LABELS ("+strings.Join(parts, " ")+")", func(m *Message) bool { return m.Labels != nil })
+	return c.run(ctx, "UID STORE", "UID STORE "+uids+" "+op+"X-GM-LABELS ("+strings.Join(parts, " ")+")", func(m *Message) bool { return m.Labels != nil }, nil)
 }
 
 // ErrBadLabel is wrapped by the error for a label that cannot be sent.
@@ -177,7 +197,7 @@ func validSet(s string) bool {
 	return true
 }
 
-func (c *Client) run(ctx context.Context, name, cmd string, answers func(*Message) bool) (*Result, error) {
+func (c *Client) run(ctx context.Context, name, cmd string, answers func(*Message) bool, each func(Message) error) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -207,7 +227,11 @@ func (c *Client) run(ctx context.Context, name, cmd string, answers func(*Messag
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			if m.UID != 0 && answers(&m) {
-				res.Messages = append(res.Messages, m)
+				if each == nil {
+					res.Messages = append(res.Messages, m)
+				} else if err := each(m); err != nil {
+					return res, fmt.Errorf("%s: UID %d: %w", name, m.UID, err)
+				}
 			}
 			continue
 		}
