@@ -159,6 +159,18 @@ func (a *account) newFolder(name string, kind folderKind, label string) *folder 
 	return f
 }
 
+// labelFolders makes the folder of a user label, and of its parents: a
+// nested label "A/B" lives under a label "A", as in Gmail's label list.
+func (a *account) labelFolders(label string) {
+	for i := 0; i <= len(label); i++ {
+		if i == len(label) || label[i] == '/' {
+			if name := label[:i]; name != "" && a.folders[name] == nil {
+				a.newFolder(name, kindLabel, name).subscribed = true
+			}
+		}
+	}
+}
+
 // folder finds a folder by name (INBOX in any case).
 func (a *account) folder(name string) *folder {
 	if strings.EqualFold(name, Inbox) {
@@ -212,8 +224,8 @@ func (a *account) setLabel(m *msg, label string, on bool) {
 			delete(m.flags, imap.FlagFlagged)
 		}
 	}
-	if on && !strings.HasPrefix(label, `\`) && a.folders[label] == nil {
-		a.newFolder(label, kindLabel, label)
+	if on && !strings.HasPrefix(label, `\`) {
+		a.labelFolders(label)
 	}
 	a.bump(m)
 }

@@ -101,7 +101,7 @@ func TestCapabilitiesAndFolders(t *testing.T) {
 			t.Errorf("capability %s advertised; Gmail has none", no)
 		}
 	}
-	s.Add(gmailtest.NewMessage{Body: body("one", 100), Labels: []string{"Work"}})
+	s.Add(gmailtest.NewMessage{Body: body("one", 100), Labels: []string{"Work", "Family/Kids"}})
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +121,8 @@ func TestCapabilitiesAndFolders(t *testing.T) {
 		"[Gmail]":           imap.MailboxAttrNoSelect,
 		"INBOX":             imap.MailboxAttrHasNoChildren,
 		"Work":              imap.MailboxAttrHasNoChildren,
+		"Family":            imap.MailboxAttrHasChildren,
+		"Family/Kids":       imap.MailboxAttrHasNoChildren,
 	}
 	for name, attr := range want {
 		if !slices.Contains(got[name], attr) {
@@ -256,6 +258,11 @@ func TestStoreLabels(t *testing.T) {
 	msgs := fetchMeta(t, g)
 	if len(msgs) != 2 || !reflect.DeepEqual(msgs[1].Labels, []string{"Later", `\Inbox`}) {
 		t.Errorf("after AddLabels: %+v", msgs)
+	}
+	// .SILENT: the label changes, nothing is answered.
+	lines, err := r.Cmd(`UID STORE 1 +X-GM-LABELS.SILENT (Quiet)`)
+	if m, _ := s.Message(id1); err != nil || len(lines) != 0 || !slices.Contains(m.Labels, "Quiet") {
+		t.Errorf("STORE +X-GM-LABELS.SILENT: %q %v, labels %q", lines, err, m.Labels)
 	}
 	// Unknown STORE syntax is imapserver's BAD, not a crash.
 	if _, err := r.Cmd(`UID STORE 1 +X-GM-LABELS ("unterminated)`); err == nil {

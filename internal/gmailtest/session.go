@@ -108,7 +108,7 @@ func (s *session) Create(name string, options *imap.CreateOptions) error {
 	if strings.HasPrefix(name, Root+"/") || name == "" {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Invalid folder name (Failure)"}
 	}
-	s.srv.acct.newFolder(name, kindLabel, name).subscribed = true
+	s.srv.acct.labelFolders(name)
 	return nil
 }
 
@@ -589,6 +589,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	s.srv.mu.Unlock()
 
+	if req.store != nil && !req.labels {
+		return nil // STORE X-GM-LABELS.SILENT answers nothing
+	}
 	for _, f := range out {
 		if f.extra != "" {
 			s.tap.inject(f.uid, f.extra)

@@ -10,7 +10,8 @@
 //     SELECT (CONDSTORE) is a BAD, as at Exchange.
 //   - Throttling (imapsync FAQ.Office365; imap_tools #135; email-oauth2-
 //     proxy #191): once more than Throttle.Commands commands arrived within
-//     Throttle.Window of the injected clock, every command until
+//     Throttle.Window of the injected clock (on all of the mailbox's
+//     connections: Exchange throttles per mailbox), every command until
 //     Throttle.Backoff has passed is answered "BAD Request is throttled.
 //     Suggested Backoff Time: N milliseconds", N the milliseconds left;
 //     with ByeOnThrottle the connection then ends with "* BYE Connection
