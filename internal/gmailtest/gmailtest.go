@@ -7,6 +7,11 @@
 //
 // What it copies, and from where:
 //
+//   - Login: LOGIN and AUTHENTICATE PLAIN with the password; with
+//     Options.AccessToken, AUTHENTICATE XOAUTH2 (developers.google.com/
+//     gmail/imap/xoauth2-protocol: a refused token gets a continuation
+//     with a JSON error, then NO) and OAUTHBEARER; a failure answers
+//     "NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)".
 //   - Capabilities (developers.google.com/gmail/imap/imap-extensions,
 //     "Checking for the presence of extensions"; APPENDLIMIT=35651584 as
 //     imap.gmail.com advertises it after login): IMAP4rev1 X-GM-EXT-1
@@ -114,6 +119,9 @@ type Options struct {
 	// again." when the quota is spent, instead of NO [OVERQUOTA].
 	ByeOnQuota bool
 	Throttle   Throttle
+	// AccessToken, when set, is the OAuth2 access token AUTHENTICATE
+	// XOAUTH2 and OAUTHBEARER accept for the user (Gmail offers both).
+	AccessToken string
 	// Now is the clock of the quota and the throttle; nil: time.Now.
 	Now func() time.Time
 }

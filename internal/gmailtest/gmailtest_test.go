@@ -18,6 +18,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
 const user, pass = "alice@gmail.com", "app-password"
@@ -551,5 +552,46 @@ func TestCondstoreGoIMAP(t *testing.T) {
 	}
 	if got := status("INBOX"); got <= before {
 		t.Errorf("INBOX HIGHESTMODSEQ %d after its message left, was %d", got, before)
+	}
+}
+
+// TestOAuth2 logs in with mailkeep's own OAuth2 path (go-imap and raw),
+// both mechanisms; a wrong token is refused and counts no connection.
+func TestOAuth2(t *testing.T) {
+	s := gmailtest.Start(t, user, pass, gmailtest.Options{AccessToken: "ya29.good", MaxConns: 2})
+	cfg := func(mech, tok string) imapconn.Config {
+		return imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSNone, User: user, Timeout: 10 * time.Second,
+			OAuth2: &oauth.Bearer{Account: "gmail", Mechanism: mech, Token: func(context.Context) (string, error) { return tok, nil }}}
+	}
+	ctx := context.Background()
+	for _, mech := range []string{"xoauth2", "oauthbearer"} {
+		var re *oauth.RefusedError
+		if _, err := imapconn.DialRaw(ctx, cfg(mech, "ya29.bad")); !errors.As(err, &re) {
+			t.Errorf("%s: wrong token: %v, want a RefusedError", mech, err)
+		}
+		if _, err := imapconn.Dial(ctx, cfg(mech, "ya29.bad")); !errors.As(err, &re) {
+			t.Errorf("%s (go-imap): wrong token: %v, want a RefusedError", mech, err)
+		}
+	}
+	if n := s.Conns(); n != 0 {
+		t.Errorf("%d connections after refused logins", n)
+	}
+	r, err := imapconn.DialRaw(ctx, cfg("xoauth2", "ya29.good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	c, err := imapconn.Dial(ctx, cfg("oauthbearer", "ya29.good"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Select(gmailtest.AllMail, nil).Wait(); err != nil {
+		t.Error(err)
+	}
+	// The cap holds for OAuth2 logins too.
+	_, err = imapconn.DialRaw(ctx, cfg("xoauth2", "ya29.good"))
+	if err == nil || !strings.Contains(err.Error(), "Too many simultaneous connections") {
+		t.Errorf("third login over a cap of 2: %v", err)
 	}
 }

@@ -49,8 +49,13 @@ func (s *session) Close() error {
 // (Failure)").
 func (s *session) Login(username, password string) error {
 	if username != s.srv.user || password != s.srv.pass {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Invalid credentials (Failure)"}
+		return errInvalidCredentials
 	}
+	return s.account()
+}
+
+// account counts a logged-in connection against the cap.
+func (s *session) account() error {
 	s.srv.mu.Lock()
 	defer s.srv.mu.Unlock()
 	if s.srv.conns >= s.srv.opt.MaxConns {
