@@ -55,7 +55,7 @@
 //     Spam the message is gone.
 //   - Limits: 15 simultaneous connections per account, the 16th LOGIN
 //     answered "NO [ALERT] Too many simultaneous connections. (Failure)"
-//     (support.google.com/mail/answer/7126229, imapsync FAQ.Gmail);
+//     (Gmail's IMAP limits as imapsync FAQ.Gmail and issue 13 report them);
 //     a daily download quota (Gmail bandwidth limits, support.google.com/a/
 //     answer/1071518: 2,500 MB a day of IMAP download) counted in message
 //     bytes served by FETCH body sections, after which a FETCH of a body

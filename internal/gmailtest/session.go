@@ -43,10 +43,9 @@ func (s *session) Close() error {
 }
 
 // Login checks the password and the cap on simultaneous connections
-// (Gmail: 15 per account, support.google.com/mail/answer/7126229 "Too many
-// simultaneous connections"; the answer is the one imapsync FAQ.Gmail
-// and the issue quote: "NO [ALERT] Too many simultaneous connections.
-// (Failure)").
+// (Gmail: 15 per account; the 16th login is answered "NO [ALERT] Too
+// many simultaneous connections. (Failure)", as imapsync FAQ.Gmail and
+// issue 13 report).
 func (s *session) Login(username, password string) error {
 	if username != s.srv.user || password != s.srv.pass {
 		return errInvalidCredentials
