@@ -184,6 +184,7 @@ func (l *liveIndex) run(ctx context.Context) {
 			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, c.parsed, textindex.UpdateOptions{})
 			l.release(c.parsed)
 			l.st.Indexed += st.Indexed
+			l.log.Debug("indexed", "archive", l.a.Dir, "folder", c.f.Name, "messages", st.Indexed)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
