@@ -23,7 +23,7 @@ var liveQueries = []string{
 	"kettle", "filename:quittung", "filename:фото", "has:attachment", "cc:carol", "zebra okapi narwhal",
 	"kangaroo", "naive cafe", "is:flagged", "label:$work", "is:unread", "wombat", "会議",
 	"folder:inbox kettle", "kettle OR zebra", "after:2020/01/01", "larger:5K", "subject:receipts",
-	"quokkaunseen", "older_than:1y",
+	"quokkaunseen", "older_than:1y", "platypus", "folder:notes",
 }
 
 // dumpIndex lists every index row (all columns) and the results of
@@ -146,13 +146,29 @@ func TestAddAsStored(t *testing.T) {
 			}
 			w.Abort()
 			w.Close()
+			// A message without a final newline (an mbox reads it back
+			// with one), parsed as it is stored.
+			f, err = a.Folder("Notes", '/', "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, err = a.NewWriter(f, run); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Add(&archive.Incoming{UIDValidity: 7, UID: 1, InternalDate: time.Date(2021, 5, 1, 0, 0, 0, 0, time.UTC)},
+				strings.NewReader("From: n@example.com\r\nSubject: note\r\n\r\nplatypus")); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 			for _, w := range writers {
 				if err := w.Close(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if len(commits) != 3 {
-				t.Fatalf("%d commits, want 3", len(commits))
+			if len(commits) != 4 {
+				t.Fatalf("%d commits, want 4", len(commits))
 			}
 			ix, err := Open(dir)
 			if err != nil {
@@ -181,11 +197,18 @@ func TestAddAsStored(t *testing.T) {
 			}
 			ix.Close()
 			a.Close()
-			if indexed != 7 || pre == 0 || pre == 7 {
+			notes := false
+			for _, c := range commits {
+				notes = notes || (c.f.Name == "Notes" && c.parsed[0] != nil)
+			}
+			if indexed != 8 || pre == 0 || pre == 8 || !notes {
 				t.Errorf("indexed %d, %d of them parsed as stored", indexed, pre)
 			}
 			live := dumpIndex(t, dir)
-			if strings.Contains(live, "quokkaunseen: INBOX") || !strings.Contains(live, "quokkaunseen: \n") {
+			if !strings.Contains(live, "platypus: Notes/1\n") || !strings.Contains(live, "kettle: INBOX/3 Archive/Größe/4\n") {
+				t.Errorf("committed messages are not found:\n%s", live)
+			}
+			if !strings.Contains(live, "quokkaunseen: \n") {
 				t.Errorf("an uncommitted message is found:\n%s", live)
 			}
 			for _, s := range []string{"", "-wal", "-shm"} {
