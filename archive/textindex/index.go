@@ -435,6 +435,11 @@ func (ix *Index) Add(ctx context.Context, a *archive.Archive, f *catalog.Folder,
 	var missing []*catalog.Message
 	var pre []*Message
 	seen := map[key]bool{}
+	has, err := ix.db.PrepareContext(ctx, `SELECT id FROM docs WHERE folder=? AND uidvalidity=? AND uid=? AND uidl=? AND sha256=?`)
+	if err != nil {
+		return st, fmt.Errorf("index: folder %q: %w", f.Name, err)
+	}
+	defer has.Close()
 	for i, m := range msgs {
 		k := key{f.Name, m.UIDValidity, m.UID, m.UIDL, m.SHA256}
 		if seen[k] {
@@ -442,8 +447,7 @@ func (ix *Index) Add(ctx context.Context, a *archive.Archive, f *catalog.Folder,
 		}
 		seen[k] = true
 		var id int64
-		err := ix.db.QueryRowContext(ctx, `SELECT id FROM docs WHERE folder=? AND uidvalidity=? AND uid=? AND uidl=? AND sha256=?`,
-			k.folder, k.uidValidity, k.uid, k.uidl, k.sha).Scan(&id)
+		err := has.QueryRowContext(ctx, k.folder, k.uidValidity, k.uid, k.uidl, k.sha).Scan(&id)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			missing = append(missing, m)
