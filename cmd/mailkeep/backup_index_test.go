@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive/textindex"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 
 // TestBackupIndexLive: the index backup --index builds while it fetches
@@ -119,5 +120,34 @@ func TestBackupIndexKilled(t *testing.T) {
 	}
 	if a, b := docsOf(t, dir), docsOf(t, whole); a != b || strings.Count(a, "\n") != 900 {
 		t.Errorf("index after a killed backup --index and a second backup differs from an uninterrupted one (%d lines, want 900)", strings.Count(a, "\n"))
+	}
+}
+
+// TestBackupIndexPOP3: a POP3 backup --index indexes what it stores too
+// (UIDL-keyed messages, parsed as they are stored), and the index is the
+// one "mailkeep index" builds afterwards.
+func TestBackupIndexPOP3(t *testing.T) {
+	var msgs [][]byte
+	for i := 0; i < 5; i++ {
+		msgs = append(msgs, []byte(fmt.Sprintf("Subject: pop %d\r\nDate: Mon, 2 Mar 2026 10:%02d:00 +0000\r\n\r\nwallaby%d body\r\n", i, i, i)))
+	}
+	srv := pop3test.Start(t, user, pass, msgs, pop3test.Options{})
+	dir := filepath.Join(t.TempDir(), "pop")
+	if r := mailkeep(t, pwEnv(), "backup", "--pop3", "pop3://"+user+"@"+srv.Addr, "--tls", "none", "--archive", dir, "--quiet", "--index"); r.code != 0 {
+		t.Fatalf("backup --index: %d %s", r.code, r.stderr)
+	}
+	if r := mailkeep(t, nil, "search", "--archive", dir, "wallaby3"); r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.Contains(r.stdout, "pop 3") {
+		t.Errorf("search wallaby3: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	after := filepath.Join(t.TempDir(), "after")
+	copyArchive(t, dir, after)
+	for _, s := range []string{"", "-wal", "-shm"} {
+		os.Remove(filepath.Join(after, textindex.FileName+s))
+	}
+	if r := mailkeep(t, nil, "index", "--archive", after, "--quiet"); r.code != 0 {
+		t.Fatalf("index: %s", r.stderr)
+	}
+	if a, b := docsOf(t, dir), docsOf(t, after); a != b || strings.Count(a, "\n") != 5 {
+		t.Errorf("index built during the POP3 backup:\n%s\ndiffers from one built after it:\n%s", a, b)
 	}
 }
