@@ -92,6 +92,19 @@ type Options struct {
 	// CommitBytes is how much a folder writer buffers before it makes its
 	// data durable and commits the catalog (default 16 MiB).
 	CommitBytes int64
+	// OnCommit, when set, is called by a folder writer right after each
+	// commit with the messages it committed (their catalog rows, IDs
+	// set) and, when Extract is set, what it extracted of each (nil
+	// where nothing). It runs in the writer's goroutine and must not
+	// block. The search index follows a backup through it.
+	OnCommit func(f *catalog.Folder, msgs []*catalog.Message, extracted []any)
+	// Extract, when set, is asked by Add for each message whether to
+	// extract something from its bytes (a nil function: no). The function
+	// is given exactly the bytes Open reads back later, as they are
+	// stored, in a goroutine of its own: it must read r only as far as it
+	// wants (the rest is read for it). Its result goes to OnCommit beside
+	// the message, or is dropped with the message when the writer fails.
+	Extract func(f *catalog.Folder) func(r io.Reader) any
 }
 
 // Archive is an open archive directory.

@@ -44,6 +44,7 @@ type FolderWriter struct {
 	enc     *mboxrd.Encoder
 	md      *maildir.Folder
 	pending []*catalog.Message
+	extr    []any // Options.Extract's results, beside pending
 	pendBy  int64
 	lastUID uint32
 	bytes   int64
@@ -115,6 +116,13 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 	}
 	w.h.Reset()
 	src := io.TeeReader(w.br, w.h)
+	var ext *extraction
+	if w.a.opt.Extract != nil {
+		if fn := w.a.opt.Extract(w.f); fn != nil {
+			ext = startExtraction(fn)
+			src = io.TeeReader(src, ext.pw)
+		}
+	}
 	var n int64
 	var err error
 	if w.mw != nil {
@@ -126,6 +134,10 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 		name, n, err = w.md.Deliver(maildirKeyOf(m), m.Flags, m.InternalDate, src)
 		m.File = filepath.Join(w.f.Path, name)
 	}
+	var extracted any
+	if ext != nil {
+		extracted = ext.finish(err)
+	}
 	if err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("folder %q %s: %w", w.f.Name, msgName(m), err)
@@ -133,6 +145,9 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 	m.Size = n
 	m.SHA256 = hex.EncodeToString(w.h.Sum(nil))
 	w.pending = append(w.pending, m)
+	if w.a.opt.Extract != nil {
+		w.extr = append(w.extr, extracted)
+	}
 	w.pendBy += n
 	if m.UID > w.lastUID {
 		w.lastUID = m.UID
@@ -181,10 +196,42 @@ func (w *FolderWriter) Commit() error {
 	if w.mw != nil {
 		w.f.CommittedSize = size
 	}
+	if w.a.opt.OnCommit != nil {
+		w.a.opt.OnCommit(w.f, w.pending, w.extr)
+	}
 	w.stored += len(w.pending)
 	w.bytes += w.pendBy
-	w.pending, w.pendBy = nil, 0
+	w.pending, w.extr, w.pendBy = nil, nil, 0
 	return nil
+}
+
+// extraction feeds one message's bytes to an Options.Extract function.
+type extraction struct {
+	pw   *io.PipeWriter
+	done chan any
+}
+
+func startExtraction(fn func(io.Reader) any) *extraction {
+	pr, pw := io.Pipe()
+	e := &extraction{pw: pw, done: make(chan any, 1)}
+	go func() {
+		res := fn(pr)
+		io.Copy(io.Discard, pr) // what fn did not want
+		pr.Close()
+		e.done <- res
+	}()
+	return e
+}
+
+// finish ends the message's bytes (with err when storing it failed) and
+// returns fn's result.
+func (e *extraction) finish(err error) any {
+	if err != nil {
+		e.pw.CloseWithError(err)
+	} else {
+		e.pw.Close()
+	}
+	return <-e.done
 }
 
 // Stored returns how many messages and bytes this writer has committed.
@@ -197,7 +244,7 @@ func (w *FolderWriter) Abort() {
 	}
 	// Maildir: delivered but uncommitted files have deterministic names
 	// (Deliver replaces them on the next run); nothing else to undo.
-	w.pending, w.pendBy = nil, 0
+	w.pending, w.extr, w.pendBy = nil, nil, 0
 }
 
 // Close commits what is pending and closes the folder's files.

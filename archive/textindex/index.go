@@ -92,9 +92,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
 
 // Index is an open index.db.
 type Index struct {
-	db   *sql.DB
-	dir  string
-	lock *os.File // held (flock) by a writing open
+	db    *sql.DB
+	dir   string
+	lock  *os.File // held (flock) by a writing open
+	idgen *ids     // loaded by the first update, kept while the lock is held
 }
 
 // checkFile refuses a symlink or special file at p; a missing file is fine.
@@ -270,7 +271,7 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 	if err != nil {
 		return st, err
 	}
-	ids, err := ix.loadIDs(ctx)
+	ids, err := ix.ids(ctx)
 	if err != nil {
 		return st, err
 	}
@@ -301,6 +302,20 @@ type ids struct {
 	mu    sync.Mutex // get runs in the reader, release in the writer
 	taken map[int64]bool
 	next  map[int64]int64 // t -> where to look for t's next free id
+}
+
+// ids returns the index's id generator, loading it once: this open holds
+// the writer's lock, so nobody else adds rows meanwhile.
+func (ix *Index) ids(ctx context.Context) (*ids, error) {
+	if ix.idgen != nil {
+		return ix.idgen, nil
+	}
+	r, err := ix.loadIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix.idgen = r
+	return r, nil
 }
 
 func (ix *Index) loadIDs(ctx context.Context) (*ids, error) {
@@ -398,6 +413,60 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 		}
 		st.Relinked += len(relink)
 	}
+	return ix.indexMessages(ctx, a, f, missing, nil, opt, idgen, st)
+}
+
+// Add indexes msgs, messages of folder f that the catalog has committed
+// (a backup hands them over as it commits them: see archive.Options.
+// OnCommit), except those the index holds already. parsed, when not nil,
+// holds what Parse made of each message's bytes as they were stored
+// (archive.Options.Extract; nil where it has nothing); the other messages
+// are read back from the archive. Messages the catalog did not commit
+// must never be given: the index would name them.
+func (ix *Index) Add(ctx context.Context, a *archive.Archive, f *catalog.Folder, msgs []*catalog.Message, parsed []*Message, opt UpdateOptions) (Stats, error) {
+	var st Stats
+	if opt.BatchMsg <= 0 {
+		opt.BatchMsg = 500
+	}
+	idgen, err := ix.ids(ctx)
+	if err != nil {
+		return st, err
+	}
+	var missing []*catalog.Message
+	var pre []*Message
+	seen := map[key]bool{}
+	has, err := ix.db.PrepareContext(ctx, `SELECT id FROM docs WHERE folder=? AND uidvalidity=? AND uid=? AND uidl=? AND sha256=?`)
+	if err != nil {
+		return st, fmt.Errorf("index: folder %q: %w", f.Name, err)
+	}
+	defer has.Close()
+	for i, m := range msgs {
+		k := key{f.Name, m.UIDValidity, m.UID, m.UIDL, m.SHA256}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		var id int64
+		err := has.QueryRowContext(ctx, k.folder, k.uidValidity, k.uid, k.uidl, k.sha).Scan(&id)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			missing = append(missing, m)
+			var p *Message
+			if i < len(parsed) {
+				p = parsed[i]
+			}
+			pre = append(pre, p)
+		case err != nil:
+			return st, fmt.Errorf("index: folder %q: %w", f.Name, err)
+		}
+	}
+	err = ix.indexMessages(ctx, a, f, missing, pre, opt, idgen, &st)
+	return st, err
+}
+
+// indexMessages reads msgs (of folder f, none of them in the index) from
+// the archive and indexes them.
+func (ix *Index) indexMessages(ctx context.Context, a *archive.Archive, f *catalog.Folder, missing []*catalog.Message, parsed []*Message, opt UpdateOptions, idgen *ids, st *Stats) error {
 	if len(missing) == 0 {
 		return nil
 	}
@@ -474,22 +543,37 @@ func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalo
 	}()
 	var batch []doc
 	text := 0
-	err = a.Walk(f, missing, func(m *catalog.Message, r io.Reader) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		msg, err := Parse(r, ParseOptions{MaxText: opt.MaxText})
-		if err != nil {
-			return fmt.Errorf("folder %q uid %d%s: %w", f.Name, m.UID, uidlText(m), err)
-		}
+	add := func(m *catalog.Message, msg *Message) {
 		batch = append(batch, doc{idgen.get(msgDate(m, msg).Unix()), m, msg})
 		text += len(msg.Plain) + len(msg.HTML)
 		if len(batch) >= opt.BatchMsg || text >= maxBatchText {
 			batches <- batch
 			batch, text = nil, 0
 		}
-		return nil
-	})
+	}
+	// Messages parsed already (as they were stored) are not read again.
+	var read []*catalog.Message
+	for i, m := range missing {
+		if i < len(parsed) && parsed[i] != nil {
+			add(m, parsed[i])
+		} else {
+			read = append(read, m)
+		}
+	}
+	var err error
+	if ctx.Err() == nil {
+		err = a.Walk(f, read, func(m *catalog.Message, r io.Reader) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			msg, err := Parse(r, ParseOptions{MaxText: opt.MaxText})
+			if err != nil {
+				return fmt.Errorf("folder %q uid %d%s: %w", f.Name, m.UID, uidlText(m), err)
+			}
+			add(m, msg)
+			return nil
+		})
+	}
 	// What was read before an error (a damaged message) is kept.
 	if len(batch) > 0 && ctx.Err() == nil {
 		batches <- batch

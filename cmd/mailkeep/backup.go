@@ -204,7 +204,8 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP && job.pop3.any() {
 		return sum, usageErr("--delete, --keep-days, --dry-run and --no-uidl are POP3 options")
 	}
-	a, err := archive.Open(job.dir, archive.Options{Format: job.format, CompressionLevel: job.level})
+	live := &liveIndex{} // the search index follows the backup's commits
+	a, err := archive.Open(job.dir, archive.Options{Format: job.format, CompressionLevel: job.level, OnCommit: live.onCommit, Extract: live.extract})
 	if err != nil {
 		return sum, err
 	}
@@ -223,6 +224,8 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if job.name != "" {
 		log = log.With("account", job.name)
 	}
+	live.start(ctx, a, job.index, log)
+	defer live.finish(ctx) // an early return still closes the index
 	var st fetch.Stats
 	if srv.Protocol == account.IMAP {
 		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
@@ -258,7 +261,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 		sum.Outcome, sum.Error = "failed", eerr.Error()
 	}
 	sum.LastSuccess = lastSuccess(a.Cat)
-	indexAfterBackup(ctx, a, job.index, log)
+	live.finish(ctx)
 	return sum, err
 }
 

@@ -210,26 +210,3 @@ func splitArgs(fs *flag.FlagSet, args []string) (flags, rest []string) {
 	}
 	return flags, rest
 }
-
-// indexAfterBackup brings the archive's search index up to date at the end
-// of a backup, when the archive has an index or want (--index) asks for
-// one: only the messages the index lacks are read, from the archive the
-// backup holds open (and locked). It never fails the backup: a problem is
-// logged and the next backup or "mailkeep index" catches up.
-func indexAfterBackup(ctx context.Context, a *archive.Archive, want bool, log *slog.Logger) {
-	if ctx.Err() != nil || (!want && !textindex.Exists(a.Dir)) {
-		return
-	}
-	ix, err := textindex.Open(a.Dir)
-	if err != nil {
-		log.Warn("search index not updated", "archive", a.Dir, "err", err)
-		return
-	}
-	defer ix.Close()
-	st, err := ix.Update(ctx, a, textindex.UpdateOptions{})
-	if err != nil {
-		log.Warn("search index not fully updated (run mailkeep index)", "archive", a.Dir, "indexed", st.Indexed, "err", err)
-		return
-	}
-	log.Debug("search index updated", "archive", a.Dir, "indexed", st.Indexed)
-}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/archive/textindex"
+)
+
+// maxLiveQueue bounds the messages a live index holds waiting to be
+// indexed. Past it, commits are no longer queued: the catch-up at the end
+// of the backup indexes them.
+const maxLiveQueue = 20000
+
+// maxLiveText bounds the text a live index holds parsed (of messages
+// stored but not yet committed, or committed but not yet indexed). Past
+// it, messages are not parsed as they are stored but read back later.
+const maxLiveText = 64 << 20
+
+// liveIndex keeps an archive's search index up with a running backup. The
+// archive hands it every commit (archive.Options.OnCommit); a goroutine
+// indexes the committed messages while the fetch goes on, reading back
+// only them, so that the backup's waits on the server pay for most of the
+// indexing. Only committed messages reach it, so the index never names a
+// message the catalog does not hold. At the end, finish runs the full
+// Update, which catches up whatever the live part missed (a commit past
+// the queue's bound, a message it could not read, mail of earlier runs).
+// Indexing never fails the backup: a problem is logged and the next
+// backup or "mailkeep index" catches up.
+type liveIndex struct {
+	active atomic.Bool // set by start once the index is open
+
+	mu     sync.Mutex
+	queue  []liveCommit
+	queued int // messages in queue
+	// held is the size of the parsed text the live index holds (see
+	// maxLiveText). Text of messages whose writer failed is never given
+	// back: past failures only make the bound tighter.
+	held atomic.Int64
+
+	wake chan struct{} // capacity 1: there is work
+	stop chan struct{} // closed by finish: the fetch is over
+	done chan struct{} // closed by the goroutine when it returns
+
+	ix  *textindex.Index
+	a   *archive.Archive
+	log *slog.Logger
+	st  textindex.Stats // the goroutine's, read after done
+}
+
+// liveCommit is one commit of a folder writer.
+type liveCommit struct {
+	f      catalog.Folder
+	msgs   []*catalog.Message
+	parsed []*textindex.Message // beside msgs; nil where not parsed
+}
+
+func textSize(m *textindex.Message) int64 {
+	if m == nil {
+		return 0
+	}
+	return int64(len(m.Plain) + len(m.HTML) + len(m.Subject) + len(m.From) + len(m.To) + len(m.Cc) + len(m.ReplyTo))
+}
+
+// extract is the archive's Extract hook: while the index is live, each
+// message is parsed for it as it is stored, so that it is not read back
+// and decompressed again.
+func (l *liveIndex) extract(*catalog.Folder) func(io.Reader) any {
+	if !l.active.Load() || l.held.Load() >= maxLiveText {
+		return nil
+	}
+	return func(r io.Reader) any {
+		msg, err := textindex.Parse(r, textindex.ParseOptions{})
+		if err != nil {
+			return nil // read back later, or not committed at all
+		}
+		l.held.Add(textSize(msg))
+		return msg
+	}
+}
+
+// onCommit is the archive's OnCommit hook: it queues copies of the
+// committed rows (the writer's caller may go on using its own) and never
+// blocks the writer.
+func (l *liveIndex) onCommit(f *catalog.Folder, msgs []*catalog.Message, extracted []any) {
+	if len(msgs) == 0 {
+		return
+	}
+	parsed := make([]*textindex.Message, len(msgs))
+	for i := range msgs {
+		if i < len(extracted) {
+			parsed[i], _ = extracted[i].(*textindex.Message)
+		}
+	}
+	if !l.active.Load() {
+		l.release(parsed)
+		return
+	}
+	cp := make([]*catalog.Message, len(msgs))
+	for i, m := range msgs {
+		c := *m
+		c.Flags = nil // not indexed; the writer's caller may change them
+		cp[i] = &c
+	}
+	l.mu.Lock()
+	if l.queued+len(cp) > maxLiveQueue {
+		l.mu.Unlock()
+		l.release(parsed)
+		return // the catch-up indexes them
+	}
+	l.queue = append(l.queue, liveCommit{f: *f, msgs: cp, parsed: parsed})
+	l.queued += len(cp)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// start opens the archive's index when it has one or want (--index) asks
+// for one, and starts indexing commits as they come.
+func (l *liveIndex) start(ctx context.Context, a *archive.Archive, want bool, log *slog.Logger) {
+	if ctx.Err() != nil || (!want && !textindex.Exists(a.Dir)) {
+		return
+	}
+	ix, err := textindex.Open(a.Dir)
+	if err != nil {
+		log.Warn("search index not updated", "archive", a.Dir, "err", err)
+		return
+	}
+	l.ix, l.a, l.log = ix, a, log
+	l.wake, l.stop, l.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	l.active.Store(true)
+	go l.run(ctx)
+}
+
+// take empties the queue, merging the commits of one folder (in order)
+// so that each folder is read once per round.
+func (l *liveIndex) take() []liveCommit {
+	l.mu.Lock()
+	q := l.queue
+	l.queue, l.queued = nil, 0
+	l.mu.Unlock()
+	var out []liveCommit
+	at := map[int64]int{}
+	for _, c := range q {
+		if i, ok := at[c.f.ID]; ok {
+			out[i].msgs = append(out[i].msgs, c.msgs...)
+			out[i].parsed = append(out[i].parsed, c.parsed...)
+			continue
+		}
+		at[c.f.ID] = len(out)
+		out = append(out, c)
+	}
+	return out
+}
+
+// release gives back the text bound's share of parsed messages.
+func (l *liveIndex) release(parsed []*textindex.Message) {
+	var n int64
+	for _, m := range parsed {
+		n += textSize(m)
+	}
+	l.held.Add(-n)
+}
+
+func (l *liveIndex) run(ctx context.Context) {
+	defer close(l.done)
+	for {
+		stopping := false
+		select {
+		case <-l.wake:
+		case <-l.stop:
+			stopping = true
+		case <-ctx.Done():
+			return
+		}
+		for _, c := range l.take() {
+			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, c.parsed, textindex.UpdateOptions{})
+			l.release(c.parsed)
+			l.st.Indexed += st.Indexed
+			l.log.Debug("indexed", "archive", l.a.Dir, "folder", c.f.Name, "messages", st.Indexed)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				// The catch-up at the end reads the folder again.
+				l.log.Debug("search index: live update of a folder failed; caught up at the end", "folder", c.f.Name, "err", err)
+			}
+		}
+		if stopping {
+			return
+		}
+	}
+}
+
+// finish stops the live part once it has indexed what is queued, brings
+// the index fully up to date and closes it.
+func (l *liveIndex) finish(ctx context.Context) {
+	if !l.active.Load() {
+		return
+	}
+	l.active.Store(false)
+	close(l.stop)
+	<-l.done
+	defer l.ix.Close()
+	if ctx.Err() != nil {
+		return
+	}
+	st, err := l.ix.Update(ctx, l.a, textindex.UpdateOptions{})
+	if err != nil {
+		l.log.Warn("search index not fully updated (run mailkeep index)", "archive", l.a.Dir, "indexed", l.st.Indexed+st.Indexed, "err", err)
+		return
+	}
+	l.log.Debug("search index updated", "archive", l.a.Dir, "indexed", l.st.Indexed+st.Indexed, "during the fetch", l.st.Indexed)
+}
