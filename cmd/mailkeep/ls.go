@@ -21,7 +21,7 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var dir, folder string
 	var expunged bool
 	fs.StringVar(&dir, "archive", "", "archive directory")
-	fs.StringVar(&folder, "folder", "", "list this folder's messages")
+	fs.StringVar(&folder, "folder", "", "list the messages of `FOLDER` (INBOX in any case; other names exact, or one case-insensitive match)")
 	fs.BoolVar(&expunged, "expunged", false, "with --folder: include messages expunged on the server")
 	if code, ok := parse(fs, args); !ok {
 		return code
