@@ -8,6 +8,7 @@ import (
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -19,16 +20,20 @@ const lsWindow = 500
 func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("ls", stderr)
 	var dir, folder string
-	var expunged bool
-	fs.StringVar(&dir, "archive", "", "archive directory")
+	var expunged, jsonOut bool
+	var cfg configFlag
+	cfg.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory (or give an account NAME from the config file)")
 	fs.StringVar(&folder, "folder", "", "list the messages of `FOLDER` (INBOX in any case; other names exact, or one case-insensitive match)")
 	fs.BoolVar(&expunged, "expunged", false, "with --folder: include messages expunged on the server")
+	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per folder or message")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	err := func() error {
-		if dir == "" {
-			return usageErr("--archive DIR is required")
+		dir, err := readerArchive(&cfg, "ls", dir, fs.Args(), stderr)
+		if err != nil {
+			return err
 		}
 		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
 		if err != nil {
@@ -42,11 +47,19 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
+			if !jsonOut {
+				fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
+			}
 			for _, f := range fl {
 				n, err := a.Cat.CountStates(f.ID)
 				if err != nil {
 					return err
+				}
+				if jsonOut {
+					if err := writeJSONLine(stdout, lsFolderJSON{Folder: f.Name, Messages: n.Visible(), Expunged: n.Expunged, Deleted: n.Deleted, Bytes: n.Bytes, UIDValidity: f.UIDValidity, Gone: f.GoneRun != 0}); err != nil {
+						return err
+					}
+					continue
 				}
 				name := f.Name
 				if f.GoneRun != 0 {
@@ -59,7 +72,7 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			return nil
 		}
-		f, err := a.Cat.Folder(folder)
+		f, err := findFolder(a.Cat, folder)
 		if err != nil {
 			return err
 		}
@@ -67,7 +80,9 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
+		if !jsonOut {
+			fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
+		}
 		rows := 0
 		return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
 			// Print as the catalog is read: columns are aligned over a
@@ -85,6 +100,13 @@ func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			id := strconv.FormatUint(uint64(m.UID), 10)
 			if m.UIDL != "" {
 				id = m.UIDL
+			}
+			if jsonOut {
+				j := lsMessageJSON{Folder: f.Name, ID: id, UID: m.UID, UIDL: m.UIDL, Date: m.InternalDate.Format(time.RFC3339), From: m.Sender, Subject: m.Subject, Size: m.Size, Flags: m.Flags, SHA256: m.SHA256, Expunged: gone}
+				if j.Flags == nil {
+					j.Flags = []string{}
+				}
+				return writeJSONLine(stdout, j)
 			}
 			if gone {
 				id += "*"
@@ -116,28 +138,36 @@ func clip(s string, n int) string {
 func cmdCat(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cat", stderr)
 	var dir string
-	fs.StringVar(&dir, "archive", "", "archive directory")
+	var cfg configFlag
+	cfg.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory (or give an account NAME from the config file)")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
 	err := func() error {
-		if dir == "" || fs.NArg() != 2 {
-			return usageErr("usage: mailkeep cat --archive DIR FOLDER UID")
+		pos := fs.Args()
+		if len(pos) < 2 || len(pos) > 3 {
+			return usageErr("usage: mailkeep cat --archive DIR | NAME FOLDER UID")
 		}
+		dir, err := readerArchive(&cfg, "cat", dir, pos[:len(pos)-2], stderr)
+		if err != nil {
+			return err
+		}
+		pos = pos[len(pos)-2:]
 		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		f, err := a.Cat.Folder(fs.Arg(0))
+		f, err := findFolder(a.Cat, pos[0])
 		if err != nil {
 			return err
 		}
 		var m *catalog.Message
-		if uid, perr := strconv.ParseUint(fs.Arg(1), 10, 32); perr == nil {
+		if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
 			m, err = a.Cat.ByUID(f, uint32(uid))
 		} else {
-			m, err = a.Cat.ByUIDL(f.ID, fs.Arg(1)) // POP3 archives: the UIDL
+			m, err = a.Cat.ByUIDL(f.ID, pos[1]) // POP3 archives: the UIDL
 		}
 		if err != nil {
 			return err

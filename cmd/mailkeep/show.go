@@ -28,7 +28,9 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("show", stderr)
 	var dir, saveDir string
 	var raw bool
-	fs.StringVar(&dir, "archive", "", "archive directory")
+	var cfg configFlag
+	cfg.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory (or give an account NAME from the config file)")
 	fs.StringVar(&saveDir, "attachments", "", "save the attachments into this directory")
 	fs.BoolVar(&raw, "raw", false, "print the message as stored (as cat does)")
 	pos, code, ok := parseInterspersed(fs, args)
@@ -39,18 +41,23 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if saveDir != "" {
 			return report(stderr, "show", usageErr("--raw and --attachments do not go together"))
 		}
-		return cmdCat(ctx, append([]string{"--archive", dir, "--"}, pos...), stdout, stderr)
+		return cmdCat(ctx, append([]string{"--archive", dir, "--config", cfg.path, "--"}, pos...), stdout, stderr)
 	}
 	err := func() error {
-		if dir == "" || len(pos) != 2 {
-			return usageErr("usage: mailkeep show --archive DIR [--attachments DIR] [--raw] FOLDER UID")
+		if len(pos) < 2 || len(pos) > 3 {
+			return usageErr("usage: mailkeep show --archive DIR | NAME [--attachments DIR] [--raw] FOLDER UID")
 		}
+		dir, err := readerArchive(&cfg, "show", dir, pos[:len(pos)-2], stderr)
+		if err != nil {
+			return err
+		}
+		pos := pos[len(pos)-2:]
 		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		f, err := a.Cat.Folder(pos[0])
+		f, err := findFolder(a.Cat, pos[0])
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", pos[0], err)
 		}

@@ -17,6 +17,13 @@ func buildVersion() string {
 	if !ok {
 		return "unknown (no build information) " + runtime.Version()
 	}
+	return formatVersion(bi)
+}
+
+// formatVersion is buildVersion's text for bi. Go records the revision
+// only when it builds inside a git checkout whose .git is a directory
+// (not in a git worktree) and without -buildvcs=false.
+func formatVersion(bi *debug.BuildInfo) string {
 	s := bi.Main.Version
 	if s == "" {
 		s = "(devel)"
