@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -273,11 +272,4 @@ func parseWhen(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--as-of %q: want YYYY-MM-DD or an RFC 3339 time", s)
-}
-
-// writableDir reports whether the archive directory can be written (false
-// on read-only media, whoever runs mailkeep: access(2) reports EROFS to
-// root as well).
-func writableDir(dir string) bool {
-	return syscall.Access(dir, 2 /* W_OK */) == nil
 }

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"unicode"
 
-	"golang.org/x/sys/unix"
+	"io/fs"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -214,7 +214,7 @@ func openSaver(dir string) (*saver, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--attachments: %w", err)
 	}
-	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d, err := os.OpenFile(dir, os.O_RDONLY|saverDirFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("--attachments: %w", err)
 	}
@@ -232,20 +232,19 @@ func (s *saver) save(a textindex.Attachment, index int, r io.Reader) error {
 		if n > 1 {
 			name = fmt.Sprintf("%s (%d)%s", stem, n, ext)
 		}
-		fd, err := unix.Openat(int(s.dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if errors.Is(err, unix.EEXIST) {
+		f, err := s.create(name)
+		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("saving attachment %q into %s: %w", name, s.path, err)
 		}
-		f := os.NewFile(uintptr(fd), filepath.Join(s.path, name))
 		_, err = io.Copy(f, r)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			unix.Unlinkat(int(s.dir.Fd()), name, 0)
+			s.remove(name)
 			return fmt.Errorf("saving attachment %q into %s: %w", name, s.path, err)
 		}
 		s.saved[index] = filepath.Join(s.path, name)
