@@ -167,4 +167,3 @@ func Chtimes(root, rel string, atime, mtime time.Time) error {
 	_, err := withRoot(root, func(d *Dir) (struct{}, error) { return struct{}{}, d.Chtimes(rel, atime, mtime) })
 	return err
 }
-
