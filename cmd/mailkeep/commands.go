@@ -31,6 +31,7 @@ var envPassword = []string{
 // envConfig documents the variables of the commands that read the config file.
 var envConfig = []string{
 	"XDG_CONFIG_HOME\twhere the default config file lives ($XDG_CONFIG_HOME/mailkeep/config.toml, else ~/.config/mailkeep/config.toml)",
+	"XDG_DATA_HOME\tthe config file's default archive_root ($XDG_DATA_HOME/mailkeep, else ~/.local/share/mailkeep)",
 }
 
 // envCommon are read by every command.
