@@ -21,6 +21,10 @@ type command struct {
 	examples []string
 	env      []string // environment variables the command reads, beyond envCommon
 	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+	// opts, for the commands in the options shape, gives a fresh options
+	// value whose register defines the flags help, completion and the
+	// man page list.
+	opts func() options
 }
 
 // envPassword documents the password variables of the commands that log in.
@@ -78,11 +82,11 @@ func init() {
 		{name: "ls", summary: "list an archive's folders, or one folder's messages",
 			usage:    []string{"ls --archive DIR | NAME [--folder F] [--expunged] [--json]"},
 			examples: []string{"mailkeep ls --archive ~/mail-archive", "mailkeep ls alice --folder inbox", "mailkeep ls alice --json"},
-			env:      envConfig, run: cmdLs},
+			env:      envConfig, run: cmdLs, opts: func() options { return &lsOpts{} }},
 		{name: "cat", summary: "print one archived message as stored, checked against its SHA-256",
 			usage:    []string{"cat --archive DIR | NAME FOLDER UID"},
 			examples: []string{"mailkeep cat --archive ~/mail-archive INBOX 4", "mailkeep cat INBOX 4 --archive ~/mail-archive", "mailkeep cat alice INBOX 4"},
-			env:      envConfig, run: cmdCat},
+			env:      envConfig, run: cmdCat, opts: func() options { return &catOpts{} }},
 		{name: "index", summary: "build or update the full-text search index",
 			usage:    []string{"index --archive DIR", "index [--config FILE] [NAME...]"},
 			examples: []string{"mailkeep index --archive ~/mail-archive", "mailkeep index"},
@@ -133,13 +137,20 @@ var capture struct {
 // flagsMu serializes flagsOf: capture holds one callback at a time.
 var flagsMu sync.Mutex
 
-// flagsOf returns the FlagSet cmd registers, by running it with -h (every
-// command registers its flags and then parses, and -h ends the parse
-// before it does anything). Commands without flags give an empty set.
+// flagsOf returns the FlagSet cmd registers: from its options' register,
+// or else by running it with -h (every command registers its flags and
+// then parses, and -h ends the parse before it does anything). Commands
+// without flags give an empty set.
 func flagsOf(c *command) *flag.FlagSet {
 	if c.name == "help" || c.name == "completion" || c.name == "man" || c.name == "version" {
 		return flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
 	}
+	if c.opts != nil {
+		fs := flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
+		c.opts().register(fs)
+		return fs
+	}
+	// The other commands register their flags inside their function.
 	flagsMu.Lock()
 	defer flagsMu.Unlock()
 	var got *flag.FlagSet
@@ -390,6 +401,30 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(ra)][len(rb)]
+}
+
+// options is the shape of a command: register adds its flags to the
+// FlagSet (help, completion and the man page call it too), run does the
+// work once they are parsed, and runOptions turns its error into the
+// documented exit code (exitCode).
+type options interface {
+	register(fs *flag.FlagSet)
+	run(ctx context.Context) error
+}
+
+// runOptions parses args into o's flags and runs it; an error is printed
+// as "mailkeep NAME: error" and mapped to its exit code.
+func runOptions(ctx context.Context, name string, o options, args []string, stderr io.Writer) int {
+	fs := newFlagSet(name, stderr)
+	o.register(fs)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if err := o.run(ctx); err != nil {
+		fmt.Fprintf(stderr, "mailkeep %s: %v\n", name, err)
+		return exitCode(err)
+	}
+	return exitOK
 }
 
 // errUnknownFlag is a flag the command does not define.
