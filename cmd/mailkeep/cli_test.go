@@ -454,3 +454,17 @@ func TestReadersTakeNameAndFolderCase(t *testing.T) {
 		t.Errorf("cat with both --archive and NAME: exit %d", r.code)
 	}
 }
+
+// TestSummariesNameArchive: the one-line summary at the end names the
+// archive (verify --archive DIR already starts with it).
+func TestSummariesNameArchive(t *testing.T) {
+	dir, _ := exportArchive(t)
+	r := runCLI("export", "--archive", dir, "--to", filepath.Join(t.TempDir(), "out"), "--format", "eml")
+	if r.code != 0 || !strings.Contains(r.stderr, "s, archive "+dir+"\n") {
+		t.Errorf("export: exit %d, summary %q does not name the archive", r.code, r.stderr)
+	}
+	r = runCLI("verify", "--archive", dir)
+	if r.code != 0 || !strings.Contains(r.stderr, "mailkeep verify "+dir+": ok") || strings.Contains(r.stderr, ", archive ") {
+		t.Errorf("verify: exit %d, summary %q", r.code, r.stderr)
+	}
+}
