@@ -44,8 +44,8 @@ func TestHelpEveryCommand(t *testing.T) {
 				if !regexp.MustCompile(`(?m)^  --` + regexp.QuoteMeta(f.Name) + `\b`).MatchString(out) {
 					t.Errorf("help does not list --%s", f.Name)
 				}
-				if f.DefValue == "50" && !strings.Contains(out, "(default 50)") {
-					t.Errorf("help lacks the default of --%s", f.Name)
+				if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && !strings.Contains(out, "(default "+d+")") {
+					t.Errorf("help lacks the default %q of --%s", d, f.Name)
 				}
 			})
 		})
@@ -56,6 +56,9 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 	if r := runCLI("serve", "--help"); !strings.Contains(r.stdout, "MAILKEEP_SERVE_PASSWORD") {
 		t.Errorf("serve help lacks MAILKEEP_SERVE_PASSWORD")
+	}
+	if r := runCLI("help", "--help"); r.code != 0 || !strings.Contains(r.stdout, "mailkeep help: ") {
+		t.Errorf("help --help: exit %d %q", r.code, r.stdout)
 	}
 	// Flags after an argument: help still wins.
 	if r := runCLI("cat", "INBOX", "4", "--help"); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {

@@ -11,6 +11,15 @@ import (
 	"sync"
 )
 
+// The command line stays on the standard flag package: every documented
+// spelling (--long, -long, --flag=value, repeatable flags, flag.Func
+// values) already works with it, and the other branches add flags with
+// one fs.XxxVar line. What it lacks is added here, over flag.FlagSet:
+// flags after positional arguments (interspersed), "did you mean", help
+// with examples, environment and exit codes, completion and a man page.
+// cobra or urfave/cli would bring these, but would change how every
+// command registers its flags and how single-dash long flags parse.
+
 // command is one entry of the command table: help, "did you mean",
 // shell completion and the man page are all generated from it and from
 // the FlagSet the command registers (flagsOf).
@@ -56,12 +65,12 @@ func init() {
 				"mailkeep backup --config ~/backup.toml --json"},
 			env: append(append([]string{}, envPassword...), envConfig...), run: cmdBackup},
 		{name: "check", summary: "show what a backup would fetch, writing nothing",
-			usage:    []string{"check [--config FILE] [NAME...]"},
+			usage:    []string{"check [--config FILE] [NAME...]", "check --imap URL | --pop3 URL [--archive DIR]"},
 			examples: []string{"mailkeep check", "mailkeep check alice --json"},
 			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdCheck},
 		{name: "restore", summary: "upload an archive's messages to an IMAP server",
-			usage:    []string{"restore --archive DIR --imap URL [options]", "restore NAME --imap URL [options]"},
-			examples: []string{"mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com", "mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com --dry-run"},
+			usage:    []string{"restore --archive DIR --imap URL [options]", "restore --account NAME [--archive DIR] [options]", "restore --from-mbox FILE | --from-maildir DIR --folder NAME --imap URL"},
+			examples: []string{"mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com --dry-run", "mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com --prefix Restored/2026", "mailkeep restore --account alice-new --archive ~/mail-archive"},
 			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdRestore},
 		{name: "verify", summary: "read every message back and check it against its SHA-256",
 			usage:    []string{"verify --archive DIR [--server]", "verify [--config FILE] [NAME...] [--server]"},
@@ -314,6 +323,9 @@ func cmdHelp(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		printOverview(stdout)
 		return exitOK
 	case 1:
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+			args[0] = "help"
+		}
 		if c := lookupCommand(args[0]); c != nil {
 			printCommandHelp(stdout, c)
 			return exitOK
