@@ -111,7 +111,7 @@ func init() {
 		{name: "serve", summary: "serve archives read-only over IMAP",
 			usage:    []string{"serve [--archive DIR | NAME...] [--listen 127.0.0.1:1143] [--as-of T] [--include-expunged]"},
 			examples: []string{"mailkeep serve --archive ~/mail-archive", "MAILKEEP_SERVE_PASSWORD=pw mailkeep serve alice --listen 127.0.0.1:1143"},
-			env:      append([]string{"MAILKEEP_SERVE_PASSWORD\tthe password IMAP clients log in with"}, envConfig...), run: cmdServe},
+			env:      append([]string{"MAILKEEP_SERVE_PASSWORD\tthe password IMAP clients log in with"}, envConfig...), run: cmdServe, opts: func() options { return &serveOpts{} }},
 		{name: "version", summary: "print the version, VCS revision and build time",
 			usage: []string{"version"}, examples: []string{"mailkeep version"}, run: cmdVersion},
 		{name: "help", summary: "list the commands, or describe one",

@@ -41,7 +41,6 @@ func (o *lsOpts) register(fs *flag.FlagSet) {
 }
 
 func (o *lsOpts) run(ctx context.Context) error {
-	stdout, folder, expunged, jsonOut := o.stdout, o.folder, o.expunged, o.jsonOut
 	dir, err := readerArchive(&o.cfg, "ls", o.dir, o.fs.Args(), o.stderr)
 	if err != nil {
 		return err
@@ -51,14 +50,14 @@ func (o *lsOpts) run(ctx context.Context) error {
 		return err
 	}
 	defer a.Close()
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
-	if folder == "" {
+	if o.folder == "" {
 		fl, err := a.Cat.Folders()
 		if err != nil {
 			return err
 		}
-		if !jsonOut {
+		if !o.jsonOut {
 			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
 		}
 		for _, f := range fl {
@@ -66,8 +65,8 @@ func (o *lsOpts) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if jsonOut {
-				if err := writeJSONLine(stdout, lsFolderJSON{Folder: f.Name, Messages: n.Visible(), Expunged: n.Expunged, Deleted: n.Deleted, Bytes: n.Bytes, UIDValidity: f.UIDValidity, Gone: f.GoneRun != 0}); err != nil {
+			if o.jsonOut {
+				if err := writeJSONLine(o.stdout, lsFolderJSON{Folder: f.Name, Messages: n.Visible(), Expunged: n.Expunged, Deleted: n.Deleted, Bytes: n.Bytes, UIDValidity: f.UIDValidity, Gone: f.GoneRun != 0}); err != nil {
 					return err
 				}
 				continue
@@ -83,7 +82,7 @@ func (o *lsOpts) run(ctx context.Context) error {
 		}
 		return nil
 	}
-	f, err := findFolder(a.Cat, folder)
+	f, err := findFolder(a.Cat, o.folder)
 	if err != nil {
 		return err
 	}
@@ -91,7 +90,7 @@ func (o *lsOpts) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if !jsonOut {
+	if !o.jsonOut {
 		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
 	}
 	rows := 0
@@ -105,19 +104,19 @@ func (o *lsOpts) run(ctx context.Context) error {
 			}
 		}
 		gone := deleted.ExpungedRun(m) != 0 // not: deleted by mailkeep
-		if gone && !expunged {
+		if gone && !o.expunged {
 			return nil
 		}
 		id := strconv.FormatUint(uint64(m.UID), 10)
 		if m.UIDL != "" {
 			id = m.UIDL
 		}
-		if jsonOut {
+		if o.jsonOut {
 			j := lsMessageJSON{Folder: f.Name, ID: id, UID: m.UID, UIDL: m.UIDL, Date: m.InternalDate.Format(time.RFC3339), From: m.Sender, Subject: m.Subject, Size: m.Size, Flags: m.Flags, SHA256: m.SHA256, Expunged: gone}
 			if j.Flags == nil {
 				j.Flags = []string{}
 			}
-			return writeJSONLine(stdout, j)
+			return writeJSONLine(o.stdout, j)
 		}
 		if gone {
 			id += "*"
@@ -159,12 +158,11 @@ func (o *catOpts) register(fs *flag.FlagSet) {
 }
 
 func (o *catOpts) run(ctx context.Context) error {
-	stdout, stderr := o.stdout, o.stderr
 	pos := o.fs.Args()
 	if len(pos) < 2 || len(pos) > 3 {
 		return usageErr("usage: mailkeep cat --archive DIR | NAME FOLDER UID")
 	}
-	dir, err := readerArchive(&o.cfg, "cat", o.dir, pos[:len(pos)-2], stderr)
+	dir, err := readerArchive(&o.cfg, "cat", o.dir, pos[:len(pos)-2], o.stderr)
 	if err != nil {
 		return err
 	}
@@ -193,7 +191,7 @@ func (o *catOpts) run(ctx context.Context) error {
 	}
 	defer r.Close()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(stdout, h), r); err != nil {
+	if _, err := io.Copy(io.MultiWriter(o.stdout, h), r); err != nil {
 		return fmt.Errorf("folder %q uid %d: %w", f.Name, m.UID, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
