@@ -83,7 +83,7 @@ func init() {
 		{name: "auth", summary: "authorize an oauth2 account once",
 			usage:    []string{"auth [--config FILE] NAME"},
 			examples: []string{"mailkeep auth work"},
-			env:      envConfig, run: cmdAuth},
+			env:      envConfig, run: cmdAuth, opts: func() options { return &authOpts{} }},
 		{name: "reindex", summary: "rebuild a lost or damaged catalog from the archive files",
 			usage:    []string{"reindex --archive DIR", "reindex [--config FILE] NAME..."},
 			examples: []string{"mailkeep reindex --archive ~/mail-archive"},
