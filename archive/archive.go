@@ -15,12 +15,12 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"github.com/mailkeep/mailkeep/internal/flock"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
@@ -415,9 +415,9 @@ func lockDir(dir string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive %s: %w", dir, err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flock.TryLock(lf); err != nil {
 		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrWouldBlock) {
 			return nil, fmt.Errorf("archive %s: %w", dir, ErrLocked)
 		}
 		return nil, fmt.Errorf("archive %s: lock: %w", dir, err)

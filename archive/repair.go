@@ -2,7 +2,6 @@ package archive
 
 import (
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"os"
@@ -147,11 +146,9 @@ func changedSince(root, rel string, t time.Time) bool {
 	if err != nil {
 		return false
 	}
-	st, ok := fi.Sys().(*unix.Stat_t) // safefs's FileInfo
-
+	ctime, ok := changeTime(fi)
 	if !ok {
 		return false
 	}
-	ctime := time.Unix(st.Ctim.Sec, st.Ctim.Nsec)
 	return !ctime.Before(t.Add(-time.Second))
 }

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/journal"
@@ -407,7 +406,7 @@ func (c *Catalog) snapshot(path string) error {
 	defer tx.Rollback()
 	tmp := path + ".tmp"
 	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|oNoFollow, 0o600)
 	if err != nil {
 		return fmt.Errorf("catalog: journal snapshot: %w", err)
 	}

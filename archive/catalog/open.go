@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sys/unix"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -63,21 +62,6 @@ func checkFiles(path string) (db, wal, shm fs.FileInfo, err error) {
 		}
 	}
 	return db, wal, shm, nil
-}
-
-// writable reports whether we may create and write files in dir and write
-// the file path (when it exists): nil, or a *safefs.ReadOnlyError.
-func writable(dir, path string) error {
-	if err := unix.Access(dir, unix.W_OK); err != nil && safefs.IsReadOnlyErrno(err) {
-		return &safefs.ReadOnlyError{Op: "write", Path: dir, Err: err}
-	}
-	if err := unix.Access(path, unix.W_OK); err != nil && safefs.IsReadOnlyErrno(err) {
-		return &safefs.ReadOnlyError{Op: "write", Path: path, Err: err}
-	}
-	if fsReadOnly(dir) {
-		return &safefs.ReadOnlyError{Op: "write", Path: dir, Err: unix.EROFS}
-	}
-	return nil
 }
 
 // classify turns an SQLite error from the first query into the typed

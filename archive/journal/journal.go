@@ -26,7 +26,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"syscall"
 )
 
 // MaxLine bounds one line of the journal. Writers split a transaction into
@@ -51,7 +50,7 @@ type Writer struct {
 // with a newline (a write torn by a crash), the next line starts on a new
 // line: the torn bytes stay, and readers skip them.
 func OpenWriter(path string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|openNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
@@ -152,7 +151,7 @@ type Stats struct {
 // its newline is torn: it is skipped and Stats.Torn is set.
 func Read(path string, from int64, fn func(Line) error) (Stats, error) {
 	var st Stats
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|openNoFollow, 0)
 	if err != nil {
 		return st, fmt.Errorf("journal %s: %w", path, err)
 	}

@@ -24,8 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/mailkeep/mailkeep/internal/safefs"
 )
 
@@ -255,8 +253,7 @@ func (f *Folder) Deliver(key string, flags []string, mtime time.Time, r io.Reade
 	}
 	n, err = io.CopyBuffer(onlyWriter{t}, r, f.buf)
 	if err == nil {
-		ts := unix.NsecToTimeval(mtime.UnixNano())
-		err = unix.Futimes(int(t.Fd()), []unix.Timeval{ts, ts})
+		err = setMtime(t, mtime)
 	}
 	if err != nil {
 		t.Close()

@@ -34,6 +34,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/mailkeep/mailkeep/internal/flock"
 	"io"
 	"net/url"
 	"os"
@@ -41,7 +42,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -142,7 +142,7 @@ func Open(dir string) (*Index, error) {
 		return nil, fmt.Errorf("index of %s: %w", dir, err)
 	}
 	p := filepath.Join(dir, FileName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|openNoFollow, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("index of %s: %w", dir, err)
 	}
@@ -150,9 +150,9 @@ func Open(dir string) (*Index, error) {
 		f.Close()
 		return nil, fmt.Errorf("index of %s: %s: %w", dir, p, ErrUnsafe)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := flock.TryLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, flock.ErrWouldBlock) {
 			return nil, fmt.Errorf("index of %s: %w", dir, ErrBusy)
 		}
 		return nil, fmt.Errorf("index of %s: lock: %w", dir, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,36 +15,42 @@ import (
 	"golang.org/x/term"
 )
 
+// authOpts are auth's options.
+type authOpts struct {
+	stderr    io.Writer
+	fs        *flag.FlagSet
+	cf        configFlag
+	timeout   time.Duration
+	port      int
+	noBrowser bool
+}
+
 // cmdAuth authorizes one oauth2 account once and stores its refresh token.
 func cmdAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("auth", stderr)
-	var cf configFlag
-	cf.register(fs)
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up when the authorization is not completed within this time")
-	port := fs.Int("port", 0, "loopback flow: listen for the redirect on this port of 127.0.0.1 (default: any free port), e.g. to forward it with ssh -L")
-	noBrowser := fs.Bool("no-browser", false, "do not try to open a browser (the URL is always printed)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: mailkeep auth [--config FILE] [--timeout D] [--port N] [--no-browser] NAME")
-		fs.PrintDefaults()
+	return runOptions(ctx, "auth", &authOpts{stderr: stderr}, args, stderr)
+}
+
+func (o *authOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cf.register(fs)
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up when the authorization is not completed within this time")
+	fs.IntVar(&o.port, "port", 0, "loopback flow: listen for the redirect on this port of 127.0.0.1 (default: any free port), e.g. to forward it with ssh -L")
+	fs.BoolVar(&o.noBrowser, "no-browser", false, "do not try to open a browser (the URL is always printed)")
+}
+
+func (o *authOpts) run(ctx context.Context) error {
+	stderr := o.stderr
+	if o.fs.NArg() != 1 {
+		return usageErr("give exactly one account NAME")
 	}
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "mailkeep auth:", err)
-		return exitCode(err)
-	}
-	if fs.NArg() != 1 {
-		return fail(usageErr("give exactly one account NAME"))
-	}
-	a, err := authAccount(cf, fs.Arg(0), stderr)
+	a, err := authAccount(o.cf, o.fs.Arg(0), stderr)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	opt := oauth.FlowOptions{Provider: a.OAuth2.Provider, Timeout: *timeout, Port: *port}
+	opt := oauth.FlowOptions{Provider: a.OAuth2.Provider, Timeout: o.timeout, Port: o.port}
 	opt.ShowURL = func(url string) {
-		fmt.Fprintf(stderr, "To authorize account %s, open this URL in a browser on this machine (the provider sends the answer to 127.0.0.1; from elsewhere, forward the port with ssh -L and --port, or use flow = \"device\"):\n\n  %s\n\nWaiting up to %s...\n", a.Name, url, *timeout)
-		if !*noBrowser && isTerminal(stderr) {
+		fmt.Fprintf(stderr, "To authorize account %s, open this URL in a browser on this machine (the provider sends the answer to 127.0.0.1; from elsewhere, forward the port with ssh -L and --port, or use flow = \"device\"):\n\n  %s\n\nWaiting up to %s...\n", a.Name, url, o.timeout)
+		if !o.noBrowser && isTerminal(stderr) {
 			openBrowser(url)
 		}
 	}
@@ -52,16 +59,16 @@ func cmdAuth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if complete != "" {
 			fmt.Fprintf(stderr, "(or open %s)\n", complete)
 		}
-		fmt.Fprintf(stderr, "Waiting up to %s...\n", *timeout)
+		fmt.Fprintf(stderr, "Waiting up to %s...\n", o.timeout)
 	}
 	if err := authorize(ctx, a, opt); err != nil {
 		if ctx.Err() != nil {
-			return fail(fmt.Errorf("account %s: interrupted", a.Name))
+			return fmt.Errorf("account %s: interrupted", a.Name)
 		}
-		return fail(fmt.Errorf("account %s: %w", a.Name, err))
+		return fmt.Errorf("account %s: %w", a.Name, err)
 	}
 	fmt.Fprintf(stderr, "mailkeep auth %s: authorized; refresh token stored in %s (mode 0600). Backups renew access by themselves.\n", a.Name, a.OAuth2.TokenFile)
-	return exitOK
+	return nil
 }
 
 // authAccount finds the account NAME and checks it has something to

@@ -307,8 +307,8 @@ func reportBackup(ctx context.Context, sum summary, err error, stderr io.Writer,
 	}
 	printFailures(stderr, cmd, sum.Failures, err)
 	if !quiet || code != exitOK {
-		fmt.Fprintf(stderr, "mailkeep backup %s: %s, %d folders (%d unchanged), %d new messages (%.1f MB), %d flag changes, %d expunged, %d failures, %.1fs\n",
-			name, sum.Outcome, sum.Folders, sum.Unchanged, sum.Fetched, float64(sum.Bytes)/1e6, sum.FlagChanges, sum.Expunged, len(sum.Failures), sum.Seconds)
+		fmt.Fprintf(stderr, "mailkeep backup %s: %s, %d folders (%d unchanged), %d new messages (%.1f MB), %d flag changes, %d expunged, %d failures, %.1fs%s\n",
+			name, sum.Outcome, sum.Folders, sum.Unchanged, sum.Fetched, float64(sum.Bytes)/1e6, sum.FlagChanges, sum.Expunged, len(sum.Failures), sum.Seconds, archiveNote(sum.Archive))
 	}
 	return code
 }

@@ -138,6 +138,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	opt.Account, opt.Logger = sum.Account, f.com.logger(stderr)
 	bar := progress.New(stderr, "export", f.com.quiet)
+	bar.SetTotal(archiveTotals(a, f.folders, f.exclude, f.inclExpunged))
 	opt.Progress = func(folder string, bytes int64) { bar.Add(folder, 1, bytes) }
 	st, err := export.Run(ctx, a, f.to, opt)
 	bar.Done()
@@ -162,8 +163,8 @@ func (f *exportFlags) finish(ctx context.Context, sum *exportSummary, st export.
 		writeJSON(stdout, sum)
 	}
 	if !f.com.quiet || code != exitOK {
-		fmt.Fprintf(stderr, "mailkeep export to %s (%s): %s, %d folders, %d messages (%.1f MB), %d damaged and skipped, %.1fs\n",
-			sum.To, sum.Format, sum.Outcome, sum.Folders, sum.Messages, float64(sum.Bytes)/1e6, sum.Skipped, sum.Seconds)
+		fmt.Fprintf(stderr, "mailkeep export to %s (%s): %s, %d folders, %d messages (%.1f MB), %d damaged and skipped, %.1fs%s\n",
+			sum.To, sum.Format, sum.Outcome, sum.Folders, sum.Messages, float64(sum.Bytes)/1e6, sum.Skipped, sum.Seconds, archiveNote(sum.Archive))
 	}
 	return code
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -16,88 +18,112 @@ import (
 // lsWindow is how many rows of ls --folder are aligned together.
 const lsWindow = 500
 
+// lsOpts are ls's options.
+type lsOpts struct {
+	stdout, stderr    io.Writer
+	fs                *flag.FlagSet
+	cfg               configFlag
+	dir, folder       string
+	expunged, jsonOut bool
+}
+
 func cmdLs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("ls", stderr)
-	var dir, folder string
-	var expunged bool
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	fs.StringVar(&folder, "folder", "", "list this folder's messages")
-	fs.BoolVar(&expunged, "expunged", false, "with --folder: include messages expunged on the server")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return runOptions(ctx, "ls", &lsOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *lsOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory (or give an account NAME from the config file)")
+	fs.StringVar(&o.folder, "folder", "", "list the messages of `FOLDER` (INBOX in any case; other names exact, or one case-insensitive match)")
+	fs.BoolVar(&o.expunged, "expunged", false, "with --folder: include messages expunged on the server")
+	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per folder or message")
+}
+
+func (o *lsOpts) run(ctx context.Context) error {
+	dir, err := readerArchive(&o.cfg, "ls", o.dir, o.fs.Args(), o.stderr)
+	if err != nil {
+		return err
 	}
-	err := func() error {
-		if dir == "" {
-			return usageErr("--archive DIR is required")
-		}
-		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if o.folder == "" {
+		fl, err := a.Cat.Folders()
 		if err != nil {
 			return err
 		}
-		defer a.Close()
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		defer tw.Flush()
-		if folder == "" {
-			fl, err := a.Cat.Folders()
+		if !o.jsonOut {
+			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
+		}
+		for _, f := range fl {
+			n, err := a.Cat.CountStates(f.ID)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
-			for _, f := range fl {
-				n, err := a.Cat.CountStates(f.ID)
-				if err != nil {
+			if o.jsonOut {
+				if err := writeJSONLine(o.stdout, lsFolderJSON{Folder: f.Name, Messages: n.Visible(), Expunged: n.Expunged, Deleted: n.Deleted, Bytes: n.Bytes, UIDValidity: f.UIDValidity, Gone: f.GoneRun != 0}); err != nil {
 					return err
 				}
-				name := f.Name
-				if f.GoneRun != 0 {
-					name += " (gone from server)"
-				}
-				if n.Deleted > 0 { // POP3 --delete: counted in MESSAGES
-					name += fmt.Sprintf(" (%d deleted from server by mailkeep)", n.Deleted)
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\n", name, n.Visible(), n.Expunged, float64(n.Bytes)/1e6, f.UIDValidity)
+				continue
 			}
-			return nil
+			name := f.Name
+			if f.GoneRun != 0 {
+				name += " (gone from server)"
+			}
+			if n.Deleted > 0 { // POP3 --delete: counted in MESSAGES
+				name += fmt.Sprintf(" (%d deleted from server by mailkeep)", n.Deleted)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\n", name, n.Visible(), n.Expunged, float64(n.Bytes)/1e6, f.UIDValidity)
 		}
-		f, err := a.Cat.Folder(folder)
-		if err != nil {
-			return err
-		}
-		deleted, err := a.Cat.Deleted(f.ID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
-		rows := 0
-		return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
-			// Print as the catalog is read: columns are aligned over a
-			// window of lsWindow rows, so memory stays bounded and the
-			// first lines show at once whatever the folder's size.
-			if rows++; rows%lsWindow == 0 {
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-			}
-			gone := deleted.ExpungedRun(m) != 0 // not: deleted by mailkeep
-			if gone && !expunged {
-				return nil
-			}
-			id := strconv.FormatUint(uint64(m.UID), 10)
-			if m.UIDL != "" {
-				id = m.UIDL
-			}
-			if gone {
-				id += "*"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", id, m.InternalDate.Format("2006-01-02 15:04"), clip(m.Sender, 30), clip(m.Subject, 50), m.Size, catalog.JoinFlags(m.Flags))
-			return nil
-		})
-	}()
-	if err != nil {
-		fmt.Fprintln(stderr, "mailkeep ls:", err)
-		return exitCode(err)
+		return nil
 	}
-	return exitOK
+	f, err := findFolder(a.Cat, o.folder)
+	if err != nil {
+		return err
+	}
+	deleted, err := a.Cat.Deleted(f.ID)
+	if err != nil {
+		return err
+	}
+	if !o.jsonOut {
+		fmt.Fprintln(tw, "UID\tDATE\tFROM\tSUBJECT\tSIZE\tFLAGS")
+	}
+	rows := 0
+	return a.Cat.Each(ctx, f.ID, func(m *catalog.Message) error {
+		// Print as the catalog is read: columns are aligned over a
+		// window of lsWindow rows, so memory stays bounded and the
+		// first lines show at once whatever the folder's size.
+		if rows++; rows%lsWindow == 0 {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		gone := deleted.ExpungedRun(m) != 0 // not: deleted by mailkeep
+		if gone && !o.expunged {
+			return nil
+		}
+		id := strconv.FormatUint(uint64(m.UID), 10)
+		if m.UIDL != "" {
+			id = m.UIDL
+		}
+		if o.jsonOut {
+			j := lsMessageJSON{Folder: f.Name, ID: id, UID: m.UID, UIDL: m.UIDL, Date: m.InternalDate.Format(time.RFC3339), From: m.Sender, Subject: m.Subject, Size: m.Size, Flags: m.Flags, SHA256: m.SHA256, Expunged: gone}
+			if j.Flags == nil {
+				j.Flags = []string{}
+			}
+			return writeJSONLine(o.stdout, j)
+		}
+		if gone {
+			id += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", id, m.InternalDate.Format("2006-01-02 15:04"), clip(m.Sender, 30), clip(m.Subject, 50), m.Size, catalog.JoinFlags(m.Flags))
+		return nil
+	})
 }
 
 func clip(s string, n int) string {
@@ -113,52 +139,63 @@ func clip(s string, n int) string {
 	return string(r)
 }
 
+// catOpts are cat's options.
+type catOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	cfg            configFlag
+	dir            string
+}
+
 func cmdCat(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("cat", stderr)
-	var dir string
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	if code, ok := parse(fs, args); !ok {
-		return code
+	return runOptions(ctx, "cat", &catOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *catOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory (or give an account NAME from the config file)")
+}
+
+func (o *catOpts) run(ctx context.Context) error {
+	pos := o.fs.Args()
+	if len(pos) < 2 || len(pos) > 3 {
+		return usageErr("usage: mailkeep cat --archive DIR | NAME FOLDER UID")
 	}
-	err := func() error {
-		if dir == "" || fs.NArg() != 2 {
-			return usageErr("usage: mailkeep cat --archive DIR FOLDER UID")
-		}
-		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		f, err := a.Cat.Folder(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		var m *catalog.Message
-		if uid, perr := strconv.ParseUint(fs.Arg(1), 10, 32); perr == nil {
-			m, err = a.Cat.ByUID(f, uint32(uid))
-		} else {
-			m, err = a.Cat.ByUIDL(f.ID, fs.Arg(1)) // POP3 archives: the UIDL
-		}
-		if err != nil {
-			return err
-		}
-		r, err := a.Open(m)
-		if err != nil {
-			return fmt.Errorf("folder %q: %w", f.Name, err)
-		}
-		defer r.Close()
-		h := sha256.New()
-		if _, err := io.Copy(io.MultiWriter(stdout, h), r); err != nil {
-			return fmt.Errorf("folder %q uid %d: %w", f.Name, m.UID, err)
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
-			return fmt.Errorf("folder %q uid %d: checksum mismatch: archive has %s, catalog says %s: the archive file is damaged", f.Name, m.UID, got, m.SHA256)
-		}
-		return nil
-	}()
+	dir, err := readerArchive(&o.cfg, "cat", o.dir, pos[:len(pos)-2], o.stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "mailkeep cat:", err)
-		return exitCode(err)
+		return err
 	}
-	return exitOK
+	pos = pos[len(pos)-2:]
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	f, err := findFolder(a.Cat, pos[0])
+	if err != nil {
+		return err
+	}
+	var m *catalog.Message
+	if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
+		m, err = a.Cat.ByUID(f, uint32(uid))
+	} else {
+		m, err = a.Cat.ByUIDL(f.ID, pos[1]) // POP3 archives: the UIDL
+	}
+	if err != nil {
+		return err
+	}
+	r, err := a.Open(m)
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", f.Name, err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(io.MultiWriter(o.stdout, h), r); err != nil {
+		return fmt.Errorf("folder %q uid %d: %w", f.Name, m.UID, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
+		return fmt.Errorf("folder %q uid %d: checksum mismatch: archive has %s, catalog says %s: the archive file is damaged", f.Name, m.UID, got, m.SHA256)
+	}
+	return nil
 }

@@ -26,32 +26,6 @@ const (
 	exitInterrupted = 130
 )
 
-var version = "dev"
-
-const usage = `mailkeep: offline e-mail backup and restore
-
-Usage:
-  mailkeep backup  --imap URL | --pop3 URL --archive DIR [options]
-  mailkeep backup  [--config FILE] [NAME...]     (accounts from the config file)
-  mailkeep check   [--config FILE] [NAME...]     (what a backup would fetch; writes nothing)
-  mailkeep restore --archive DIR --imap URL [options]
-  mailkeep verify  --archive DIR | [NAME...] [--server]   (read every message back against its SHA-256)
-  mailkeep export  --archive DIR | NAME --to PATH --format mbox|maildir|eml [--folder GLOB] [--as-of T]
-  mailkeep auth    [--config FILE] NAME             (authorize an oauth2 account once)
-  mailkeep reindex --archive DIR | [--config FILE] NAME...
-                                                   (rebuild a lost or damaged catalog)
-  mailkeep ls      --archive DIR [--folder F]
-  mailkeep cat     --archive DIR FOLDER UID
-  mailkeep index   --archive DIR | [--config FILE] [NAME...]   (build or update the search index)
-  mailkeep search  [--archive DIR | NAME...] [--json] [--limit N] QUERY...
-  mailkeep show    --archive DIR [--attachments DIR] [--raw] FOLDER UID
-  mailkeep serve   [--archive DIR | NAME...] [--listen 127.0.0.1:1143] [--as-of T] [--include-expunged]
-                                                   (serve archives read-only over IMAP)
-  mailkeep version
-
-Run 'mailkeep COMMAND -h' for a command's options.
-`
-
 func main() {
 	// MAILKEEP_CPUPROFILE=FILE writes a CPU profile (for benchmarks).
 	if p := os.Getenv("MAILKEEP_CPUPROFILE"); p != "" {
@@ -68,7 +42,7 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		printOverview(stderr)
 		return exitUsage
 	}
 	if jsonLogFormat(args) {
@@ -80,44 +54,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	signalReady()
 	cmd, rest := args[0], args[1:]
-	var code int
 	switch cmd {
-	case "backup":
-		code = cmdBackup(ctx, rest, stdout, stderr)
-	case "check":
-		code = cmdCheck(ctx, rest, stdout, stderr)
-	case "restore":
-		code = cmdRestore(ctx, rest, stdout, stderr)
-	case "verify":
-		code = cmdVerify(ctx, rest, stdout, stderr)
-	case "export":
-		code = cmdExport(ctx, rest, stdout, stderr)
-	case "auth":
-		code = cmdAuth(ctx, rest, stdout, stderr)
-	case "reindex":
-		code = cmdReindex(ctx, rest, stdout, stderr)
-	case "ls":
-		code = cmdLs(ctx, rest, stdout, stderr)
-	case "cat":
-		code = cmdCat(ctx, rest, stdout, stderr)
-	case "index":
-		code = cmdIndex(ctx, rest, stdout, stderr)
-	case "search":
-		code = cmdSearch(ctx, rest, stdout, stderr)
-	case "show":
-		code = cmdShow(ctx, rest, stdout, stderr)
-	case "serve":
-		code = cmdServe(ctx, rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "mailkeep", version)
-		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
-	default:
-		fmt.Fprintf(stderr, "mailkeep: unknown command %q\n\n%s", cmd, usage)
+	case "--version":
+		cmd = "version"
+	case "-h", "--help":
+		cmd = "help"
+	}
+	c := lookupCommand(cmd)
+	if c == nil {
+		unknownCommand(stderr, cmd)
 		return exitUsage
 	}
+	if c.name != "help" && wantsHelp(rest) {
+		printCommandHelp(stdout, c)
+		return exitOK
+	}
+	code := c.run(ctx, rest, stdout, stderr)
 	if ctx.Err() != nil && code != exitOK && code != exitUsage {
 		return exitInterrupted
 	}
@@ -191,15 +143,28 @@ func (c *common) logger(stderr io.Writer) *slog.Logger {
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mailkeep "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "Run 'mailkeep help %s' for the options.\n", name) }
+	captured(fs)
 	return fs
 }
 
-// parse parses flags; it returns false and the exit code when parsing ended the command.
+// parse parses flags, before and after the positional arguments ("--"
+// ends them; fs.Args() are the positional ones); it returns false and the
+// exit code when parsing ended the command.
 func parse(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
+	flags, pos, err := interspersed(fs, args)
+	if err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
+		fs.Usage()
+		return exitUsage, false
+	}
+	if err := fs.Parse(flags); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, false
 		}
+		return exitUsage, false
+	}
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil { // sets fs.Args()
 		return exitUsage, false
 	}
 	return 0, true
@@ -208,17 +173,10 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 // parseInterspersed parses flags before and after positional arguments
 // ("verify alice --server") and returns the positional ones.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if code, ok := parse(fs, args); !ok {
-			return nil, code, false
-		}
-		if fs.NArg() == 0 {
-			return pos, 0, true
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	if code, ok := parse(fs, args); !ok {
+		return nil, code, false
 	}
+	return fs.Args(), 0, true
 }
 
 // outcome classifies a finished run for the summary, the catalog and the

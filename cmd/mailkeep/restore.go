@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -60,153 +59,236 @@ func (nopProgress) MarkRestored(restore.Destination, string, restore.Restored) e
 	return nil
 }
 
+// restoreFlags are restore's options.
+type restoreFlags struct {
+	cf                                       connFlags
+	com                                      common
+	dir, prefix, asOf, fromMbox, fromMaildir string
+	folders, exclude                         stringsFlag
+	conns                                    int
+	dryRun, inclExpunged, noSpecial          bool
+	renameColl, verify                       bool
+	cfgFlag                                  configFlag
+	acctName                                 string
+}
+
+func (f *restoreFlags) register(fs *flag.FlagSet) {
+	f.cf.register(fs, false)
+	f.cfgFlag.register(fs)
+	f.com.register(fs)
+	fs.StringVar(&f.acctName, "account", "", "restore to this account of the config file (its server and login, OAuth2 included); the archive defaults to the account's own")
+	fs.StringVar(&f.dir, "archive", "", "archive directory to restore from")
+	fs.StringVar(&f.fromMbox, "from-mbox", "", "restore a foreign mbox file (Takeout, Thunderbird) into --folder")
+	fs.StringVar(&f.fromMaildir, "from-maildir", "", "restore a foreign Maildir folder into --folder")
+	fs.Var(&f.folders, "folder", "restore only folders matching this glob (repeatable); with --from-mbox/--from-maildir: the destination folder")
+	fs.Var(&f.exclude, "exclude", "skip folders matching this glob (repeatable)")
+	fs.StringVar(&f.prefix, "prefix", "", "restore under this folder (e.g. Restored/2026)")
+	fs.StringVar(&f.asOf, "as-of", "", "restore the mailbox as it was at this time (2026-10-01 or RFC 3339)")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "show what would be created and appended; change nothing")
+	fs.BoolVar(&f.inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
+	fs.BoolVar(&f.noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
+	connectionsVar(fs, &f.conns)
+	fs.BoolVar(&f.verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
+	fs.BoolVar(&f.renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
+}
+
+// restoreRun is one restore under way: what the steps share.
+type restoreRun struct {
+	f      *restoreFlags
+	fs     *flag.FlagSet
+	stdout io.Writer
+	stderr io.Writer
+	start  time.Time
+	sum    restoreSummary
+	srv    account.Server
+	cfg    imapconn.Config
+	a      *archive.Archive // nil for a foreign source
+	run    int64            // the catalog's run, 0 when not recorded
+	totalN int              // messages and bytes the source holds (progress)
+	totalB int64
+}
+
 func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("restore", stderr)
-	var cf connFlags
-	var com common
-	var dir, prefix, asOf, fromMbox, fromMaildir string
-	var folders, exclude stringsFlag
-	var conns int
-	var dryRun, inclExpunged, noSpecial, renameColl, verify bool
-	var cfgFlag configFlag
-	var acctName string
-	cf.register(fs, false)
-	cfgFlag.register(fs)
-	com.register(fs)
-	fs.StringVar(&acctName, "account", "", "restore to this account of the config file (its server and login, OAuth2 included); the archive defaults to the account's own")
-	fs.StringVar(&dir, "archive", "", "archive directory to restore from")
-	fs.StringVar(&fromMbox, "from-mbox", "", "restore a foreign mbox file (Takeout, Thunderbird) into --folder")
-	fs.StringVar(&fromMaildir, "from-maildir", "", "restore a foreign Maildir folder into --folder")
-	fs.Var(&folders, "folder", "restore only folders matching this glob (repeatable); with --from-mbox/--from-maildir: the destination folder")
-	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
-	fs.StringVar(&prefix, "prefix", "", "restore under this folder (e.g. Restored/2026)")
-	fs.StringVar(&asOf, "as-of", "", "restore the mailbox as it was at this time (2026-10-01 or RFC 3339)")
-	fs.BoolVar(&dryRun, "dry-run", false, "show what would be created and appended; change nothing")
-	fs.BoolVar(&inclExpunged, "include-expunged", false, "also restore messages expunged on the server")
-	fs.BoolVar(&noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
-	connectionsVar(fs, &conns)
-	fs.BoolVar(&verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
-	fs.BoolVar(&renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
+	var f restoreFlags
+	f.register(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	log := com.logger(stderr)
-	start := time.Now()
-	sum := restoreSummary{Command: "restore", Archive: dir, Started: start.UTC(), DryRun: dryRun, Failures: []string{}}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "mailkeep restore:", err)
-		if com.jsonOut {
-			sum.Outcome, sum.Error = "failed", err.Error()
-			writeJSON(stdout, sum)
-		}
-		return exitCode(err)
-	}
+	r := &restoreRun{f: &f, fs: fs, stdout: stdout, stderr: stderr, start: time.Now()}
+	r.sum = restoreSummary{Command: "restore", Archive: f.dir, Started: r.start.UTC(), DryRun: f.dryRun, Failures: []string{}}
 	if fs.NArg() > 0 {
-		return fail(usageErr("unexpected arguments %q", fs.Args()))
+		return r.fail(usageErr("unexpected arguments %q", fs.Args()))
 	}
-	var acct *config.Account
-	if acctName != "" {
-		a, err := restoreAccount(fs, cfgFlag, acctName, stderr)
-		if err != nil {
-			return fail(err)
-		}
-		acct = &a
-		if dir == "" && fromMbox == "" && fromMaildir == "" {
-			dir, sum.Archive = a.Archive, a.Archive
-		}
-	} else if cfgFlag.path != "" {
-		return fail(usageErr("--config goes with --account NAME"))
+	acct, err := r.resolveAccount()
+	if err != nil {
+		return r.fail(err)
 	}
+	when, err := f.checkSources()
+	if err != nil {
+		return r.fail(err)
+	}
+	if err := r.connectSettings(ctx, acct); err != nil {
+		return r.fail(err)
+	}
+	src, prog, err := r.openSource(when)
+	if r.a != nil {
+		defer r.a.Close()
+	}
+	if err != nil {
+		return r.fail(err)
+	}
+	st, err := r.restore(ctx, src, prog)
+	return r.finish(ctx, st, err)
+}
+
+// fail reports an error that ended the restore before it started.
+func (r *restoreRun) fail(err error) int {
+	fmt.Fprintln(r.stderr, "mailkeep restore:", err)
+	if r.f.com.jsonOut {
+		r.sum.Outcome, r.sum.Error = "failed", err.Error()
+		writeJSON(r.stdout, r.sum)
+	}
+	return exitCode(err)
+}
+
+// resolveAccount resolves --account NAME (the destination, and the
+// archive unless one is given); nil without --account.
+func (r *restoreRun) resolveAccount() (*config.Account, error) {
+	f := r.f
+	if f.acctName == "" {
+		if f.cfgFlag.path != "" {
+			return nil, usageErr("--config goes with --account NAME")
+		}
+		return nil, nil
+	}
+	a, err := restoreAccount(r.fs, f.cfgFlag, f.acctName, r.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if f.dir == "" && f.fromMbox == "" && f.fromMaildir == "" {
+		f.dir, r.sum.Archive = a.Archive, a.Archive
+	}
+	return &a, nil
+}
+
+// checkSources checks that exactly one source is given and parses --as-of.
+func (f *restoreFlags) checkSources() (time.Time, error) {
 	sources := 0
-	for _, s := range []string{dir, fromMbox, fromMaildir} {
+	for _, s := range []string{f.dir, f.fromMbox, f.fromMaildir} {
 		if s != "" {
 			sources++
 		}
 	}
 	if sources != 1 {
-		return fail(usageErr("give exactly one of --archive DIR, --from-mbox FILE, --from-maildir DIR"))
+		return time.Time{}, usageErr("give exactly one of --archive DIR, --from-mbox FILE, --from-maildir DIR")
 	}
-	var when time.Time
-	if asOf != "" {
-		t, err := parseWhen(asOf)
-		if err != nil {
-			return fail(usageError{err})
+	if f.fromMbox != "" || f.fromMaildir != "" {
+		if len(f.folders) != 1 {
+			return time.Time{}, usageErr("--from-mbox and --from-maildir need exactly one --folder NAME (the destination folder)")
 		}
-		when = t
 	}
-	server := cf.server
+	if f.asOf == "" {
+		return time.Time{}, nil
+	}
+	t, err := parseWhen(f.asOf)
+	if err != nil {
+		return time.Time{}, usageError{err}
+	}
+	return t, nil
+}
+
+// connectSettings resolves the destination server and login, from the
+// account or the command line.
+func (r *restoreRun) connectSettings(ctx context.Context, acct *config.Account) error {
+	server := r.f.cf.server
 	if acct != nil {
 		server = func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, *acct) }
 	}
 	srv, cfg, err := server(ctx)
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	sum.Destination = srv.String()
-	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, Verify: verify, DryRun: dryRun, Connections: conns, Logger: log,
-		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
-	var src restore.Source
-	var prog restore.Progress
-	var a *archive.Archive
-	var run int64
-	if dir != "" {
-		// An archive on read-only media is restored without a progress
-		// record: the destination check tells a rerun what is there.
-		readOnly := !writableDir(dir)
-		a, err = archive.Open(dir, archive.Options{MustExist: true, ReadOnly: readOnly})
-		if err != nil {
-			return fail(err)
+	r.srv, r.cfg = srv, cfg
+	r.sum.Destination = srv.String()
+	return nil
+}
+
+// openSource opens the archive (recording the run unless the medium is
+// read-only) or the foreign mbox or Maildir.
+func (r *restoreRun) openSource(when time.Time) (restore.Source, restore.Progress, error) {
+	f := r.f
+	if f.dir == "" {
+		if f.fromMbox != "" {
+			return &foreignsrc.Mbox{Path: f.fromMbox, Folder: f.folders[0]}, nopProgress{}, nil
 		}
-		defer a.Close()
-		if readOnly {
-			sum.ProgressNotRecorded = true
-		} else if run, err = a.Cat.BeginRun("restore", srv.String(), start); err != nil {
-			return fail(err)
-		}
-		as, err := archivesrc.New(a, run, archivesrc.Options{IncludeExpunged: inclExpunged, AsOf: when})
-		if err != nil {
-			return fail(err)
-		}
-		src, prog = as, as
-	} else {
-		if len(folders) != 1 {
-			return fail(usageErr("--from-mbox and --from-maildir need exactly one --folder NAME (the destination folder)"))
-		}
-		opt.Folders = nil
-		if fromMbox != "" {
-			src = &foreignsrc.Mbox{Path: fromMbox, Folder: folders[0]}
-		} else {
-			src = &foreignsrc.Maildir{Path: fromMaildir, Folder: folders[0]}
-		}
-		prog = nopProgress{}
+		return &foreignsrc.Maildir{Path: f.fromMaildir, Folder: f.folders[0]}, nopProgress{}, nil
 	}
-	if dryRun {
-		restore.SetDryRunOutput(stdout)
+	// An archive on read-only media is restored without a progress
+	// record: the destination check tells a rerun what is there.
+	readOnly := !writableDir(f.dir)
+	a, err := archive.Open(f.dir, archive.Options{MustExist: true, ReadOnly: readOnly})
+	if err != nil {
+		return nil, nil, err
 	}
-	bar := progress.New(stderr, "restore", com.quiet)
+	r.a = a
+	if readOnly {
+		r.sum.ProgressNotRecorded = true
+	} else if r.run, err = a.Cat.BeginRun("restore", r.srv.String(), r.start); err != nil {
+		return nil, nil, err
+	}
+	as, err := archivesrc.New(a, r.run, archivesrc.Options{IncludeExpunged: f.inclExpunged, AsOf: when})
+	if err != nil {
+		return nil, nil, err
+	}
+	r.totalN, r.totalB = archiveTotals(a, f.folders, f.exclude, f.inclExpunged)
+	return as, as, nil
+}
+
+// restore runs the restore with a progress line and names on stderr what
+// the destination did not keep as given.
+func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog restore.Progress) (restore.Stats, error) {
+	f := r.f
+	opt := restore.Options{Folders: f.folders, Exclude: f.exclude, Prefix: f.prefix, NoSpecialUse: f.noSpecial, RenameCollisions: f.renameColl, Verify: f.verify, DryRun: f.dryRun, Connections: f.conns, Logger: f.com.logger(r.stderr),
+		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, r.cfg) }}
+	if r.a == nil {
+		opt.Folders = nil // --folder named the destination
+	}
+	if f.dryRun {
+		restore.SetDryRunOutput(r.stdout)
+	}
+	bar := progress.New(r.stderr, "restore", f.com.quiet)
+	bar.SetTotal(r.totalN, r.totalB)
 	opt.Progress = func(ev restore.Event) { bar.Add(ev.Folder, 1, ev.Bytes) }
-	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, cfg) }
-	st, err := restore.Run(ctx, dial, restore.Destination{Server: srv.Addr, User: srv.User}, src, prog, opt)
+	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, r.cfg) }
+	st, err := restore.Run(ctx, dial, restore.Destination{Server: r.srv.Addr, User: r.srv.User}, src, prog, opt)
 	bar.Done()
+	for _, fr := range st.Reports {
+		if fr.Noteworthy() {
+			fmt.Fprintf(r.stderr, "mailkeep restore: %s\n", fr.String())
+		}
+	}
+	for _, rn := range st.Renamed {
+		fmt.Fprintf(r.stderr, "mailkeep restore: folder %q restored as %q (%q was taken by another folder)\n", rn.Folder, rn.Dest, rn.Instead)
+	}
+	return st, err
+}
+
+// finish fills the summary, records the run's end in the catalog and
+// prints the failures, the --json summary and the one-line summary.
+func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) int {
+	sum := &r.sum
 	sum.Renamed = st.Renamed
 	sum.FolderReports = st.Reports
 	if sum.FolderReports == nil {
 		sum.FolderReports = []restore.FolderReport{}
 	}
-	for _, fr := range st.Reports {
-		if fr.Noteworthy() {
-			fmt.Fprintf(stderr, "mailkeep restore: %s\n", fr.String())
-		}
-	}
-	for _, rn := range st.Renamed {
-		fmt.Fprintf(stderr, "mailkeep restore: folder %q restored as %q (%q was taken by another folder)\n", rn.Folder, rn.Dest, rn.Instead)
-	}
-	sum.Seconds = time.Since(start).Seconds()
+	sum.Seconds = time.Since(r.start).Seconds()
 	sum.Folders, sum.Created, sum.Appended, sum.Skipped, sum.Damaged, sum.KeywordsDropped, sum.Bytes, sum.Missing =
 		st.Folders, st.Created, st.Appended, st.Skipped, st.Damaged, st.KeywordsDropped, st.Bytes, st.Missing
-	if a != nil && (sum.ProgressNotRecorded || st.ProgressNotRecorded) {
+	if r.a != nil && (sum.ProgressNotRecorded || st.ProgressNotRecorded) {
 		sum.ProgressNotRecorded = true
-		fmt.Fprintf(stderr, "mailkeep restore: archive %s is read-only: restore progress was not recorded (a rerun checks the destination instead)\n", dir)
+		fmt.Fprintf(r.stderr, "mailkeep restore: archive %s is read-only: restore progress was not recorded (a rerun checks the destination instead)\n", r.f.dir)
 	}
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
@@ -216,29 +298,39 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if errors.Is(err, restore.ErrCollision) {
 		code = exitUsage // nothing was restored: choose a mapping
 	}
-	if a != nil && run != 0 {
-		rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
-		if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
+	if r.a != nil && r.run != 0 {
+		rec := catalog.Run{ID: r.run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
+		if eerr := r.a.Cat.EndRun(rec); eerr != nil && err == nil {
 			err, code = eerr, exitFailed
 		}
 	}
-	printFailures(stderr, "restore", sum.Failures, err)
-	if com.jsonOut {
-		writeJSON(stdout, sum)
+	printFailures(r.stderr, "restore", sum.Failures, err)
+	if r.f.com.jsonOut {
+		writeJSON(r.stdout, sum)
 	}
-	if !com.quiet || code != exitOK {
-		verb := "appended"
-		if dryRun {
-			verb = "would append"
-		}
-		missing := ""
-		if sum.Missing > 0 {
-			missing = fmt.Sprintf(" (%d of them recorded as restored but missing from the destination)", sum.Missing)
-		}
-		fmt.Fprintf(stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures, %.1fs\n",
-			srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds)
+	if !r.f.com.quiet || code != exitOK {
+		r.printSummary(code)
 	}
 	return code
+}
+
+// printSummary prints the one-line summary, naming the source archive.
+func (r *restoreRun) printSummary(code int) {
+	sum := &r.sum
+	verb := "appended"
+	if r.f.dryRun {
+		verb = "would append"
+	}
+	missing := ""
+	if sum.Missing > 0 {
+		missing = fmt.Sprintf(" (%d of them recorded as restored but missing from the destination)", sum.Missing)
+	}
+	from := r.f.dir
+	if from == "" {
+		from = r.f.fromMbox + r.f.fromMaildir
+	}
+	fmt.Fprintf(r.stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures, %.1fs, from %s\n",
+		r.srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds, from)
 }
 
 // restoreAccount resolves --account NAME: an IMAP account of the config
@@ -273,11 +365,4 @@ func parseWhen(s string) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("--as-of %q: want YYYY-MM-DD or an RFC 3339 time", s)
-}
-
-// writableDir reports whether the archive directory can be written (false
-// on read-only media, whoever runs mailkeep: access(2) reports EROFS to
-// root as well).
-func writableDir(dir string) bool {
-	return syscall.Access(dir, 2 /* W_OK */) == nil
 }

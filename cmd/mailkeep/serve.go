@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,77 +23,80 @@ const servePasswordEnv = "MAILKEEP_SERVE_PASSWORD"
 // password.
 var errInsecureListen = errors.New("listening beyond loopback needs --tls-cert, --tls-key and a password (--password-file or " + servePasswordEnv + ")")
 
+// serveOpts are serve's options.
+type serveOpts struct {
+	stderr                                       io.Writer
+	fs                                           *flag.FlagSet
+	com                                          common
+	cfg                                          configFlag
+	dir, listen, certFile, keyFile, pwFile, asOf string
+	includeExpunged                              bool
+}
+
 // cmdServe serves archives read-only over IMAP until interrupted.
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", stderr)
-	var com common
-	var cfg configFlag
-	var dir, listen, certFile, keyFile, pwFile, asOf string
-	var includeExpunged bool
-	com.register(fs)
-	cfg.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	fs.StringVar(&listen, "listen", "127.0.0.1:1143", "address to listen on (loopback unless TLS and a password are set)")
-	fs.StringVar(&certFile, "tls-cert", "", "TLS certificate (PEM) for STARTTLS")
-	fs.StringVar(&keyFile, "tls-key", "", "TLS key (PEM) for STARTTLS")
-	fs.StringVar(&pwFile, "password-file", "", "file holding the password clients must give (else env "+servePasswordEnv+"; none: any password on loopback)")
-	fs.StringVar(&asOf, "as-of", "", "serve the archive as it was at this time (2026-10-01 or RFC 3339)")
-	fs.BoolVar(&includeExpunged, "include-expunged", false, "show messages expunged on the server under Expunged/")
-	names, code, ok := parseInterspersed(fs, args)
-	if !ok {
-		return code
+	return runOptions(ctx, "serve", &serveOpts{stderr: stderr}, args, stderr)
+}
+
+func (o *serveOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.com.register(fs)
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:1143", "address to listen on (loopback unless TLS and a password are set)")
+	fs.StringVar(&o.certFile, "tls-cert", "", "TLS certificate (PEM) for STARTTLS")
+	fs.StringVar(&o.keyFile, "tls-key", "", "TLS key (PEM) for STARTTLS")
+	fs.StringVar(&o.pwFile, "password-file", "", "file holding the password clients must give (else env "+servePasswordEnv+"; none: any password on loopback)")
+	fs.StringVar(&o.asOf, "as-of", "", "serve the archive as it was at this time (2026-10-01 or RFC 3339)")
+	fs.BoolVar(&o.includeExpunged, "include-expunged", false, "show messages expunged on the server under Expunged/")
+}
+
+func (o *serveOpts) run(ctx context.Context) error {
+	targets, err := archiveTargets(&o.cfg, o.dir, o.fs.Args(), o.stderr)
+	if err != nil {
+		return err
 	}
-	err := func() error {
-		targets, err := archiveTargets(&cfg, dir, names, stderr)
-		if err != nil {
-			return err
-		}
-		sc := archiveimap.Config{IncludeExpunged: includeExpunged, Logger: com.logger(stderr)}
-		for _, t := range targets {
-			sc.Archives = append(sc.Archives, archiveimap.Source{Name: t.name, Dir: t.dir})
-		}
-		if asOf != "" {
-			if sc.AsOf, err = parseWhen(asOf); err != nil {
-				return usageError{err}
-			}
-		}
-		if sc.Password, err = servePassword(pwFile); err != nil {
-			return err
-		}
-		if (certFile == "") != (keyFile == "") {
-			return usageErr("give both --tls-cert and --tls-key")
-		}
-		if certFile != "" {
-			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-			if err != nil {
-				return fmt.Errorf("TLS certificate: %w", err)
-			}
-			sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-		}
-		loop, err := isLoopback(listen)
-		if err != nil {
+	sc := archiveimap.Config{IncludeExpunged: o.includeExpunged, Logger: o.com.logger(o.stderr)}
+	for _, t := range targets {
+		sc.Archives = append(sc.Archives, archiveimap.Source{Name: t.name, Dir: t.dir})
+	}
+	if o.asOf != "" {
+		if sc.AsOf, err = parseWhen(o.asOf); err != nil {
 			return usageError{err}
 		}
-		if !loop && (sc.TLS == nil || sc.Password == "") {
-			return usageError{fmt.Errorf("--listen %s: %w", listen, errInsecureListen)}
-		}
-		srv, err := archiveimap.New(sc)
-		if err != nil {
-			return err
-		}
-		defer srv.Close()
-		ln, err := net.Listen("tcp", listen)
-		if err != nil {
-			return err
-		}
-		signalReady()
-		fmt.Fprintf(stderr, "mailkeep serve: listening on %s\n", ln.Addr())
-		return srv.Serve(ctx, ln)
-	}()
-	if err != nil {
-		return report(stderr, "serve", err)
 	}
-	return exitOK
+	if sc.Password, err = servePassword(o.pwFile); err != nil {
+		return err
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return usageErr("give both --tls-cert and --tls-key")
+	}
+	if o.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(o.certFile, o.keyFile)
+		if err != nil {
+			return fmt.Errorf("TLS certificate: %w", err)
+		}
+		sc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	loop, err := isLoopback(o.listen)
+	if err != nil {
+		return usageError{err}
+	}
+	if !loop && (sc.TLS == nil || sc.Password == "") {
+		return usageError{fmt.Errorf("--listen %s: %w", o.listen, errInsecureListen)}
+	}
+	srv, err := archiveimap.New(sc)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	signalReady()
+	fmt.Fprintf(o.stderr, "mailkeep serve: listening on %s\n", ln.Addr())
+	return srv.Serve(ctx, ln)
 }
 
 // servePassword reads --password-file (first line) or the environment.

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"unicode"
 
-	"golang.org/x/sys/unix"
+	"io/fs"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -28,7 +28,9 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("show", stderr)
 	var dir, saveDir string
 	var raw bool
-	fs.StringVar(&dir, "archive", "", "archive directory")
+	var cfg configFlag
+	cfg.register(fs)
+	fs.StringVar(&dir, "archive", "", "archive directory (or give an account NAME from the config file)")
 	fs.StringVar(&saveDir, "attachments", "", "save the attachments into this directory")
 	fs.BoolVar(&raw, "raw", false, "print the message as stored (as cat does)")
 	pos, code, ok := parseInterspersed(fs, args)
@@ -39,18 +41,23 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if saveDir != "" {
 			return report(stderr, "show", usageErr("--raw and --attachments do not go together"))
 		}
-		return cmdCat(ctx, append([]string{"--archive", dir, "--"}, pos...), stdout, stderr)
+		return cmdCat(ctx, append([]string{"--archive", dir, "--config", cfg.path, "--"}, pos...), stdout, stderr)
 	}
 	err := func() error {
-		if dir == "" || len(pos) != 2 {
-			return usageErr("usage: mailkeep show --archive DIR [--attachments DIR] [--raw] FOLDER UID")
+		if len(pos) < 2 || len(pos) > 3 {
+			return usageErr("usage: mailkeep show --archive DIR | NAME [--attachments DIR] [--raw] FOLDER UID")
 		}
+		dir, err := readerArchive(&cfg, "show", dir, pos[:len(pos)-2], stderr)
+		if err != nil {
+			return err
+		}
+		pos := pos[len(pos)-2:]
 		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
 		if err != nil {
 			return err
 		}
 		defer a.Close()
-		f, err := a.Cat.Folder(pos[0])
+		f, err := findFolder(a.Cat, pos[0])
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", pos[0], err)
 		}
@@ -207,7 +214,7 @@ func openSaver(dir string) (*saver, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("--attachments: %w", err)
 	}
-	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	d, err := os.OpenFile(dir, os.O_RDONLY|saverDirFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("--attachments: %w", err)
 	}
@@ -225,20 +232,19 @@ func (s *saver) save(a textindex.Attachment, index int, r io.Reader) error {
 		if n > 1 {
 			name = fmt.Sprintf("%s (%d)%s", stem, n, ext)
 		}
-		fd, err := unix.Openat(int(s.dir.Fd()), name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-		if errors.Is(err, unix.EEXIST) {
+		f, err := s.create(name)
+		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("saving attachment %q into %s: %w", name, s.path, err)
 		}
-		f := os.NewFile(uintptr(fd), filepath.Join(s.path, name))
 		_, err = io.Copy(f, r)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			unix.Unlinkat(int(s.dir.Fd()), name, 0)
+			s.remove(name)
 			return fmt.Errorf("saving attachment %q into %s: %w", name, s.path, err)
 		}
 		s.saved[index] = filepath.Join(s.path, name)

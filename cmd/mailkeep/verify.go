@@ -233,6 +233,7 @@ func runVerify(ctx context.Context, job verifyJob, sum *verifySummary, com commo
 		}
 	}
 	bar := progress.New(stderr, "verify", com.quiet)
+	bar.SetTotal(archiveTotals(a, job.folders, job.exclude, true))
 	defer bar.Done()
 	who := "mailkeep verify" // with an account NAME, every line names it
 	if job.name != "" {
@@ -354,8 +355,12 @@ func (f *verifyFlags) finish(ctx context.Context, sum *verifySummary, rep *verif
 		if sum.Server != "" && err == nil {
 			server = fmt.Sprintf(", compared %d folders with %s", sum.Compared, sum.Server)
 		}
-		fmt.Fprintf(stderr, "mailkeep verify %s: %s, %d folders, %d messages (%.1f MB) checked%s, %d problems, %d notes, %.1fs\n",
-			what, sum.Outcome, sum.Folders, sum.Messages, float64(sum.Bytes)/1e6, server, sum.Problems, sum.Notes, sum.Seconds)
+		note := ""
+		if what != sum.Archive {
+			note = archiveNote(sum.Archive)
+		}
+		fmt.Fprintf(stderr, "mailkeep verify %s: %s, %d folders, %d messages (%.1f MB) checked%s, %d problems, %d notes, %.1fs%s\n",
+			what, sum.Outcome, sum.Folders, sum.Messages, float64(sum.Bytes)/1e6, server, sum.Problems, sum.Notes, sum.Seconds, note)
 	}
 	return code
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 )
 
 // SyncDir fsyncs the directory dir, making its entries (created, renamed,
@@ -24,12 +23,12 @@ import (
 // durable serves paths the user chose (export target, token store,
 // metrics file), where a symlinked directory is the user's choice.
 func SyncDir(dir string) error {
-	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	d, err := os.OpenFile(dir, os.O_RDONLY|openDirFlags, 0)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := syncDirFile(d); err != nil {
 		return fmt.Errorf("fsync %s: %w", dir, err)
 	}
 	return nil

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/mailkeep/mailkeep/internal/flock"
 )
 
 // lockFile takes an exclusive flock on path (created 0600), waiting while
@@ -21,11 +21,11 @@ func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 		return nil, err
 	}
 	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		err = flock.TryLock(f)
 		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+			return func() { flock.Unlock(f); f.Close() }, nil
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
+		if !errors.Is(err, flock.ErrWouldBlock) {
 			f.Close()
 			return nil, err
 		}
