@@ -47,6 +47,8 @@ type Catalog struct {
 	// date_zone): always after Open, which migrates; OpenReadOnly reads
 	// older catalogs as they are.
 	v4 bool
+	// runStarts caches runStarted.
+	runStarts sync.Map
 }
 
 // detectSchema sets c.v4 from the messages table's columns.
@@ -526,7 +528,7 @@ func (c *Catalog) msgCols() string {
 // primary key.
 const fileCol = `COALESCE(NULLIF(file,''),(SELECT path FROM folders WHERE folders.id=folder_id))`
 
-func scanMessage(s interface{ Scan(...any) error }, extra ...any) (*Message, error) {
+func (c *Catalog) scanMessage(s interface{ Scan(...any) error }, extra ...any) (*Message, error) {
 	var m Message
 	var rdate, flags string
 	var idate, sha, sat any
@@ -538,7 +540,7 @@ func scanMessage(s interface{ Scan(...any) error }, extra ...any) (*Message, err
 	}
 	m.InternalDate = decodeDate(idate, zone)
 	m.ReceivedDate = parseTime(rdate)
-	m.StoredAt = decodeStamp(sat)
+	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(m.StoredRun) })
 	m.SHA256 = decodeSHA(sha)
 	m.Flags = SplitFlags(flags)
 	return &m, nil
@@ -564,7 +566,11 @@ func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run 
 		return err
 	}
 	defer ins.Close()
-	now := encodeStamp(time.Now())
+	var started string
+	if err := tx.QueryRow(`SELECT started FROM runs WHERE id=?`, run).Scan(&started); err != nil {
+		return fmt.Errorf("catalog: run %d: %w", run, err)
+	}
+	now := encodeStamp(time.Now(), parseTime(started))
 	senders := newSenderIDs(tx)
 	var folderPath string
 	if err := tx.QueryRow(`SELECT path FROM folders WHERE id=?`, folderID).Scan(&folderPath); err != nil {
@@ -637,7 +643,7 @@ func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) er
 	}
 	defer rows.Close()
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := c.scanMessage(rows)
 		if err != nil {
 			return err
 		}
@@ -690,7 +696,7 @@ func (c *Catalog) query(q string, args ...any) ([]*Message, error) {
 	defer rows.Close()
 	var out []*Message
 	for rows.Next() {
-		m, err := scanMessage(rows)
+		m, err := c.scanMessage(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -805,6 +811,21 @@ func (c *Catalog) FlagsAsOf(id int64, t time.Time) ([]string, bool, error) {
 		return nil, false, err
 	}
 	return SplitFlags(fl), true, nil
+}
+
+// runStarted is when run started, from a cache (a run's start never
+// changes): every message's stored_at counts from it.
+func (c *Catalog) runStarted(run int64) time.Time {
+	if t, ok := c.runStarts.Load(run); ok {
+		return t.(time.Time)
+	}
+	var s string
+	if err := c.queryRow(`SELECT started FROM runs WHERE id=?`, run).Scan(&s); err != nil {
+		return time.Time{}
+	}
+	t := parseTime(s)
+	c.runStarts.Store(run, t)
+	return t
 }
 
 // RunStarted returns when a run started.

@@ -44,22 +44,25 @@ func decodeDate(v any, zone int64) time.Time {
 	return time.Time{}
 }
 
-// encodeStamp is stored_at's schema 4 form: unix milliseconds, rounded
-// up (a message counts as stored no earlier than it was).
-func encodeStamp(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if t.Nanosecond()%int(time.Millisecond) != 0 {
+// encodeStamp is stored_at's schema 4 form: milliseconds since the
+// storing run started (runs.started), rounded up, so a message counts as
+// stored no earlier than it was. A few bytes where unix milliseconds
+// take six.
+func encodeStamp(t, runStarted time.Time) int64 {
+	d := t.Sub(runStarted)
+	ms := int64(d / time.Millisecond)
+	if d%time.Millisecond > 0 {
 		ms++
 	}
 	return ms
 }
 
-// decodeStamp reads encodeStamp's form (and schema 3's text, which rows
-// migrated with a fraction of a millisecond keep).
-func decodeStamp(v any) time.Time {
+// decodeStamp reads encodeStamp's form (runStarted is the storing run's
+// start) and schema 3's RFC 3339 text, which migrated rows keep.
+func decodeStamp(v any, runStarted func() time.Time) time.Time {
 	switch v := v.(type) {
 	case int64:
-		return time.UnixMilli(v).UTC()
+		return runStarted().Add(time.Duration(v) * time.Millisecond).UTC()
 	case string:
 		return parseTime(v)
 	case []byte:
@@ -108,20 +111,6 @@ func textDate(v any) (time.Time, bool) {
 	return t, t.Nanosecond() == 0 && off%60 == 0
 }
 
-// textStamp is a schema 3 stored_at text convertible exactly to
-// encodeStamp's form (a whole millisecond).
-func textStamp(v any) (int64, bool) {
-	s, ok := v.(string)
-	if !ok || s == "" {
-		return 0, false
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil || t.Nanosecond()%int(time.Millisecond) != 0 {
-		return 0, false
-	}
-	return t.UnixMilli(), true
-}
-
 func init() {
 	// The schema 4 migration's conversions (migrate4), as SQL functions
 	// of mailkeep's own connections.
@@ -137,11 +126,5 @@ func init() {
 			return int64(off / 60), nil
 		}
 		return int64(0), nil
-	})
-	sqlite.MustRegisterDeterministicScalarFunction("mailkeep_stamp_ms", 1, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		if n, ok := textStamp(args[0]); ok {
-			return n, nil
-		}
-		return args[0], nil
 	})
 }

@@ -638,7 +638,8 @@ func JournalPath(catalogPath string) string {
 // upgradeRow brings a messages row of the journal to this catalog's
 // schema 4 form: the checksum (hex in every journal) as 32 bytes, and the
 // text forms of journals written before schema 4 (RFC 3339 dates, the
-// sender's text) converted as migrate4 converts them.
+// sender's text) converted as migrate4 converts them; stored_at keeps its
+// text, as migrate4 keeps it.
 func upgradeRow(tx *sql.Tx, row map[string]any, cols map[string]bool) error {
 	if !cols["sender_id"] {
 		return nil
@@ -649,9 +650,6 @@ func upgradeRow(tx *sql.Tx, row map[string]any, cols map[string]bool) error {
 	if t, ok := textDate(row["internal_date"]); ok {
 		_, off := t.Zone()
 		row["internal_date"], row["date_zone"] = t.Unix(), int64(off/60)
-	}
-	if n, ok := textStamp(row["stored_at"]); ok {
-		row["stored_at"] = n
 	}
 	if s, ok := row["sender"].(string); ok {
 		delete(row, "sender")

@@ -31,7 +31,7 @@ func bulkFill(tb testing.TB, c *Catalog, name string, n int) *Folder {
 		SELECT %d, 1700000000, x, 0, 1500000000+x*60, 60, CASE x%%20 WHEN 0 THEN '\Flagged \Seen' WHEN 1 THEN '' ELSE '\Seen' END,
 			2000+x*37%%50000, randomblob(32), '<'||x||'.'||hex(randomblob(4))||'@mail.example.org>',
 			(SELECT id FROM senders WHERE sender='User '||(x%%300)||' <user'||(x%%300)||'@example.org>'),
-			'Quarterly report '||(x%%1000)||', meeting notes', '', (x/400)*1500000, (x%%400)*10000, %d, 1780000000000 FROM s`, n, f.ID, run),
+			'Quarterly report '||(x%%1000)||', meeting notes', '', (x/400)*1500000, (x%%400)*10000, %d, x/50 FROM s`, n, f.ID, run),
 		fmt.Sprintf(`UPDATE folders SET uidvalidity=1700000000, last_uid=%d, uidnext=%d, messages=%d WHERE id=%d`, n, n+1, n, f.ID),
 	} {
 		if _, err := c.db.Exec(q); err != nil {

@@ -31,7 +31,7 @@ func (c *Catalog) EachInFileOrder(ctx context.Context, folderID int64, fn func(m
 	defer rows.Close()
 	for rows.Next() {
 		var committed int64
-		m, err := scanMessage(rows, &committed)
+		m, err := c.scanMessage(rows, &committed)
 		if err != nil {
 			return err
 		}

@@ -16,8 +16,8 @@ import (
 //	   messages.file '' where it is the folder's path (every mbox message),
 //	   flag_history WITHOUT ROWID, message dates without a zero fraction
 //	4: under 200 bytes a message: sha256 as 32 bytes, internal_date as
-//	   unix seconds with its zone in date_zone, stored_at as unix
-//	   milliseconds, senders stored once (senders table, sender_id), no
+//	   unix seconds with its zone in date_zone, stored_at as
+//	   milliseconds into the storing run, senders stored once (senders table, sender_id), no
 //	   flag_history row until a message's flags change
 const schemaVersion = 4
 
@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS messages (
 	frame_offset  INTEGER NOT NULL DEFAULT 0,   -- mbox: file offset of the frame holding the From line
 	frame_pos     INTEGER NOT NULL DEFAULT 0,   -- mbox: offset of the From line inside the decompressed frame
 	stored_run    INTEGER NOT NULL REFERENCES runs(id),
-	stored_at     INTEGER NOT NULL,             -- when it became durable: unix milliseconds, rounded up (schema 4; RFC 3339 text kept by rows migrated with a finer fraction)
+	stored_at     INTEGER NOT NULL,             -- when it became durable: milliseconds since runs.started of stored_run, rounded up (schema 4; RFC 3339 text in rows from before)
 	expunged_run  INTEGER REFERENCES runs(id),  -- first run that saw it gone from the server
 	deleted_run   INTEGER REFERENCES runs(id),  -- POP3: run that deleted it from the server after archiving it (schema 2)
 	date_zone     INTEGER NOT NULL DEFAULT 0,   -- internal_date's zone offset, minutes east of UTC (schema 4)
@@ -214,11 +214,12 @@ func migrate3(tx *sql.Tx) error {
 // (inside Open's transaction, so a crash leaves the old catalog whole; the
 // declared types change, which SQLite can only do by a new table): hex
 // sha256 to 32 bytes, RFC 3339 internal_date to unix seconds and a zone
-// offset, stored_at to unix milliseconds, each sender to a row of senders
+// offset, each sender to a row of senders
 // referenced by id. A value that cannot be converted exactly (a date with
-// a fraction of a second or an offset of odd seconds, a stored_at with a
-// fraction of a millisecond, a checksum that is
-// not 64 hex digits) is kept as it is: readers take both forms. Row ids
+// a fraction of a second or an offset of odd seconds, a checksum that is
+// not 64 hex digits) is kept as it is, and so is stored_at (whose RFC 3339
+// text has nanoseconds, finer than schema 4's milliseconds): readers take
+// both forms. Row ids
 // stay, so flag_history, the journal and the text index still point at
 // the same messages. The connection has foreign keys off (the old table
 // is dropped under flag_history's references); Open checks them before
@@ -241,7 +242,7 @@ func migrate4(tx *sql.Tx) error {
 			message_id,subject,file,frame_offset,frame_pos,stored_run,stored_at,expunged_run,deleted_run,sender_id)
 		SELECT id,folder_id,uidvalidity,uid,uidl,modseq,mailkeep_date_unix(internal_date),mailkeep_date_zone(internal_date),received_date,flags,size,
 			CASE WHEN typeof(sha256)='text' AND length(sha256)=64 AND unhex(sha256) IS NOT NULL THEN unhex(sha256) ELSE sha256 END,
-			message_id,subject,file,frame_offset,frame_pos,stored_run,mailkeep_stamp_ms(stored_at),expunged_run,deleted_run,
+			message_id,subject,file,frame_offset,frame_pos,stored_run,stored_at,expunged_run,deleted_run,
 			(SELECT id FROM senders WHERE senders.sender=messages.sender)
 		FROM messages ORDER BY id`,
 		`DROP TABLE messages`,
