@@ -352,6 +352,15 @@ func (c *Catalog) Folder(name string) (*Folder, error) {
 	return f, err
 }
 
+// Unchanged reports whether EnsureFolder would return f as it is for the
+// server's folder of f's name with this delimiter and special use: it has
+// them, and it is not marked gone. A caller holding a fresh Folders list
+// can skip EnsureFolder for such folders (a no-op backup of thousands of
+// folders).
+func (f *Folder) Unchanged(delim rune, specialUse string) bool {
+	return f.Delim == delim && f.SpecialUse == specialUse && f.GoneRun == 0
+}
+
 // EnsureFolder returns the folder named name, creating it with the given
 // delimiter, special use and archive path when new. A known folder keeps its
 // path; its delimiter and special use are updated.
@@ -361,7 +370,7 @@ func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string)
 		d = string(delim)
 	}
 	// The common case, a known folder that did not change, reads only.
-	if f, err := c.Folder(name); err == nil && f.Delim == delim && f.SpecialUse == specialUse && f.GoneRun == 0 {
+	if f, err := c.Folder(name); err == nil && f.Unchanged(delim, specialUse) {
 		return f, nil
 	}
 	err := c.write(func(tx *wtx) error {
