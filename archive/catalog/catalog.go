@@ -519,9 +519,10 @@ type Message struct {
 // before it (msgCols3, read-only opens of older catalogs).
 const (
 	msgCols4 = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,date_zone,COALESCE(received_date,''),flags,size,sha256,message_id,` +
-		`COALESCE((SELECT sender FROM senders WHERE senders.id=sender_id),''),subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0)`
+		`COALESCE((SELECT sender FROM senders WHERE senders.id=sender_id),''),subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),` +
+		`COALESCE((SELECT started FROM runs WHERE runs.id=stored_run),'')`
 	msgCols3 = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,0,COALESCE(received_date,''),flags,size,sha256,message_id,` +
-		`sender,subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0)`
+		`sender,subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),''`
 )
 
 // msgCols returns the message columns of this catalog's schema.
@@ -539,17 +540,17 @@ const fileCol = `COALESCE(NULLIF(file,''),(SELECT path FROM folders WHERE folder
 
 func (c *Catalog) scanMessage(s interface{ Scan(...any) error }, extra ...any) (*Message, error) {
 	var m Message
-	var rdate, flags string
+	var rdate, flags, started string
 	var idate, sha, sat any
 	var zone int64
 	err := s.Scan(append([]any{&m.ID, &m.FolderID, &m.UIDValidity, &m.UID, &m.UIDL, &m.ModSeq, &idate, &zone, &rdate, &flags, &m.Size, &sha,
-		&m.MessageID, &m.Sender, &m.Subject, &m.File, &m.FrameOffset, &m.FramePos, &m.StoredRun, &sat, &m.ExpungedRun}, extra...)...)
+		&m.MessageID, &m.Sender, &m.Subject, &m.File, &m.FrameOffset, &m.FramePos, &m.StoredRun, &sat, &m.ExpungedRun, &started}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
 	m.InternalDate = decodeDate(idate, zone)
 	m.ReceivedDate = parseTime(rdate)
-	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(m.StoredRun) })
+	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(m.StoredRun, started) })
 	m.SHA256 = decodeSHA(sha)
 	m.Flags = SplitFlags(flags)
 	return &m, nil
@@ -822,17 +823,14 @@ func (c *Catalog) FlagsAsOf(id int64, t time.Time) ([]string, bool, error) {
 	return SplitFlags(fl), true, nil
 }
 
-// runStarted is when run started, from a cache (a run's start never
-// changes): every message's stored_at counts from it.
-func (c *Catalog) runStarted(run int64) time.Time {
+// runStarted is when run started (its runs.started text, read with the
+// message), parsed once per run (a run's start never changes): every
+// message's stored_at counts from it.
+func (c *Catalog) runStarted(run int64, started string) time.Time {
 	if t, ok := c.runStarts.Load(run); ok {
 		return t.(time.Time)
 	}
-	var s string
-	if err := c.queryRow(`SELECT started FROM runs WHERE id=?`, run).Scan(&s); err != nil {
-		return time.Time{}
-	}
-	t := parseTime(s)
+	t := parseTime(started)
 	c.runStarts.Store(run, t)
 	return t
 }
