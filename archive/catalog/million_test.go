@@ -93,6 +93,21 @@ func BenchmarkMillion(b *testing.B) {
 		}
 		b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/start")
 	})
+	b.Run("read-all", func(b *testing.B) { // ls --folder to the end, export, verify
+		c, err := OpenReadOnly(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		f, _ := c.Folder("INBOX")
+		for range b.N {
+			rows := 0
+			if err := c.Each(context.Background(), f.ID, func(*Message) error { rows++; return nil }); err != nil || rows != n {
+				b.Fatal(rows, err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/row")
+	})
 	b.Run("ls-folder", func(b *testing.B) {
 		stop := errors.New("first row")
 		var total time.Duration
