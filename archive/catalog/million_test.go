@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -134,4 +135,46 @@ func BenchmarkMillion(b *testing.B) {
 		}
 		b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/start")
 	})
+}
+
+// BenchmarkMigrate4: migrating a schema-3 catalog of 1,000,000 messages
+// (MAILKEEP_BENCH_COUNT overrides) in place: the testdata/v3 sample with
+// its INBOX grown by rows in schema 3's text forms, then Open.
+//
+//	go test -run '^$' -bench Migrate4 -benchtime 1x ./archive/catalog
+func BenchmarkMigrate4(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("MAILKEEP_BENCH_COUNT"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	for range b.N {
+		b.StopTimer()
+		path := filepath.Join(b.TempDir(), "catalog.db")
+		copyFile(b, "testdata/v3/catalog.db", path)
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.Exec(fmt.Sprintf(`WITH RECURSIVE s(x) AS (SELECT 1000 UNION ALL SELECT x+1 FROM s WHERE x<%d)
+		INSERT INTO messages(folder_id,uidvalidity,uid,modseq,internal_date,flags,size,sha256,message_id,sender,subject,file,frame_offset,frame_pos,stored_run,stored_at)
+		SELECT 1, 1700000000, x, 0, strftime('%%Y-%%m-%%dT%%H:%%M:%%S+01:00', 1500000000+x*60, 'unixepoch'), '\Seen', 2000+x*37%%50000,
+			lower(hex(randomblob(32))), '<'||x||'@mail.example.org>', 'User '||(x%%300)||' <user'||(x%%300)||'@example.org>',
+			'Quarterly report '||(x%%1000), '', (x/400)*1500000, (x%%400)*10000, 1, '2026-05-28T20:27:00.123456789Z' FROM s`, n+999)); err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		b.StartTimer()
+		c, err := Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		var cnt int
+		c.db.QueryRow(`SELECT COUNT(*) FROM messages WHERE typeof(sha256)='blob' AND typeof(internal_date)='integer'`).Scan(&cnt)
+		if cnt < n {
+			b.Fatalf("%d messages migrated, want %d", cnt, n)
+		}
+		c.Close()
+		b.StartTimer()
+	}
 }
