@@ -40,7 +40,7 @@ func TestSchema1Migration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{`ALTER TABLE messages DROP COLUMN deleted_run`, `UPDATE meta SET value='1' WHERE key='schema_version'`} {
+	for _, q := range []string{`DROP INDEX messages_deleted`, `ALTER TABLE messages DROP COLUMN deleted_run`, `UPDATE meta SET value='1' WHERE key='schema_version'`} {
 		if _, err := c.db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

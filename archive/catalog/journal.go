@@ -46,6 +46,7 @@ const metaJournalSchema = "journal_schema"
 var journaled = []struct{ table, key string }{
 	{"runs", "id"},
 	{"folders", "id"},
+	{"senders", "id"},
 	{"messages", "id"},
 	{"flag_history", "message,run"},
 }
@@ -296,7 +297,11 @@ func scanMaps(rows *sql.Rows) ([]map[string]any, error) {
 		for i, c := range cols {
 			v := vals[i]
 			if b, ok := v.([]byte); ok {
-				v = string(b)
+				if c == "sha256" {
+					v = decodeSHA(b) // hex in the journal (JSON text), 32 bytes again on replay
+				} else {
+					v = string(b)
+				}
 			}
 			m[c] = v
 		}
@@ -583,6 +588,11 @@ func applyRecord(tx *sql.Tx, r *record, cols map[string]map[string]bool) error {
 	}
 	for _, t := range journaled {
 		for _, row := range r.Rows[t.table] {
+			if t.table == "messages" {
+				if err := upgradeRow(tx, row, cols[t.table]); err != nil {
+					return fmt.Errorf("%s row: %w", t.table, err)
+				}
+			}
 			var names []string
 			for n := range row {
 				if cols[t.table][n] {
@@ -622,4 +632,38 @@ func jsonValue(v any) any {
 // catalogPath.
 func JournalPath(catalogPath string) string {
 	return filepath.Join(filepath.Dir(catalogPath), "catalog.journal")
+}
+
+// upgradeRow brings a messages row of the journal to this catalog's
+// schema 4 form: the checksum (hex in every journal) as 32 bytes, and the
+// text forms of journals written before schema 4 (RFC 3339 dates, the
+// sender's text) converted as migrate4 converts them; stored_at keeps its
+// text, as migrate4 keeps it.
+func upgradeRow(tx *sql.Tx, row map[string]any, cols map[string]bool) error {
+	if !cols["sender_id"] {
+		return nil
+	}
+	if s, ok := row["sha256"].(string); ok {
+		row["sha256"] = encodeSHA(s)
+	}
+	if t, ok := textDate(row["internal_date"]); ok {
+		_, off := t.Zone()
+		row["internal_date"], row["date_zone"] = t.Unix(), int64(off/60)
+	}
+	if s, ok := row["sender"].(string); ok {
+		delete(row, "sender")
+		if s == "" {
+			row["sender_id"] = nil
+			return nil
+		}
+		if _, err := tx.Exec(`INSERT INTO senders(sender) VALUES(?) ON CONFLICT(sender) DO NOTHING`, s); err != nil {
+			return err
+		}
+		var id int64
+		if err := tx.QueryRow(`SELECT id FROM senders WHERE sender=?`, s).Scan(&id); err != nil {
+			return err
+		}
+		row["sender_id"] = id
+	}
+	return nil
 }

@@ -16,7 +16,7 @@ import (
 func dump(t *testing.T, c *Catalog) string {
 	t.Helper()
 	var out []string
-	for _, tb := range []string{"meta", "runs", "folders", "messages", "flag_history"} {
+	for _, tb := range []string{"meta", "runs", "folders", "senders", "messages", "flag_history"} {
 		rows, err := c.db.Query(`SELECT * FROM ` + tb)
 		if err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // logical lists what a catalog says, as its readers see it: folders, runs,
@@ -33,7 +34,26 @@ func logical(t *testing.T, c *Catalog) string {
 	for _, r := range runs {
 		out = append(out, fmt.Sprintf("run %+v", r))
 	}
-	for _, q := range []string{`SELECT message||' '||run||' '||flags FROM flag_history ORDER BY message, run`,
+	// The flag history as restore --as-of reads it: each message's flags
+	// as of each run and after the last one.
+	var probes []time.Time
+	for _, r := range runs {
+		probes = append(probes, r.Started.Add(time.Microsecond))
+	}
+	probes = append(probes, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, f := range fs {
+		all, _ := c.All(f.ID)
+		for _, m := range all {
+			for _, p := range probes {
+				fl, ok, err := c.FlagsAsOf(m.ID, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("flags of %d as of %s: %v %v", m.ID, p.Format(time.RFC3339Nano), fl, ok))
+			}
+		}
+	}
+	for _, q := range []string{
 		`SELECT server||' '||user||' '||key||' '||folder||' '||uidvalidity||' '||uid||' '||run FROM restored ORDER BY key`} {
 		rows, err := c.db.Query(q)
 		if err != nil {

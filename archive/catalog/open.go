@@ -228,5 +228,9 @@ func OpenReadOnly(path string) (*Catalog, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("catalog %s: schema version %d is newer than this mailkeep understands (%d)", path, n, schemaVersion)
 	}
+	if err := c.detectSchema(); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, ro, false))
+	}
 	return c, nil
 }

@@ -65,7 +65,7 @@ func readOnlyErr(err error) error {
 // MessageByID returns the message with catalog row id (restore names a
 // message it reports by its folder and UID or UIDL, found so).
 func (c *Catalog) MessageByID(id int64) (*Message, error) {
-	ms, err := c.query(`SELECT `+msgCols+` FROM messages WHERE id=?`, id)
+	ms, err := c.query(`SELECT `+c.msgCols()+byIDFrom, id)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,11 @@ import (
 //	3: a leaner catalog: no messages_sha index (no query used it),
 //	   messages.file '' where it is the folder's path (every mbox message),
 //	   flag_history WITHOUT ROWID, message dates without a zero fraction
-const schemaVersion = 3
+//	4: under 200 bytes a message: sha256 as 32 bytes, internal_date as
+//	   unix seconds with its zone in date_zone, stored_at as
+//	   milliseconds into the storing run, senders stored once (senders table, sender_id), no
+//	   flag_history row until a message's flags change
+const schemaVersion = 4
 
 // schema is the catalog's SQL schema. README.md documents it for users who
 // open the catalog with sqlite3.
@@ -67,27 +71,34 @@ CREATE TABLE IF NOT EXISTS messages (
 	uid           INTEGER NOT NULL DEFAULT 0,   -- 0 for POP3
 	uidl          TEXT,                         -- POP3 UIDL
 	modseq        INTEGER NOT NULL DEFAULT 0,
-	internal_date TEXT NOT NULL,                -- RFC 3339 with the server's zone offset
-	received_date TEXT,                         -- POP3: newest Received: header date
+	internal_date INTEGER NOT NULL,             -- unix seconds (schema 4; RFC 3339 text for a date with a fraction of a second)
+	received_date TEXT,                         -- POP3: newest Received: header date, RFC 3339
 	flags         TEXT NOT NULL DEFAULT '',     -- space-separated flags and keywords
 	size          INTEGER NOT NULL,             -- exact byte count (RFC822.SIZE)
-	sha256        TEXT NOT NULL,                -- hex SHA-256 of the exact bytes
+	sha256        BLOB NOT NULL,                -- SHA-256 of the exact bytes, 32 bytes (schema 4; hex text before)
 	message_id    TEXT NOT NULL DEFAULT '',
-	sender        TEXT NOT NULL DEFAULT '',
 	subject       TEXT NOT NULL DEFAULT '',
 	file          TEXT NOT NULL,                -- Maildir file relative to the archive dir; '' for the folder's own file (mbox formats, schema 3)
 	frame_offset  INTEGER NOT NULL DEFAULT 0,   -- mbox: file offset of the frame holding the From line
 	frame_pos     INTEGER NOT NULL DEFAULT 0,   -- mbox: offset of the From line inside the decompressed frame
 	stored_run    INTEGER NOT NULL REFERENCES runs(id),
-	stored_at     TEXT NOT NULL,                -- RFC 3339, when it became durable
+	stored_at     INTEGER NOT NULL,             -- when it became durable: milliseconds since runs.started of stored_run, rounded up (schema 4; RFC 3339 text in rows from before)
 	expunged_run  INTEGER REFERENCES runs(id),  -- first run that saw it gone from the server
-	deleted_run   INTEGER REFERENCES runs(id)   -- POP3: run that deleted it from the server after archiving it (schema 2)
+	deleted_run   INTEGER REFERENCES runs(id),  -- POP3: run that deleted it from the server after archiving it (schema 2)
+	date_zone     INTEGER NOT NULL DEFAULT 0,   -- internal_date's zone offset, minutes east of UTC (schema 4)
+	sender_id     INTEGER REFERENCES senders(id) -- the From: address shown by ls, NULL for none (schema 4)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
 -- Every per-folder query (All, Live, Counts, Each, ByUID, ByUIDL) uses it;
 -- its rowid order is storage order.
 CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id);
+
+-- Each distinct sender once (schema 4): most mail comes from few senders.
+CREATE TABLE IF NOT EXISTS senders (
+	id     INTEGER PRIMARY KEY,
+	sender TEXT NOT NULL UNIQUE
+);
 
 -- Every flag state a message had, by the run that first saw it.
 CREATE TABLE IF NOT EXISTS flag_history (
@@ -109,6 +120,12 @@ CREATE TABLE IF NOT EXISTS restored (
 	PRIMARY KEY (server, user, key)
 );
 `
+
+// postMigration is schema that needs the columns migrate adds: Open runs
+// it after migrating. messages_deleted holds only the few POP3 messages
+// mailkeep deleted from the server, so that Deleted (ls --folder, export)
+// does not read every row of a folder.
+const postMigration = `CREATE INDEX IF NOT EXISTS messages_deleted ON messages(folder_id) WHERE deleted_run IS NOT NULL`
 
 // migrate brings a catalog of schema version from up to schemaVersion,
 // inside Open's transaction (the schema above has already created every
@@ -133,6 +150,11 @@ func migrate(tx *sql.Tx, from int) error {
 	if from < 3 {
 		if err := migrate3(tx); err != nil {
 			return fmt.Errorf("migrating to schema 3: %w", err)
+		}
+	}
+	if from < 4 {
+		if err := migrate4(tx); err != nil {
+			return fmt.Errorf("migrating to schema 4: %w", err)
 		}
 	}
 	if from < schemaVersion {
@@ -180,6 +202,60 @@ func migrate3(tx *sql.Tx) error {
 		`INSERT INTO flag_history_v3(message,run,flags) SELECT message,run,flags FROM flag_history`,
 		`DROP TABLE flag_history`,
 		`ALTER TABLE flag_history_v3 RENAME TO flag_history`,
+	} {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrate4 rebuilds a schema 3 messages table in the schema 4 form
+// (inside Open's transaction, so a crash leaves the old catalog whole; the
+// declared types change, which SQLite can only do by a new table): hex
+// sha256 to 32 bytes, RFC 3339 internal_date to unix seconds and a zone
+// offset, each sender to a row of senders
+// referenced by id. A value that cannot be converted exactly (a date with
+// a fraction of a second or an offset of odd seconds, a checksum that is
+// not 64 hex digits) is kept as it is, and so is stored_at (whose RFC 3339
+// text has nanoseconds, finer than schema 4's milliseconds): readers take
+// both forms. Row ids
+// stay, so flag_history, the journal and the text index still point at
+// the same messages. The connection has foreign keys off (the old table
+// is dropped under flag_history's references); Open checks them before
+// it commits. A table already in the schema 4 form is left alone.
+func migrate4(tx *sql.Tx) error {
+	var def string
+	if err := tx.QueryRow(`SELECT sql FROM sqlite_schema WHERE type='table' AND name='messages'`).Scan(&def); err != nil {
+		return err
+	}
+	if strings.Contains(def, "sender_id") {
+		return nil
+	}
+	newDef := schema[strings.Index(schema, "CREATE TABLE IF NOT EXISTS messages ("):]
+	newDef = newDef[:strings.Index(newDef, ");")+1]
+	newDef = strings.Replace(newDef, "CREATE TABLE IF NOT EXISTS messages (", "CREATE TABLE messages_v4 (", 1)
+	for _, q := range []string{
+		newDef,
+		`INSERT OR IGNORE INTO senders(sender) SELECT sender FROM messages WHERE sender<>'' ORDER BY id`,
+		`INSERT INTO messages_v4(id,folder_id,uidvalidity,uid,uidl,modseq,internal_date,date_zone,received_date,flags,size,sha256,
+			message_id,subject,file,frame_offset,frame_pos,stored_run,stored_at,expunged_run,deleted_run,sender_id)
+		SELECT id,folder_id,uidvalidity,uid,uidl,modseq,mailkeep_date_unix(internal_date),mailkeep_date_zone(internal_date),received_date,flags,size,
+			CASE WHEN typeof(sha256)='text' AND length(sha256)=64 AND unhex(sha256) IS NOT NULL THEN unhex(sha256) ELSE sha256 END,
+			message_id,subject,file,frame_offset,frame_pos,stored_run,stored_at,expunged_run,deleted_run,
+			(SELECT id FROM senders WHERE senders.sender=messages.sender)
+		FROM messages ORDER BY id`,
+		`DROP TABLE messages`,
+		`ALTER TABLE messages_v4 RENAME TO messages`,
+		`CREATE UNIQUE INDEX messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0`,
+		`CREATE UNIQUE INDEX messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL`,
+		`CREATE INDEX messages_folder ON messages(folder_id)`,
+		postMigration,
+		// A message's only history row, its flags as stored, says what
+		// messages.flags and stored_run say (see historyBase).
+		`DELETE FROM flag_history WHERE (message, run) IN (
+			SELECT h.message, h.run FROM flag_history h JOIN messages m ON m.id=h.message AND m.stored_run=h.run AND m.flags=h.flags
+			WHERE NOT EXISTS (SELECT 1 FROM flag_history o WHERE o.message=h.message AND o.run<>h.run))`,
 	} {
 		if _, err := tx.Exec(q); err != nil {
 			return err

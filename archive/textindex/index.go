@@ -687,7 +687,7 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 		where = c.node(q)
 	}
 	sqlq := `SELECT d.folder, d.uidvalidity, d.uid, d.uidl, d.date, d.sender, d.subject, d.size, m.flags, m.expunged_run IS NOT NULL, d.attachments
-		FROM ` + from + ` JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 = d.sha256
+		FROM ` + from + ` JOIN cat.messages m ON m.id = d.cat_id AND m.sha256 IN (d.sha256, unhex(d.sha256))
 		WHERE ` + where + ` ORDER BY ` + order
 	if limit > 0 {
 		sqlq += fmt.Sprintf(" LIMIT %d", limit)
@@ -748,7 +748,7 @@ func (ix *Index) Stale(ctx context.Context, catalog *sql.DB) bool {
 	rows.Close()
 	for _, h := range hints {
 		var sha string
-		if err := catalog.QueryRowContext(ctx, `SELECT sha256 FROM messages WHERE id=?`, h.id).Scan(&sha); err != nil || sha != h.sha {
+		if err := catalog.QueryRowContext(ctx, `SELECT CASE WHEN typeof(sha256)='blob' THEN lower(hex(sha256)) ELSE sha256 END FROM messages WHERE id=?`, h.id).Scan(&sha); err != nil || sha != h.sha {
 			return true
 		}
 	}

@@ -241,9 +241,7 @@ func folderPath(f *catalog.Folder) string {
 // now, or it was killed and no later run has repaired the archive yet.
 // Its uncommitted data is then expected, and reported as notes.
 func pendingBackup(ctx context.Context, c *catalog.Catalog) (bool, error) {
-	var n int
-	err := c.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE kind='backup' AND ended IS NULL AND outcome IS NULL`).Scan(&n)
-	return n > 0, err
+	return c.BackupPending(ctx)
 }
 
 // canceled tells the folder loops to stop when ctx has ended.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -84,7 +85,9 @@ func catalogMetrics(name, dir string, log *slog.Logger) (m metrics.Account, last
 	if n, err := metrics.DirSize(dir); err == nil {
 		m.ArchiveBytes = n
 	}
-	if err := a.Cat.DB().QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&m.Messages); err != nil {
+	if n, err := a.Cat.MessageCount(context.Background()); err == nil {
+		m.Messages = n
+	} else {
 		m.Messages = -1
 	}
 	runs, err := a.Cat.Runs()

@@ -31,7 +31,7 @@ func catalogRows(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT f.name, m.uidvalidity, m.uid, COALESCE(m.uidl,''), m.flags, m.size, m.sha256, m.internal_date, COALESCE(NULLIF(m.file,''), f.path), m.frame_offset, m.frame_pos, m.expunged_run IS NOT NULL
+	rows, err := db.Query(`SELECT f.name, m.uidvalidity, m.uid, COALESCE(m.uidl,''), m.flags, m.size, lower(hex(m.sha256)), m.internal_date, COALESCE(NULLIF(m.file,''), f.path), m.frame_offset, m.frame_pos, m.expunged_run IS NOT NULL
 		FROM messages m JOIN folders f ON f.id=m.folder_id`)
 	if err != nil {
 		t.Fatal(err)

@@ -173,12 +173,21 @@ func (b *backup) plan(c **imapclient.Client) ([]*folderJob, error) {
 		b.stats.Expunged += n
 	}
 
+	// A known folder that is unchanged (the common case) is taken from
+	// the list just read rather than asked for again, one query each.
+	byName := make(map[string]*catalog.Folder, len(known))
+	for _, f := range known {
+		byName[f.Name] = f
+	}
 	var out []*folderJob
 	for _, j := range jobs {
 		name := normInbox(j.list.Mailbox, j.list.Delim)
-		f, err := b.a.Folder(name, j.list.Delim, specialUse(j.list.Attrs))
-		if err != nil {
-			return nil, err
+		su := specialUse(j.list.Attrs)
+		f := byName[name]
+		if f == nil || !f.Unchanged(j.list.Delim, su) {
+			if f, err = b.a.Folder(name, j.list.Delim, su); err != nil {
+				return nil, err
+			}
 		}
 		j.cat = f
 		if unchanged(f, j.status, b.condstore) {
