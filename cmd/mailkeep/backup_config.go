@@ -30,7 +30,7 @@ type runSummary struct {
 // backupConfigured backs up the accounts named on the command line, or all
 // of them, from the configuration file. One account's failure never stops
 // the others.
-func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com common, pf pop3Flags, parallel int, shard shardFlag, metricsFile string, stdout, stderr io.Writer, log *slog.Logger) int {
+func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com common, pf pop3Flags, parallel int, shard shardFlag, metricsFile, metricsPush string, stdout, stderr io.Writer, log *slog.Logger) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "mailkeep backup:", err)
 		if com.jsonOut {
@@ -139,6 +139,12 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	}
 	if merr := writeMetrics(metricsFile, sums, notRun(configured, accts), log); merr != nil {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		if code == exitOK {
+			code = exitFailed
+		}
+	}
+	if perr := pushMetrics(ctx, metricsPush, shard, sums, notRun(configured, accts), log); perr != nil {
+		fmt.Fprintln(stderr, "mailkeep backup:", perr)
 		if code == exitOK {
 			code = exitFailed
 		}

@@ -1,14 +1,21 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
@@ -203,8 +210,8 @@ func TestShardNamed(t *testing.T) {
 
 // TestShardBackup backs up a configuration of six Dovecot accounts as three
 // shards, as three CronJobs would: every account is backed up by exactly
-// one shard, each shard's metrics file describes its own accounts only,
-// and usage errors are clear.
+// one shard, each shard's metrics file and Pushgateway group describe its
+// own accounts only, and usage errors are clear.
 func TestShardBackup(t *testing.T) {
 	dv := dovecottest.Start(t, nil)
 	dir := t.TempDir()
@@ -229,11 +236,31 @@ func TestShardBackup(t *testing.T) {
 	cfg := filepath.Join(dir, "config.toml")
 	os.WriteFile(cfg, []byte(cfgText.String()), 0o600)
 
+	// A Pushgateway stand-in on loopback: the groups pushed, by URL path.
+	var pushMu sync.Mutex
+	pushed := map[string]map[string]*dto.MetricFamily{}
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mfs := map[string]*dto.MetricFamily{}
+		dec := expfmt.NewDecoder(r.Body, expfmt.ResponseFormat(r.Header))
+		for {
+			mf := &dto.MetricFamily{}
+			if err := dec.Decode(mf); err != nil {
+				break
+			}
+			mfs[mf.GetName()] = mf
+		}
+		pushMu.Lock()
+		pushed[r.Method+" "+r.URL.Path] = mfs
+		pushMu.Unlock()
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer gw.Close()
+
 	const n = 3
 	done := map[string]int{}
 	for k := 1; k <= n; k++ {
 		prom := filepath.Join(dir, fmt.Sprintf("shard%d.prom", k))
-		r := mailkeep(t, nil, "backup", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", k, n), "--parallel", "2", "--json", "--quiet", "--metrics-file", prom)
+		r := mailkeep(t, nil, "backup", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", k, n), "--parallel", "2", "--json", "--quiet", "--metrics-file", prom, "--metrics-push", gw.URL)
 		if r.code != exitOK {
 			t.Fatalf("shard %d/%d: exit %d: %s", k, n, r.code, r.stderr)
 		}
@@ -251,10 +278,19 @@ func TestShardBackup(t *testing.T) {
 				t.Errorf("shard %d/%d: %+v", k, n, s)
 			}
 		}
+		// The group is job="mailkeep", shard="K/N" (the slash base64-encoded).
+		group := "PUT /metrics/job/mailkeep/shard@base64/" + base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%d/%d", k, n)))
+		pushMu.Lock()
+		pm, ok := pushed[group]
+		pushMu.Unlock()
+		if !ok {
+			t.Fatalf("shard %d/%d pushed no %s (pushed: %v)", k, n, group, pushed)
+		}
 		for _, u := range users {
 			_, has := m.find("mailkeep_archive_messages", u, "")
-			if in := shardOf(u, n) == k; has != in {
-				t.Errorf("shard %d/%d metrics: %s present %v, in the shard %v", k, n, u, has, in)
+			_, pushedHas := promFile(pm).find("mailkeep_archive_messages", u, "")
+			if in := shardOf(u, n) == k; has != in || pushedHas != in {
+				t.Errorf("shard %d/%d metrics: %s in file %v, pushed %v, in the shard %v", k, n, u, has, pushedHas, in)
 			}
 		}
 	}
@@ -276,7 +312,7 @@ func TestShardBackup(t *testing.T) {
 		{"zero", []string{"backup", "--config", cfg, "--shard", "0/3"}, "K must be 1 to N"},
 		{"over", []string{"backup", "--config", cfg, "--shard", "4/3"}, "K must be 1 to N (3)"},
 		{"form", []string{"backup", "--config", cfg, "--shard", "2"}, "want K/N"},
-		{"url", []string{"backup", "--imap", "imap://alice@" + dv.IMAPAddr, "--archive", dir, "--shard", "1/2"}, "--shard select configured accounts"},
+		{"url", []string{"backup", "--imap", "imap://alice@" + dv.IMAPAddr, "--archive", dir, "--shard", "1/2"}, "--shard and --metrics-push work on configured accounts"},
 		{"named elsewhere", []string{"backup", "--config", cfg, "--shard", fmt.Sprintf("%d/%d", other, n), "alice"}, fmt.Sprintf("alice is in shard %d/%d", shardOf("alice", n), n)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
