@@ -38,11 +38,11 @@ type FolderWriter struct {
 	run     int64
 	now     func() time.Time
 	br      *bufio.Reader
-	buf     []byte
 	h       hash.Hash
 	mw      *mboxfile.Writer
 	enc     *mboxrd.Encoder
 	md      *maildir.Folder
+	pipe    *pipeline // mbox formats: the queue to the worker that hashes and compresses
 	pending []*catalog.Message
 	pendBy  int64
 	lastUID uint32
@@ -57,7 +57,7 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 	if a.opt.ReadOnly {
 		return nil, errors.New("archive opened read-only")
 	}
-	w := &FolderWriter{a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
+	w := &FolderWriter{a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), h: sha256.New()}
 	path := filepath.Join(a.Dir, f.Path)
 	if a.Format.isMbox() {
 		// Open repaired every folder the catalog knew; bytes in the file
@@ -72,6 +72,7 @@ func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error)
 		}
 		w.mw = mw
 		w.enc = mboxrd.NewEncoder(mw)
+		w.startPipeline()
 	} else {
 		md, err := maildir.OpenFolderIn(a.Dir, f.Path, isSubMaildir(f.Path))
 		if err != nil {
@@ -92,7 +93,18 @@ func (w *FolderWriter) Folder() *catalog.Folder { return w.f }
 // until the next Commit (Add commits by itself every CommitBytes). On error
 // the pending messages are dropped (they are not in the catalog, so the next
 // run fetches them again) and the archive stays as it was at the last commit.
+//
+// In the mbox formats Add returns once it has read r to its end: the
+// message is hashed and compressed in the background (see pipeline.go),
+// and the returned message's SHA256 and file position are set when the
+// next Commit or Close returns. An error in that background work is
+// returned by the next Add, Commit or Close.
 func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) {
+	if w.pipe != nil && w.pipe.failed.Load() {
+		err := w.drain()
+		w.Abort()
+		return nil, err
+	}
 	w.br.Reset(r)
 	hdr := sniffHeader(w.br)
 	m := &catalog.Message{
@@ -113,25 +125,28 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 			m.InternalDate = w.now().Truncate(time.Second)
 		}
 	}
-	w.h.Reset()
-	src := io.TeeReader(w.br, w.h)
 	var n int64
 	var err error
-	if w.mw != nil {
-		pos := w.mw.Pos()
-		m.File, m.FrameOffset, m.FramePos = w.f.Path, pos.FrameOffset, pos.Offset
-		n, err = w.writeMbox(hdr.EnvelopeFrom, m.InternalDate, src)
+	if w.pipe != nil {
+		m.File = w.f.Path
+		n, err = w.queueMbox(m, hdr.EnvelopeFrom, w.br)
+		if err == errWorker {
+			err = w.drain()
+			w.Abort()
+			return nil, err
+		}
 	} else {
+		w.h.Reset()
 		var name string
-		name, n, err = w.md.Deliver(maildirKeyOf(m), m.Flags, m.InternalDate, src)
+		name, n, err = w.md.Deliver(maildirKeyOf(m), m.Flags, m.InternalDate, io.TeeReader(w.br, w.h))
 		m.File = filepath.Join(w.f.Path, name)
+		m.SHA256 = hex.EncodeToString(w.h.Sum(nil))
 	}
 	if err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("folder %q %s: %w", w.f.Name, msgName(m), err)
 	}
 	m.Size = n
-	m.SHA256 = hex.EncodeToString(w.h.Sum(nil))
 	w.pending = append(w.pending, m)
 	w.pendBy += n
 	if m.UID > w.lastUID {
@@ -145,23 +160,17 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 	return m, nil
 }
 
-func (w *FolderWriter) writeMbox(sender string, date time.Time, src io.Reader) (int64, error) {
-	if _, err := io.WriteString(w.mw, mboxrd.FromLine(sender, date)); err != nil {
-		return 0, err
-	}
-	w.enc.Reset(w.mw)
-	n, err := io.CopyBuffer(w.enc, src, w.buf)
-	if err != nil {
-		return n, err
-	}
-	return n, w.enc.Close()
-}
-
 // Commit makes the pending messages durable and then records them in the
 // catalog. It returns how many were committed.
 func (w *FolderWriter) Commit() error {
 	if len(w.pending) == 0 {
 		return nil
+	}
+	// Every queued message is stored (and hashed) before the file is
+	// synced, and the file is synced before the catalog records them.
+	if err := w.drain(); err != nil {
+		w.Abort()
+		return err
 	}
 	var size int64
 	if w.mw != nil {
@@ -193,6 +202,7 @@ func (w *FolderWriter) Stored() (int, int64) { return w.stored, w.bytes }
 // Abort drops the pending messages.
 func (w *FolderWriter) Abort() {
 	if w.mw != nil {
+		w.drain() // the worker is idle before the file is cut back
 		w.mw.Abort()
 	}
 	// Maildir: delivered but uncommitted files have deterministic names
@@ -203,6 +213,7 @@ func (w *FolderWriter) Abort() {
 // Close commits what is pending and closes the folder's files.
 func (w *FolderWriter) Close() error {
 	err := w.Commit()
+	w.stopPipeline()
 	if w.mw != nil {
 		if cerr := w.mw.Close(); err == nil {
 			err = cerr
