@@ -130,7 +130,7 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 	if w.pipe != nil {
 		m.File = w.f.Path
 		n, err = w.queueMbox(m, hdr.EnvelopeFrom, w.br)
-		if err == errWorker {
+		if errors.Is(err, errWorker) {
 			err = w.drain()
 			w.Abort()
 			return nil, err
