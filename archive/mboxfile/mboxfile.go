@@ -234,10 +234,11 @@ func (w *Writer) newEncoder() error {
 		case w.opt.Level > 0:
 			level = zstd.EncoderLevelFromZstd(w.opt.Level)
 		}
-		// Concurrency 2: one block is compressed in the background while
-		// the next is filled (40% faster than 1 on two cores). Frames are
-		// independent, so the encoder is reused with Reset.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(2),
+		// Concurrency 1: blocks are compressed on the writing goroutine
+		// (the archive's writer already calls Write from a goroutine of
+		// its own, behind a queue from the one reading the network).
+		// Frames are independent, so the encoder is reused with Reset.
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
 			zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithAllLitEntropyCompression(allLit))
 		if err != nil {
 			return err

@@ -126,6 +126,8 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var conns, parallel, level int
 	var pf pop3Flags
 	var index bool
+	var shard shardFlag
+	var metricsPush string
 	cf.register(fs, true)
 	cfgFlag.register(fs)
 	com.register(fs)
@@ -137,6 +139,8 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
 	connectionsVar(fs, &conns)
 	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
+	fs.Var(&shard, "shard", "back up only the configured accounts of shard K of N (K/N; an account's shard is a hash of its name)")
+	fs.StringVar(&metricsPush, "metrics-push", "", "after the run, push the metrics to this Prometheus Pushgateway URL (config mode)")
 	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	fs.BoolVar(&index, "index", false, "update the search index after the backup (always done once the archive has one)")
 	if code, ok := parse(fs, args); !ok {
@@ -144,7 +148,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	log := com.logger(stderr)
 	if cf.imapURL == "" && cf.pop3URL == "" {
-		return backupConfigured(ctx, fs, cfgFlag, com, pf, parallel, metricsFile, stdout, stderr, log)
+		return backupConfigured(ctx, fs, cfgFlag, com, pf, parallel, shard, metricsFile, metricsPush, stdout, stderr, log)
 	}
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "mailkeep backup:", err)
@@ -156,8 +160,8 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if fs.NArg() > 0 {
 		return fail(usageErr("unexpected arguments %q (account names come from the config file; drop --imap/--pop3 to use it)", fs.Args()))
 	}
-	if cfgFlag.path != "" || parallel != 0 {
-		return fail(usageErr("--config and --parallel select configured accounts; do not combine them with --imap/--pop3"))
+	if cfgFlag.path != "" || parallel != 0 || shard.n != 0 || metricsPush != "" {
+		return fail(usageErr("--config, --parallel, --shard and --metrics-push work on configured accounts; do not combine them with --imap/--pop3"))
 	}
 	if dir == "" {
 		return fail(usageErr("--archive DIR is required"))

@@ -30,7 +30,7 @@ type runSummary struct {
 // backupConfigured backs up the accounts named on the command line, or all
 // of them, from the configuration file. One account's failure never stops
 // the others.
-func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com common, pf pop3Flags, parallel int, metricsFile string, stdout, stderr io.Writer, log *slog.Logger) int {
+func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com common, pf pop3Flags, parallel int, shard shardFlag, metricsFile, metricsPush string, stdout, stderr io.Writer, log *slog.Logger) int {
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, "mailkeep backup:", err)
 		if com.jsonOut {
@@ -52,6 +52,20 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	cfg, accts, err := cf.accounts(fs.Args(), stderr)
 	if err != nil {
 		return fail(err)
+	}
+	// With --shard, this run owns the shard's accounts: only those are
+	// backed up and only those go into its metrics (another shard's
+	// archives may be on another volume).
+	configured := cfg.Accounts
+	if shard.n != 0 {
+		if accts, err = shard.shardSelect(accts, fs.NArg() > 0); err != nil {
+			return fail(err)
+		}
+		configured, _ = shard.shardSelect(cfg.Accounts, false)
+		log.Info("shard", "shard", shard.String(), "accounts", len(configured), "configured", len(cfg.Accounts))
+		if len(accts) == 0 && !com.quiet {
+			fmt.Fprintf(stderr, "mailkeep backup: shard %s has none of the %d configured accounts\n", shard.String(), len(cfg.Accounts))
+		}
 	}
 	if parallel == 0 {
 		parallel = cfg.Parallel
@@ -123,8 +137,14 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	if com.jsonOut {
 		writeJSON(stdout, rs)
 	}
-	if merr := writeMetrics(metricsFile, sums, notRun(cfg.Accounts, accts), log); merr != nil {
+	if merr := writeMetrics(metricsFile, sums, notRun(configured, accts), log); merr != nil {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		if code == exitOK {
+			code = exitFailed
+		}
+	}
+	if perr := pushMetrics(ctx, metricsPush, shard, sums, notRun(configured, accts), log); perr != nil {
+		fmt.Fprintln(stderr, "mailkeep backup:", perr)
 		if code == exitOK {
 			code = exitFailed
 		}

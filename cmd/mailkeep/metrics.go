@@ -20,6 +20,11 @@ func writeMetrics(path string, sums []summary, others []config.Account, log *slo
 	if path == "" {
 		return nil
 	}
+	return metrics.Write(path, metricsAccounts(sums, others, log), time.Now())
+}
+
+// metricsAccounts describes the accounts that ran (sums) and the others.
+func metricsAccounts(sums []summary, others []config.Account, log *slog.Logger) []metrics.Account {
 	var accts []metrics.Account
 	for _, s := range sums {
 		accts = append(accts, summaryMetrics(s, log))
@@ -29,7 +34,7 @@ func writeMetrics(path string, sums []summary, others []config.Account, log *slo
 		accts = append(accts, m)
 	}
 	metrics.Sort(accts)
-	return metrics.Write(path, accts, time.Now())
+	return accts
 }
 
 // metricsName is an account's label: its config name, or on the command
