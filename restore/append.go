@@ -77,7 +77,7 @@ func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 
 // rawAppend writes one APPEND with a LITERAL+ literal, without waiting for
 // its answer.
-func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time, b *body) (string, error) {
+func rawAppend(raw AppendConn, dst string, flags []imap.Flag, date time.Time, b *body) (string, error) {
 	tag := raw.NextTag()
 	fl := make([]string, len(flags))
 	for i, f := range flags {
@@ -90,20 +90,20 @@ func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time,
 		sb.WriteString(`"` + date.Format("_2-Jan-2006 15:04:05 -0700") + `" `)
 	}
 	sb.WriteString("{" + strconv.FormatInt(b.m.Size, 10) + "+}\r\n")
-	if _, err := raw.W.WriteString(sb.String()); err != nil {
+	if _, err := raw.Writer().WriteString(sb.String()); err != nil {
 		return "", err
 	}
-	if err := b.writeTo(raw.W); err != nil {
+	if err := b.writeTo(raw.Writer()); err != nil {
 		return "", err
 	}
-	if _, err := raw.W.WriteString("\r\n"); err != nil {
+	if _, err := raw.Writer().WriteString("\r\n"); err != nil {
 		return "", err
 	}
-	return tag, raw.W.Flush()
+	return tag, raw.Writer().Flush()
 }
 
 // rawWait reads the answer to an APPEND sent by rawAppend.
-func rawWait(raw *imapconn.Raw, tag string) (*imap.AppendData, error) {
+func rawWait(raw AppendConn, tag string) (*imap.AppendData, error) {
 	_, text, err := raw.ReadTagged(tag)
 	if err != nil {
 		// imapconn reports a tagged NO or BAD as "NO text"/"BAD text",

@@ -177,7 +177,7 @@ func (tg target) cfg() imapconn.Config {
 func (tg target) run(ctx context.Context, src restore.Source, prog restore.Progress, opt restore.Options) (restore.Stats, error) {
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, tg.cfg()) }
 	if tg.raw {
-		opt.DialRaw = func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, tg.cfg()) }
+		opt.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, tg.cfg()) }
 	}
 	return restore.Run(ctx, dial, restore.Destination{Server: tg.addr, User: tg.user}, src, prog, opt)
 }

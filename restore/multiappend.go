@@ -40,7 +40,7 @@ var batchSent func(n int)
 
 // appendBatch is one MULTIAPPEND command, sent or being sent.
 type appendBatch struct {
-	raw  *imapconn.Raw
+	raw  AppendConn
 	tag  string
 	n    int   // messages in it
 	size int64 // their bytes
@@ -94,7 +94,7 @@ func rawError(err error) error {
 
 // multiRaw returns the raw connection when the folder's messages go in
 // MULTIAPPEND batches, else nil.
-func (fr *folderRun) multiRaw() *imapconn.Raw {
+func (fr *folderRun) multiRaw() AppendConn {
 	raw := fr.r.rawConn(fr.cn)
 	if raw == nil || !raw.CanMultiAppend() || fr.r.opt.NoMultiAppend {
 		return nil
@@ -104,7 +104,7 @@ func (fr *folderRun) multiRaw() *imapconn.Raw {
 
 // sendBatched writes message b into the open batch (opening one), ending
 // the batch when it is full and then waiting for the one before it.
-func (fr *folderRun) sendBatched(raw *imapconn.Raw, b *body, flags []imap.Flag) error {
+func (fr *folderRun) sendBatched(raw AppendConn, b *body, flags []imap.Flag) error {
 	m := b.m
 	if fr.batch == nil {
 		tag, err := raw.StartAppend(fr.dst)

@@ -109,6 +109,7 @@
 package restore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -123,7 +124,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // Message is one message to restore.
@@ -186,6 +186,30 @@ type Progress interface {
 	MarkRestored(dest Destination, key string, r Restored) error
 }
 
+// AppendConn is the second, raw connection a worker APPENDs on,
+// pipelined with LITERAL+ (and MULTIAPPEND batches): internal/imapconn's
+// Raw, which cmd/mailkeep's DialRaw returns.
+type AppendConn interface {
+	// Has reports a capability (upper case) the server announced.
+	Has(capability string) bool
+	// NextTag is the tag of the next command written to Writer.
+	NextTag() string
+	// Writer buffers commands; Flush sends them.
+	Writer() *bufio.Writer
+	SetWriteDeadline(time.Time)
+	// ReadTagged reads up to tag's completion: the untagged lines and the
+	// OK's text, or an error (*imapconn.StatusError for NO and BAD).
+	ReadTagged(tag string) ([]string, string, error)
+	// CanMultiAppend, StartAppend, AppendMessage and EndAppend write one
+	// MULTIAPPEND command (RFC 3502) of several messages.
+	CanMultiAppend() bool
+	StartAppend(mailbox string) (string, error)
+	AppendMessage(flags []string, date time.Time, size int64, write func(io.Writer) error) error
+	EndAppend() error
+	Logout()
+	Close() error
+}
+
 // Event reports one appended message, for a progress display.
 type Event struct {
 	Folder string // source folder name
@@ -223,7 +247,7 @@ type Options struct {
 	Progress    func(Event) // called after each APPEND's OK, from several goroutines
 	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
-	DialRaw func(context.Context) (*imapconn.Raw, error)
+	DialRaw func(context.Context) (AppendConn, error)
 	// NoMultiAppend keeps to one APPEND per message on the raw connection
 	// even where the server offers MULTIAPPEND (see multiappend.go).
 	NoMultiAppend bool
@@ -511,7 +535,7 @@ func (r *run) count(f func(*Stats)) {
 // Both are closed when the run's context ends.
 type conn struct {
 	c        *imapclient.Client
-	raw      *imapconn.Raw
+	raw      AppendConn
 	ac       *imapclient.Client // APPENDs without raw: selects nothing
 	acStop   func() bool
 	stop     func() bool
@@ -544,7 +568,7 @@ func (r *run) connect() (*conn, error) {
 
 // rawConn returns the pipelining connection, opening it on first use; nil
 // when there is none (no DialRaw, no LITERAL+, a dry run, or it failed).
-func (r *run) rawConn(cn *conn) *imapconn.Raw {
+func (r *run) rawConn(cn *conn) AppendConn {
 	if cn.raw != nil || cn.triedRaw || r.opt.DialRaw == nil || r.opt.DryRun {
 		return cn.raw
 	}
@@ -554,7 +578,7 @@ func (r *run) rawConn(cn *conn) *imapconn.Raw {
 		r.log.Warn("no pipelining connection; APPENDs wait for the server one by one", "err", err)
 		return nil
 	}
-	if !raw.Caps["LITERAL+"] {
+	if !raw.Has("LITERAL+") {
 		raw.Logout()
 		return nil
 	}

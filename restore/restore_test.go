@@ -77,7 +77,7 @@ func doRestore(t *testing.T, dir, addr, user string, o restoreOpts) (restore.Sta
 	}
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, acct(addr, user)) }
 	if !o.noRaw {
-		o.DialRaw = func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
+		o.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
 	}
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: addr, User: user}, src, src, o.Options)
 	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})

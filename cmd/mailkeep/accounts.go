@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/oauth"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 )
 
 // configFlag is --config, shared by the commands that take account names.

@@ -156,7 +156,7 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 		chk, err = imapsrc.Check(ctx, cat, imapsrc.Options{Account: cfg, Folders: job.folders, Exclude: job.exclude, Logger: log})
 	} else {
 		chk, err = pop3src.Check(ctx, cat, pop3src.Options{
-			Config: pop3Config(srv, cfg),
+			Server: pop3Config(srv, cfg),
 			NoUIDL: job.pop3.noUIDL,
 		})
 	}

@@ -144,7 +144,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	sum.Destination = srv.String()
 	opt := restore.Options{Folders: folders, Exclude: exclude, Prefix: prefix, NoSpecialUse: noSpecial, RenameCollisions: renameColl, Verify: verify, DryRun: dryRun, Connections: conns, Logger: log,
-		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) }}
+		DialRaw: func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, cfg) }}
 	var src restore.Source
 	var prog restore.Progress
 	var a *archive.Archive

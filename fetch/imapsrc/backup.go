@@ -31,9 +31,23 @@ import (
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
+// Server is the IMAP account a fetcher connects to. internal/imapconn's
+// Config implements it; cmd/mailkeep passes one.
+type Server interface {
+	// String names the account (user@host:port) in errors and logs.
+	String() string
+	// Dial connects and logs in, with the I/O timeout and line bound of
+	// every mailkeep connection.
+	Dial(ctx context.Context) (*imapclient.Client, error)
+	// ListMailboxes runs LIST "" "*" on a connection of its own, read
+	// without go-imap: the usable mailboxes, and one error per mailbox
+	// whose name cannot be used (see listRaw).
+	ListMailboxes(ctx context.Context) ([]*imap.ListData, []error, error)
+}
+
 // Options configure a backup.
 type Options struct {
-	Account          imapconn.Config
+	Account          Server
 	Folders, Exclude []string // glob patterns, see package glob
 	Connections      int      // parallel connections, default 4
 	Logger           *slog.Logger
@@ -76,7 +90,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := imapconn.Dial(ctx, opt.Account)
+	c, err := opt.Account.Dial(ctx)
 	if err != nil {
 		return b.stats, err
 	}
@@ -223,7 +237,7 @@ func (b *backup) list(cp **imapclient.Client) ([]*folderJob, *glob.Set, error) {
 		}
 		stop()
 		c.Close()
-		if c, err = imapconn.Dial(b.ctx, b.opt.Account); err != nil {
+		if c, err = b.opt.Account.Dial(b.ctx); err != nil {
 			return nil, nil, err
 		}
 		*cp = c
@@ -264,28 +278,22 @@ func (b *backup) list(cp **imapclient.Client) ([]*folderJob, *glob.Set, error) {
 // listRaw is the LIST fallback: entries with unusable names become
 // failures (named as sent, quoted), the rest are returned.
 func (b *backup) listRaw(cause error) ([]*imap.ListData, error) {
-	entries, err := imapconn.ListRaw(b.ctx, b.opt.Account)
+	out, bad, err := b.opt.Account.ListMailboxes(b.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: LIST: %w (read again without go-imap: %v)", b.acct, cause, err)
 	}
-	var out []*imap.ListData
-	bad := 0
-	for _, e := range entries {
-		if e.Err != nil {
-			bad++
-			b.fail(strconv.Quote(e.Sent), 0, fmt.Errorf("folder not backed up: %w", e.Err))
-			continue
+	for _, e := range bad {
+		name := ""
+		var ne *imapconn.MailboxNameError
+		if errors.As(e, &ne) {
+			name, e = strconv.Quote(ne.Sent), ne.Err
 		}
-		attrs := make([]imap.MailboxAttr, len(e.Attrs))
-		for i, a := range e.Attrs {
-			attrs[i] = imap.MailboxAttr(a)
-		}
-		out = append(out, &imap.ListData{Attrs: attrs, Delim: e.Delim, Mailbox: e.Mailbox})
+		b.fail(name, 0, fmt.Errorf("folder not backed up: %w", e))
 	}
-	if bad == 0 {
+	if len(bad) == 0 {
 		return nil, fmt.Errorf("%s: LIST: %w", b.acct, cause)
 	}
-	b.log.Warn("LIST: unusable folder names; the other folders are backed up", "account", b.acct, "folders", bad)
+	b.log.Warn("LIST: unusable folder names; the other folders are backed up", "account", b.acct, "folders", len(bad))
 	return out, nil
 }
 
@@ -348,7 +356,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 		}
 		if c == nil || c.State() == imap.ConnStateLogout || isClosed(c) {
 			var err error
-			c, err = imapconn.Dial(b.ctx, b.opt.Account)
+			c, err = b.opt.Account.Dial(b.ctx)
 			if err != nil {
 				b.fail(j.cat.Name, 0, err)
 				c = nil

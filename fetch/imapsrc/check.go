@@ -26,7 +26,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &backup{ctx: ctx, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := imapconn.Dial(ctx, opt.Account)
+	c, err := opt.Account.Dial(ctx)
 	if err != nil {
 		return out, err
 	}

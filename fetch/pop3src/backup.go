@@ -2,7 +2,7 @@
 // UIDL, and deletes from the server only what is safely archived.
 //
 // Sizes: a message whose received size disagrees with the size the server
-// announced (LIST, "+OK n octets"; pop3.SizeMatches allows only the
+// announced (LIST, "+OK n octets"; SizeMatches allows only the
 // line-ending difference) is archived as received, reported as a failure
 // naming its UIDL (exit 3), and never deleted: the check is made again from
 // the archived copy before every DELE, so a later run does not delete it
@@ -30,7 +30,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 )
 
 // Folder is the archive folder a POP3 mailbox lands in.
@@ -38,7 +37,8 @@ const Folder = "INBOX"
 
 // Options configure a POP3 backup.
 type Options struct {
-	Config   pop3.Config
+	// Server is the account (internal/pop3.Config implements it).
+	Server   Server
 	Delete   bool // delete every archived message from the server
 	KeepDays int  // delete archived messages once stored this many days (0: never)
 	DryRun   bool // report deletions instead of doing them
@@ -59,23 +59,16 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	acct := opt.Config.User + "@" + opt.Config.Addr
+	acct := opt.Server.String()
 	failf := func(uidl string, err error) {
 		st.Failures = append(st.Failures, &fetch.MessageError{Account: acct, Folder: Folder, UIDL: uidl, Err: err})
 	}
-	c, err := pop3.Dial(ctx, opt.Config)
+	s, err := open(ctx, opt)
 	if err != nil {
 		return st, err
 	}
+	c, list, ids := s.c, s.list, s.ids
 	defer c.Close() // without QUIT: a no-op after a successful Quit
-	list, err := c.List(ctx)
-	if err != nil {
-		return st, fmt.Errorf("%s: LIST: %w", acct, err)
-	}
-	ids, err := identify(ctx, c, list, opt.NoUIDL)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", acct, err)
-	}
 	st.Folders = 1
 	f, err := a.Folder(Folder, 0, "")
 	if err != nil {
@@ -182,8 +175,8 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 			failf(u, fmt.Errorf("not deleted from the server: %w", err))
 			continue
 		}
-		if !pop3.SizeMatches(mi.Size, got, lfs) {
-			failf(u, fmt.Errorf("not deleted from the server: %w", &pop3.SizeError{ID: mi.ID, Announced: mi.Size, Source: "LIST", Got: got, Lines: lfs}))
+		if !SizeMatches(mi.Size, got, lfs) {
+			failf(u, fmt.Errorf("not deleted from the server: %w", &SizeError{ID: mi.ID, Announced: mi.Size, Source: "LIST", Got: got, Lines: lfs}))
 			continue
 		}
 		if opt.DryRun {
@@ -213,7 +206,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 	return st, nil
 }
 
-func quit(ctx context.Context, c *pop3.Client, acct string) error {
+func quit(ctx context.Context, c Session, acct string) error {
 	if err := c.Quit(ctx); err != nil {
 		return fmt.Errorf("%s: QUIT: %w", acct, err)
 	}
@@ -251,7 +244,7 @@ func (l *lfCounter) Write(p []byte) (int, error) {
 // identify returns each message's key: its UIDL, or with noUIDL the
 // SHA-256 of its header block (TOP id 0), made unique by a "#n" suffix when
 // headers repeat.
-func identify(ctx context.Context, c *pop3.Client, list []pop3.MsgInfo, noUIDL bool) (map[int]string, error) {
+func identify(ctx context.Context, c Session, list []MsgInfo, noUIDL bool) (map[int]string, error) {
 	uidls, err := c.UIDL(ctx)
 	if err == nil {
 		for _, mi := range list {
@@ -261,7 +254,7 @@ func identify(ctx context.Context, c *pop3.Client, list []pop3.MsgInfo, noUIDL b
 		}
 		return uidls, nil
 	}
-	if !errors.Is(err, pop3.ErrNoUIDL) {
+	if !errors.Is(err, ErrNoUIDL) {
 		return nil, fmt.Errorf("UIDL: %w", err)
 	}
 	if !noUIDL {

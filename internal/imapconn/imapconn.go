@@ -342,3 +342,6 @@ type bufConn struct {
 func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 func buffered(c net.Conn) net.Conn { return &bufConn{Conn: c, r: bufio.NewReaderSize(c, 256<<10)} }
+
+// Dial is Dial(ctx, c), for fetch/imapsrc.Server.
+func (c Config) Dial(ctx context.Context) (*imapclient.Client, error) { return Dial(ctx, c) }

@@ -322,3 +322,9 @@ func Mailbox(name string) string {
 // SetWriteDeadline is kept for callers; the guard bounds every write by
 // the connection's timeout.
 func (r *Raw) SetWriteDeadline(t time.Time) { r.conn.SetWriteDeadline(t) }
+
+// Has reports whether the server announced capability (upper case).
+func (r *Raw) Has(capability string) bool { return r.Caps[capability] }
+
+// Writer is the buffered writer commands go out on (W).
+func (r *Raw) Writer() *bufio.Writer { return r.W }

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/restore"
 )
 
@@ -60,33 +59,5 @@ var (
 // and the delimiter when every folder but INBOX is below INBOX (Cyrus,
 // Courier), "" otherwise.
 func (s *Source) SourceNamespace(ctx context.Context) (string, rune, error) {
-	prefix, delim, ok, err := s.a.Cat.SourceNamespace()
-	if err != nil || ok {
-		return prefix, delim, err
-	}
-	fl, err := s.a.Cat.Folders()
-	if err != nil {
-		return "", 0, err
-	}
-	return inferNamespace(fl)
-}
-
-// inferNamespace is SourceNamespace's guess from the folder names.
-func inferNamespace(fl []*catalog.Folder) (string, rune, error) {
-	below := 0
-	var delim rune
-	for _, f := range fl {
-		if strings.EqualFold(f.Name, "INBOX") {
-			continue
-		}
-		if f.Delim == 0 || len(f.Name) <= 6 || !strings.EqualFold(f.Name[:5], "INBOX") || []rune(f.Name[5:])[0] != f.Delim {
-			return "", 0, nil
-		}
-		below++
-		delim = f.Delim
-	}
-	if below == 0 {
-		return "", 0, nil
-	}
-	return "INBOX" + string(delim), delim, nil
+	return s.a.SourceNamespace()
 }

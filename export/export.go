@@ -11,7 +11,7 @@
 // per message), as restore does.
 //
 // Selection (--folder, --as-of, --include-expunged) is restore's: folders
-// and messages come from restore/archivesrc.
+// and messages come from archive.Selector.
 //
 // Safety: the target must be new or an empty directory. Every output file
 // is written under a temporary name, made durable (fsync, or one syncfs per
@@ -39,8 +39,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
-	"github.com/mailkeep/mailkeep/restore"
-	"github.com/mailkeep/mailkeep/restore/archivesrc"
 )
 
 // Format is an export format.
@@ -76,8 +74,8 @@ type Options struct {
 	// Folders and Exclude are globs (package internal/glob) on folder
 	// names written with '/' between levels; no Folders means all.
 	Folders, Exclude []string
-	// AsOf and IncludeExpunged select messages as restore does (package
-	// restore/archivesrc).
+	// AsOf and IncludeExpunged select messages as restore does
+	// (archive.Selection).
 	AsOf            time.Time
 	IncludeExpunged bool
 	// Account names the archive in errors (an account name or URL).
@@ -144,16 +142,16 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	if err := CheckTarget(to); err != nil {
 		return st, err
 	}
-	src, err := archivesrc.New(a, 0, archivesrc.Options{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
+	src, err := a.Selector(archive.Selection{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
-	folders, err := src.Folders(ctx)
+	folders, err := src.Folders()
 	if err != nil {
 		return st, fmt.Errorf("archive %s: listing folders: %w", a.Dir, err)
 	}
 	sel := glob.New(opt.Folders, opt.Exclude)
-	var chosen []restore.Folder
+	var chosen []*catalog.Folder
 	for _, f := range folders {
 		if sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
 			chosen = append(chosen, f)
@@ -161,7 +159,7 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	}
 	// Folders are written relative to the source's personal namespace, as
 	// restore maps them: "INBOX.Sent" from Cyrus or Courier is "Sent".
-	nsPrefix, _, err := src.SourceNamespace(ctx)
+	nsPrefix, _, err := a.SourceNamespace()
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
@@ -183,7 +181,7 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 
 type exporter struct {
 	a   *archive.Archive
-	src *archivesrc.Source
+	src *archive.Selector
 	to  string
 	opt Options
 	st  *Stats
@@ -212,7 +210,7 @@ func (e *exporter) start() error {
 	return nil
 }
 
-func (e *exporter) open(f restore.Folder) (folderOut, error) {
+func (e *exporter) open(f *catalog.Folder) (folderOut, error) {
 	comps := layout.Components(relativeName(f.Name, e.nsPrefix), f.Delim)
 	switch e.opt.Format {
 	case Mbox:
@@ -238,14 +236,10 @@ func (f fatal) Unwrap() error { return f.err }
 // after a damaged message, or when the archive stream breaks, it walks on
 // from the next message (a fresh read from that message's own position),
 // so one bad spot costs only the messages it touches.
-func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
-	f, err := e.a.Cat.Folder(rf.Name)
-	if err != nil {
-		return e.wrap(rf.Name, nil, err)
-	}
+func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 	msgs, flags, err := e.src.Select(f)
 	if err != nil {
-		return e.wrap(rf.Name, nil, err)
+		return e.wrap(f.Name, nil, err)
 	}
 	if e.a.Format != archive.Maildir { // Walk's order: by position in the file
 		sort.SliceStable(msgs, func(i, j int) bool {
@@ -255,12 +249,12 @@ func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
 			return msgs[i].FramePos < msgs[j].FramePos
 		})
 	}
-	out, err := e.open(rf)
+	out, err := e.open(f)
 	if err != nil {
-		return e.wrap(rf.Name, nil, err)
+		return e.wrap(f.Name, nil, err)
 	}
 	e.kept, e.keptBytes = 0, 0
-	e.opt.Logger.Debug("exporting folder", "folder", rf.Name, "messages", len(msgs))
+	e.opt.Logger.Debug("exporting folder", "folder", f.Name, "messages", len(msgs))
 	done := 0
 	for done < len(msgs) {
 		start := done

@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
@@ -70,8 +71,17 @@ type Config struct {
 
 func (c Config) String() string { return c.User + "@" + c.Addr }
 
+// Open is Dial, for fetch/pop3src.Server.
+func (c Config) Open(ctx context.Context) (pop3src.Session, error) {
+	cl, err := Dial(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
 // ErrNoUIDL is returned by UIDL when the server does not support it.
-var ErrNoUIDL = errors.New("server does not support UIDL")
+var ErrNoUIDL = pop3src.ErrNoUIDL
 
 // ServerError is a -ERR answer.
 type ServerError struct {
@@ -81,10 +91,7 @@ type ServerError struct {
 func (e *ServerError) Error() string { return fmt.Sprintf("%s: server said -ERR %s", e.Cmd, e.Text) }
 
 // MsgInfo is one message of the maildrop.
-type MsgInfo struct {
-	ID   int
-	Size int64
-}
+type MsgInfo = pop3src.MsgInfo
 
 // Client is a POP3 session.
 type Client struct {
@@ -627,38 +634,11 @@ func (c *Client) Retr(ctx context.Context, ids []int, fn func(id int, r io.Reade
 
 // SizeError is a message whose received size disagrees with the size the
 // server announced for it.
-type SizeError struct {
-	ID        int    // message number in this session
-	Announced int64  // octets announced
-	Source    string // "LIST" or "RETR" (its "+OK n octets")
-	Got       int64  // octets received, dot-unstuffed
-	Lines     int64  // line feeds received
-}
-
-func (e *SizeError) Error() string {
-	return fmt.Sprintf("message %d: received %d octets (%d lines), but %s announced %d: the server sent a different message than it announced (truncated?)", e.ID, e.Got, e.Lines, e.Source, e.Announced)
-}
+type SizeError = pop3src.SizeError
 
 // SizeMatches reports whether got octets, with lfs line feeds among them,
-// are the message of announced octets. RFC 1939 sizes count the message
-// with CRLF line ends; servers that store mail with LF line ends may
-// announce the stored size (Dovecot does with pop3_fast_size_lookups on
-// mails whose virtual size is not cached), one octet less per line than
-// they send, and a server that sends bare LF lines may announce the CRLF
-// size, one octet more per line. A message that does not end with a line
-// end gets one from the server before the terminating "." (this client
-// keeps it: it belongs to what was sent), up to 2 octets the announced
-// size does not count. Exactly that is allowed: got - announced - e is 0,
-// 1 or 2, with e one of 0, lfs, -lfs. A truncated message is short by
-// more than that unless it is a few octets long.
-func SizeMatches(announced, got, lfs int64) bool {
-	for _, e := range []int64{0, lfs, -lfs} {
-		if d := got - announced - e; d >= 0 && d <= 2 {
-			return true
-		}
-	}
-	return false
-}
+// are the message of announced octets (pop3src.SizeMatches).
+func SizeMatches(announced, got, lfs int64) bool { return pop3src.SizeMatches(announced, got, lfs) }
 
 // Mismatched returns the messages of this session whose received size
 // disagreed with an announced one, by message number.

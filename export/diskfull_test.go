@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 // TestDiskFull exports into a 1 MB tmpfs an archive four times that size:

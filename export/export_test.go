@@ -23,9 +23,9 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
