@@ -61,7 +61,7 @@ func (b *appendBatch) result() error {
 	b.done = true
 	_, text, err := b.raw.ReadTagged(b.tag)
 	if err != nil {
-		b.err = rawError(err)
+		b.err = err
 		return b.err
 	}
 	if v, uids, ok := imapconn.AppendUIDs(text, b.n); ok && len(uids) == b.n {
@@ -80,16 +80,6 @@ func (b *appendBatch) wait(i int) (*imap.AppendData, error) {
 		d.UIDValidity, d.UID = b.validity, imap.UID(b.uids[i])
 	}
 	return d, nil
-}
-
-// rawError makes a tagged NO or BAD on the raw connection a *rawRefusal
-// (imapconn reports them as "NO text"/"BAD text"); a lost connection stays
-// as it is.
-func rawError(err error) error {
-	if s := err.Error(); len(s) > 3 && (s[:3] == "NO " || s[:4] == "BAD ") {
-		return &rawRefusal{s}
-	}
-	return err
 }
 
 // multiRaw returns the raw connection when the folder's messages go in

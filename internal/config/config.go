@@ -262,7 +262,7 @@ func Parse(path string, data []byte) (*Config, error) {
 			switch {
 			case err != nil:
 				l := line(key)
-				if strings.HasPrefix(err.Error(), "--tls") {
+				if errors.Is(err, account.ErrTLSValue) {
 					l, err = line("tls"), fmt.Errorf("tls = %q: the only value is \"none\" (TLS is otherwise chosen by the URL scheme)", a.TLS)
 				}
 				add(l, "%s: %v", where, err)

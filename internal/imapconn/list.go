@@ -55,7 +55,8 @@ func ListRaw(ctx context.Context, cfg Config) ([]ListEntry, error) {
 		}
 		if len(toks) >= 2 && toks[0].s == tag && !toks[0].quoted {
 			if !strings.EqualFold(toks[1].s, "OK") {
-				return nil, fmt.Errorf("%s: LIST: %s", cfg, clip(line))
+				_, rest, _ := strings.Cut(line, " ")
+				return nil, fmt.Errorf("%s: LIST: %w", cfg, (*imap.Error)(ParseStatus(clip(rest))))
 			}
 			return out, nil
 		}
