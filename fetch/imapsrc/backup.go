@@ -83,34 +83,23 @@ type folderJob struct {
 // error when nothing could be done (connection, login, LIST); failures of
 // single folders or messages are collected in Stats.Failures.
 func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (Stats, error) {
-	if opt.Connections <= 0 {
-		opt.Connections = 4
+	s, err := open(ctx, a, run, opt, (*backup).recordNamespace)
+	if err != nil {
+		return Stats{}, err
 	}
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := opt.Account.Dial(ctx)
+	defer s.close()
+	b, c := s.b, s.c
+	jobs, err := b.plan(s.jobs, s.sel)
 	if err != nil {
 		return b.stats, err
 	}
-	defer func() { c.Close() }() // c may be replaced by list
-	b.condstore = c.Caps().Has(imap.CapCondStore)
-	b.recordNamespace(c)
-
-	jobs, err := b.plan(&c)
-	if err != nil {
-		return b.stats, err
-	}
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
 	slices.SortFunc(jobs, func(x, y *folderJob) int {
 		return cmp.Compare(msgCount(y.status), msgCount(x.status))
 	})
 
 	queue := make(chan *folderJob)
 	var wg sync.WaitGroup
-	workers := min(opt.Connections, len(jobs))
+	workers := min(b.opt.Connections, len(jobs))
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		var first *imapclient.Client
@@ -142,6 +131,50 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	return b.stats, nil
 }
 
+// session is the preamble Backup, Check and Compare share: the options
+// defaulted, a logged-in connection (closed when ctx ends), its CONDSTORE
+// noted, and the selected folders listed with their STATUS.
+type session struct {
+	b    *backup
+	c    *imapclient.Client
+	jobs []*folderJob // selected, selectable folders; STATUS failures are in b.stats.Failures
+	sel  *glob.Set
+	stop func() bool
+}
+
+// open runs the preamble. a is nil for Check and Compare; before, when
+// set, runs on the fresh connection before the LIST. The caller calls
+// close.
+func open(ctx context.Context, a *archive.Archive, run int64, opt Options, before func(*backup, *imapclient.Client)) (*session, error) {
+	if opt.Connections <= 0 {
+		opt.Connections = 4
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
+	c, err := opt.Account.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.condstore = c.Caps().Has(imap.CapCondStore)
+	if before != nil {
+		before(b, c)
+	}
+	jobs, sel, err := b.list(&c) // may replace c (see list)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &session{b: b, c: c, jobs: jobs, sel: sel, stop: imapconn.Watch(ctx, c)}, nil
+}
+
+// close drops the connection (after a Logout, if one was sent).
+func (s *session) close() {
+	s.stop()
+	s.c.Close()
+}
+
 func msgCount(s *imap.StatusData) uint32 {
 	if s == nil || s.NumMessages == nil {
 		return 0
@@ -157,12 +190,9 @@ func (b *backup) fail(folder string, uid uint32, err error) {
 	b.mu.Unlock()
 }
 
-// plan lists the folders and decides which need work.
-func (b *backup) plan(c **imapclient.Client) ([]*folderJob, error) {
-	jobs, sel, err := b.list(c)
-	if err != nil {
-		return nil, err
-	}
+// plan decides which of the listed folders need work, and marks the
+// catalogued folders gone from the server.
+func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	seen := map[string]bool{}
 	for _, j := range jobs {
 		seen[normInbox(j.list.Mailbox, j.list.Delim)] = true

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // Check logs in, lists the folders a backup would cover with their
@@ -22,22 +20,12 @@ import (
 // EXAMINE and a UID FETCH of the new range's sizes.
 func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check, error) {
 	var out fetch.Check
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	b := &backup{ctx: ctx, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := opt.Account.Dial(ctx)
+	s, err := open(ctx, nil, 0, opt, nil)
 	if err != nil {
 		return out, err
 	}
-	defer func() { c.Close() }() // c may be replaced by list
-	b.condstore = c.Caps().Has(imap.CapCondStore)
-	jobs, sel, err := b.list(&c)
-	if err != nil {
-		return out, err
-	}
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
+	defer s.close()
+	b, c, jobs, sel := s.b, s.c, s.jobs, s.sel
 	failures := append([]error(nil), b.stats.Failures...)
 	known := map[string]*catalog.Folder{}
 	if cat != nil {
