@@ -40,7 +40,7 @@ func TestDiskFull(t *testing.T) {
 			if !strings.Contains(err.Error(), "account alice: folder ") {
 				t.Errorf("error does not name account and folder: %v", err)
 			}
-			var me *export.MessageError
+			var me *archive.MessageError
 			if errors.As(err, &me) && (me.UID == 0 || me.Folder == "") {
 				t.Errorf("message error without folder or uid: %+v", me)
 			}

@@ -121,6 +121,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
@@ -303,8 +304,9 @@ func (e *FolderError) Error() string {
 func (e *FolderError) Unwrap() error { return e.Err }
 
 // ErrDamaged marks a message that cannot be read or whose bytes do not
-// match its size and SHA-256.
-var ErrDamaged = errors.New("archived bytes do not match their SHA-256")
+// match its size and SHA-256: archive.ErrDamaged, the one error of every
+// checked read.
+var ErrDamaged = archive.ErrDamaged
 
 // ErrUnrepresentable marks a source folder whose name cannot be written on
 // the destination (a component contains the destination's delimiter).

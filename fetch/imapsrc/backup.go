@@ -183,7 +183,7 @@ func msgCount(s *imap.StatusData) uint32 {
 }
 
 func (b *backup) fail(folder string, uid uint32, err error) {
-	fe := &fetch.MessageError{Account: b.acct, Folder: folder, UID: uid, Err: err}
+	fe := &archive.MessageError{Ref: archive.Ref{Account: b.acct, Folder: folder, UID: uid}, Err: err}
 	b.log.Error("backup failure", "account", b.acct, "folder", folder, "uid", uid, "err", err)
 	b.mu.Lock()
 	b.stats.Failures = append(b.stats.Failures, fe)

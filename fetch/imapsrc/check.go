@@ -8,6 +8,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
 )
@@ -65,7 +66,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 				if ctx.Err() != nil {
 					return out, ctx.Err()
 				}
-				failures = append(failures, &fetch.MessageError{Account: b.acct, Folder: name, Err: err})
+				failures = append(failures, &archive.MessageError{Ref: archive.Ref{Account: b.acct, Folder: name}, Err: err})
 				fc.Note = "error: " + err.Error()
 			}
 			fc.New, fc.NewBytes = n, bytes

@@ -8,8 +8,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/fetch"
 )
 
 // FolderDiff is one folder's catalog compared with the server.
@@ -61,7 +61,7 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 	var out []*FolderDiff
 	for _, fe := range b.stats.Failures { // STATUS failures
 		d := &FolderDiff{OnServer: true, Err: fe}
-		if me, ok := fe.(*fetch.MessageError); ok {
+		if me, ok := fe.(*archive.MessageError); ok {
 			d.Folder, d.Err = me.Folder, me.Err
 		}
 		out = append(out, d)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
@@ -36,7 +35,7 @@ func TestShortRetrNeverDeleted(t *testing.T) {
 		}
 		var named []string
 		for _, f := range st.Failures {
-			var me *fetch.MessageError
+			var me *archive.MessageError
 			var se *pop3.SizeError
 			if !errors.As(f, &me) || !errors.As(f, &se) || !strings.Contains(f.Error(), "not deleted") && !strings.Contains(f.Error(), "never deleted") {
 				t.Errorf("run %d: failure %v is not a size error naming its message", i, f)
