@@ -854,10 +854,8 @@ func TestDryRun(t *testing.T) {
 	imaptest.Append(t, imaptest.Dial(t, dv.IMAPAddr, "dst", pass), "INBOX", nil, date, there)
 	before := tg.snapshot(t)
 	var out bytes.Buffer
-	restore.SetDryRunOutput(&out)
-	defer restore.SetDryRunOutput(io.Discard)
 	prog := newProgress()
-	st, err := tg.run(context.Background(), src, prog, restore.Options{DryRun: true})
+	st, err := tg.run(context.Background(), src, prog, restore.Options{DryRun: true, DryRunOutput: &out})
 	noErr(t, "dry run", st, err)
 	if st.Created != 1 || st.Appended != 2 || st.Skipped != 1 {
 		t.Errorf("dry run %+v; want 1 created, 2 appended, 1 skipped", st)

@@ -120,6 +120,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -238,14 +239,17 @@ type Options struct {
 	// and keywords, INTERNALDATE (FolderReport: exact, altered and how,
 	// refused).
 	Verify bool
-	// DryRun reports what would be created and appended (on the writer
-	// given to SetDryRunOutput) and changes nothing on the server. It
+	// DryRun reports what would be created and appended (on
+	// DryRunOutput) and changes nothing on the server. It
 	// still SELECTs existing folders to learn their PERMANENTFLAGS and
 	// contents.
-	DryRun      bool
-	Connections int // default 4
-	Logger      *slog.Logger
-	Progress    func(Event) // called after each APPEND's OK, from several goroutines
+	DryRun bool
+	// DryRunOutput receives DryRun's reports, one line per folder to
+	// create and per message to append (nil: discarded).
+	DryRunOutput io.Writer
+	Connections  int // default 4
+	Logger       *slog.Logger
+	Progress     func(Event) // called after each APPEND's OK, from several goroutines
 	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
 	DialRaw func(context.Context) (AppendConn, error)
@@ -313,13 +317,14 @@ var ErrDamaged = archive.ErrDamaged
 var ErrUnrepresentable = errors.New("folder name cannot be represented on the destination")
 
 type run struct {
-	ctx  context.Context
-	dial func(context.Context) (*imapclient.Client, error)
-	dest Destination
-	src  Source
-	prog Progress
-	opt  Options
-	log  *slog.Logger
+	dryMu sync.Mutex // one dry-run line at a time
+	ctx   context.Context
+	dial  func(context.Context) (*imapclient.Client, error)
+	dest  Destination
+	src   Source
+	prog  Progress
+	opt   Options
+	log   *slog.Logger
 
 	delim    rune
 	nsPrefix string
@@ -407,73 +412,72 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		first.close()
 		return r.stats, ctx.Err()
 	}
-	queue := make(chan job)
-	var wg sync.WaitGroup
-	n := min(opt.Connections, len(jobs))
-	for i := 0; i < n; i++ {
-		cn := first
-		if i > 0 {
-			cn = nil
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.worker(cn, queue)
-		}()
-	}
-	if n == 0 {
-		first.logout()
-	}
+	// Folders are restored Connections at a time. Each takes an idle
+	// connection (the first one first) or opens one, and gives it back
+	// unless the folder failed: at most Connections connections exist.
+	workers := max(1, min(opt.Connections, len(jobs)))
+	idle := make(chan *conn, workers)
+	idle <- first
+	var g errgroup.Group
+	g.SetLimit(workers)
 	for _, j := range jobs {
-		select {
-		case queue <- j:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			r.restoreJob(idle, j)
+			return nil
+		})
 	}
-	close(queue)
-	wg.Wait()
-	return r.stats, ctx.Err()
-}
-
-// worker restores folders from queue one after another on one connection
-// (opened on demand, and again after a failure).
-func (r *run) worker(cn *conn, queue <-chan job) {
-	for j := range queue {
-		if r.ctx.Err() != nil {
-			continue
-		}
-		if cn == nil {
-			var err error
-			if cn, err = r.connect(); err != nil {
-				if r.ctx.Err() == nil {
-					r.fail(&FolderError{Folder: j.f.Name, Err: err})
-				}
-				continue
-			}
-		}
-		fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
-		err := fr.restore()
-		cn = fr.cn // it may have reconnected
-		if err != nil {
-			if r.ctx.Err() == nil {
-				var fe *FolderError
-				if !errors.As(err, &fe) {
-					fe = &FolderError{Folder: j.f.Name, Err: err}
-				}
-				r.fail(fe)
-			}
-			if cn != nil {
-				cn.close()
-			}
-			cn = nil
-		}
-	}
-	if cn != nil {
-		if r.ctx.Err() != nil {
+	g.Wait()
+	close(idle)
+	for cn := range idle {
+		if ctx.Err() != nil {
 			cn.close()
 		} else {
 			cn.logout()
 		}
+	}
+	return r.stats, ctx.Err()
+}
+
+// restoreJob restores one folder on an idle connection, or on a new one
+// when none is idle, and gives the connection back to idle unless the
+// folder failed (the connection may then be in any state).
+func (r *run) restoreJob(idle chan *conn, j job) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	var cn *conn
+	select {
+	case cn = <-idle:
+	default:
+		var err error
+		if cn, err = r.connect(); err != nil {
+			if r.ctx.Err() == nil {
+				r.fail(&FolderError{Folder: j.f.Name, Err: err})
+			}
+			return
+		}
+	}
+	fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
+	err := fr.restore()
+	cn = fr.cn // it may have reconnected
+	if err != nil {
+		if r.ctx.Err() == nil {
+			var fe *FolderError
+			if !errors.As(err, &fe) {
+				fe = &FolderError{Folder: j.f.Name, Err: err}
+			}
+			r.fail(fe)
+		}
+		if cn != nil {
+			cn.close()
+		}
+		return
+	}
+	if cn != nil {
+		idle <- cn
 	}
 }
 
@@ -616,22 +620,13 @@ func (cn *conn) logout() {
 	cn.c.Close()
 }
 
-// dryRunOut receives dry-run reports (io.Discard unless set).
-var (
-	dryRunMu  sync.Mutex
-	dryRunOut io.Writer = io.Discard
-)
-
-// SetDryRunOutput sets where Options.DryRun reports go (one line per
-// folder to create and per message to append).
-func SetDryRunOutput(w io.Writer) {
-	dryRunMu.Lock()
-	dryRunOut = w
-	dryRunMu.Unlock()
-}
-
-func dryRunf(format string, args ...any) {
-	dryRunMu.Lock()
-	fmt.Fprintf(dryRunOut, format, args...)
-	dryRunMu.Unlock()
+// dryRunf writes one line of a dry run's report on Options.DryRunOutput;
+// workers share it.
+func (r *run) dryRunf(format string, args ...any) {
+	if r.opt.DryRunOutput == nil {
+		return
+	}
+	r.dryMu.Lock()
+	fmt.Fprintf(r.opt.DryRunOutput, format, args...)
+	r.dryMu.Unlock()
 }

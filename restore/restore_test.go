@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -295,9 +294,7 @@ func TestDamagedMessageAndDryRun(t *testing.T) {
 	backup(t, dv.IMAPAddr, "src", dir, archive.Maildir)
 
 	var dry strings.Builder
-	restore.SetDryRunOutput(&dry)
-	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{Options: restore.Options{DryRun: true}})
-	restore.SetDryRunOutput(io.Discard)
+	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{Options: restore.Options{DryRun: true, DryRunOutput: &dry}})
 	if err != nil || st.Appended != 5 {
 		t.Fatalf("dry run: %+v %v", st, err)
 	}

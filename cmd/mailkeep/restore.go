@@ -181,7 +181,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		prog = nopProgress{}
 	}
 	if dryRun {
-		restore.SetDryRunOutput(stdout)
+		opt.DryRunOutput = stdout
 	}
 	bar := progress.New(stderr, "restore", com.quiet)
 	opt.Progress = func(ev restore.Event) { bar.Add(ev.Folder, 1, ev.Bytes) }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -97,31 +98,31 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 		return cmp.Compare(msgCount(y.status), msgCount(x.status))
 	})
 
-	queue := make(chan *folderJob)
-	var wg sync.WaitGroup
-	workers := min(b.opt.Connections, len(jobs))
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		var first *imapclient.Client
-		if i == 0 {
-			first = c
-		}
-		go func() {
-			defer wg.Done()
-			b.worker(first, queue)
-		}()
-	}
+	// Folders are synchronised Connections at a time. Each takes an idle
+	// connection (the listing one first) or dials one, and gives it back
+	// unless the folder broke it: at most Connections connections exist.
+	workers := max(1, min(b.opt.Connections, len(jobs)))
+	idle := make(chan *imapclient.Client, workers)
+	idle <- c
+	var g errgroup.Group
+	g.SetLimit(workers)
 	for _, j := range jobs {
-		select {
-		case queue <- j:
-		case <-ctx.Done():
-		}
 		if ctx.Err() != nil {
 			break
 		}
+		g.Go(func() error {
+			b.syncJob(idle, j)
+			return nil
+		})
 	}
-	close(queue)
-	wg.Wait()
+	g.Wait()
+	close(idle)
+	for ic := range idle {
+		if ic != c {
+			_ = ic.Logout().Wait()
+			ic.Close()
+		}
+	}
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
 	}
@@ -370,40 +371,39 @@ func normInbox(name string, delim rune) string {
 	return name
 }
 
-// worker synchronises folders from the queue on its own connection,
-// reconnecting after a folder broke the connection.
-func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
-	c := first
-	defer func() {
-		if c != nil && c != first {
-			_ = c.Logout().Wait()
-			c.Close()
-		}
-	}()
-	for j := range queue {
-		if b.ctx.Err() != nil {
-			continue
-		}
-		if c == nil || c.State() == imap.ConnStateLogout || isClosed(c) {
-			var err error
-			c, err = b.opt.Account.Dial(b.ctx)
-			if err != nil {
-				b.fail(j.cat.Name, 0, err)
-				c = nil
-				continue
-			}
-		}
-		stop := imapconn.Watch(b.ctx, c)
-		err := b.syncFolder(c, j)
-		stop()
-		if err != nil {
-			if b.ctx.Err() == nil {
-				b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
-			}
-			c.Close()
-			c = nil
+// syncJob synchronises one folder on an idle connection, or on a new one
+// when none is idle or the idle one was closed, and gives the connection
+// back to idle unless the folder broke it.
+func (b *backup) syncJob(idle chan *imapclient.Client, j *folderJob) {
+	if b.ctx.Err() != nil {
+		return
+	}
+	var c *imapclient.Client
+	select {
+	case c = <-idle:
+	default:
+	}
+	if c != nil && (c.State() == imap.ConnStateLogout || isClosed(c)) {
+		c = nil
+	}
+	if c == nil {
+		var err error
+		if c, err = b.opt.Account.Dial(b.ctx); err != nil {
+			b.fail(j.cat.Name, 0, err)
+			return
 		}
 	}
+	stop := imapconn.Watch(b.ctx, c)
+	err := b.syncFolder(c, j)
+	stop()
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
+		}
+		c.Close()
+		return
+	}
+	idle <- c
 }
 
 func isClosed(c *imapclient.Client) bool {
