@@ -19,18 +19,9 @@ var errRefused = errors.New("APPEND refused")
 // isRefusal reports whether an APPEND's error is the server's tagged NO or
 // BAD (the connection is still good), not a lost connection.
 func isRefusal(err error) bool {
-	var ie *imap.Error
-	if errors.As(err, &ie) {
-		return true
-	}
-	var re *rawRefusal
-	return errors.As(err, &re)
+	var ie *imap.Error // go-imap's, and the raw connection's (imapconn.Raw)
+	return errors.As(err, &ie)
 }
-
-// rawRefusal is a NO or BAD answer on the raw connection.
-type rawRefusal struct{ text string }
-
-func (e *rawRefusal) Error() string { return e.text }
 
 // send starts the APPEND of b with flags: pipelined over the raw
 // connection when there is one, else through go-imap (which waits for the
@@ -77,7 +68,7 @@ func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 
 // rawAppend writes one APPEND with a LITERAL+ literal, without waiting for
 // its answer.
-func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time, b *body) (string, error) {
+func rawAppend(raw AppendConn, dst string, flags []imap.Flag, date time.Time, b *body) (string, error) {
 	tag := raw.NextTag()
 	fl := make([]string, len(flags))
 	for i, f := range flags {
@@ -90,28 +81,23 @@ func rawAppend(raw *imapconn.Raw, dst string, flags []imap.Flag, date time.Time,
 		sb.WriteString(`"` + date.Format("_2-Jan-2006 15:04:05 -0700") + `" `)
 	}
 	sb.WriteString("{" + strconv.FormatInt(b.m.Size, 10) + "+}\r\n")
-	if _, err := raw.W.WriteString(sb.String()); err != nil {
+	if _, err := raw.Writer().WriteString(sb.String()); err != nil {
 		return "", err
 	}
-	if err := b.writeTo(raw.W); err != nil {
+	if err := b.writeTo(raw.Writer()); err != nil {
 		return "", err
 	}
-	if _, err := raw.W.WriteString("\r\n"); err != nil {
+	if _, err := raw.Writer().WriteString("\r\n"); err != nil {
 		return "", err
 	}
-	return tag, raw.W.Flush()
+	return tag, raw.Writer().Flush()
 }
 
 // rawWait reads the answer to an APPEND sent by rawAppend.
-func rawWait(raw *imapconn.Raw, tag string) (*imap.AppendData, error) {
+func rawWait(raw AppendConn, tag string) (*imap.AppendData, error) {
 	_, text, err := raw.ReadTagged(tag)
 	if err != nil {
-		// imapconn reports a tagged NO or BAD as "NO text"/"BAD text",
-		// a lost connection otherwise.
-		if s := err.Error(); strings.HasPrefix(s, "NO ") || strings.HasPrefix(s, "BAD ") {
-			return nil, &rawRefusal{s}
-		}
-		return nil, err
+		return nil, err // a tagged NO or BAD is an *imap.Error (isRefusal)
 	}
 	var d imap.AppendData
 	if rest, ok := strings.CutPrefix(text, "[APPENDUID "); ok {

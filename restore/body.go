@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/mailkeep/mailkeep/archive"
 )
 
 // smallMessage is the size up to which a message is kept in memory from
@@ -36,8 +38,9 @@ func damaged(format string, args ...any) error {
 	return &damageError{fmt.Errorf("%w: "+format, append([]any{ErrDamaged}, args...)...)}
 }
 
-// load reads a message once to check its size and checksum, keeping the
-// bytes when small. Its errors wrap ErrDamaged.
+// load reads a message once to check its size and checksum (through
+// archive.Checked), keeping the bytes when small. Its errors wrap
+// ErrDamaged.
 func load(m Message) (*body, error) {
 	if m.Open == nil {
 		return nil, damaged("no way to open it")
@@ -47,27 +50,23 @@ func load(m Message) (*body, error) {
 		return nil, damaged("opening: %v", err)
 	}
 	defer rc.Close()
-	h := sha256.New()
 	b := &body{m: m}
 	lf := &lfCounter{}
+	// Checked fails (ErrDamaged) on a read error, a size other than
+	// m.Size, or a SHA-256 other than m.SHA256 (when the source has one).
+	cr := archive.NewChecked(rc, max(m.Size, 0), m.SHA256)
 	var n int64
 	if m.Size <= smallMessage {
 		buf := bytes.NewBuffer(make([]byte, 0, max(m.Size, 0)))
-		n, err = io.Copy(io.MultiWriter(buf, h, lf), io.LimitReader(rc, max(m.Size, 0)+1))
+		n, err = io.Copy(io.MultiWriter(buf, lf), cr)
 		b.buf = buf.Bytes()
 	} else {
-		n, err = io.Copy(io.MultiWriter(h, lf), io.LimitReader(rc, m.Size+1))
+		n, err = io.Copy(lf, cr)
 	}
 	if err != nil {
-		return nil, damaged("reading after %d bytes: %v", n, err)
+		return nil, &damageError{err}
 	}
-	b.sum = hex.EncodeToString(h.Sum(nil))
-	if n != m.Size {
-		return nil, damaged("%d bytes or more, the archive says %d", n, m.Size)
-	}
-	if m.SHA256 != "" && b.sum != m.SHA256 {
-		return nil, damaged("SHA-256 is %s, the archive says %s", b.sum, m.SHA256)
-	}
+	b.sum = cr.Sum()
 	b.crlfSize, b.crlfSum = n+lf.bare, b.sum
 	if lf.bare > 0 {
 		b.crlfSum = ""

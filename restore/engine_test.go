@@ -177,7 +177,7 @@ func (tg target) cfg() imapconn.Config {
 func (tg target) run(ctx context.Context, src restore.Source, prog restore.Progress, opt restore.Options) (restore.Stats, error) {
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, tg.cfg()) }
 	if tg.raw {
-		opt.DialRaw = func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, tg.cfg()) }
+		opt.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, tg.cfg()) }
 	}
 	return restore.Run(ctx, dial, restore.Destination{Server: tg.addr, User: tg.user}, src, prog, opt)
 }
@@ -854,10 +854,8 @@ func TestDryRun(t *testing.T) {
 	imaptest.Append(t, imaptest.Dial(t, dv.IMAPAddr, "dst", pass), "INBOX", nil, date, there)
 	before := tg.snapshot(t)
 	var out bytes.Buffer
-	restore.SetDryRunOutput(&out)
-	defer restore.SetDryRunOutput(io.Discard)
 	prog := newProgress()
-	st, err := tg.run(context.Background(), src, prog, restore.Options{DryRun: true})
+	st, err := tg.run(context.Background(), src, prog, restore.Options{DryRun: true, DryRunOutput: &out})
 	noErr(t, "dry run", st, err)
 	if st.Created != 1 || st.Appended != 2 || st.Skipped != 1 {
 		t.Errorf("dry run %+v; want 1 created, 2 appended, 1 skipped", st)

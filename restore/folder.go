@@ -360,7 +360,7 @@ func (fr *folderRun) message(m Message) error {
 	}
 	flags := fr.flags(m.Flags)
 	if r.opt.DryRun {
-		dryRunf("would append to %q from %q: %s, %d bytes, %s, flags %v\n", fr.dst, fr.f.Name, r.msgName(fr.f.Name, m.Key), m.Size, m.InternalDate.Format(time.RFC3339), flags)
+		r.dryRunf("would append to %q from %q: %s, %d bytes, %s, flags %v\n", fr.dst, fr.f.Name, r.msgName(fr.f.Name, m.Key), m.Size, m.InternalDate.Format(time.RFC3339), flags)
 		r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
 		fr.appended++
 		return nil

@@ -40,7 +40,7 @@ var batchSent func(n int)
 
 // appendBatch is one MULTIAPPEND command, sent or being sent.
 type appendBatch struct {
-	raw  *imapconn.Raw
+	raw  AppendConn
 	tag  string
 	n    int   // messages in it
 	size int64 // their bytes
@@ -61,7 +61,7 @@ func (b *appendBatch) result() error {
 	b.done = true
 	_, text, err := b.raw.ReadTagged(b.tag)
 	if err != nil {
-		b.err = rawError(err)
+		b.err = err
 		return b.err
 	}
 	if v, uids, ok := imapconn.AppendUIDs(text, b.n); ok && len(uids) == b.n {
@@ -82,19 +82,9 @@ func (b *appendBatch) wait(i int) (*imap.AppendData, error) {
 	return d, nil
 }
 
-// rawError makes a tagged NO or BAD on the raw connection a *rawRefusal
-// (imapconn reports them as "NO text"/"BAD text"); a lost connection stays
-// as it is.
-func rawError(err error) error {
-	if s := err.Error(); len(s) > 3 && (s[:3] == "NO " || s[:4] == "BAD ") {
-		return &rawRefusal{s}
-	}
-	return err
-}
-
 // multiRaw returns the raw connection when the folder's messages go in
 // MULTIAPPEND batches, else nil.
-func (fr *folderRun) multiRaw() *imapconn.Raw {
+func (fr *folderRun) multiRaw() AppendConn {
 	raw := fr.r.rawConn(fr.cn)
 	if raw == nil || !raw.CanMultiAppend() || fr.r.opt.NoMultiAppend {
 		return nil
@@ -104,7 +94,7 @@ func (fr *folderRun) multiRaw() *imapconn.Raw {
 
 // sendBatched writes message b into the open batch (opening one), ending
 // the batch when it is full and then waiting for the one before it.
-func (fr *folderRun) sendBatched(raw *imapconn.Raw, b *body, flags []imap.Flag) error {
+func (fr *folderRun) sendBatched(raw AppendConn, b *body, flags []imap.Flag) error {
 	m := b.m
 	if fr.batch == nil {
 		tag, err := raw.StartAppend(fr.dst)

@@ -292,7 +292,7 @@ func TestMultiAppendRefused(t *testing.T) {
 	}
 	prog := newProgress()
 	st, err := restore.Run(context.Background(), dial, restore.Destination{Server: backend, User: "dst"}, src, prog, restore.Options{
-		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, cfg) },
+		DialRaw: func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, cfg) },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -153,7 +153,7 @@ func (r *run) create(c *imapclient.Client, dst string) error {
 		return nil
 	}
 	if r.opt.DryRun {
-		dryRunf("would create folder %q\n", dst)
+		r.dryRunf("would create folder %q\n", dst)
 		r.count(func(s *Stats) { s.Created++ })
 		return nil
 	}

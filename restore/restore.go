@@ -109,6 +109,7 @@
 package restore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -119,11 +120,12 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // Message is one message to restore.
@@ -186,6 +188,30 @@ type Progress interface {
 	MarkRestored(dest Destination, key string, r Restored) error
 }
 
+// AppendConn is the second, raw connection a worker APPENDs on,
+// pipelined with LITERAL+ (and MULTIAPPEND batches): internal/imapconn's
+// Raw, which cmd/mailkeep's DialRaw returns.
+type AppendConn interface {
+	// Has reports a capability (upper case) the server announced.
+	Has(capability string) bool
+	// NextTag is the tag of the next command written to Writer.
+	NextTag() string
+	// Writer buffers commands; Flush sends them.
+	Writer() *bufio.Writer
+	SetWriteDeadline(time.Time)
+	// ReadTagged reads up to tag's completion: the untagged lines and the
+	// OK's text, or an error (*imapconn.StatusError for NO and BAD).
+	ReadTagged(tag string) ([]string, string, error)
+	// CanMultiAppend, StartAppend, AppendMessage and EndAppend write one
+	// MULTIAPPEND command (RFC 3502) of several messages.
+	CanMultiAppend() bool
+	StartAppend(mailbox string) (string, error)
+	AppendMessage(flags []string, date time.Time, size int64, write func(io.Writer) error) error
+	EndAppend() error
+	Logout()
+	Close() error
+}
+
 // Event reports one appended message, for a progress display.
 type Event struct {
 	Folder string // source folder name
@@ -213,17 +239,20 @@ type Options struct {
 	// and keywords, INTERNALDATE (FolderReport: exact, altered and how,
 	// refused).
 	Verify bool
-	// DryRun reports what would be created and appended (on the writer
-	// given to SetDryRunOutput) and changes nothing on the server. It
+	// DryRun reports what would be created and appended (on
+	// DryRunOutput) and changes nothing on the server. It
 	// still SELECTs existing folders to learn their PERMANENTFLAGS and
 	// contents.
-	DryRun      bool
-	Connections int // default 4
-	Logger      *slog.Logger
-	Progress    func(Event) // called after each APPEND's OK, from several goroutines
+	DryRun bool
+	// DryRunOutput receives DryRun's reports, one line per folder to
+	// create and per message to append (nil: discarded).
+	DryRunOutput io.Writer
+	Connections  int // default 4
+	Logger       *slog.Logger
+	Progress     func(Event) // called after each APPEND's OK, from several goroutines
 	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
-	DialRaw func(context.Context) (*imapconn.Raw, error)
+	DialRaw func(context.Context) (AppendConn, error)
 	// NoMultiAppend keeps to one APPEND per message on the raw connection
 	// even where the server offers MULTIAPPEND (see multiappend.go).
 	NoMultiAppend bool
@@ -279,21 +308,23 @@ func (e *FolderError) Error() string {
 func (e *FolderError) Unwrap() error { return e.Err }
 
 // ErrDamaged marks a message that cannot be read or whose bytes do not
-// match its size and SHA-256.
-var ErrDamaged = errors.New("archived bytes do not match their SHA-256")
+// match its size and SHA-256: archive.ErrDamaged, the one error of every
+// checked read.
+var ErrDamaged = archive.ErrDamaged
 
 // ErrUnrepresentable marks a source folder whose name cannot be written on
 // the destination (a component contains the destination's delimiter).
 var ErrUnrepresentable = errors.New("folder name cannot be represented on the destination")
 
 type run struct {
-	ctx  context.Context
-	dial func(context.Context) (*imapclient.Client, error)
-	dest Destination
-	src  Source
-	prog Progress
-	opt  Options
-	log  *slog.Logger
+	dryMu sync.Mutex // one dry-run line at a time
+	ctx   context.Context
+	dial  func(context.Context) (*imapclient.Client, error)
+	dest  Destination
+	src   Source
+	prog  Progress
+	opt   Options
+	log   *slog.Logger
 
 	delim    rune
 	nsPrefix string
@@ -381,73 +412,72 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		first.close()
 		return r.stats, ctx.Err()
 	}
-	queue := make(chan job)
-	var wg sync.WaitGroup
-	n := min(opt.Connections, len(jobs))
-	for i := 0; i < n; i++ {
-		cn := first
-		if i > 0 {
-			cn = nil
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.worker(cn, queue)
-		}()
-	}
-	if n == 0 {
-		first.logout()
-	}
+	// Folders are restored Connections at a time. Each takes an idle
+	// connection (the first one first) or opens one, and gives it back
+	// unless the folder failed: at most Connections connections exist.
+	workers := max(1, min(opt.Connections, len(jobs)))
+	idle := make(chan *conn, workers)
+	idle <- first
+	var g errgroup.Group
+	g.SetLimit(workers)
 	for _, j := range jobs {
-		select {
-		case queue <- j:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
+			break
 		}
+		g.Go(func() error {
+			r.restoreJob(idle, j)
+			return nil
+		})
 	}
-	close(queue)
-	wg.Wait()
-	return r.stats, ctx.Err()
-}
-
-// worker restores folders from queue one after another on one connection
-// (opened on demand, and again after a failure).
-func (r *run) worker(cn *conn, queue <-chan job) {
-	for j := range queue {
-		if r.ctx.Err() != nil {
-			continue
-		}
-		if cn == nil {
-			var err error
-			if cn, err = r.connect(); err != nil {
-				if r.ctx.Err() == nil {
-					r.fail(&FolderError{Folder: j.f.Name, Err: err})
-				}
-				continue
-			}
-		}
-		fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
-		err := fr.restore()
-		cn = fr.cn // it may have reconnected
-		if err != nil {
-			if r.ctx.Err() == nil {
-				var fe *FolderError
-				if !errors.As(err, &fe) {
-					fe = &FolderError{Folder: j.f.Name, Err: err}
-				}
-				r.fail(fe)
-			}
-			if cn != nil {
-				cn.close()
-			}
-			cn = nil
-		}
-	}
-	if cn != nil {
-		if r.ctx.Err() != nil {
+	g.Wait()
+	close(idle)
+	for cn := range idle {
+		if ctx.Err() != nil {
 			cn.close()
 		} else {
 			cn.logout()
 		}
+	}
+	return r.stats, ctx.Err()
+}
+
+// restoreJob restores one folder on an idle connection, or on a new one
+// when none is idle, and gives the connection back to idle unless the
+// folder failed (the connection may then be in any state).
+func (r *run) restoreJob(idle chan *conn, j job) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	var cn *conn
+	select {
+	case cn = <-idle:
+	default:
+		var err error
+		if cn, err = r.connect(); err != nil {
+			if r.ctx.Err() == nil {
+				r.fail(&FolderError{Folder: j.f.Name, Err: err})
+			}
+			return
+		}
+	}
+	fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
+	err := fr.restore()
+	cn = fr.cn // it may have reconnected
+	if err != nil {
+		if r.ctx.Err() == nil {
+			var fe *FolderError
+			if !errors.As(err, &fe) {
+				fe = &FolderError{Folder: j.f.Name, Err: err}
+			}
+			r.fail(fe)
+		}
+		if cn != nil {
+			cn.close()
+		}
+		return
+	}
+	if cn != nil {
+		idle <- cn
 	}
 }
 
@@ -511,7 +541,7 @@ func (r *run) count(f func(*Stats)) {
 // Both are closed when the run's context ends.
 type conn struct {
 	c        *imapclient.Client
-	raw      *imapconn.Raw
+	raw      AppendConn
 	ac       *imapclient.Client // APPENDs without raw: selects nothing
 	acStop   func() bool
 	stop     func() bool
@@ -544,7 +574,7 @@ func (r *run) connect() (*conn, error) {
 
 // rawConn returns the pipelining connection, opening it on first use; nil
 // when there is none (no DialRaw, no LITERAL+, a dry run, or it failed).
-func (r *run) rawConn(cn *conn) *imapconn.Raw {
+func (r *run) rawConn(cn *conn) AppendConn {
 	if cn.raw != nil || cn.triedRaw || r.opt.DialRaw == nil || r.opt.DryRun {
 		return cn.raw
 	}
@@ -554,7 +584,7 @@ func (r *run) rawConn(cn *conn) *imapconn.Raw {
 		r.log.Warn("no pipelining connection; APPENDs wait for the server one by one", "err", err)
 		return nil
 	}
-	if !raw.Caps["LITERAL+"] {
+	if !raw.Has("LITERAL+") {
 		raw.Logout()
 		return nil
 	}
@@ -590,22 +620,13 @@ func (cn *conn) logout() {
 	cn.c.Close()
 }
 
-// dryRunOut receives dry-run reports (io.Discard unless set).
-var (
-	dryRunMu  sync.Mutex
-	dryRunOut io.Writer = io.Discard
-)
-
-// SetDryRunOutput sets where Options.DryRun reports go (one line per
-// folder to create and per message to append).
-func SetDryRunOutput(w io.Writer) {
-	dryRunMu.Lock()
-	dryRunOut = w
-	dryRunMu.Unlock()
-}
-
-func dryRunf(format string, args ...any) {
-	dryRunMu.Lock()
-	fmt.Fprintf(dryRunOut, format, args...)
-	dryRunMu.Unlock()
+// dryRunf writes one line of a dry run's report on Options.DryRunOutput;
+// workers share it.
+func (r *run) dryRunf(format string, args ...any) {
+	if r.opt.DryRunOutput == nil {
+		return
+	}
+	r.dryMu.Lock()
+	fmt.Fprintf(r.opt.DryRunOutput, format, args...)
+	r.dryMu.Unlock()
 }

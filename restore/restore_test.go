@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,7 +76,7 @@ func doRestore(t *testing.T, dir, addr, user string, o restoreOpts) (restore.Sta
 	}
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, acct(addr, user)) }
 	if !o.noRaw {
-		o.DialRaw = func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
+		o.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
 	}
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: addr, User: user}, src, src, o.Options)
 	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})
@@ -295,9 +294,7 @@ func TestDamagedMessageAndDryRun(t *testing.T) {
 	backup(t, dv.IMAPAddr, "src", dir, archive.Maildir)
 
 	var dry strings.Builder
-	restore.SetDryRunOutput(&dry)
-	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{Options: restore.Options{DryRun: true}})
-	restore.SetDryRunOutput(io.Discard)
+	st, err := doRestore(t, dir, dv.IMAPAddr, "dst", restoreOpts{Options: restore.Options{DryRun: true, DryRunOutput: &dry}})
 	if err != nil || st.Appended != 5 {
 		t.Fatalf("dry run: %+v %v", st, err)
 	}

@@ -21,8 +21,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailkeep/mailkeep/internal/safefs"
 )
@@ -309,21 +310,20 @@ func (f *Folder) syncFiles() error {
 	files := f.unsynced
 	f.unsynced = nil
 	errs := make([]error, len(files))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, syncParallel)
+	var g errgroup.Group
+	g.SetLimit(syncParallel)
 	for i, t := range files {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
+			// Every file is closed, whatever the others do: errs keeps
+			// each one's error and the first (by order) is returned.
 			errs[i] = t.Sync()
 			if err := t.Close(); errs[i] == nil {
 				errs[i] = err
 			}
-			<-sem
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	for i, err := range errs {
 		if err != nil {
 			return fmt.Errorf("maildir %s: fsync %s: %w", f.dir, files[i].Name(), err)

@@ -9,11 +9,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/oauth"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 )
 
 // configFlag is --config, shared by the commands that take account names.
@@ -116,7 +116,7 @@ func accountServer(ctx context.Context, a config.Account) (account.Server, imapc
 	if err != nil {
 		return s, imapconn.Config{}, fmt.Errorf("account %s: %w", a.Name, err)
 	}
-	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User, Timeout: time.Duration(a.Timeout)}
+	cfg := imapconn.Config{Addr: s.Addr, TLS: s.TLS, TLSConfig: tc, User: s.User, Timeout: time.Duration(a.Timeout)}
 	if a.OAuth2 != nil {
 		cfg.OAuth2, err = accountBearer(ctx, a)
 		if err != nil {
@@ -175,5 +175,5 @@ func handFirst(first string, next func(context.Context) (string, error)) func(co
 // pop3Config is the POP3 client configuration of an account's connection
 // settings, password or OAuth2.
 func pop3Config(srv account.Server, cfg imapconn.Config) pop3.Config {
-	return pop3.Config{Addr: cfg.Addr, TLS: pop3.TLSMode(srv.TLS), TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password, OAuth2: cfg.OAuth2, Timeout: cfg.Timeout}
+	return pop3.Config{Addr: cfg.Addr, TLS: srv.TLS, TLSConfig: cfg.TLSConfig, User: cfg.User, Password: cfg.Password, OAuth2: cfg.OAuth2, Timeout: cfg.Timeout}
 }

@@ -73,7 +73,7 @@ func (c *connFlags) server(ctx context.Context) (account.Server, imapconn.Config
 	if err != nil {
 		return s, imapconn.Config{}, usageError{err}
 	}
-	cfg := imapconn.Config{Addr: s.Addr, TLS: imapconn.TLSMode(s.TLS), TLSConfig: tc, User: s.User, Password: pw, Timeout: c.timeout}
+	cfg := imapconn.Config{Addr: s.Addr, TLS: s.TLS, TLSConfig: tc, User: s.User, Password: pw, Timeout: c.timeout}
 	return s, cfg, nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
+	"golang.org/x/sync/errgroup"
 )
 
 // runSummary is the --json output of a backup of configured accounts
@@ -82,24 +83,15 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	sums := make([]summary, len(accts))
 	codes := make([]int, len(accts))
 	var outMu sync.Mutex // one account's report at a time on stderr
-	sem := make(chan struct{}, parallel)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(parallel)
 	for i, a := range accts {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			for j := i; j < len(accts); j++ {
-				sums[j] = summary{Command: "backup", Name: accts[j].Name, Archive: accts[j].Archive, Outcome: "interrupted", Error: "interrupted before it started", Failures: []string{}}
-				codes[j] = exitInterrupted
+		g.Go(func() error {
+			if ctx.Err() != nil {
+				sums[i] = summary{Command: "backup", Name: a.Name, Archive: a.Archive, Outcome: "interrupted", Error: "interrupted before it started", Failures: []string{}}
+				codes[i] = exitInterrupted
+				return nil
 			}
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
 			job := configJob(a, pf.dryRun)
 			prog := func(folder string, n int, bytes int64) { bar.Add(a.Name+": "+folder, n, bytes) }
 			sum, err := runBackup(ctx, job, stdout, log, prog)
@@ -114,9 +106,10 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 			codes[i] = reportBackup(ctx, sum, err, stderr, com.quiet)
 			outMu.Unlock()
 			sums[i] = sum
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	bar.Done()
 
 	rs := runSummary{Command: "backup", Config: cfg.Path, Started: start.UTC(), Seconds: time.Since(start).Seconds(), Accounts: sums}

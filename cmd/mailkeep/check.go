@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/mailkeep/mailkeep/archive"
@@ -16,6 +15,7 @@ import (
 	"github.com/mailkeep/mailkeep/fetch/imapsrc"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/account"
+	"golang.org/x/sync/errgroup"
 )
 
 // checkResult is one account in check's --json output.
@@ -81,14 +81,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	results := make([]checkResult, len(jobs))
 	codes := make([]int, len(jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 4)
+	var g errgroup.Group
+	g.SetLimit(4)
 	for i, job := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			res, err := checkAccount(ctx, job, log)
 			switch {
 			case err != nil && res.Account == "" || err != nil && len(res.Folders) == 0:
@@ -99,9 +95,10 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 				res.Outcome = "ok"
 			}
 			results[i] = res
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	g.Wait()
 	if com.jsonOut {
 		writeJSON(stdout, struct {
 			Command  string        `json:"command"`
@@ -156,7 +153,7 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 		chk, err = imapsrc.Check(ctx, cat, imapsrc.Options{Account: cfg, Folders: job.folders, Exclude: job.exclude, Logger: log})
 	} else {
 		chk, err = pop3src.Check(ctx, cat, pop3src.Options{
-			Config: pop3Config(srv, cfg),
+			Server: pop3Config(srv, cfg),
 			NoUIDL: job.pop3.noUIDL,
 		})
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/progress"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 // exportSummary is the --json output of export (documented in README.md).

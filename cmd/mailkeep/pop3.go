@@ -37,7 +37,7 @@ func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive
 		return fetch.Stats{}, usageErr("--keep-days must be positive")
 	}
 	opt := pop3src.Options{
-		Config:   pop3Config(srv, cfg),
+		Server:   pop3Config(srv, cfg),
 		Delete:   pf.del,
 		KeepDays: pf.keepDays,
 		DryRun:   pf.dryRun,

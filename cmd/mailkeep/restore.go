@@ -250,12 +250,12 @@ func (r *restoreRun) openSource(when time.Time) (restore.Source, restore.Progres
 func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog restore.Progress) (restore.Stats, error) {
 	f := r.f
 	opt := restore.Options{Folders: f.folders, Exclude: f.exclude, Prefix: f.prefix, NoSpecialUse: f.noSpecial, RenameCollisions: f.renameColl, Verify: f.verify, DryRun: f.dryRun, Connections: f.conns, Logger: f.com.logger(r.stderr),
-		DialRaw: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, r.cfg) }}
+		DialRaw: func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, r.cfg) }}
 	if r.a == nil {
 		opt.Folders = nil // --folder named the destination
 	}
 	if f.dryRun {
-		restore.SetDryRunOutput(r.stdout)
+		opt.DryRunOutput = r.stdout
 	}
 	bar := progress.New(r.stderr, "restore", f.com.quiet)
 	bar.SetTotal(r.totalN, r.totalB)

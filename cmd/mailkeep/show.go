@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -79,11 +77,8 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func showMessage(a *archive.Archive, f *catalog.Folder, m *catalog.Message, saveDir string, stdout, stderr io.Writer) error {
-	id := fmt.Sprintf("folder %q uid %d", f.Name, m.UID)
-	if m.UIDL != "" {
-		id = fmt.Sprintf("folder %q uidl %s", f.Name, m.UIDL)
-	}
-	r, err := a.Open(m)
+	id := archive.RefTo("", f.Name, m).String()
+	r, err := a.OpenChecked(m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
 	}
@@ -99,13 +94,12 @@ func showMessage(a *archive.Archive, f *catalog.Folder, m *catalog.Message, save
 		defer save.close()
 		opt.Attachment = save.save
 	}
-	h := sha256.New()
-	msg, err := textindex.Parse(io.TeeReader(r, h), opt)
+	msg, err := textindex.Parse(r, opt)
+	if err == nil {
+		err = r.Finish() // Parse may stop before the end
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", id, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
-		return fmt.Errorf("%s: checksum mismatch: archive has %s, catalog says %s: the archive file is damaged", id, got, m.SHA256)
 	}
 	var b strings.Builder
 	field := func(k, v string) {

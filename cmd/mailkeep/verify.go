@@ -258,7 +258,7 @@ func runVerify(ctx context.Context, job verifyJob, sum *verifySummary, com commo
 		show(fd, true)
 	}
 	if srv.Protocol == account.POP3 {
-		return rep, comparePOP3(ctx, a, pop3src.Options{Config: pop3Config(srv, cfg), NoUIDL: job.noUIDL}, sum, add)
+		return rep, comparePOP3(ctx, a, pop3src.Options{Server: pop3Config(srv, cfg), NoUIDL: job.noUIDL}, sum, add)
 	}
 	return rep, compareIMAP(ctx, a, imapsrc.Options{Account: cfg, Folders: job.srvFolders, Exclude: job.srvExclude, Logger: log}, sum, add)
 }

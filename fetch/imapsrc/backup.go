@@ -22,6 +22,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -31,9 +32,23 @@ import (
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
+// Server is the IMAP account a fetcher connects to. internal/imapconn's
+// Config implements it; cmd/mailkeep passes one.
+type Server interface {
+	// String names the account (user@host:port) in errors and logs.
+	String() string
+	// Dial connects and logs in, with the I/O timeout and line bound of
+	// every mailkeep connection.
+	Dial(ctx context.Context) (*imapclient.Client, error)
+	// ListMailboxes runs LIST "" "*" on a connection of its own, read
+	// without go-imap: the usable mailboxes, and one error per mailbox
+	// whose name cannot be used (see listRaw).
+	ListMailboxes(ctx context.Context) ([]*imap.ListData, []error, error)
+}
+
 // Options configure a backup.
 type Options struct {
-	Account          imapconn.Config
+	Account          Server
 	Folders, Exclude []string // glob patterns, see package glob
 	Connections      int      // parallel connections, default 4
 	Logger           *slog.Logger
@@ -69,56 +84,45 @@ type folderJob struct {
 // error when nothing could be done (connection, login, LIST); failures of
 // single folders or messages are collected in Stats.Failures.
 func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (Stats, error) {
-	if opt.Connections <= 0 {
-		opt.Connections = 4
+	s, err := open(ctx, a, run, opt, (*backup).recordNamespace)
+	if err != nil {
+		return Stats{}, err
 	}
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := imapconn.Dial(ctx, opt.Account)
+	defer s.close()
+	b, c := s.b, s.c
+	jobs, err := b.plan(s.jobs, s.sel)
 	if err != nil {
 		return b.stats, err
 	}
-	defer func() { c.Close() }() // c may be replaced by list
-	b.condstore = c.Caps().Has(imap.CapCondStore)
-	b.recordNamespace(c)
-
-	jobs, err := b.plan(&c)
-	if err != nil {
-		return b.stats, err
-	}
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
 	slices.SortFunc(jobs, func(x, y *folderJob) int {
 		return cmp.Compare(msgCount(y.status), msgCount(x.status))
 	})
 
-	queue := make(chan *folderJob)
-	var wg sync.WaitGroup
-	workers := min(opt.Connections, len(jobs))
-	for i := 0; i < workers; i++ {
-		wg.Add(1)
-		var first *imapclient.Client
-		if i == 0 {
-			first = c
-		}
-		go func() {
-			defer wg.Done()
-			b.worker(first, queue)
-		}()
-	}
+	// Folders are synchronised Connections at a time. Each takes an idle
+	// connection (the listing one first) or dials one, and gives it back
+	// unless the folder broke it: at most Connections connections exist.
+	workers := max(1, min(b.opt.Connections, len(jobs)))
+	idle := make(chan *imapclient.Client, workers)
+	idle <- c
+	var g errgroup.Group
+	g.SetLimit(workers)
 	for _, j := range jobs {
-		select {
-		case queue <- j:
-		case <-ctx.Done():
-		}
 		if ctx.Err() != nil {
 			break
 		}
+		g.Go(func() error {
+			b.syncJob(idle, j)
+			return nil
+		})
 	}
-	close(queue)
-	wg.Wait()
+	g.Wait()
+	close(idle)
+	for ic := range idle {
+		if ic != c {
+			_ = ic.Logout().Wait()
+			ic.Close()
+		}
+	}
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
 	}
@@ -126,6 +130,50 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 		_ = c.Logout().Wait()
 	}
 	return b.stats, nil
+}
+
+// session is the preamble Backup, Check and Compare share: the options
+// defaulted, a logged-in connection (closed when ctx ends), its CONDSTORE
+// noted, and the selected folders listed with their STATUS.
+type session struct {
+	b    *backup
+	c    *imapclient.Client
+	jobs []*folderJob // selected, selectable folders; STATUS failures are in b.stats.Failures
+	sel  *glob.Set
+	stop func() bool
+}
+
+// open runs the preamble. a is nil for Check and Compare; before, when
+// set, runs on the fresh connection before the LIST. The caller calls
+// close.
+func open(ctx context.Context, a *archive.Archive, run int64, opt Options, before func(*backup, *imapclient.Client)) (*session, error) {
+	if opt.Connections <= 0 {
+		opt.Connections = 4
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
+	c, err := opt.Account.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.condstore = c.Caps().Has(imap.CapCondStore)
+	if before != nil {
+		before(b, c)
+	}
+	jobs, sel, err := b.list(&c) // may replace c (see list)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &session{b: b, c: c, jobs: jobs, sel: sel, stop: imapconn.Watch(ctx, c)}, nil
+}
+
+// close drops the connection (after a Logout, if one was sent).
+func (s *session) close() {
+	s.stop()
+	s.c.Close()
 }
 
 func msgCount(s *imap.StatusData) uint32 {
@@ -136,19 +184,16 @@ func msgCount(s *imap.StatusData) uint32 {
 }
 
 func (b *backup) fail(folder string, uid uint32, err error) {
-	fe := &fetch.MessageError{Account: b.acct, Folder: folder, UID: uid, Err: err}
+	fe := &archive.MessageError{Ref: archive.Ref{Account: b.acct, Folder: folder, UID: uid}, Err: err}
 	b.log.Error("backup failure", "account", b.acct, "folder", folder, "uid", uid, "err", err)
 	b.mu.Lock()
 	b.stats.Failures = append(b.stats.Failures, fe)
 	b.mu.Unlock()
 }
 
-// plan lists the folders and decides which need work.
-func (b *backup) plan(c **imapclient.Client) ([]*folderJob, error) {
-	jobs, sel, err := b.list(c)
-	if err != nil {
-		return nil, err
-	}
+// plan decides which of the listed folders need work, and marks the
+// catalogued folders gone from the server.
+func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	seen := map[string]bool{}
 	for _, j := range jobs {
 		seen[normInbox(j.list.Mailbox, j.list.Delim)] = true
@@ -232,7 +277,7 @@ func (b *backup) list(cp **imapclient.Client) ([]*folderJob, *glob.Set, error) {
 		}
 		stop()
 		c.Close()
-		if c, err = imapconn.Dial(b.ctx, b.opt.Account); err != nil {
+		if c, err = b.opt.Account.Dial(b.ctx); err != nil {
 			return nil, nil, err
 		}
 		*cp = c
@@ -273,28 +318,22 @@ func (b *backup) list(cp **imapclient.Client) ([]*folderJob, *glob.Set, error) {
 // listRaw is the LIST fallback: entries with unusable names become
 // failures (named as sent, quoted), the rest are returned.
 func (b *backup) listRaw(cause error) ([]*imap.ListData, error) {
-	entries, err := imapconn.ListRaw(b.ctx, b.opt.Account)
+	out, bad, err := b.opt.Account.ListMailboxes(b.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: LIST: %w (read again without go-imap: %v)", b.acct, cause, err)
 	}
-	var out []*imap.ListData
-	bad := 0
-	for _, e := range entries {
-		if e.Err != nil {
-			bad++
-			b.fail(strconv.Quote(e.Sent), 0, fmt.Errorf("folder not backed up: %w", e.Err))
-			continue
+	for _, e := range bad {
+		name := ""
+		var ne *imapconn.MailboxNameError
+		if errors.As(e, &ne) {
+			name, e = strconv.Quote(ne.Sent), ne.Err
 		}
-		attrs := make([]imap.MailboxAttr, len(e.Attrs))
-		for i, a := range e.Attrs {
-			attrs[i] = imap.MailboxAttr(a)
-		}
-		out = append(out, &imap.ListData{Attrs: attrs, Delim: e.Delim, Mailbox: e.Mailbox})
+		b.fail(name, 0, fmt.Errorf("folder not backed up: %w", e))
 	}
-	if bad == 0 {
+	if len(bad) == 0 {
 		return nil, fmt.Errorf("%s: LIST: %w", b.acct, cause)
 	}
-	b.log.Warn("LIST: unusable folder names; the other folders are backed up", "account", b.acct, "folders", bad)
+	b.log.Warn("LIST: unusable folder names; the other folders are backed up", "account", b.acct, "folders", len(bad))
 	return out, nil
 }
 
@@ -341,40 +380,39 @@ func normInbox(name string, delim rune) string {
 	return name
 }
 
-// worker synchronises folders from the queue on its own connection,
-// reconnecting after a folder broke the connection.
-func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
-	c := first
-	defer func() {
-		if c != nil && c != first {
-			_ = c.Logout().Wait()
-			c.Close()
-		}
-	}()
-	for j := range queue {
-		if b.ctx.Err() != nil {
-			continue
-		}
-		if c == nil || c.State() == imap.ConnStateLogout || isClosed(c) {
-			var err error
-			c, err = imapconn.Dial(b.ctx, b.opt.Account)
-			if err != nil {
-				b.fail(j.cat.Name, 0, err)
-				c = nil
-				continue
-			}
-		}
-		stop := imapconn.Watch(b.ctx, c)
-		err := b.syncFolder(c, j)
-		stop()
-		if err != nil {
-			if b.ctx.Err() == nil {
-				b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
-			}
-			c.Close()
-			c = nil
+// syncJob synchronises one folder on an idle connection, or on a new one
+// when none is idle or the idle one was closed, and gives the connection
+// back to idle unless the folder broke it.
+func (b *backup) syncJob(idle chan *imapclient.Client, j *folderJob) {
+	if b.ctx.Err() != nil {
+		return
+	}
+	var c *imapclient.Client
+	select {
+	case c = <-idle:
+	default:
+	}
+	if c != nil && (c.State() == imap.ConnStateLogout || isClosed(c)) {
+		c = nil
+	}
+	if c == nil {
+		var err error
+		if c, err = b.opt.Account.Dial(b.ctx); err != nil {
+			b.fail(j.cat.Name, 0, err)
+			return
 		}
 	}
+	stop := imapconn.Watch(b.ctx, c)
+	err := b.syncFolder(c, j)
+	stop()
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
+		}
+		c.Close()
+		return
+	}
+	idle <- c
 }
 
 func isClosed(c *imapclient.Client) bool {

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // Check logs in, lists the folders a backup would cover with their
@@ -22,22 +21,12 @@ import (
 // EXAMINE and a UID FETCH of the new range's sizes.
 func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check, error) {
 	var out fetch.Check
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	b := &backup{ctx: ctx, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := imapconn.Dial(ctx, opt.Account)
+	s, err := open(ctx, nil, 0, opt, nil)
 	if err != nil {
 		return out, err
 	}
-	defer func() { c.Close() }() // c may be replaced by list
-	b.condstore = c.Caps().Has(imap.CapCondStore)
-	jobs, sel, err := b.list(&c)
-	if err != nil {
-		return out, err
-	}
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
+	defer s.close()
+	b, c, jobs, sel := s.b, s.c, s.jobs, s.sel
 	failures := append([]error(nil), b.stats.Failures...)
 	known := map[string]*catalog.Folder{}
 	if cat != nil {
@@ -77,7 +66,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 				if ctx.Err() != nil {
 					return out, ctx.Err()
 				}
-				failures = append(failures, &fetch.MessageError{Account: b.acct, Folder: name, Err: err})
+				failures = append(failures, &archive.MessageError{Ref: archive.Ref{Account: b.acct, Folder: name}, Err: err})
 				fc.Note = "error: " + err.Error()
 			}
 			fc.New, fc.NewBytes = n, bytes

@@ -3,15 +3,13 @@ package imapsrc
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // FolderDiff is one folder's catalog compared with the server.
@@ -46,21 +44,12 @@ func (d *FolderDiff) Differs() bool {
 // SEARCH. A folder that cannot be compared has Err set; an error return
 // means nothing could be compared (connection, login, LIST).
 func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderDiff, error) {
-	if opt.Logger == nil {
-		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	b := &backup{ctx: ctx, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := imapconn.Dial(ctx, opt.Account)
+	s, err := open(ctx, nil, 0, opt, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { c.Close() }() // c may be replaced by list
-	jobs, sel, err := b.list(&c)
-	if err != nil {
-		return nil, err
-	}
-	stop := imapconn.Watch(ctx, c)
-	defer stop()
+	defer s.close()
+	b, c, jobs, sel := s.b, s.c, s.jobs, s.sel
 	known, err := cat.Folders()
 	if err != nil {
 		return nil, err
@@ -72,7 +61,7 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 	var out []*FolderDiff
 	for _, fe := range b.stats.Failures { // STATUS failures
 		d := &FolderDiff{OnServer: true, Err: fe}
-		if me, ok := fe.(*fetch.MessageError); ok {
+		if me, ok := fe.(*archive.MessageError); ok {
 			d.Folder, d.Err = me.Folder, me.Err
 		}
 		out = append(out, d)

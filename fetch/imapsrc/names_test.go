@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/fetch/imapsrc"
 	"github.com/mailkeep/mailkeep/internal/hostile"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
@@ -48,7 +47,7 @@ func TestUnusableFolderNames(t *testing.T) {
 	}
 	named := map[string]bool{}
 	for _, f := range st.Failures {
-		var me *fetch.MessageError
+		var me *archive.MessageError
 		if !errors.As(f, &me) || !errors.Is(f, imapconn.ErrBadMailboxName) {
 			t.Errorf("failure %v: not a folder failure for an unusable name", f)
 			continue

@@ -2,7 +2,7 @@
 // UIDL, and deletes from the server only what is safely archived.
 //
 // Sizes: a message whose received size disagrees with the size the server
-// announced (LIST, "+OK n octets"; pop3.SizeMatches allows only the
+// announced (LIST, "+OK n octets"; SizeMatches allows only the
 // line-ending difference) is archived as received, reported as a failure
 // naming its UIDL (exit 3), and never deleted: the check is made again from
 // the archived copy before every DELE, so a later run does not delete it
@@ -30,7 +30,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 )
 
 // Folder is the archive folder a POP3 mailbox lands in.
@@ -38,7 +37,8 @@ const Folder = "INBOX"
 
 // Options configure a POP3 backup.
 type Options struct {
-	Config   pop3.Config
+	// Server is the account (internal/pop3.Config implements it).
+	Server   Server
 	Delete   bool // delete every archived message from the server
 	KeepDays int  // delete archived messages once stored this many days (0: never)
 	DryRun   bool // report deletions instead of doing them
@@ -52,168 +52,203 @@ type Options struct {
 
 // Backup runs one POP3 backup into a.
 func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fetch.Stats, error) {
-	var st fetch.Stats
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	acct := opt.Config.User + "@" + opt.Config.Addr
-	failf := func(uidl string, err error) {
-		st.Failures = append(st.Failures, &fetch.MessageError{Account: acct, Folder: Folder, UIDL: uidl, Err: err})
-	}
-	c, err := pop3.Dial(ctx, opt.Config)
+	s, err := open(ctx, opt)
 	if err != nil {
-		return st, err
+		return fetch.Stats{}, err
 	}
-	defer c.Close() // without QUIT: a no-op after a successful Quit
-	list, err := c.List(ctx)
-	if err != nil {
-		return st, fmt.Errorf("%s: LIST: %w", acct, err)
+	defer s.c.Close() // without QUIT: a no-op after a successful Quit
+	b := &popBackup{ctx: ctx, a: a, run: run, opt: opt, s: s}
+	b.st.Folders = 1
+	if b.f, err = a.Folder(Folder, 0, ""); err != nil {
+		return b.st, err
 	}
-	ids, err := identify(ctx, c, list, opt.NoUIDL)
+	all, err := a.Cat.All(b.f.ID)
 	if err != nil {
-		return st, fmt.Errorf("%s: %w", acct, err)
-	}
-	st.Folders = 1
-	f, err := a.Folder(Folder, 0, "")
-	if err != nil {
-		return st, err
+		return b.st, err
 	}
 	known := map[string]*catalog.Message{}
-	all, err := a.Cat.All(f.ID)
-	if err != nil {
-		return st, err
-	}
 	for _, m := range all {
 		known[m.UIDL] = m
 	}
+	if err := b.fetchNew(known); err != nil {
+		return b.st, err
+	}
+	if err := b.markGone(known); err != nil {
+		return b.st, err
+	}
+	if !opt.Delete && opt.KeepDays <= 0 {
+		return b.st, s.quit(ctx)
+	}
+	return b.st, b.deleteVerified()
+}
 
-	// 1. Fetch what the archive lacks.
+// popBackup is one POP3 backup run.
+type popBackup struct {
+	ctx context.Context
+	a   *archive.Archive
+	run int64
+	opt Options
+	s   *session
+	f   *catalog.Folder
+	st  fetch.Stats
+	// short holds the UIDLs received at another size than announced:
+	// archived as received, never deleted.
+	short map[string]bool
+}
+
+func (b *popBackup) fail(uidl string, err error) {
+	b.st.Failures = append(b.st.Failures, &archive.MessageError{Ref: archive.Ref{Account: b.s.acct, Folder: Folder, UIDL: uidl}, Err: err})
+}
+
+// fetchNew stores the messages the archive lacks (step 1).
+func (b *popBackup) fetchNew(known map[string]*catalog.Message) error {
 	var fresh []int
 	sizes := map[int]int64{}
-	for _, mi := range list {
+	for _, mi := range b.s.list {
 		sizes[mi.ID] = mi.Size
-		if m := known[ids[mi.ID]]; m == nil {
+		if m := known[b.s.ids[mi.ID]]; m == nil {
 			fresh = append(fresh, mi.ID)
 		}
 	}
 	if len(fresh) == 0 {
-		st.Unchanged = 1
+		b.st.Unchanged = 1
 	}
-	w, err := a.NewWriter(f, run)
+	w, err := b.a.NewWriter(b.f, b.run)
 	if err != nil {
-		return st, err
+		return err
 	}
-	err = c.Retr(ctx, fresh, func(id int, r io.Reader) error {
-		if _, err := w.Add(&archive.Incoming{UIDL: ids[id]}, r); err != nil {
+	err = b.s.c.Retr(b.ctx, fresh, func(id int, r io.Reader) error {
+		if _, err := w.Add(&archive.Incoming{UIDL: b.s.ids[id]}, r); err != nil {
 			return err
 		}
-		if opt.Progress != nil {
-			opt.Progress(Folder, 1, sizes[id])
+		if b.opt.Progress != nil {
+			b.opt.Progress(Folder, 1, sizes[id])
 		}
 		return nil
 	})
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	st.Fetched, st.Bytes = w.Stored()
+	b.st.Fetched, b.st.Bytes = w.Stored()
 	// A message whose size disagrees with the server's announcement is
 	// kept (it may be all there is) but named, and never deleted.
-	shortUIDL := map[string]bool{}
-	for id, se := range c.Mismatched() {
-		shortUIDL[ids[id]] = true
-		failf(ids[id], fmt.Errorf("archived as received, never deleted from the server: %w", se))
+	b.short = map[string]bool{}
+	for id, se := range b.s.c.Mismatched() {
+		b.short[b.s.ids[id]] = true
+		b.fail(b.s.ids[id], fmt.Errorf("archived as received, never deleted from the server: %w", se))
 	}
 	if err != nil {
-		return st, fmt.Errorf("%s: folder %s: %w", acct, Folder, err)
+		return fmt.Errorf("%s: folder %s: %w", b.s.acct, Folder, err)
 	}
+	return nil
+}
 
-	// 2. Messages gone from the server since the last run.
+// markGone marks the messages gone from the server since the last run
+// expunged (step 2); those mailkeep deleted are not gone.
+func (b *popBackup) markGone(known map[string]*catalog.Message) error {
 	onServer := map[string]bool{}
-	for _, u := range ids {
+	for _, u := range b.s.ids {
 		onServer[u] = true
 	}
-	deleted, err := a.Cat.Deleted(f.ID)
+	deleted, err := b.a.Cat.Deleted(b.f.ID)
 	if err != nil {
-		return st, err
+		return err
 	}
 	var gone []int64
 	for u, m := range known {
-		if !onServer[u] && m.ExpungedRun == 0 && deleted[m.ID] == 0 { // deleted by mailkeep: not gone
+		if !onServer[u] && m.ExpungedRun == 0 && deleted[m.ID] == 0 {
 			gone = append(gone, m.ID)
 		}
 	}
-	if err := a.Cat.MarkExpunged(run, gone); err != nil {
-		return st, err
+	if err := b.a.Cat.MarkExpunged(b.run, gone); err != nil {
+		return err
 	}
-	st.Expunged = len(gone)
+	b.st.Expunged = len(gone)
+	return nil
+}
 
-	// 3. Deletion, only of committed messages that verify.
-	if !opt.Delete && opt.KeepDays <= 0 {
-		return st, quit(ctx, c, acct)
-	}
-	fresh2, err := a.Cat.All(f.ID)
+// deleteVerified deletes from the server the committed messages due for
+// deletion whose archived copy verifies (step 3), then QUITs.
+func (b *popBackup) deleteVerified() error {
+	ctx, c, acct := b.ctx, b.s.c, b.s.acct
+	dele, deleIDs, err := b.deletable()
 	if err != nil {
-		return st, err
+		return err
+	}
+	if len(dele) == 0 {
+		return b.s.quit(ctx)
+	}
+	if err := c.Dele(ctx, dele); err != nil {
+		return fmt.Errorf("%s: DELE failed, nothing deleted (connection dropped without QUIT): %w", acct, err)
+	}
+	if err := c.Quit(ctx); err != nil {
+		return fmt.Errorf("%s: QUIT after DELE: the server may not have deleted the messages: %w", acct, err)
+	}
+	// Not "expunged": these are archived on purpose and stay visible.
+	if err := b.a.Cat.MarkDeleted(b.run, deleIDs); err != nil {
+		return err
+	}
+	b.st.Deleted = len(dele)
+	b.opt.Logger.Info("deleted from server", "account", acct, "messages", len(dele))
+	return nil
+}
+
+// deletable lists the messages to delete (message numbers and catalog
+// ids): archived, old enough, not short, read back through the checked
+// read and of the size the server announces. With DryRun they go to
+// WouldDelete instead.
+func (b *popBackup) deletable() ([]int, []int64, error) {
+	all, err := b.a.Cat.All(b.f.ID)
+	if err != nil {
+		return nil, nil, err
 	}
 	byUIDL := map[string]*catalog.Message{}
-	for _, m := range fresh2 {
+	for _, m := range all {
 		byUIDL[m.UIDL] = m
 	}
-	cutoff := opt.Now().Add(-time.Duration(opt.KeepDays) * 24 * time.Hour)
+	cutoff := b.opt.Now().Add(-time.Duration(b.opt.KeepDays) * 24 * time.Hour)
 	var dele []int
 	var deleIDs []int64
-	for _, mi := range list {
-		u := ids[mi.ID]
+	for _, mi := range b.s.list {
+		u := b.s.ids[mi.ID]
 		m := byUIDL[u]
 		if m == nil || m.ExpungedRun != 0 {
 			continue // not archived (failed this run): never deleted
 		}
-		if !opt.Delete && m.StoredAt.After(cutoff) {
+		if !b.opt.Delete && m.StoredAt.After(cutoff) {
 			continue
 		}
-		if shortUIDL[u] {
-			continue // named above
+		if b.short[u] {
+			continue // named by fetchNew
 		}
-		got, lfs, err := verify(a, m)
+		got, lfs, err := verify(b.a, m)
 		if err != nil {
-			failf(u, fmt.Errorf("not deleted from the server: %w", err))
+			b.fail(u, fmt.Errorf("not deleted from the server: %w", err))
 			continue
 		}
-		if !pop3.SizeMatches(mi.Size, got, lfs) {
-			failf(u, fmt.Errorf("not deleted from the server: %w", &pop3.SizeError{ID: mi.ID, Announced: mi.Size, Source: "LIST", Got: got, Lines: lfs}))
+		if !SizeMatches(mi.Size, got, lfs) {
+			b.fail(u, fmt.Errorf("not deleted from the server: %w", &SizeError{ID: mi.ID, Announced: mi.Size, Source: "LIST", Got: got, Lines: lfs}))
 			continue
 		}
-		if opt.DryRun {
-			if opt.WouldDelete != nil {
-				opt.WouldDelete(u, m)
+		if b.opt.DryRun {
+			if b.opt.WouldDelete != nil {
+				b.opt.WouldDelete(u, m)
 			}
 			continue
 		}
 		dele = append(dele, mi.ID)
 		deleIDs = append(deleIDs, m.ID)
 	}
-	if len(dele) == 0 {
-		return st, quit(ctx, c, acct)
-	}
-	if err := c.Dele(ctx, dele); err != nil {
-		return st, fmt.Errorf("%s: DELE failed, nothing deleted (connection dropped without QUIT): %w", acct, err)
-	}
-	if err := c.Quit(ctx); err != nil {
-		return st, fmt.Errorf("%s: QUIT after DELE: the server may not have deleted the messages: %w", acct, err)
-	}
-	// Not "expunged": these are archived on purpose and stay visible.
-	if err := a.Cat.MarkDeleted(run, deleIDs); err != nil {
-		return st, err
-	}
-	st.Deleted = len(dele)
-	opt.Logger.Info("deleted from server", "account", acct, "messages", len(dele))
-	return st, nil
+	return dele, deleIDs, nil
 }
 
-func quit(ctx context.Context, c *pop3.Client, acct string) error {
+func quit(ctx context.Context, c Session, acct string) error {
 	if err := c.Quit(ctx); err != nil {
 		return fmt.Errorf("%s: QUIT: %w", acct, err)
 	}
@@ -224,19 +259,15 @@ func quit(ctx context.Context, c *pop3.Client, acct string) error {
 // returns the copy's size and line feeds, for the comparison with the
 // size the server announces before the message is deleted there.
 func verify(a *archive.Archive, m *catalog.Message) (size, lfs int64, err error) {
-	r, err := a.Open(m)
+	r, err := a.OpenChecked(m)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer r.Close()
-	h := sha256.New()
 	lc := &lfCounter{}
-	n, err := io.Copy(io.MultiWriter(h, lc), r)
+	n, err := io.Copy(lc, r)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading back from the archive: %w", err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 {
-		return 0, 0, fmt.Errorf("archive copy does not match its checksum (%s, catalog %s)", got, m.SHA256)
 	}
 	return n, lc.n, nil
 }
@@ -251,7 +282,7 @@ func (l *lfCounter) Write(p []byte) (int, error) {
 // identify returns each message's key: its UIDL, or with noUIDL the
 // SHA-256 of its header block (TOP id 0), made unique by a "#n" suffix when
 // headers repeat.
-func identify(ctx context.Context, c *pop3.Client, list []pop3.MsgInfo, noUIDL bool) (map[int]string, error) {
+func identify(ctx context.Context, c Session, list []MsgInfo, noUIDL bool) (map[int]string, error) {
 	uidls, err := c.UIDL(ctx)
 	if err == nil {
 		for _, mi := range list {
@@ -261,7 +292,7 @@ func identify(ctx context.Context, c *pop3.Client, list []pop3.MsgInfo, noUIDL b
 		}
 		return uidls, nil
 	}
-	if !errors.Is(err, pop3.ErrNoUIDL) {
+	if !errors.Is(err, ErrNoUIDL) {
 		return nil, fmt.Errorf("UIDL: %w", err)
 	}
 	if !noUIDL {

@@ -13,11 +13,11 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 
@@ -99,7 +99,7 @@ func TestDovecotFullNoopNew(t *testing.T) {
 			}
 			dir := t.TempDir()
 			cfg := pop3.Config{Addr: dv.POP3Addr, TLS: pop3.TLSNone, User: user, Password: pass}
-			st, err := run(t, dir, format, pop3src.Options{Config: cfg})
+			st, err := run(t, dir, format, pop3src.Options{Server: cfg})
 			if err != nil || st.Fetched != len(sent) {
 				t.Fatalf("full run: %+v %v", st, err)
 			}
@@ -107,13 +107,13 @@ func TestDovecotFullNoopNew(t *testing.T) {
 				t.Fatalf("archived bytes differ from what the server holds:\n got %v\nwant %v", got, want)
 			}
 			archivetest.IndependentRead(t, dir)
-			st, err = run(t, dir, format, pop3src.Options{Config: cfg})
+			st, err = run(t, dir, format, pop3src.Options{Server: cfg})
 			if err != nil || st.Fetched != 0 {
 				t.Fatalf("no-op run: %+v %v", st, err)
 			}
 			extra := []byte("Subject: new\r\nReceived: from x by y; Tue, 3 Mar 2026 10:00:00 +0000\r\n\r\n.leading dot\r\n")
 			imaptest.Append(t, c, "INBOX", nil, time.Now(), extra)
-			st, err = run(t, dir, format, pop3src.Options{Config: cfg})
+			st, err = run(t, dir, format, pop3src.Options{Server: cfg})
 			if err != nil || st.Fetched != 1 {
 				t.Fatalf("new-mail run: %+v %v", st, err)
 			}
@@ -164,7 +164,7 @@ func TestDeleteAndKeepDays(t *testing.T) {
 	now := time.Now()
 
 	// --keep-days 30: nothing is old enough yet.
-	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, KeepDays: 30, Now: func() time.Time { return now }})
+	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, KeepDays: 30, Now: func() time.Time { return now }})
 	if err != nil || st.Fetched != len(msgs) || st.Deleted != 0 || len(srv.Deleted()) != 0 {
 		t.Fatalf("first keep-days run: %+v %v, server deleted %v", st, err, srv.Deleted())
 	}
@@ -173,13 +173,13 @@ func TestDeleteAndKeepDays(t *testing.T) {
 	}
 	// --dry-run 31 days later: reports, deletes nothing.
 	var would []string
-	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, KeepDays: 30, DryRun: true,
+	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, KeepDays: 30, DryRun: true,
 		Now: func() time.Time { return now.Add(31 * 24 * time.Hour) }, WouldDelete: func(u string, _ *catalog.Message) { would = append(would, u) }})
 	if err != nil || len(would) != len(msgs) || len(srv.Deleted()) != 0 {
 		t.Fatalf("dry run: %+v %v would=%v deleted=%v", st, err, would, srv.Deleted())
 	}
 	// 31 days later for real.
-	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, KeepDays: 30, Now: func() time.Time { return now.Add(31 * 24 * time.Hour) }})
+	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, KeepDays: 30, Now: func() time.Time { return now.Add(31 * 24 * time.Hour) }})
 	if err != nil || st.Deleted != len(msgs) || len(srv.Messages()) != 0 {
 		t.Fatalf("keep-days run after 31 days: %+v %v, server still holds %d", st, err, len(srv.Messages()))
 	}
@@ -190,7 +190,7 @@ func TestDeleteAndKeepDays(t *testing.T) {
 	}
 	// The next run does not take them for gone from the server; compare and
 	// check count them archived, not gone.
-	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, KeepDays: 30, Now: func() time.Time { return now.Add(32 * 24 * time.Hour) }})
+	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, KeepDays: 30, Now: func() time.Time { return now.Add(32 * 24 * time.Hour) }})
 	if err != nil || st.Expunged != 0 || st.Fetched != 0 {
 		t.Errorf("run after the deletion: %+v %v, want nothing expunged", st, err)
 	}
@@ -202,11 +202,11 @@ func TestDeleteAndKeepDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	d, err := pop3src.Compare(context.Background(), a.Cat, pop3src.Options{Config: cfg})
+	d, err := pop3src.Compare(context.Background(), a.Cat, pop3src.Options{Server: cfg})
 	if err != nil || len(d.Gone) != 0 || len(d.New) != 0 {
 		t.Errorf("compare after deletion: %+v %v, want nothing gone", d, err)
 	}
-	chk, err := pop3src.Check(context.Background(), a.Cat, pop3src.Options{Config: cfg})
+	chk, err := pop3src.Check(context.Background(), a.Cat, pop3src.Options{Server: cfg})
 	if err != nil || len(chk.Folders) != 1 || chk.Folders[0].Archived != len(msgs) {
 		t.Errorf("check after deletion: %+v %v, want %d archived", chk, err, len(msgs))
 	}
@@ -217,7 +217,7 @@ func TestDeleteErrorLeavesServerUntouched(t *testing.T) {
 	srv := pop3test.Start(t, user, pass, msgs, pop3test.Options{DeleErr: 3})
 	cfg := pop3.Config{Addr: srv.Addr, TLS: pop3.TLSNone, User: user, Password: pass}
 	dir := t.TempDir()
-	_, err := run(t, dir, archive.Maildir, pop3src.Options{Config: cfg, Delete: true})
+	_, err := run(t, dir, archive.Maildir, pop3src.Options{Server: cfg, Delete: true})
 	if err == nil || !strings.Contains(err.Error(), "DELE") {
 		t.Fatalf("want a DELE error, got %v", err)
 	}
@@ -234,7 +234,7 @@ func TestDroppedConnectionMidRetr(t *testing.T) {
 	srv := pop3test.Start(t, user, pass, msgs, pop3test.Options{DropDuringRetr: 4})
 	cfg := pop3.Config{Addr: srv.Addr, TLS: pop3.TLSNone, User: user, Password: pass}
 	dir := t.TempDir()
-	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, Delete: true}); err == nil {
+	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, Delete: true}); err == nil {
 		t.Fatal("a dropped connection went unnoticed")
 	}
 	if len(srv.Deleted()) != 0 {
@@ -247,7 +247,7 @@ func TestDroppedConnectionMidRetr(t *testing.T) {
 	}
 	srv2 := pop3test.Start(t, user, pass, msgs, pop3test.Options{})
 	cfg.Addr = srv2.Addr
-	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg})
+	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,14 +261,14 @@ func TestNoUIDL(t *testing.T) {
 	srv := pop3test.Start(t, user, pass, msgs, pop3test.Options{NoUIDL: true})
 	cfg := pop3.Config{Addr: srv.Addr, TLS: pop3.TLSNone, User: user, Password: pass}
 	dir := t.TempDir()
-	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "--no-uidl") {
+	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg}); err == nil || !strings.Contains(err.Error(), "--no-uidl") {
 		t.Fatalf("no UIDL without --no-uidl: %v", err)
 	}
-	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, NoUIDL: true})
+	st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, NoUIDL: true})
 	if err != nil || st.Fetched != len(msgs) {
 		t.Fatalf("--no-uidl run: %+v %v", st, err)
 	}
-	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, NoUIDL: true})
+	st, err = run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, NoUIDL: true})
 	if err != nil || st.Fetched != 0 {
 		t.Fatalf("--no-uidl second run fetched again: %+v %v", st, err)
 	}

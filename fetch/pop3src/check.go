@@ -2,11 +2,9 @@ package pop3src
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 )
 
 // Check logs in and says what a backup would fetch: the messages whose
@@ -14,20 +12,12 @@ import (
 // written and nothing is deleted (QUIT without DELE).
 func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check, error) {
 	var out fetch.Check
-	acct := opt.Config.User + "@" + opt.Config.Addr
-	c, err := pop3.Dial(ctx, opt.Config)
+	s, err := open(ctx, opt)
 	if err != nil {
 		return out, err
 	}
-	defer c.Close()
-	list, err := c.List(ctx)
-	if err != nil {
-		return out, fmt.Errorf("%s: LIST: %w", acct, err)
-	}
-	ids, err := identify(ctx, c, list, opt.NoUIDL)
-	if err != nil {
-		return out, fmt.Errorf("%s: %w", acct, err)
-	}
+	defer s.c.Close()
+	list, ids := s.list, s.ids
 	fc := fetch.FolderCheck{Folder: Folder, Server: len(list)}
 	known := map[string]bool{}
 	if cat != nil {
@@ -58,5 +48,5 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 		}
 	}
 	out.Folders = append(out.Folders, fc)
-	return out, quit(ctx, c, acct)
+	return out, s.quit(ctx)
 }

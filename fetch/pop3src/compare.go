@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 )
 
 // Diff is a POP3 mailbox compared with its archive, by UIDL.
@@ -22,20 +21,12 @@ type Diff struct {
 // no RETR, no DELE, and QUIT ends the session.
 func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) (Diff, error) {
 	var d Diff
-	acct := opt.Config.User + "@" + opt.Config.Addr
-	c, err := pop3.Dial(ctx, opt.Config)
+	s, err := open(ctx, opt)
 	if err != nil {
 		return d, err
 	}
-	defer c.Close()
-	list, err := c.List(ctx)
-	if err != nil {
-		return d, fmt.Errorf("%s: LIST: %w", acct, err)
-	}
-	ids, err := identify(ctx, c, list, opt.NoUIDL)
-	if err != nil {
-		return d, fmt.Errorf("%s: %w", acct, err)
-	}
+	defer s.c.Close()
+	list, ids := s.list, s.ids
 	d.ServerMessages = len(list)
 	known := map[string]bool{} // UIDL -> live
 	f, err := cat.Folder(Folder)
@@ -72,5 +63,5 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) (Diff, erro
 	}
 	slices.Sort(d.New)
 	slices.Sort(d.Gone)
-	return d, quit(ctx, c, acct)
+	return d, s.quit(ctx)
 }

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 
@@ -26,7 +26,7 @@ func TestCompare(t *testing.T) {
 		return pop3.Config{Addr: s.Addr, TLS: pop3.TLSNone, User: user, Password: pass}
 	}
 	dir := t.TempDir()
-	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg(pop3test.Start(t, user, pass, msgs(4), pop3test.Options{}))}); err != nil {
+	if _, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg(pop3test.Start(t, user, pass, msgs(4), pop3test.Options{}))}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
@@ -43,7 +43,7 @@ func TestCompare(t *testing.T) {
 		{2, "[]", "[uid-0003 uid-0004]"},
 	} {
 		srv := pop3test.Start(t, user, pass, msgs(tt.server), pop3test.Options{})
-		d, err := pop3src.Compare(context.Background(), a.Cat, pop3src.Options{Config: cfg(srv)})
+		d, err := pop3src.Compare(context.Background(), a.Cat, pop3src.Options{Server: cfg(srv)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,9 +7,8 @@ import (
 	"testing"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/fetch/pop3src"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 
@@ -27,7 +26,7 @@ func TestShortRetrNeverDeleted(t *testing.T) {
 	cfg := pop3.Config{Addr: srv.Addr, TLS: pop3.TLSNone, User: user, Password: pass}
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
-		st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Config: cfg, Delete: true})
+		st, err := run(t, dir, archive.MboxZstd, pop3src.Options{Server: cfg, Delete: true})
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
@@ -36,7 +35,7 @@ func TestShortRetrNeverDeleted(t *testing.T) {
 		}
 		var named []string
 		for _, f := range st.Failures {
-			var me *fetch.MessageError
+			var me *archive.MessageError
 			var se *pop3.SizeError
 			if !errors.As(f, &me) || !errors.As(f, &se) || !strings.Contains(f.Error(), "not deleted") && !strings.Contains(f.Error(), "never deleted") {
 				t.Errorf("run %d: failure %v is not a size error naming its message", i, f)

@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+
+	"github.com/mailkeep/mailkeep/internal/netdial"
 )
 
 // Protocol is the mail protocol of an account.
@@ -27,14 +29,15 @@ const (
 	POP3 Protocol = "pop3"
 )
 
-// TLS modes, shared by IMAP and POP3.
-type TLS int
+// TLS is how a connection is secured: netdial's TLSMode, the one type
+// IMAP, POP3 and the config share.
+type TLS = netdial.TLSMode
 
 // The TLS modes.
 const (
-	Implicit TLS = iota // imaps:// pop3s://
-	StartTLS            // imap:// pop3:// (STARTTLS / STLS required)
-	None                // --tls none
+	Implicit = netdial.Implicit // imaps:// pop3s://
+	StartTLS = netdial.StartTLS // imap:// pop3:// (STARTTLS / STLS required)
+	None     = netdial.None     // --tls none
 )
 
 // Server is a parsed account URL.
@@ -54,6 +57,10 @@ func (s Server) String() string {
 	}
 	return scheme + "://" + url.User(s.User).String() + "@" + s.Addr
 }
+
+// ErrTLSValue is wrapped by ParseURL's error for a --tls value other than
+// "" and "none".
+var ErrTLSValue = errors.New("the only value is none (TLS is otherwise chosen by the URL scheme)")
 
 // ParseURL parses imaps://user@host[:port], imap://, pop3s:// or pop3://.
 // tlsFlag is the --tls value: "" (as the scheme says) or "none".
@@ -99,7 +106,7 @@ func ParseURL(raw, tlsFlag string) (Server, error) {
 	case "none":
 		s.TLS = None
 	default:
-		return Server{}, fmt.Errorf("--tls %q: the only value is none (TLS is otherwise chosen by the URL scheme)", tlsFlag)
+		return Server{}, fmt.Errorf("--tls %q: %w", tlsFlag, ErrTLSValue)
 	}
 	return s, nil
 }

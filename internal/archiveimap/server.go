@@ -12,7 +12,7 @@
 //     only with IncludeExpunged, under a separate tree "Expunged/..."
 //     mirroring the live folders; the live folders never show them.
 //   - With AsOf the archive is served as it was at that time, with the
-//     selection logic of restore/archivesrc (shared with restore and
+//     selection logic of archive.Selector (shared with restore and
 //     export).
 //   - UIDVALIDITY and UIDs are the archived ones when a folder's messages
 //     all carry a UID under the folder's UIDVALIDITY (IMAP archives).
@@ -57,7 +57,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/textindex"
-	"github.com/mailkeep/mailkeep/restore/archivesrc"
 )
 
 // Delim is the hierarchy delimiter the server presents.
@@ -112,8 +111,8 @@ type arch struct {
 	name string
 	a    *archive.Archive
 	ix   *textindex.Index // nil without index.db
-	live *archivesrc.Source
-	all  *archivesrc.Source // IncludeExpunged: the live ones and the expunged
+	live *archive.Selector
+	all  *archive.Selector // IncludeExpunged: the live ones and the expunged
 }
 
 // Server serves archives over IMAP.
@@ -163,11 +162,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		ar := &arch{name: src.Name, a: a}
 		s.archs = append(s.archs, ar)
-		if ar.live, err = archivesrc.New(a, 0, archivesrc.Options{AsOf: cfg.AsOf}); err != nil {
+		if ar.live, err = a.Selector(archive.Selection{AsOf: cfg.AsOf}); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("archive %s: %w", src.Dir, err)
 		}
-		if ar.all, err = archivesrc.New(a, 0, archivesrc.Options{AsOf: cfg.AsOf, IncludeExpunged: true}); err != nil {
+		if ar.all, err = a.Selector(archive.Selection{AsOf: cfg.AsOf, IncludeExpunged: true}); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("archive %s: %w", src.Dir, err)
 		}
@@ -310,7 +309,7 @@ func (s *Server) mailboxes() ([]*mailbox, error) {
 					add(&mailbox{name: ExpungedRoot + string(Delim) + ar.name, ar: ar})
 				}
 			}
-			fl, err := src.Folders(context.Background())
+			fl, err := src.Folders()
 			if err != nil {
 				return nil, fmt.Errorf("archive %s: %w", ar.a.Dir, err)
 			}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -206,158 +205,197 @@ func Parse(path string, data []byte) (*Config, error) {
 	cfg := &Config{Path: path}
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return nil, decodeErrors(path, err)
+		return nil, decodeErrors(path, data, err)
 	}
-	src := newSource(data)
-	var errs Errors
-	add := func(line int, format string, a ...any) {
-		errs = append(errs, &Error{Path: path, Line: line, Msg: fmt.Sprintf(format, a...)})
+	c := &checker{path: path, pos: newPositions(data), base: filepath.Dir(path), seen: map[string]int{}}
+	c.top(cfg)
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		a.Line = c.pos.account(i)
+		where := fmt.Sprintf("account %q", a.Name)
+		if a.Name == "" {
+			where = fmt.Sprintf("account #%d", i+1)
+		}
+		c.name(cfg, i, a, where)
+		c.server(cfg, i, a, where)
+		c.storage(cfg, i, a, where)
+		c.protocol(cfg, i, a, where)
+		c.auth(cfg, i, a, where)
 	}
-	base := filepath.Dir(path)
+	if len(c.errs) > 0 {
+		sort.SliceStable(c.errs, func(i, j int) bool { return c.errs[i].Line < c.errs[j].Line })
+		return nil, c.errs
+	}
+	return cfg, nil
+}
+
+// checker collects the errors of values that decoded but make no sense,
+// each at its line.
+type checker struct {
+	path string
+	pos  *positions
+	base string         // the config's directory, for relative paths
+	seen map[string]int // account names -> line
+	errs Errors
+}
+
+func (c *checker) add(line int, format string, a ...any) {
+	c.errs = append(c.errs, &Error{Path: c.path, Line: line, Msg: fmt.Sprintf(format, a...)})
+}
+
+// top checks and defaults the top-level keys.
+func (c *checker) top(cfg *Config) {
 	if cfg.Parallel == 0 {
 		cfg.Parallel = DefaultParallel
 	} else if cfg.Parallel < 1 || cfg.Parallel > 64 {
-		add(src.topKey("parallel"), "parallel = %d: want 1 to 64", cfg.Parallel)
+		c.add(c.pos.top("parallel"), "parallel = %d: want 1 to 64", cfg.Parallel)
 	}
 	if cfg.ArchiveRoot == "" {
 		cfg.ArchiveRoot = defaultArchiveRoot()
 	} else {
-		cfg.ArchiveRoot = expand(base, cfg.ArchiveRoot)
+		cfg.ArchiveRoot = expand(c.base, cfg.ArchiveRoot)
 	}
 	if cfg.MetricsFile != "" {
-		cfg.MetricsFile = expand(base, cfg.MetricsFile)
+		cfg.MetricsFile = expand(c.base, cfg.MetricsFile)
 	}
 	if len(cfg.Accounts) == 0 {
-		add(0, "no accounts: add an [[account]] table")
+		c.add(0, "no accounts: add an [[account]] table")
 	}
-	seen := map[string]int{}
-	for i := range cfg.Accounts {
-		a := &cfg.Accounts[i]
-		a.Line = src.accountLine(i)
-		line := func(key string) int { return src.accountKey(i, key) }
-		where := fmt.Sprintf("account %q", a.Name)
+}
+
+// name checks an account's name: present, well-formed, unique.
+func (c *checker) name(cfg *Config, i int, a *Account, where string) {
+	switch {
+	case a.Name == "":
+		c.add(a.Line, "%s: name is required", where)
+	case !nameRE.MatchString(a.Name):
+		c.add(c.pos.accountKey(i, "name"), "%s: name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit", where)
+	default:
+		if first, dup := c.seen[a.Name]; dup {
+			c.add(c.pos.accountKey(i, "name"), "%s: name already used by the account at line %d", where, first)
+		}
+		c.seen[a.Name] = a.Line
+	}
+}
+
+// server checks the imap or pop3 URL and tls.
+func (c *checker) server(cfg *Config, i int, a *Account, where string) {
+	raw, key := a.IMAP, "imap"
+	switch {
+	case a.IMAP != "" && a.POP3 != "":
+		c.add(c.pos.accountKey(i, "pop3"), "%s: give imap or pop3, not both", where)
+	case a.IMAP == "" && a.POP3 == "":
+		c.add(a.Line, "%s: give imap = \"imaps://USER@HOST\" or pop3 = \"pop3s://USER@HOST\"", where)
+	case a.POP3 != "":
+		raw, key = a.POP3, "pop3"
+	}
+	if raw != "" {
+		s, err := account.ParseURL(raw, a.TLS)
 		switch {
-		case a.Name == "":
-			where = fmt.Sprintf("account #%d", i+1)
-			add(a.Line, "%s: name is required", where)
-		case !nameRE.MatchString(a.Name):
-			add(line("name"), "%s: name may hold only letters, digits, '.', '_' and '-', and must start with a letter or digit", where)
-		default:
-			if first, dup := seen[a.Name]; dup {
-				add(line("name"), "%s: name already used by the account at line %d", where, first)
+		case err != nil:
+			l := c.pos.accountKey(i, key)
+			if errors.Is(err, account.ErrTLSValue) {
+				l, err = c.pos.accountKey(i, "tls"), fmt.Errorf("tls = %q: the only value is \"none\" (TLS is otherwise chosen by the URL scheme)", a.TLS)
 			}
-			seen[a.Name] = a.Line
+			c.add(l, "%s: %v", where, err)
+		case string(s.Protocol) != key:
+			c.add(c.pos.accountKey(i, key), "%s: %s = %q: scheme is not %s", where, key, raw, key)
 		}
-		raw, key := a.IMAP, "imap"
-		switch {
-		case a.IMAP != "" && a.POP3 != "":
-			add(line("pop3"), "%s: give imap or pop3, not both", where)
-		case a.IMAP == "" && a.POP3 == "":
-			add(a.Line, "%s: give imap = \"imaps://USER@HOST\" or pop3 = \"pop3s://USER@HOST\"", where)
-		case a.POP3 != "":
-			raw, key = a.POP3, "pop3"
+	}
+}
+
+// storage checks and defaults ca_file, the archive (format, compression_level), connections and timeout.
+func (c *checker) storage(cfg *Config, i int, a *Account, where string) {
+	if a.CAFile != "" {
+		a.CAFile = expand(c.base, a.CAFile)
+	}
+	if a.Format != "" {
+		if _, err := archive.ParseFormat(a.Format); err != nil {
+			c.add(c.pos.accountKey(i, "format"), "%s: %v", where, err)
 		}
-		if raw != "" {
-			s, err := account.ParseURL(raw, a.TLS)
-			switch {
-			case err != nil:
-				l := line(key)
-				if strings.HasPrefix(err.Error(), "--tls") {
-					l, err = line("tls"), fmt.Errorf("tls = %q: the only value is \"none\" (TLS is otherwise chosen by the URL scheme)", a.TLS)
-				}
-				add(l, "%s: %v", where, err)
-			case string(s.Protocol) != key:
-				add(line(key), "%s: %s = %q: scheme is not %s", where, key, raw, key)
+	}
+	if a.CompressionLevel != 0 {
+		codec := mboxfile.CodecZstd
+		switch a.Format {
+		case "mbox.gz":
+			codec = mboxfile.CodecGzip
+		case "mbox", "maildir":
+			codec = mboxfile.CodecNone
+		case "":
+			if a.CompressionLevel < -3 || a.CompressionLevel > 22 { // the archive's format decides the rest
+				c.add(c.pos.accountKey(i, "compression_level"), "%s: compression_level = %d: want -1 to 22 (zstd) or -3 to 9 (gzip)", where, a.CompressionLevel)
 			}
+			codec = ""
 		}
-		if a.CAFile != "" {
-			a.CAFile = expand(base, a.CAFile)
-		}
-		if a.Format != "" {
-			if _, err := archive.ParseFormat(a.Format); err != nil {
-				add(line("format"), "%s: %v", where, err)
-			}
-		}
-		if a.CompressionLevel != 0 {
-			codec := mboxfile.CodecZstd
-			switch a.Format {
-			case "mbox.gz":
-				codec = mboxfile.CodecGzip
-			case "mbox", "maildir":
-				codec = mboxfile.CodecNone
-			case "":
-				if a.CompressionLevel < -3 || a.CompressionLevel > 22 { // the archive's format decides the rest
-					add(line("compression_level"), "%s: compression_level = %d: want -1 to 22 (zstd) or -3 to 9 (gzip)", where, a.CompressionLevel)
-				}
-				codec = ""
-			}
-			if codec != "" {
-				if err := mboxfile.CheckLevel(codec, a.CompressionLevel); err != nil {
-					add(line("compression_level"), "%s: compression_level: %v", where, err)
-				}
+		if codec != "" {
+			if err := mboxfile.CheckLevel(codec, a.CompressionLevel); err != nil {
+				c.add(c.pos.accountKey(i, "compression_level"), "%s: compression_level: %v", where, err)
 			}
 		}
-		if a.Connections == 0 {
-			a.Connections = DefaultConnections
-		} else if a.Connections < 1 || a.Connections > 32 {
-			add(line("connections"), "%s: connections = %d: want 1 to 32", where, a.Connections)
-		}
-		if a.Timeout == 0 {
-			a.Timeout = DefaultTimeout
-		} else if a.Timeout < Duration(100*time.Millisecond) || a.Timeout > Duration(time.Hour) {
-			add(line("timeout"), "%s: timeout = %q: want 100ms to 1h", where, time.Duration(a.Timeout))
-		}
-		if a.Archive != "" {
-			a.Archive = expand(base, a.Archive)
-		} else if a.Name != "" {
-			a.Archive = filepath.Join(cfg.ArchiveRoot, a.Name)
-		}
-		if a.IMAP != "" {
-			for _, k := range []struct {
-				set bool
-				key string
-			}{{a.Delete, "delete"}, {a.KeepDays != 0, "keep_days"}, {a.NoUIDL, "no_uidl"}} {
-				if k.set {
-					add(line(k.key), "%s: %s is a POP3 option", where, k.key)
-				}
-			}
-		}
-		if a.POP3 != "" && (len(a.Folders) > 0 || len(a.Exclude) > 0) {
-			add(line("folders"), "%s: folders and exclude are IMAP options (POP3 has only INBOX)", where)
-		}
-		if a.KeepDays < 0 {
-			add(line("keep_days"), "%s: keep_days must be positive", where)
-		}
-		auths := []string{}
+	}
+	if a.Connections == 0 {
+		a.Connections = DefaultConnections
+	} else if a.Connections < 1 || a.Connections > 32 {
+		c.add(c.pos.accountKey(i, "connections"), "%s: connections = %d: want 1 to 32", where, a.Connections)
+	}
+	if a.Timeout == 0 {
+		a.Timeout = DefaultTimeout
+	} else if a.Timeout < Duration(100*time.Millisecond) || a.Timeout > Duration(time.Hour) {
+		c.add(c.pos.accountKey(i, "timeout"), "%s: timeout = %q: want 100ms to 1h", where, time.Duration(a.Timeout))
+	}
+	if a.Archive != "" {
+		a.Archive = expand(c.base, a.Archive)
+	} else if a.Name != "" {
+		a.Archive = filepath.Join(cfg.ArchiveRoot, a.Name)
+	}
+}
+
+// protocol refuses options of the other protocol.
+func (c *checker) protocol(cfg *Config, i int, a *Account, where string) {
+	if a.IMAP != "" {
 		for _, k := range []struct {
 			set bool
 			key string
-		}{{a.PasswordEnv != "", "password_env"}, {a.PasswordFile != "", "password_file"}, {a.PasswordCommand != "", "password_command"}, {a.OAuth2 != nil, "oauth2"}} {
+		}{{a.Delete, "delete"}, {a.KeepDays != 0, "keep_days"}, {a.NoUIDL, "no_uidl"}} {
 			if k.set {
-				auths = append(auths, k.key)
+				c.add(c.pos.accountKey(i, k.key), "%s: %s is a POP3 option", where, k.key)
 			}
 		}
-		switch len(auths) {
-		case 0:
-			add(a.Line, "%s: no credentials: set password_env, password_file, password_command or an [account.oauth2] table", where)
-		case 1:
-		default:
-			add(line(auths[1]), "%s: give one of %s, not several", where, strings.Join(auths, ", "))
-		}
-		if a.PasswordFile != "" {
-			a.PasswordFile = expand(base, a.PasswordFile)
-		}
-		if o := a.OAuth2; o != nil {
-			checkOAuth2(o, a.Name, base, func(key, format string, args ...any) {
-				add(src.oauthKey(i, key), "%s: oauth2: "+format, append([]any{where}, args...)...)
-			})
+	}
+	if a.POP3 != "" && (len(a.Folders) > 0 || len(a.Exclude) > 0) {
+		c.add(c.pos.accountKey(i, "folders"), "%s: folders and exclude are IMAP options (POP3 has only INBOX)", where)
+	}
+	if a.KeepDays < 0 {
+		c.add(c.pos.accountKey(i, "keep_days"), "%s: keep_days must be positive", where)
+	}
+}
+
+// auth checks that there is one way to log in, and the oauth2 table.
+func (c *checker) auth(cfg *Config, i int, a *Account, where string) {
+	auths := []string{}
+	for _, k := range []struct {
+		set bool
+		key string
+	}{{a.PasswordEnv != "", "password_env"}, {a.PasswordFile != "", "password_file"}, {a.PasswordCommand != "", "password_command"}, {a.OAuth2 != nil, "oauth2"}} {
+		if k.set {
+			auths = append(auths, k.key)
 		}
 	}
-	if len(errs) > 0 {
-		sort.SliceStable(errs, func(i, j int) bool { return errs[i].Line < errs[j].Line })
-		return nil, errs
+	switch len(auths) {
+	case 0:
+		c.add(a.Line, "%s: no credentials: set password_env, password_file, password_command or an [account.oauth2] table", where)
+	case 1:
+	default:
+		c.add(c.pos.accountKey(i, auths[1]), "%s: give one of %s, not several", where, strings.Join(auths, ", "))
 	}
-	return cfg, nil
+	if a.PasswordFile != "" {
+		a.PasswordFile = expand(c.base, a.PasswordFile)
+	}
+	if o := a.OAuth2; o != nil {
+		checkOAuth2(o, a.Name, c.base, func(key, format string, args ...any) {
+			c.add(c.pos.oauthKey(i, key), "%s: oauth2: "+format, append([]any{where}, args...)...)
+		})
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -475,7 +513,7 @@ func quote(s []string) []string {
 }
 
 // decodeErrors turns go-toml's errors into file:line errors.
-func decodeErrors(path string, err error) error {
+func decodeErrors(path string, data []byte, err error) error {
 	var strict *toml.StrictMissingError
 	if errors.As(err, &strict) {
 		var errs Errors
@@ -498,152 +536,16 @@ func decodeErrors(path string, err error) error {
 	if errors.As(err, &de) {
 		row, _ := de.Position()
 		msg := strings.TrimPrefix(de.Error(), "toml: ")
-		if m := typeErrRE.FindStringSubmatch(msg); m != nil {
-			msg = fmt.Sprintf("%s: want %s, not a %s", tomlKey(m[2]), goType(m[3]), m[1])
+		// go-toml (v2.2) gives a type error its line but no key (Key is
+		// set only in a StrictMissingError): the key and the kinds come
+		// from the parsed document at that line, when it parses.
+		var syn *toml.DecodeError
+		if perr := toml.Unmarshal(data, new(any)); !errors.As(perr, &syn) {
+			if m, ok := newPositions(data).typeError(row); ok {
+				msg = m
+			}
 		}
 		return Errors{{Path: path, Line: row, Msg: msg}}
 	}
 	return Errors{{Path: path, Msg: err.Error()}}
-}
-
-var typeErrRE = regexp.MustCompile(`^cannot decode TOML (\w+) into struct field config\.\w+\.(\w+) of type (.+)$`)
-
-// tomlKey maps a Go field name back to its TOML key.
-func tomlKey(field string) string {
-	for _, t := range []reflect.Type{reflect.TypeFor[Config](), reflect.TypeFor[Account](), reflect.TypeFor[OAuth2]()} {
-		if f, ok := t.FieldByName(field); ok {
-			return f.Tag.Get("toml")
-		}
-	}
-	return field
-}
-
-func goType(t string) string {
-	switch {
-	case strings.HasPrefix(t, "int"):
-		return "an integer"
-	case t == "bool":
-		return "true or false"
-	case t == "string":
-		return "a string"
-	case strings.HasPrefix(t, "[]"):
-		return "a list"
-	}
-	return "a table"
-}
-
-// source finds the lines of tables and keys, for messages about values that
-// decoded fine but make no sense.
-type source struct {
-	lines []string
-	// accounts[i] is the 0-based line of the i-th [[account]] header.
-	accounts []int
-}
-
-var (
-	accountHdr = regexp.MustCompile(`^\s*\[\[\s*account\s*\]\]`)
-	anyHdr     = regexp.MustCompile(`^\s*\[`)
-	oauthHdr   = regexp.MustCompile(`^\s*\[\s*account\s*\.\s*oauth2\s*\]`)
-)
-
-func newSource(data []byte) *source {
-	s := &source{lines: strings.Split(string(data), "\n")}
-	for i, l := range s.lines {
-		if accountHdr.MatchString(l) {
-			s.accounts = append(s.accounts, i)
-		}
-	}
-	return s
-}
-
-func (s *source) accountLine(i int) int {
-	if i < len(s.accounts) {
-		return s.accounts[i] + 1
-	}
-	return 0
-}
-
-// span is the line range [from, to) of account i's tables.
-func (s *source) span(i int) (from, to int) {
-	if i >= len(s.accounts) {
-		return 0, 0
-	}
-	from, to = s.accounts[i], len(s.lines)
-	if i+1 < len(s.accounts) {
-		to = s.accounts[i+1]
-	}
-	return from, to
-}
-
-func keyRE(key string) *regexp.Regexp {
-	return regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
-}
-
-func (s *source) find(from, to int, key string) int {
-	re := keyRE(key)
-	for l := from; l < to; l++ {
-		if re.MatchString(s.lines[l]) {
-			return l + 1
-		}
-	}
-	return 0
-}
-
-func (s *source) topKey(key string) int {
-	to := len(s.lines)
-	for i, l := range s.lines {
-		if anyHdr.MatchString(l) {
-			to = i
-			break
-		}
-	}
-	return s.find(0, to, key)
-}
-
-// accountKey is the line of key in account i's own table, or its header.
-func (s *source) accountKey(i int, key string) int {
-	from, to := s.span(i)
-	end := to
-	for l := from + 1; l < to; l++ {
-		if anyHdr.MatchString(s.lines[l]) {
-			end = l
-			break
-		}
-	}
-	if key == "oauth2" {
-		for l := from + 1; l < to; l++ {
-			if oauthHdr.MatchString(s.lines[l]) {
-				return l + 1
-			}
-		}
-	}
-	if n := s.find(from, end, key); n > 0 {
-		return n
-	}
-	return s.accountLine(i)
-}
-
-// oauthKey is the line of key in account i's [account.oauth2] table, or the
-// table's header.
-func (s *source) oauthKey(i int, key string) int {
-	from, to := s.span(i)
-	for l := from + 1; l < to; l++ {
-		if !oauthHdr.MatchString(s.lines[l]) {
-			continue
-		}
-		end := to
-		for m := l + 1; m < to; m++ {
-			if anyHdr.MatchString(s.lines[m]) {
-				end = m
-				break
-			}
-		}
-		if key != "" {
-			if n := s.find(l+1, end, key); n > 0 {
-				return n
-			}
-		}
-		return l + 1
-	}
-	return s.accountKey(i, "oauth2")
 }

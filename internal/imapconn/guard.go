@@ -5,15 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/mailkeep/mailkeep/internal/netdial"
 )
 
 // DefaultTimeout is how long mailkeep waits for a byte from a server that
-// owes it an answer when Config.Timeout is zero.
-const DefaultTimeout = 2 * time.Minute
+// owes it an answer when Config.Timeout is zero (netdial's, shared with
+// POP3).
+const DefaultTimeout = netdial.DefaultTimeout
 
 // MaxLine bounds a server's protocol line outside literals (and a literal
 // that is not a message body section), in bytes. 1 MiB: the longest lines
@@ -31,8 +33,9 @@ const MaxLine = 1 << 20
 const MaxSearchLine = 32 << 20
 
 // ErrTimeout is wrapped by the error of a connection whose server sent no
-// byte for the timeout while an answer was owed.
-var ErrTimeout = errors.New("server did not answer")
+// byte for the timeout while an answer was owed (netdial's, shared with
+// POP3).
+var ErrTimeout = netdial.ErrTimeout
 
 // ErrLineTooLong is wrapped by the error of a connection whose server sent
 // a protocol line (or a non-body literal) longer than MaxLine.
@@ -67,8 +70,9 @@ func (e *GuardError) Temporary() bool { return false }
 //     literal longer than max that does not carry a message body section
 //     (BODY[...], BINARY[...], RFC822...), fails the read.
 //
-// A read deadline of now+timeout is armed at the start of every read while
-// a command is outstanding, and whenever a command is written; with no
+// The deadlines are netdial's policy (ArmRead, ArmWrite), shared with
+// POP3: a read deadline of now+timeout is armed at the start of every read
+// while a command is outstanding, and whenever a command is written; with no
 // command outstanding reads have no deadline. So a server that owes an
 // answer must send a byte every timeout, inside a literal too, while a
 // connection idle between commands (the LIST connection while workers
@@ -93,9 +97,7 @@ type guard struct {
 }
 
 func newGuard(c net.Conn, acct string, timeout time.Duration) *guard {
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	timeout = netdial.Timeout(timeout)
 	// The greeting is owed from the start.
 	g := &guard{Conn: c, acct: acct, timeout: timeout, pending: map[string]bool{greeting: true}}
 	g.rd = lineScan{max: MaxLine, onEnd: g.readLine}
@@ -121,12 +123,7 @@ func (g *guard) Read(p []byte) (int, error) {
 		g.mu.Unlock()
 		return 0, g.err
 	}
-	waiting := len(g.pending) > 0
-	if waiting {
-		g.Conn.SetReadDeadline(time.Now().Add(g.timeout))
-	} else {
-		g.Conn.SetReadDeadline(time.Time{})
-	}
+	netdial.ArmRead(g.Conn, len(g.pending) > 0, g.timeout)
 	g.mu.Unlock()
 
 	n, err := g.Conn.Read(p)
@@ -140,7 +137,7 @@ func (g *guard) Read(p []byte) (int, error) {
 			return 0, g.err
 		}
 	}
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && len(g.pending) > 0 {
+	if err != nil && netdial.IsDeadline(err) && len(g.pending) > 0 {
 		g.err = &GuardError{Account: g.acct, Kind: ErrTimeout, Detail: fmt.Sprintf("no byte for %s while waiting for its answer%s", g.timeout, g.rd.where())}
 		g.Conn.Close()
 		return n, g.err
@@ -156,12 +153,12 @@ func (g *guard) Write(p []byte) (int, error) {
 	}
 	g.wr.scan(p)
 	if len(g.pending) > 0 {
-		g.Conn.SetReadDeadline(time.Now().Add(g.timeout))
+		netdial.ArmRead(g.Conn, true, g.timeout)
 	}
-	g.Conn.SetWriteDeadline(time.Now().Add(g.timeout))
+	netdial.ArmWrite(g.Conn, g.timeout)
 	g.mu.Unlock()
 	n, err := g.Conn.Write(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && netdial.IsDeadline(err) {
 		g.mu.Lock()
 		if g.err == nil {
 			g.err = &GuardError{Account: g.acct, Kind: ErrTimeout, Detail: fmt.Sprintf("server accepted no byte for %s", g.timeout)}

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -18,17 +17,19 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/mailkeep/mailkeep/internal/netdial"
 	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
-// TLSMode is how a connection is secured.
-type TLSMode int
+// TLSMode is how a connection is secured: netdial's, shared with POP3
+// and the account URLs.
+type TLSMode = netdial.TLSMode
 
 // The TLS modes.
 const (
-	TLSImplicit TLSMode = iota // imaps://, port 993
-	TLSStartTLS                // imap://, port 143, STARTTLS required
-	TLSNone                    // --tls none: plaintext (loopback, tests)
+	TLSImplicit = netdial.Implicit // imaps://, port 993
+	TLSStartTLS = netdial.StartTLS // imap://, port 143, STARTTLS required
+	TLSNone     = netdial.None     // --tls none: plaintext (loopback, tests)
 )
 
 // Config describes a server account.
@@ -58,41 +59,20 @@ func (c Config) String() string { return c.User + "@" + c.Addr }
 // MaxLine, ends it; Explain turns go-imap's resulting error back into the
 // typed *GuardError.
 func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
-	conn, tc, err := dialTCP(ctx, cfg)
+	stop0 := func() bool { return false }
+	conn, greeted, err := secure(ctx, cfg, &stop0)
 	if err != nil {
 		return nil, err
 	}
-	opts := &imapclient.Options{TLSConfig: tc, UnilateralDataHandler: cfg.Handler}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	var g *guard
-	switch cfg.TLS {
-	case TLSImplicit:
-		if tc.NextProtos == nil {
-			tc.NextProtos = []string{"imap"}
-		}
-		t := tls.Client(conn, tc)
-		if err := handshake(ctx, t, cfg.timeout()); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("%s: TLS: %w", cfg, certHint(err))
-		}
-		g = newGuard(t, cfg.String(), cfg.Timeout)
-	case TLSStartTLS:
-		t, err := startTLS(ctx, conn, tc, cfg)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("%s: %w", cfg, err)
-		}
-		g = newGuard(t, cfg.String(), cfg.Timeout)
+	// secure's AfterFunc closes conn when ctx ends during the login too.
+	defer stop0()
+	opts := &imapclient.Options{UnilateralDataHandler: cfg.Handler}
+	g := newGuard(conn, cfg.String(), cfg.Timeout)
+	if greeted {
 		// go-imap waits for a greeting; the server sent its one before
 		// STARTTLS, and capabilities are asked afresh after TLS.
 		g.prefix = []byte("* OK [mailkeep] TLS established\r\n")
 		delete(g.pending, greeting) // that was before STARTTLS
-	case TLSNone:
-		g = newGuard(conn, cfg.String(), cfg.Timeout)
-	default:
-		conn.Close()
-		return nil, fmt.Errorf("%s: unknown TLS mode %d", cfg, cfg.TLS)
 	}
 	c := imapclient.New(buffered(g), opts)
 	guards.Store(c, g)
@@ -111,7 +91,7 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 			c.Close()
 			var ierr *imap.Error
 			if errors.As(err, &ierr) {
-				return nil, fmt.Errorf("%s: login refused: %s", cfg, ierr.Text)
+				return nil, fmt.Errorf("%s: login refused: %w", cfg, ierr)
 			}
 			return nil, fmt.Errorf("%s: login: %w", cfg, Explain(c, err))
 		}
@@ -145,39 +125,45 @@ func Explain(c *imapclient.Client, err error) error {
 	return gerr
 }
 
-func (c Config) timeout() time.Duration {
-	if c.Timeout > 0 {
-		return c.Timeout
-	}
-	return DefaultTimeout
-}
-
-// dialTCP opens the TCP connection and the TLS settings for cfg.
-func dialTCP(ctx context.Context, cfg Config) (net.Conn, *tls.Config, error) {
-	host, _, err := net.SplitHostPort(cfg.Addr)
+// secure opens the TCP connection and secures it as cfg.TLS says:
+// implicit TLS, STARTTLS (greeted: the greeting was read before it), or
+// none. *stop is set to a func that stops closing the connection when ctx
+// ends; until it is called, ctx's end closes the connection.
+func secure(ctx context.Context, cfg Config, stop *func() bool) (conn net.Conn, greeted bool, err error) {
+	conn, tc, err := netdial.Dial(ctx, cfg.Addr, cfg.TLSConfig, cfg.Timeout)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", cfg, err)
+		return nil, false, fmt.Errorf("%s: %w", cfg, err)
 	}
-	d := net.Dialer{Timeout: min(30*time.Second, cfg.timeout()), KeepAlive: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", cfg, err)
+	raw := conn
+	*stop = context.AfterFunc(ctx, func() { raw.Close() })
+	fail := func(err error) (net.Conn, bool, error) {
+		(*stop)()
+		raw.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return nil, false, fmt.Errorf("%s: %w", cfg, err)
 	}
-	tc := cfg.TLSConfig.Clone()
-	if tc == nil {
-		tc = &tls.Config{}
+	switch cfg.TLS {
+	case TLSImplicit:
+		if tc.NextProtos == nil {
+			tc.NextProtos = []string{"imap"}
+		}
+		t, err := netdial.Handshake(ctx, conn, tc, cfg.Timeout)
+		if err != nil {
+			return fail(fmt.Errorf("TLS: %w", err))
+		}
+		return t, false, nil
+	case TLSStartTLS:
+		t, err := startTLS(ctx, conn, tc, cfg)
+		if err != nil {
+			return fail(err)
+		}
+		return t, true, nil
+	case TLSNone:
+		return conn, false, nil
 	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	return conn, tc, nil
-}
-
-// handshake runs the TLS handshake bounded by ctx and the timeout.
-func handshake(ctx context.Context, t *tls.Conn, d time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	return t.HandshakeContext(ctx)
+	return fail(fmt.Errorf("unknown TLS mode %d", cfg.TLS))
 }
 
 // ErrNoStartTLS is returned for an imap:// server that does not offer
@@ -258,24 +244,11 @@ func startTLS(ctx context.Context, conn net.Conn, tc *tls.Config, cfg Config) (*
 	if br.Buffered() > 0 {
 		return nil, errors.New("server sent data after its STARTTLS answer, before TLS; refusing it")
 	}
-	t := tls.Client(conn, tc)
-	if err := handshake(ctx, t, cfg.timeout()); err != nil {
-		return nil, fmt.Errorf("STARTTLS: TLS: %w", certHint(err))
+	t, err := netdial.Handshake(ctx, conn, tc, cfg.Timeout)
+	if err != nil {
+		return nil, fmt.Errorf("STARTTLS: TLS: %w", err)
 	}
 	return t, nil
-}
-
-// certHint adds what to do to a certificate verification error: trust the
-// server's CA with --ca-file (never fall back to plaintext).
-func certHint(err error) error {
-	var ua x509.UnknownAuthorityError
-	var hn x509.HostnameError
-	var ci x509.CertificateInvalidError
-	var cv *tls.CertificateVerificationError
-	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &cv) {
-		return fmt.Errorf("%w (if the server's certificate is signed by a private CA, trust it with --ca-file or ca_file; check the host name)", err)
-	}
-	return err
 }
 
 func clip(s string) string {
@@ -342,3 +315,6 @@ type bufConn struct {
 func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
 
 func buffered(c net.Conn) net.Conn { return &bufConn{Conn: c, r: bufio.NewReaderSize(c, 256<<10)} }
+
+// Dial is Dial(ctx, c), for fetch/imapsrc.Server.
+func (c Config) Dial(ctx context.Context) (*imapclient.Client, error) { return Dial(ctx, c) }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // ErrBadMailboxName is wrapped by the error of a LIST entry whose name
@@ -53,7 +55,8 @@ func ListRaw(ctx context.Context, cfg Config) ([]ListEntry, error) {
 		}
 		if len(toks) >= 2 && toks[0].s == tag && !toks[0].quoted {
 			if !strings.EqualFold(toks[1].s, "OK") {
-				return nil, fmt.Errorf("%s: LIST: %s", cfg, clip(line))
+				_, rest, _ := strings.Cut(line, " ")
+				return nil, fmt.Errorf("%s: LIST: %w", cfg, (*imap.Error)(ParseStatus(clip(rest))))
 			}
 			return out, nil
 		}
@@ -237,4 +240,37 @@ func DecodeMailbox(s string) (string, error) {
 		}
 	}
 	return sb.String(), nil
+}
+
+// MailboxNameError is a LIST entry whose name mailkeep cannot use, as
+// Config.ListMailboxes reports it: Sent is the name as the server sent it.
+type MailboxNameError struct {
+	Sent string
+	Err  error // wraps ErrBadMailboxName
+}
+
+func (e *MailboxNameError) Error() string { return fmt.Sprintf("mailbox %q: %v", e.Sent, e.Err) }
+func (e *MailboxNameError) Unwrap() error { return e.Err }
+
+// ListMailboxes is ListRaw in go-imap's types, for fetch/imapsrc.Server:
+// the usable entries, and one *MailboxNameError per unusable one.
+func (c Config) ListMailboxes(ctx context.Context) ([]*imap.ListData, []error, error) {
+	entries, err := ListRaw(ctx, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*imap.ListData
+	var bad []error
+	for _, e := range entries {
+		if e.Err != nil {
+			bad = append(bad, &MailboxNameError{Sent: e.Sent, Err: e.Err})
+			continue
+		}
+		attrs := make([]imap.MailboxAttr, len(e.Attrs))
+		for i, a := range e.Attrs {
+			attrs[i] = imap.MailboxAttr(a)
+		}
+		out = append(out, &imap.ListData{Attrs: attrs, Delim: e.Delim, Mailbox: e.Mailbox})
+	}
+	return out, bad, nil
 }

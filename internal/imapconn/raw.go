@@ -3,9 +3,7 @@ package imapconn
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +12,8 @@ import (
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // Raw is a logged-in IMAP connection spoken to directly, for the one thing
@@ -35,52 +35,23 @@ type Raw struct {
 
 // DialRaw connects, secures and logs in like Dial, returning a Raw.
 func DialRaw(ctx context.Context, cfg Config) (*Raw, error) {
-	conn, tc, err := dialTCP(ctx, cfg)
+	r := &Raw{acct: cfg.String(), timeout: cfg.Timeout, stop: func() bool { return false }}
+	conn, greeted, err := secure(ctx, cfg, &r.stop)
 	if err != nil {
 		return nil, err
 	}
-	r := &Raw{acct: cfg.String(), timeout: cfg.Timeout}
-	r.stop = context.AfterFunc(ctx, func() { conn.Close() })
 	fail := func(err error) (*Raw, error) {
 		r.Close()
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return nil, fmt.Errorf("%s: %w", cfg, err)
 	}
-	if cfg.TLS == TLSImplicit {
-		t := tls.Client(conn, tc)
-		if err := handshake(ctx, t, cfg.timeout()); err != nil {
-			conn.Close()
-			r.stop()
-			return nil, fmt.Errorf("%s: TLS: %w", cfg, certHint(err))
-		}
-		conn = t
-	}
 	r.set(conn)
-	greet, err := r.line()
-	if err != nil {
-		return fail(err)
-	}
-	if cfg.TLS == TLSStartTLS {
-		if strings.HasPrefix(strings.ToUpper(greet), "* PREAUTH") {
-			return fail(errors.New("server sent PREAUTH on an unencrypted connection; refusing it"))
-		}
-		if err := r.capability(); err != nil {
-			return fail(err)
-		}
-		if !r.Caps["STARTTLS"] {
-			return fail(fmt.Errorf("%w; refusing to send the password in clear (use imaps://, or --tls none on a trusted network)", ErrNoStartTLS))
-		}
-		if _, err := r.Cmd("STARTTLS"); err != nil {
-			return fail(fmt.Errorf("STARTTLS: %w", err))
-		}
-		if r.R.Buffered() > 0 {
-			return fail(errors.New("server sent data after its STARTTLS answer, before TLS; refusing it"))
-		}
-		t := tls.Client(conn, tc)
-		if err := handshake(ctx, t, cfg.timeout()); err != nil {
-			return fail(fmt.Errorf("STARTTLS: TLS: %w", certHint(err)))
-		}
-		r.set(t)
+	if greeted {
 		delete(r.g.pending, greeting) // that was before STARTTLS
+	} else if _, err := r.line(); err != nil {
+		return fail(fmt.Errorf("greeting: %w", err))
 	}
 	if err := r.capability(); err != nil {
 		return fail(err)
@@ -245,7 +216,8 @@ func (r *Raw) line() (string, error) {
 }
 
 // ReadTagged reads until the tagged response of tag, returning the
-// untagged lines and the text after "OK", or an error for NO/BAD.
+// untagged lines and the text after "OK" (response code included), or a
+// *imap.Error for NO or BAD.
 func (r *Raw) ReadTagged(tag string) ([]string, string, error) {
 	var untagged []string
 	for {
@@ -258,11 +230,12 @@ func (r *Raw) ReadTagged(tag string) ([]string, string, error) {
 			untagged = append(untagged, l)
 			continue
 		}
-		status, text, _ := strings.Cut(rest, " ")
-		if strings.EqualFold(status, "OK") {
-			return untagged, text, nil
+		st := ParseStatus(rest)
+		if st.Type == imap.StatusResponseTypeOK {
+			_, text, _ := strings.Cut(rest, " ")
+			return untagged, text, nil // with its response code: [APPENDUID ...]
 		}
-		return untagged, "", fmt.Errorf("%s %s", status, text)
+		return untagged, "", (*imap.Error)(st)
 	}
 }
 
@@ -322,3 +295,26 @@ func Mailbox(name string) string {
 // SetWriteDeadline is kept for callers; the guard bounds every write by
 // the connection's timeout.
 func (r *Raw) SetWriteDeadline(t time.Time) { r.conn.SetWriteDeadline(t) }
+
+// Has reports whether the server announced capability (upper case).
+func (r *Raw) Has(capability string) bool { return r.Caps[capability] }
+
+// Writer is the buffered writer commands go out on (W).
+func (r *Raw) Writer() *bufio.Writer { return r.W }
+
+// ParseStatus parses the status part of a tagged response ("NO [CODE
+// args] text"): the status (upper case), the response code's atom and the
+// text after it. Raw reports a tagged NO or BAD as this *imap.Error, as
+// go-imap does: one typed status error for both (errors.As).
+func ParseStatus(rest string) *imap.StatusResponse {
+	status, text, _ := strings.Cut(rest, " ")
+	st := &imap.StatusResponse{Type: imap.StatusResponseType(strings.ToUpper(status)), Text: text}
+	if inner, ok := strings.CutPrefix(text, "["); ok {
+		if code, after, ok := strings.Cut(inner, "]"); ok {
+			atom, _, _ := strings.Cut(code, " ")
+			st.Code = imap.ResponseCode(strings.ToUpper(atom))
+			st.Text = strings.TrimPrefix(after, " ")
+		}
+	}
+	return st
+}

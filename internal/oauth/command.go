@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// CommandTimeout bounds one run of a token_command.
-var CommandTimeout = 60 * time.Second
+// DefaultCommandTimeout bounds one run of a token_command when
+// CommandSource.Timeout is zero.
+const DefaultCommandTimeout = 60 * time.Second
 
 // CommandSource runs token_command ("sh -c") for every connection and uses
 // its trimmed standard output as the access token. The helper is expected
@@ -19,11 +20,17 @@ var CommandTimeout = 60 * time.Second
 type CommandSource struct {
 	Account string
 	Command string
+	// Timeout bounds one run of the command (0: DefaultCommandTimeout).
+	Timeout time.Duration
 }
 
 // Token runs the command.
 func (c *CommandSource) Token(ctx context.Context) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
+	limit := c.Timeout
+	if limit <= 0 {
+		limit = DefaultCommandTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "sh", "-c", c.Command)
@@ -31,7 +38,7 @@ func (c *CommandSource) Token(ctx context.Context) (string, error) {
 	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return "", fmt.Errorf("token_command did not finish within %s", CommandTimeout)
+		return "", fmt.Errorf("token_command did not finish within %s", limit)
 	}
 	if err != nil {
 		// Its stderr is shown (the last line, clipped); its stdout

@@ -203,11 +203,8 @@ func TestTokenCommand(t *testing.T) {
 			t.Errorf("%s: stdout leaked into error: %v", tc.cmd, err)
 		}
 	}
-	old := oauth.CommandTimeout
-	oauth.CommandTimeout = 200 * time.Millisecond
-	defer func() { oauth.CommandTimeout = old }()
 	start := time.Now()
-	_, err := (&oauth.CommandSource{Command: "sleep 10"}).Token(context.Background())
+	_, err := (&oauth.CommandSource{Command: "sleep 10", Timeout: 200 * time.Millisecond}).Token(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "did not finish") || time.Since(start) > 5*time.Second {
 		t.Errorf("timeout: %v after %s", err, time.Since(start))
 	}

@@ -8,68 +8,43 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/restore"
 )
 
-// Options choose what of the archive is restored.
-type Options struct {
-	// IncludeExpunged restores messages the server had expunged, and
-	// folders deleted on the server.
-	IncludeExpunged bool
-	// AsOf, when set, restores each folder as it was at that time: messages
-	// stored before it and not yet seen expunged, with their flags as of
-	// the last run before it.
-	AsOf time.Time
-}
+// Options choose what of the archive is restored (archive.Selection:
+// IncludeExpunged, AsOf).
+type Options = archive.Selection
 
 // Source is an archive as a restore.Source and restore.Progress.
 type Source struct {
-	a    *archive.Archive
-	opt  Options
-	run  int64
-	runs map[int64]time.Time
+	a   *archive.Archive
+	sel *archive.Selector
+	run int64
 }
 
 // New wraps an open archive; run is the restore's run id in its catalog.
 func New(a *archive.Archive, run int64, opt Options) (*Source, error) {
-	s := &Source{a: a, opt: opt, run: run, runs: map[int64]time.Time{}}
-	runs, err := a.Cat.Runs()
+	sel, err := a.Selector(opt)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range runs {
-		s.runs[r.ID] = r.Started
-	}
-	return s, nil
+	return &Source{a: a, sel: sel, run: run}, nil
 }
 
-// Folders lists the archive's folders.
+// Folders lists the archive's folders the Options show.
 func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
-	fl, err := s.a.Cat.Folders()
+	fl, err := s.sel.Folders()
 	if err != nil {
 		return nil, err
 	}
 	var out []restore.Folder
 	for _, f := range fl {
-		if f.GoneRun != 0 && !s.opt.IncludeExpunged && !s.before(f.GoneRun) {
-			continue
-		}
 		out = append(out, restore.Folder{Name: f.Name, Delim: f.Delim, SpecialUse: f.SpecialUse})
 	}
 	return out, nil
-}
-
-// before reports whether the run happened at or after AsOf (so its effects
-// are not yet visible at AsOf). Without AsOf nothing is "before".
-func (s *Source) before(run int64) bool {
-	if s.opt.AsOf.IsZero() {
-		return false
-	}
-	return !s.runs[run].Before(s.opt.AsOf)
 }
 
 // Messages calls fn for each message of a folder to restore, in the order
@@ -81,7 +56,7 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 	}
 	// Load the folder's metadata first: fn talks to the network, and a
 	// database cursor should not stay open that long.
-	sel, flagsOf, err := s.Select(f)
+	sel, flagsOf, err := s.sel.Select(f)
 	if err != nil {
 		return err
 	}
@@ -108,50 +83,6 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 			},
 		})
 	})
-}
-
-// Select returns the messages of folder f that the Options choose, in
-// catalog (storage) order, and each one's flags: as recorded by the last
-// run before AsOf when AsOf is set, else the current ones. Restore and
-// export (package restore/export) share it so that --as-of and
-// --include-expunged mean the same in both.
-func (s *Source) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]string, error) {
-	all, err := s.a.Cat.All(f.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	// Messages mailkeep deleted from a POP3 server after archiving them
-	// are not expunged: the archive exists to keep them.
-	deleted, err := s.a.Cat.Deleted(f.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	var sel []*catalog.Message
-	flagsOf := map[int64][]string{}
-	for _, m := range all {
-		flags := m.Flags
-		expungedRun := deleted.ExpungedRun(m)
-		if !s.opt.AsOf.IsZero() {
-			if !m.StoredAt.Before(s.opt.AsOf) {
-				continue
-			}
-			if expungedRun != 0 && !s.before(expungedRun) && !s.opt.IncludeExpunged {
-				continue
-			}
-			fl, ok, err := s.a.Cat.FlagsAsOf(m.ID, s.opt.AsOf)
-			if err != nil {
-				return nil, nil, err
-			}
-			if ok {
-				flags = fl
-			}
-		} else if expungedRun != 0 && !s.opt.IncludeExpunged {
-			continue
-		}
-		sel = append(sel, m)
-		flagsOf[m.ID] = flags
-	}
-	return sel, flagsOf, nil
 }
 
 // Key is a message's restore key: its catalog row id, which survives

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/restore"
 )
 
@@ -26,27 +26,25 @@ func (s *Source) RestoredIn(dest restore.Destination, folder string) (map[string
 
 var _ restore.Lister = (*Source)(nil)
 
-// MessageName implements restore.Namer: "UID 4711" (with its UIDVALIDITY
-// when the folder's is another now), or "UIDL ..." for a POP3 archive, as
-// `mailkeep cat FOLDER UID` takes them; the key when the catalog does not
-// know it.
+// MessageName implements restore.Namer: the message's archive.Ref name,
+// "UID 4711" (with its UIDVALIDITY when the folder's is another now), or
+// "UIDL ..." for a POP3 archive, as `mailkeep show FOLDER UID` takes them.
+// Never the key (a catalog row id the user cannot find a message by):
+// when the catalog cannot say, the name says that.
 func (s *Source) MessageName(folder, key string) string {
 	id, err := strconv.ParseInt(strings.TrimPrefix(key, "msg:"), 10, 64)
 	if err != nil || !strings.HasPrefix(key, "msg:") {
-		return key
+		return "(not an archive message key)"
 	}
 	m, err := s.a.Cat.MessageByID(id)
 	if err != nil {
-		return key
+		return fmt.Sprintf("(not found in the catalog: %v)", err)
 	}
-	if m.UIDL != "" {
-		return "UIDL " + m.UIDL
+	ref := archive.RefTo("", folder, m)
+	if f, err := s.a.Cat.Folder(folder); err == nil && f.UIDValidity == m.UIDValidity {
+		ref.UIDValidity = 0 // the folder's own: not worth saying
 	}
-	name := "UID " + strconv.FormatUint(uint64(m.UID), 10)
-	if f, err := s.a.Cat.Folder(folder); err == nil && f.UIDValidity != m.UIDValidity {
-		name += " (UIDVALIDITY " + strconv.FormatUint(uint64(m.UIDValidity), 10) + ")"
-	}
-	return name
+	return ref.Message()
 }
 
 var (
@@ -60,33 +58,5 @@ var (
 // and the delimiter when every folder but INBOX is below INBOX (Cyrus,
 // Courier), "" otherwise.
 func (s *Source) SourceNamespace(ctx context.Context) (string, rune, error) {
-	prefix, delim, ok, err := s.a.Cat.SourceNamespace()
-	if err != nil || ok {
-		return prefix, delim, err
-	}
-	fl, err := s.a.Cat.Folders()
-	if err != nil {
-		return "", 0, err
-	}
-	return inferNamespace(fl)
-}
-
-// inferNamespace is SourceNamespace's guess from the folder names.
-func inferNamespace(fl []*catalog.Folder) (string, rune, error) {
-	below := 0
-	var delim rune
-	for _, f := range fl {
-		if strings.EqualFold(f.Name, "INBOX") {
-			continue
-		}
-		if f.Delim == 0 || len(f.Name) <= 6 || !strings.EqualFold(f.Name[:5], "INBOX") || []rune(f.Name[5:])[0] != f.Delim {
-			return "", 0, nil
-		}
-		below++
-		delim = f.Delim
-	}
-	if below == 0 {
-		return "", 0, nil
-	}
-	return "INBOX" + string(delim), delim, nil
+	return s.a.SourceNamespace()
 }

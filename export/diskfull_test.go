@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 // TestDiskFull exports into a 1 MB tmpfs an archive four times that size:
@@ -40,7 +40,7 @@ func TestDiskFull(t *testing.T) {
 			if !strings.Contains(err.Error(), "account alice: folder ") {
 				t.Errorf("error does not name account and folder: %v", err)
 			}
-			var me *export.MessageError
+			var me *archive.MessageError
 			if errors.As(err, &me) && (me.UID == 0 || me.Folder == "") {
 				t.Errorf("message error without folder or uid: %+v", me)
 			}

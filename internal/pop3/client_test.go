@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailkeep/mailkeep/fetch/pop3"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 // TestMaildirServedByDovecot puts a Maildir export where Dovecot keeps a

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailkeep/mailkeep/fetch/pop3"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/oauth"
 	"github.com/mailkeep/mailkeep/internal/oauth/oauthtest"
+	"github.com/mailkeep/mailkeep/internal/pop3"
 	"github.com/mailkeep/mailkeep/internal/pop3test"
 )
 

@@ -11,7 +11,7 @@
 // per message), as restore does.
 //
 // Selection (--folder, --as-of, --include-expunged) is restore's: folders
-// and messages come from restore/archivesrc.
+// and messages come from archive.Selector.
 //
 // Safety: the target must be new or an empty directory. Every output file
 // is written under a temporary name, made durable (fsync, or one syncfs per
@@ -24,11 +24,8 @@ package export
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"sort"
@@ -39,8 +36,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
-	"github.com/mailkeep/mailkeep/restore"
-	"github.com/mailkeep/mailkeep/restore/archivesrc"
 )
 
 // Format is an export format.
@@ -67,8 +62,8 @@ func ParseFormat(s string) (Format, error) {
 var ErrTargetNotEmpty = errors.New("exists and is not an empty directory; export never writes into existing files")
 
 // ErrDamaged is wrapped by the error of a message whose archived bytes do
-// not match the catalog (or cannot be read).
-var ErrDamaged = errors.New("archived bytes do not match the catalog")
+// not match the catalog (or cannot be read): archive.ErrDamaged.
+var ErrDamaged = archive.ErrDamaged
 
 // Options configure Run.
 type Options struct {
@@ -76,8 +71,8 @@ type Options struct {
 	// Folders and Exclude are globs (package internal/glob) on folder
 	// names written with '/' between levels; no Folders means all.
 	Folders, Exclude []string
-	// AsOf and IncludeExpunged select messages as restore does (package
-	// restore/archivesrc).
+	// AsOf and IncludeExpunged select messages as restore does
+	// (archive.Selection).
 	AsOf            time.Time
 	IncludeExpunged bool
 	// Account names the archive in errors (an account name or URL).
@@ -93,30 +88,8 @@ type Stats struct {
 	Messages int     // messages written, in folders completed
 	Bytes    int64   // their size (the archived bytes)
 	Skipped  int     // damaged messages not written
-	Damaged  []error // one *MessageError per skipped message
+	Damaged  []error // one *archive.MessageError per skipped message
 }
-
-// MessageError names a message that could not be exported.
-type MessageError struct {
-	Account string
-	Folder  string
-	UID     uint32
-	UIDL    string // POP3
-	Err     error
-}
-
-func (e *MessageError) Error() string {
-	id := fmt.Sprintf("uid %d", e.UID)
-	if e.UIDL != "" {
-		id = fmt.Sprintf("uidl %q", e.UIDL)
-	}
-	if e.Account != "" {
-		return fmt.Sprintf("account %s: folder %q %s: %v", e.Account, e.Folder, id, e.Err)
-	}
-	return fmt.Sprintf("folder %q %s: %v", e.Folder, id, e.Err)
-}
-
-func (e *MessageError) Unwrap() error { return e.Err }
 
 // folderOut writes one folder in one format. Put streams a message into
 // a pending place; Keep makes it part of the export, Drop undoes Put.
@@ -144,16 +117,16 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	if err := CheckTarget(to); err != nil {
 		return st, err
 	}
-	src, err := archivesrc.New(a, 0, archivesrc.Options{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
+	src, err := a.Selector(archive.Selection{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
-	folders, err := src.Folders(ctx)
+	folders, err := src.Folders()
 	if err != nil {
 		return st, fmt.Errorf("archive %s: listing folders: %w", a.Dir, err)
 	}
 	sel := glob.New(opt.Folders, opt.Exclude)
-	var chosen []restore.Folder
+	var chosen []*catalog.Folder
 	for _, f := range folders {
 		if sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
 			chosen = append(chosen, f)
@@ -161,7 +134,7 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	}
 	// Folders are written relative to the source's personal namespace, as
 	// restore maps them: "INBOX.Sent" from Cyrus or Courier is "Sent".
-	nsPrefix, _, err := src.SourceNamespace(ctx)
+	nsPrefix, _, err := a.SourceNamespace()
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
@@ -183,12 +156,11 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 
 type exporter struct {
 	a   *archive.Archive
-	src *archivesrc.Source
+	src *archive.Selector
 	to  string
 	opt Options
 	st  *Stats
 	buf []byte
-	hr  hashReader
 	// kept and keptBytes count the current folder's messages; they join
 	// Stats when the folder is complete and durable.
 	kept      int
@@ -212,7 +184,7 @@ func (e *exporter) start() error {
 	return nil
 }
 
-func (e *exporter) open(f restore.Folder) (folderOut, error) {
+func (e *exporter) open(f *catalog.Folder) (folderOut, error) {
 	comps := layout.Components(relativeName(f.Name, e.nsPrefix), f.Delim)
 	switch e.opt.Format {
 	case Mbox:
@@ -238,14 +210,10 @@ func (f fatal) Unwrap() error { return f.err }
 // after a damaged message, or when the archive stream breaks, it walks on
 // from the next message (a fresh read from that message's own position),
 // so one bad spot costs only the messages it touches.
-func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
-	f, err := e.a.Cat.Folder(rf.Name)
-	if err != nil {
-		return e.wrap(rf.Name, nil, err)
-	}
+func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 	msgs, flags, err := e.src.Select(f)
 	if err != nil {
-		return e.wrap(rf.Name, nil, err)
+		return e.wrap(f.Name, nil, err)
 	}
 	if e.a.Format != archive.Maildir { // Walk's order: by position in the file
 		sort.SliceStable(msgs, func(i, j int) bool {
@@ -255,12 +223,12 @@ func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
 			return msgs[i].FramePos < msgs[j].FramePos
 		})
 	}
-	out, err := e.open(rf)
+	out, err := e.open(f)
 	if err != nil {
-		return e.wrap(rf.Name, nil, err)
+		return e.wrap(f.Name, nil, err)
 	}
 	e.kept, e.keptBytes = 0, 0
-	e.opt.Logger.Debug("exporting folder", "folder", rf.Name, "messages", len(msgs))
+	e.opt.Logger.Debug("exporting folder", "folder", f.Name, "messages", len(msgs))
 	done := 0
 	for done < len(msgs) {
 		start := done
@@ -310,20 +278,17 @@ func (e *exporter) folder(ctx context.Context, rf restore.Folder) error {
 
 // message writes one message, checking its bytes as they stream.
 func (e *exporter) message(out folderOut, folder string, m *catalog.Message, flags []string, seq int, r io.Reader) error {
-	e.hr.reset(r)
-	err := out.Put(m, flags, seq, &e.hr)
-	if e.hr.err != nil {
-		return e.drop(out, folder, m, fmt.Errorf("%w: reading after %d bytes: %v", ErrDamaged, e.hr.n, e.hr.err))
+	cr := archive.CheckedOf(m, r)
+	err := out.Put(m, flags, seq, cr)
+	if cr.Err() == nil && err == nil {
+		err = cr.Finish() // a writer that stopped short still checks the end
+	}
+	if derr := cr.Err(); derr != nil {
+		return e.drop(out, folder, m, derr)
 	}
 	if err != nil {
 		out.Drop()
 		return fatal{e.wrap(folder, m, err)}
-	}
-	if e.hr.n != m.Size {
-		return e.drop(out, folder, m, fmt.Errorf("%w: %d bytes, the catalog says %d", ErrDamaged, e.hr.n, m.Size))
-	}
-	if sum := hex.EncodeToString(e.hr.h.Sum(nil)); sum != m.SHA256 {
-		return e.drop(out, folder, m, fmt.Errorf("%w: SHA-256 is %s, the catalog says %s", ErrDamaged, sum, m.SHA256))
 	}
 	if err := out.Keep(); err != nil {
 		return fatal{e.wrap(folder, m, err)}
@@ -349,7 +314,7 @@ func (e *exporter) damaged(folder string, m *catalog.Message, err error) {
 	if !errors.Is(err, ErrDamaged) {
 		err = fmt.Errorf("%w: %v", ErrDamaged, err)
 	}
-	me := &MessageError{Account: e.opt.Account, Folder: folder, UID: m.UID, UIDL: m.UIDL, Err: err}
+	me := &archive.MessageError{Ref: archive.RefTo(e.opt.Account, folder, m), Err: err}
 	e.st.Skipped++
 	e.st.Damaged = append(e.st.Damaged, me)
 	e.opt.Logger.Warn("damaged message skipped", "folder", folder, "uid", m.UID, "error", err)
@@ -358,39 +323,12 @@ func (e *exporter) damaged(folder string, m *catalog.Message, err error) {
 // wrap names account, folder and (when m is set) message in err.
 func (e *exporter) wrap(folder string, m *catalog.Message, err error) error {
 	if m != nil {
-		return &MessageError{Account: e.opt.Account, Folder: folder, UID: m.UID, UIDL: m.UIDL, Err: err}
+		return &archive.MessageError{Ref: archive.RefTo(e.opt.Account, folder, m), Err: err}
 	}
 	if e.opt.Account != "" {
 		return fmt.Errorf("account %s: folder %q: %w", e.opt.Account, folder, err)
 	}
 	return fmt.Errorf("folder %q: %w", folder, err)
-}
-
-// hashReader counts and hashes what it reads and keeps the source's read
-// error apart from the writer's errors.
-type hashReader struct {
-	r   io.Reader
-	h   hash.Hash
-	n   int64
-	err error
-}
-
-func (h *hashReader) reset(r io.Reader) {
-	if h.h == nil {
-		h.h = sha256.New()
-	}
-	h.r, h.n, h.err = r, 0, nil
-	h.h.Reset()
-}
-
-func (h *hashReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	if err != nil && err != io.EOF {
-		h.err = err
-	}
-	return n, err
 }
 
 // relativeName is a folder's name below the personal namespace prefix;

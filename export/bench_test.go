@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 // benchMessages is about 21 MB: the corpus 40 times (one 300 kB message

@@ -32,22 +32,24 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/mailkeep/mailkeep/fetch/pop3src"
+	"github.com/mailkeep/mailkeep/internal/netdial"
 	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
-// TLSMode is how the connection is secured.
-type TLSMode int
+// TLSMode is how the connection is secured: netdial's, shared with IMAP
+// and the account URLs.
+type TLSMode = netdial.TLSMode
 
-// The TLS modes (same order as the IMAP ones).
+// The TLS modes.
 const (
-	TLSImplicit TLSMode = iota // pop3s://, port 995
-	TLSStartTLS                // pop3://, STLS required
-	TLSNone                    // plaintext, loopback and tests only
+	TLSImplicit = netdial.Implicit // pop3s://, port 995
+	TLSStartTLS = netdial.StartTLS // pop3://, STLS required
+	TLSNone     = netdial.None     // plaintext, loopback and tests only
 )
 
 // Config describes a POP3 account.
@@ -70,8 +72,17 @@ type Config struct {
 
 func (c Config) String() string { return c.User + "@" + c.Addr }
 
+// Open is Dial, for fetch/pop3src.Server.
+func (c Config) Open(ctx context.Context) (pop3src.Session, error) {
+	cl, err := Dial(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
 // ErrNoUIDL is returned by UIDL when the server does not support it.
-var ErrNoUIDL = errors.New("server does not support UIDL")
+var ErrNoUIDL = pop3src.ErrNoUIDL
 
 // ServerError is a -ERR answer.
 type ServerError struct {
@@ -81,10 +92,7 @@ type ServerError struct {
 func (e *ServerError) Error() string { return fmt.Sprintf("%s: server said -ERR %s", e.Cmd, e.Text) }
 
 // MsgInfo is one message of the maildrop.
-type MsgInfo struct {
-	ID   int
-	Size int64
-}
+type MsgInfo = pop3src.MsgInfo
 
 // Client is a POP3 session.
 type Client struct {
@@ -107,35 +115,25 @@ const maxLine = 64 << 10
 // Dial connects, secures and authenticates. ctx bounds the dial and, for
 // the life of the client, closes the connection when it ends.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 2 * time.Minute
-	}
+	cfg.Timeout = netdial.Timeout(cfg.Timeout)
 	if cfg.Window <= 0 {
 		cfg.Window = 64
 	}
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	conn, tc, err := netdial.Dial(ctx, cfg.Addr, cfg.TLSConfig, cfg.Timeout)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", cfg, err)
 	}
-	tc := cfg.TLSConfig.Clone()
-	if tc == nil {
-		tc = &tls.Config{}
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	d := net.Dialer{Timeout: 30 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfg, err)
-	}
+	raw := conn
 	c := &Client{cfg: cfg}
-	c.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	c.stop = context.AfterFunc(ctx, func() { raw.Close() })
+	// Every read and write of the session, TLS included, follows the
+	// I/O-timeout policy: the client reads only when an answer is owed.
+	conn = netdial.Owed(conn, cfg.Timeout)
 	if cfg.TLS == TLSImplicit {
-		t := tls.Client(conn, tc)
-		if err := t.HandshakeContext(ctx); err != nil {
+		t, err := netdial.Handshake(ctx, conn, tc, cfg.Timeout)
+		if err != nil {
 			c.stop()
-			conn.Close()
+			raw.Close()
 			return nil, fmt.Errorf("%s: TLS: %w", cfg, err)
 		}
 		conn = t
@@ -159,8 +157,8 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		if err := c.simple("STLS"); err != nil {
 			return fail(err)
 		}
-		t := tls.Client(c.conn, tc)
-		if err := t.HandshakeContext(ctx); err != nil {
+		t, err := netdial.Handshake(ctx, c.conn, tc, cfg.Timeout)
+		if err != nil {
 			return fail(fmt.Errorf("STLS: TLS: %w", err))
 		}
 		c.setConn(t)
@@ -357,7 +355,6 @@ func (c *Client) utf8() error {
 func (c *Client) UTF8Mode() bool { return c.utf8Mode }
 
 func (c *Client) send(line string) error {
-	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
 	if _, err := c.bw.WriteString(line + "\r\n"); err != nil {
 		return err
 	}
@@ -366,7 +363,6 @@ func (c *Client) send(line string) error {
 
 // readLine reads one response line (without CRLF), bounded in length.
 func (c *Client) readLine() (string, error) {
-	c.conn.SetReadDeadline(time.Now().Add(c.cfg.Timeout))
 	b, err := c.br.ReadSlice('\n')
 	if err == bufio.ErrBufferFull {
 		return "", fmt.Errorf("%w: a line longer than 64 KB", ErrTooLong)
@@ -378,13 +374,14 @@ func (c *Client) readLine() (string, error) {
 }
 
 // ErrTimeout is wrapped by the error of a session whose server sent no
-// byte for Config.Timeout while an answer was owed.
-var ErrTimeout = errors.New("server did not answer")
+// byte for Config.Timeout while an answer was owed (netdial's, shared
+// with IMAP).
+var ErrTimeout = netdial.ErrTimeout
 
 // lost describes a failed read.
 func (c *Client) lost(err error) error {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: no byte for %s (%w)", ErrTimeout, c.cfg.Timeout, err)
+	if errors.Is(err, ErrTimeout) {
+		return err // a *netdial.TimeoutError
 	}
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
@@ -567,7 +564,6 @@ func (c *Client) pipeline(cmds []string, handle func(i int, text string, ok erro
 	sent := 0
 	for i := range cmds {
 		for sent < len(cmds) && sent < i+w {
-			c.conn.SetWriteDeadline(time.Now().Add(c.cfg.Timeout))
 			if _, err := c.bw.WriteString(cmds[sent] + "\r\n"); err != nil {
 				return err
 			}
@@ -627,38 +623,11 @@ func (c *Client) Retr(ctx context.Context, ids []int, fn func(id int, r io.Reade
 
 // SizeError is a message whose received size disagrees with the size the
 // server announced for it.
-type SizeError struct {
-	ID        int    // message number in this session
-	Announced int64  // octets announced
-	Source    string // "LIST" or "RETR" (its "+OK n octets")
-	Got       int64  // octets received, dot-unstuffed
-	Lines     int64  // line feeds received
-}
-
-func (e *SizeError) Error() string {
-	return fmt.Sprintf("message %d: received %d octets (%d lines), but %s announced %d: the server sent a different message than it announced (truncated?)", e.ID, e.Got, e.Lines, e.Source, e.Announced)
-}
+type SizeError = pop3src.SizeError
 
 // SizeMatches reports whether got octets, with lfs line feeds among them,
-// are the message of announced octets. RFC 1939 sizes count the message
-// with CRLF line ends; servers that store mail with LF line ends may
-// announce the stored size (Dovecot does with pop3_fast_size_lookups on
-// mails whose virtual size is not cached), one octet less per line than
-// they send, and a server that sends bare LF lines may announce the CRLF
-// size, one octet more per line. A message that does not end with a line
-// end gets one from the server before the terminating "." (this client
-// keeps it: it belongs to what was sent), up to 2 octets the announced
-// size does not count. Exactly that is allowed: got - announced - e is 0,
-// 1 or 2, with e one of 0, lfs, -lfs. A truncated message is short by
-// more than that unless it is a few octets long.
-func SizeMatches(announced, got, lfs int64) bool {
-	for _, e := range []int64{0, lfs, -lfs} {
-		if d := got - announced - e; d >= 0 && d <= 2 {
-			return true
-		}
-	}
-	return false
-}
+// are the message of announced octets (pop3src.SizeMatches).
+func SizeMatches(announced, got, lfs int64) bool { return pop3src.SizeMatches(announced, got, lfs) }
 
 // Mismatched returns the messages of this session whose received size
 // disagreed with an announced one, by message number.
@@ -773,7 +742,6 @@ func (d *dotReader) Read(p []byte) (int, error) {
 }
 
 func (d *dotReader) fill() {
-	d.c.conn.SetReadDeadline(time.Now().Add(d.c.cfg.Timeout))
 	b, err := d.c.br.ReadSlice('\n')
 	if err != nil && err != bufio.ErrBufferFull {
 		d.done, d.err = true, fmt.Errorf("in the middle of a message: %w", d.c.lost(err))

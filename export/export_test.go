@@ -23,9 +23,9 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/maildir"
+	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
-	"github.com/mailkeep/mailkeep/restore/export"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -623,7 +623,7 @@ func TestDamagedMessageSkipped(t *testing.T) {
 				t.Logf("%s -> %s: %d exported, skipped %d", af, f, st.Messages, st.Skipped)
 				var skipped []uint32
 				for _, d := range st.Damaged {
-					var me *export.MessageError
+					var me *archive.MessageError
 					if !errors.As(d, &me) || !errors.Is(d, export.ErrDamaged) || me.Folder != "Box" || !strings.Contains(d.Error(), `account alice: folder "Box" uid `) {
 						t.Errorf("%s: damage report %v", f, d)
 						continue
