@@ -168,7 +168,7 @@ func TestContainerfile(t *testing.T) {
 	}
 	checkStatic(t, bin)
 	out, err := exec.Command(bin, "help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "mailkeep backup") {
+	if err != nil || !strings.Contains(string(out), "Usage:") || !strings.Contains(string(out), "  backup ") {
 		t.Errorf("%s help: %v\n%s", bin, err, out)
 	}
 
