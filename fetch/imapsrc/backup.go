@@ -173,21 +173,57 @@ func (b *backup) plan(c **imapclient.Client) ([]*folderJob, error) {
 		b.stats.Expunged += n
 	}
 
+	cats, err := b.ensureFolders(jobs)
+	if err != nil {
+		return nil, err
+	}
 	var out []*folderJob
-	for _, j := range jobs {
-		name := normInbox(j.list.Mailbox, j.list.Delim)
-		f, err := b.a.Folder(name, j.list.Delim, specialUse(j.list.Attrs))
-		if err != nil {
-			return nil, err
-		}
+	var empty []catalog.FolderStatus
+	for i, j := range jobs {
+		f := cats[i]
 		j.cat = f
 		if unchanged(f, j.status, b.condstore) {
 			b.stats.Unchanged++
 			continue
 		}
+		if st, ok, err := b.emptyStatus(f, j.status); err != nil {
+			return nil, err
+		} else if ok {
+			empty = append(empty, st)
+			continue
+		}
 		out = append(out, j)
 	}
+	// Empty folders with nothing catalogued need no EXAMINE: their status
+	// is recorded in one transaction.
+	if err := b.a.Cat.SetFolderStatuses(empty); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// ensureFolders returns the catalog entries of the listed folders,
+// adding the new ones in one transaction.
+func (b *backup) ensureFolders(jobs []*folderJob) ([]*catalog.Folder, error) {
+	nf := make([]catalog.NewFolder, len(jobs))
+	for i, j := range jobs {
+		name := normInbox(j.list.Mailbox, j.list.Delim)
+		nf[i] = catalog.NewFolder{Name: name, Delim: j.list.Delim, SpecialUse: specialUse(j.list.Attrs), Path: b.a.FolderPath(name, j.list.Delim)}
+	}
+	return b.a.Cat.EnsureFolders(nf)
+}
+
+// emptyStatus reports whether STATUS shows an empty folder of which the
+// catalog holds no live message (under any UIDVALIDITY): then there is
+// nothing to fetch, compare or mark, and only its status is recorded.
+func (b *backup) emptyStatus(f *catalog.Folder, st *imap.StatusData) (catalog.FolderStatus, bool, error) {
+	if st == nil || st.NumMessages == nil || *st.NumMessages != 0 || st.UIDValidity == 0 {
+		return catalog.FolderStatus{}, false, nil
+	}
+	if s, err := b.a.Cat.SyncState(f.ID, st.UIDValidity); err != nil || s.Live != 0 || s.Stale {
+		return catalog.FolderStatus{}, false, err
+	}
+	return catalog.FolderStatus{ID: f.ID, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), HighestModSeq: st.HighestModSeq}, true, nil
 }
 
 // list lists the selectable folders the options select, with their

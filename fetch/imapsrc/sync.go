@@ -25,6 +25,9 @@ import (
 // arriving while the first is being read would deadlock the connection.
 var bodyChunk = 1000
 
+// listBatch is how many listed messages one catalog lookup compares.
+var listBatch = catalog.MaxUIDBatch
+
 // expungePage is how many catalogued UIDs one page of the expunge walk
 // reads.
 var expungePage = 5000
@@ -192,7 +195,7 @@ func (s *folderSync) list(ex *examined) (full bool, err error) {
 // compareListing streams the answer to a metadata FETCH through compare,
 // catalog.MaxUIDBatch messages at a time.
 func (s *folderSync) compareListing(cmd *imapclient.FetchCommand, full bool) error {
-	batch := make([]srvMsg, 0, catalog.MaxUIDBatch)
+	batch := make([]srvMsg, 0, listBatch)
 	n := 0
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		buf, err := msg.Collect()
