@@ -67,7 +67,7 @@ func newEnv() (*env, error) {
 	e := &env{dv: dv}
 	// Every account up front: Dovecot notices passwd-file changes by mtime,
 	// which misses several changes within one second.
-	for _, u := range []string{benchUser, "big", "rest0", "wan0", "restprev", "many"} {
+	for _, u := range append([]string{benchUser, "big", "rest0", "wan0", "restprev", "many"}, scaleUsers...) {
 		if err := dv.CreateUser(u, benchPass); err != nil {
 			return nil, err
 		}
