@@ -111,12 +111,25 @@ type FolderStatus struct {
 	HighestModSeq        uint64
 }
 
-// SetFolderStatuses is SetFolderStatus for many folders in one
-// transaction.
+// folderChunk is how many folders one transaction of EnsureFolders or
+// SetFolderStatuses writes: the journal entry of a transaction is built in
+// memory, so 100,000 folders go in many transactions of a bounded size.
+const folderChunk = 1000
+
+// SetFolderStatuses is SetFolderStatus for many folders, a chunk of
+// folders per transaction.
 func (c *Catalog) SetFolderStatuses(sts []FolderStatus) error {
-	if len(sts) == 0 {
-		return nil
+	for len(sts) > 0 {
+		n := min(len(sts), folderChunk)
+		if err := c.setFolderStatuses(sts[:n]); err != nil {
+			return err
+		}
+		sts = sts[n:]
 	}
+	return nil
+}
+
+func (c *Catalog) setFolderStatuses(sts []FolderStatus) error {
 	return c.write(func(tx *wtx) error {
 		up, err := tx.Prepare(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`)
 		if err != nil {
@@ -169,7 +182,7 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 	if len(missing) == 0 {
 		return out, nil
 	}
-	// Simple inserts of brand-new names go in one transaction; anything
+	// Brand-new names are inserted folderChunk per transaction; anything
 	// else (a changed folder, a reindexed one to rename) takes
 	// EnsureFolder's careful path.
 	var fresh []int
@@ -182,13 +195,35 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 	for _, f := range known {
 		paths[f.Path] = true
 	}
-	err = c.write(func(tx *wtx) error {
+	for len(fresh) > 0 {
+		n := min(len(fresh), folderChunk)
+		if err := c.insertFolders(fs, fresh[:n], paths, out); err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		fresh = fresh[n:]
+	}
+	for _, i := range missing {
+		if out[i] != nil {
+			continue
+		}
+		nf := fs[i]
+		if out[i], err = c.EnsureFolder(nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// insertFolders adds the folders fs[idx] in one transaction, setting
+// out[i]; a folder whose path is taken is left for EnsureFolder.
+func (c *Catalog) insertFolders(fs []NewFolder, idx []int, paths map[string]bool, out []*Folder) error {
+	return c.write(func(tx *wtx) error {
 		ins, err := tx.Prepare(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
-		for _, i := range fresh {
+		for _, i := range idx {
 			nf := fs[i]
 			if paths[nf.Path] {
 				continue // maybe a reindexed folder to rename: EnsureFolder
@@ -211,17 +246,4 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("catalog: %w", err)
-	}
-	for _, i := range missing {
-		if out[i] != nil {
-			continue
-		}
-		nf := fs[i]
-		if out[i], err = c.EnsureFolder(nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
