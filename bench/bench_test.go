@@ -39,6 +39,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeScale()
 	if shared != nil {
 		shared.dv.Close()
 		os.RemoveAll(shared.tmp)

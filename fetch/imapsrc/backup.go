@@ -219,29 +219,81 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	}
 
 	// A known folder that is unchanged (the common case) is taken from
-	// the list just read rather than asked for again, one query each.
-	byName := make(map[string]*catalog.Folder, len(known))
-	for _, f := range known {
-		byName[f.Name] = f
+	// the list just read; the others are added or updated in one
+	// transaction.
+	cats, err := b.ensureFolders(jobs, known)
+	if err != nil {
+		return nil, err
 	}
 	var out []*folderJob
-	for _, j := range jobs {
-		name := normInbox(j.list.Mailbox, j.list.Delim)
-		su := specialUse(j.list.Attrs)
-		f := byName[name]
-		if f == nil || !f.Unchanged(j.list.Delim, su) {
-			if f, err = b.a.Folder(name, j.list.Delim, su); err != nil {
-				return nil, err
-			}
-		}
+	var empty []catalog.FolderStatus
+	for i, j := range jobs {
+		f := cats[i]
 		j.cat = f
 		if unchanged(f, j.status, b.condstore) {
 			b.stats.Unchanged++
 			continue
 		}
+		if st, ok, err := b.emptyStatus(f, j.status); err != nil {
+			return nil, err
+		} else if ok {
+			empty = append(empty, st)
+			continue
+		}
 		out = append(out, j)
 	}
+	// Empty folders with nothing catalogued need no EXAMINE: their status
+	// is recorded in one transaction.
+	if err := b.a.Cat.SetFolderStatuses(empty); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// ensureFolders returns the catalog entries of the listed folders,
+// adding the new ones in one transaction.
+func (b *backup) ensureFolders(jobs []*folderJob, known []*catalog.Folder) ([]*catalog.Folder, error) {
+	byName := make(map[string]*catalog.Folder, len(known))
+	for _, f := range known {
+		byName[f.Name] = f
+	}
+	out := make([]*catalog.Folder, len(jobs))
+	var nf []catalog.NewFolder
+	var at []int
+	for i, j := range jobs {
+		name := normInbox(j.list.Mailbox, j.list.Delim)
+		su := specialUse(j.list.Attrs)
+		if f := byName[name]; f != nil && f.Unchanged(j.list.Delim, su) {
+			out[i] = f
+			continue
+		}
+		nf = append(nf, catalog.NewFolder{Name: name, Delim: j.list.Delim, SpecialUse: su, Path: b.a.FolderPath(name, j.list.Delim)})
+		at = append(at, i)
+	}
+	if len(nf) == 0 {
+		return out, nil
+	}
+	added, err := b.a.Cat.EnsureFolders(nf)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range at {
+		out[i] = added[k]
+	}
+	return out, nil
+}
+
+// emptyStatus reports whether STATUS shows an empty folder of which the
+// catalog holds no live message (under any UIDVALIDITY): then there is
+// nothing to fetch, compare or mark, and only its status is recorded.
+func (b *backup) emptyStatus(f *catalog.Folder, st *imap.StatusData) (catalog.FolderStatus, bool, error) {
+	if st == nil || st.NumMessages == nil || *st.NumMessages != 0 || st.UIDValidity == 0 {
+		return catalog.FolderStatus{}, false, nil
+	}
+	if s, err := b.a.Cat.SyncState(f.ID, st.UIDValidity); err != nil || s.Live != 0 || s.Stale {
+		return catalog.FolderStatus{}, false, err
+	}
+	return catalog.FolderStatus{ID: f.ID, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), HighestModSeq: st.HighestModSeq}, true, nil
 }
 
 // list lists the selectable folders the options select, with their

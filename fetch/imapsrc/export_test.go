@@ -6,3 +6,11 @@ func SetBodyChunk(n int) (restore func()) {
 	bodyChunk = n
 	return func() { bodyChunk = old }
 }
+
+// SetBatches lets tests make the listing comparison and the expunge walk
+// take several batches and pages.
+func SetBatches(list, page int) (restore func()) {
+	ol, op := listBatch, expungePage
+	listBatch, expungePage = list, page
+	return func() { listBatch, expungePage = ol, op }
+}

@@ -3,9 +3,11 @@ package imapsrc
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +25,13 @@ import (
 // arriving while the first is being read would deadlock the connection.
 var bodyChunk = 1000
 
+// listBatch is how many listed messages one catalog lookup compares.
+var listBatch = catalog.MaxUIDBatch
+
+// expungePage is how many catalogued UIDs one page of the expunge walk
+// reads.
+var expungePage = 5000
+
 // srvMsg is a message's metadata as the server reports it.
 type srvMsg struct {
 	uid    imap.UID
@@ -33,194 +42,408 @@ type srvMsg struct {
 	msgID  string
 }
 
+// folderSync is one folder being synchronised. Its memory follows what
+// changed (new messages, changed flags, expunges), not the folder's size:
+// the server's metadata listing is compared with the catalog in batches
+// looked up by UID, and expunges are found by walking the catalog's UIDs
+// page by page against the server's UID set kept as ranges.
+type folderSync struct {
+	b   *backup
+	c   *imapclient.Client
+	f   *catalog.Folder
+	sel *imap.SelectData
+
+	live    int                   // catalogued live messages under sel.UIDValidity
+	present uidRanges             // UIDs of a full listing
+	fresh   []srvMsg              // listed, not in the catalog
+	w       *archive.FolderWriter // opened at the first write: an empty folder gets no file
+
+	flagChanges, expunged int
+	done                  bool // finish ran
+}
+
 // syncFolder brings one folder of the archive up to date with the server.
 // A returned error means the folder (or the connection) failed; failures of
 // single messages are recorded and the rest continue.
 func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
-	f := j.cat
-	all, err := b.a.Cat.All(f.ID)
+	ex, err := b.examine(c, j)
 	if err != nil {
 		return err
 	}
-	// Send the metadata FETCH right behind SELECT when STATUS lets us
-	// predict it (same UIDVALIDITY, messages present): one round trip less
-	// per folder. If SELECT then disagrees, the answer is drained and the
-	// folder is listed again.
+	f := j.cat
+	if ex.state.Stale {
+		if f, ex.state, err = b.reset(c, f, ex.sel); err != nil {
+			return err
+		}
+	}
+	s := &folderSync{b: b, c: c, f: f, sel: ex.sel, live: ex.state.Live}
+	defer s.abort()
+	full, err := s.list(ex)
+	if err != nil {
+		return err
+	}
+	if err := s.expunges(full); err != nil {
+		return err
+	}
+	failed, err := s.storeNew()
+	return s.finish(failed, err)
+}
+
+// examined is a folder after EXAMINE.
+type examined struct {
+	sel     *imap.SelectData
+	state   catalog.SyncState
+	pre     *imapclient.FetchCommand // the metadata FETCH sent behind EXAMINE, or nil
+	preFull bool                     // pre lists every message (no CHANGEDSINCE)
+}
+
+// examine selects the folder read-only. When STATUS lets it predict the
+// outcome (same UIDVALIDITY, messages present, nothing to re-key) it sends
+// the metadata FETCH right behind: one round trip less per folder. If
+// EXAMINE then disagrees, that answer is drained and the folder is listed
+// again.
+func (b *backup) examine(c *imapclient.Client, j *folderJob) (*examined, error) {
+	f, st := j.cat, j.status
 	selCmd := c.Select(j.list.Mailbox, &imap.SelectOptions{ReadOnly: true, CondStore: b.condstore})
-	var pre *imapclient.FetchCommand
-	preFull := true
-	st := j.status
-	if st != nil && st.NumMessages != nil && *st.NumMessages > 0 && st.UIDValidity != 0 && !needsReset(all, st.UIDValidity) {
-		if b.condstore && f.HighestModSeq > 0 && f.UIDValidity == st.UIDValidity {
-			pre, preFull = b.listCmd(c, f.HighestModSeq, false), false
-		} else {
-			pre = b.listCmd(c, 0, false)
+	ex := &examined{}
+	var known uint32 // the UIDVALIDITY ex.state was computed for
+	if st != nil && st.NumMessages != nil && *st.NumMessages > 0 && st.UIDValidity != 0 {
+		var err error
+		if ex.state, err = b.a.Cat.SyncState(f.ID, st.UIDValidity); err != nil {
+			selCmd.Wait()
+			return nil, err
+		}
+		known = st.UIDValidity
+		if !ex.state.Stale {
+			ex.preFull = !b.incremental(f, st.UIDValidity)
+			ex.pre = b.listCmd(c, b.changedSince(ex.preFull, f), false)
 		}
 	}
 	sel, err := selCmd.Wait()
-	if err != nil {
-		if pre != nil {
-			pre.Close()
+	drop := func() {
+		if ex.pre != nil {
+			ex.pre.Close()
+			ex.pre = nil
 		}
-		return fmt.Errorf("EXAMINE: %w", err)
+	}
+	if err != nil {
+		drop()
+		return nil, fmt.Errorf("EXAMINE: %w", err)
 	}
 	if sel.UIDValidity == 0 {
-		if pre != nil {
-			pre.Close()
-		}
-		return fmt.Errorf("server sent no UIDVALIDITY")
+		drop()
+		return nil, fmt.Errorf("server sent no UIDVALIDITY")
 	}
-	if pre != nil && (sel.UIDValidity != st.UIDValidity || sel.NumMessages == 0) {
-		pre.Close()
-		pre = nil
+	ex.sel = sel
+	if ex.pre != nil && (sel.UIDValidity != st.UIDValidity || sel.NumMessages == 0) {
+		drop()
 	}
-	if needsReset(all, sel.UIDValidity) {
-		if err := b.resetValidity(c, f, sel, all); err != nil {
-			return fmt.Errorf("UIDVALIDITY changed to %d: %w", sel.UIDValidity, err)
-		}
-		if f, err = b.a.Cat.Folder(f.Name); err != nil {
-			return err
-		}
-		if all, err = b.a.Cat.All(f.ID); err != nil {
-			return err
+	if known != sel.UIDValidity {
+		if ex.state, err = b.a.Cat.SyncState(f.ID, sel.UIDValidity); err != nil {
+			drop()
+			return nil, err
 		}
 	}
+	if ex.state.Stale {
+		drop()
+	}
+	return ex, nil
+}
 
-	cur := map[imap.UID]*catalog.Message{}
-	live := 0
-	for _, m := range all {
-		if m.UIDValidity == sel.UIDValidity && m.UID != 0 {
-			cur[imap.UID(m.UID)] = m
-			if m.ExpungedRun == 0 {
-				live++
-			}
-		}
-	}
+// incremental reports whether the folder can be listed with CHANGEDSINCE.
+func (b *backup) incremental(f *catalog.Folder, uidValidity uint32) bool {
+	return b.condstore && f.HighestModSeq > 0 && f.UIDValidity == uidValidity
+}
 
-	var listing []srvMsg
-	full := true
-	if pre != nil {
-		full = preFull
-		if listing, err = b.collect(c, pre, false); err != nil {
-			return err
-		}
-		if full && uint32(len(listing)) != sel.NumMessages {
-			return fmt.Errorf("server listed %d of its %d messages; nothing marked expunged, retry later", len(listing), sel.NumMessages)
-		}
-	} else if sel.NumMessages > 0 {
-		if b.condstore && f.HighestModSeq > 0 && f.UIDValidity == sel.UIDValidity && sel.HighestModSeq > 0 {
-			full = false
-			listing, err = b.listMeta(c, f.HighestModSeq, false)
-		} else {
-			listing, err = b.listMeta(c, 0, false)
-		}
+func (b *backup) changedSince(full bool, f *catalog.Folder) uint64 {
+	if full {
+		return 0
+	}
+	return f.HighestModSeq
+}
+
+// reset re-keys a folder whose UIDVALIDITY changed (or whose messages
+// lack UIDs) and returns its new catalog state.
+func (b *backup) reset(c *imapclient.Client, f *catalog.Folder, sel *imap.SelectData) (*catalog.Folder, catalog.SyncState, error) {
+	var st catalog.SyncState
+	if err := b.resetValidity(c, f, sel); err != nil {
+		return nil, st, fmt.Errorf("UIDVALIDITY changed to %d: %w", sel.UIDValidity, err)
+	}
+	f, err := b.a.Cat.Folder(f.Name)
+	if err != nil {
+		return nil, st, err
+	}
+	st, err = b.a.Cat.SyncState(f.ID, sel.UIDValidity)
+	return f, st, err
+}
+
+// list reads the server's metadata listing (the one examine pipelined, or
+// a new one) and compares it with the catalog batch by batch: unknown
+// UIDs become fresh, changed flags are recorded at once. It reports
+// whether the listing was full (every message, no CHANGEDSINCE).
+func (s *folderSync) list(ex *examined) (full bool, err error) {
+	if ex.pre != nil {
+		return ex.preFull, s.compareListing(ex.pre, ex.preFull)
+	}
+	if s.sel.NumMessages == 0 {
+		return true, nil
+	}
+	full = !(s.b.incremental(s.f, s.sel.UIDValidity) && s.sel.HighestModSeq > 0)
+	return full, s.compareListing(s.b.listCmd(s.c, s.b.changedSince(full, s.f), false), full)
+}
+
+// compareListing streams the answer to a metadata FETCH through compare,
+// catalog.MaxUIDBatch messages at a time.
+func (s *folderSync) compareListing(cmd *imapclient.FetchCommand, full bool) error {
+	batch := make([]srvMsg, 0, listBatch)
+	n := 0
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		buf, err := msg.Collect()
 		if err != nil {
-			return err
+			abandonOne(s.c, cmd)
+			return fmt.Errorf("UID FETCH metadata: %w", err)
 		}
-		if full && uint32(len(listing)) != sel.NumMessages {
-			return fmt.Errorf("server listed %d of its %d messages; nothing marked expunged, retry later", len(listing), sel.NumMessages)
-		}
-	}
-
-	var fresh []srvMsg
-	var changes []catalog.FlagChange
-	for _, s := range listing {
-		m := cur[s.uid]
-		if m == nil {
-			fresh = append(fresh, s)
+		if buf.UID == 0 {
 			continue
 		}
-		if m.ExpungedRun == 0 && catalog.JoinFlags(m.Flags) != catalog.JoinFlags(s.flags) {
-			changes = append(changes, catalog.FlagChange{ID: m.ID, Flags: s.flags, ModSeq: s.modseq})
+		n++
+		if full {
+			s.present.add(buf.UID)
 		}
-	}
-
-	// Expunges: a full listing shows them directly; after CHANGEDSINCE the
-	// counts tell whether a UID SEARCH is needed.
-	var present map[imap.UID]bool
-	if full {
-		present = make(map[imap.UID]bool, len(listing))
-		for _, s := range listing {
-			present[s.uid] = true
-		}
-	} else if sel.NumMessages != uint32(live+len(fresh)) {
-		uids, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
-		if err != nil {
-			return fmt.Errorf("UID SEARCH: %w", err)
-		}
-		present = map[imap.UID]bool{}
-		for _, u := range uids.AllUIDs() {
-			present[u] = true
-		}
-	}
-	var gone []int64
-	if present != nil {
-		for uid, m := range cur {
-			if m.ExpungedRun == 0 && !present[uid] {
-				gone = append(gone, m.ID)
+		batch = append(batch, srvMsg{uid: buf.UID, flags: flagStrings(buf.Flags), date: buf.InternalDate, size: buf.RFC822Size, modseq: buf.ModSeq})
+		if len(batch) == cap(batch) {
+			if err := s.compare(batch); err != nil {
+				abandonOne(s.c, cmd)
+				return err
 			}
+			batch = batch[:0]
 		}
 	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("UID FETCH metadata: %w", err)
+	}
+	if err := s.compare(batch); err != nil {
+		return err
+	}
+	if full && uint32(n) != s.sel.NumMessages {
+		return fmt.Errorf("server listed %d of its %d messages; nothing marked expunged, retry later", n, s.sel.NumMessages)
+	}
+	return nil
+}
 
-	w, err := b.a.NewWriter(f, b.run)
+// compare looks a batch of listed messages up in the catalog by UID: the
+// unknown ones are fresh, the flag changes of live ones are written.
+func (s *folderSync) compare(batch []srvMsg) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	uids := make([]uint32, len(batch))
+	for i, m := range batch {
+		uids[i] = uint32(m.uid)
+	}
+	known, err := s.b.a.Cat.ByUIDs(s.f.ID, s.sel.UIDValidity, uids)
 	if err != nil {
 		return err
 	}
-	closed := false
-	defer func() {
-		if !closed {
-			w.Close()
+	var changes []catalog.FlagChange
+	byID := map[int64]*catalog.Message{}
+	for _, sm := range batch {
+		m := known[uint32(sm.uid)]
+		if m == nil {
+			s.fresh = append(s.fresh, sm)
+			continue
 		}
-	}()
-	byID := make(map[int64]*catalog.Message, len(cur))
-	for _, m := range cur {
-		byID[m.ID] = m
+		if m.ExpungedRun == 0 && byID[m.ID] == nil && catalog.JoinFlags(m.Flags) != catalog.JoinFlags(sm.flags) {
+			changes = append(changes, catalog.FlagChange{ID: m.ID, Flags: sm.flags, ModSeq: sm.modseq})
+			byID[m.ID] = m
+		}
+	}
+	return s.setFlags(changes, byID)
+}
+
+// setFlags records flag changes (and renames Maildir files).
+func (s *folderSync) setFlags(changes []catalog.FlagChange, byID map[int64]*catalog.Message) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	w, err := s.writer()
+	if err != nil {
+		return err
 	}
 	if err := w.SetFlags(changes, byID); err != nil {
 		return err
 	}
-	if err := b.a.Cat.MarkExpunged(b.run, gone); err != nil {
-		return err
-	}
-	b.mu.Lock()
-	b.stats.FlagChanges += len(changes)
-	b.stats.Expunged += len(gone)
-	b.mu.Unlock()
+	s.flagChanges += len(changes)
+	return nil
+}
 
-	failed, err := b.storeNew(c, w, sel.UIDValidity, fresh)
-	closed = true
-	if cerr := w.Close(); err == nil && cerr != nil {
-		err = cerr
+// expunges marks the catalogued messages the server no longer has. A
+// full listing shows them directly; after CHANGEDSINCE the counts tell
+// whether a UID SEARCH is needed. The catalog's UIDs are walked page by
+// page in UID order against the server's UIDs kept as ranges.
+func (s *folderSync) expunges(full bool) error {
+	present := &s.present
+	if !full {
+		if s.sel.NumMessages == uint32(s.live+len(s.fresh)) {
+			return nil
+		}
+		data, err := s.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+		if err != nil {
+			return fmt.Errorf("UID SEARCH: %w", err)
+		}
+		present = &uidRanges{}
+		if set, ok := data.All.(imap.UIDSet); ok {
+			for _, r := range set {
+				present.addRange(r.Start, r.Stop)
+			}
+		}
 	}
-	n, by := w.Stored()
+	present.normalize()
+	if full && s.live == 0 {
+		return nil
+	}
+	var after uint32
+	for {
+		page, err := s.b.a.Cat.LiveUIDs(s.f.ID, s.sel.UIDValidity, after, expungePage)
+		if err != nil {
+			return err
+		}
+		var gone []int64
+		for _, r := range page {
+			if !present.has(imap.UID(r.UID)) {
+				gone = append(gone, r.ID)
+			}
+		}
+		if err := s.b.a.Cat.MarkExpunged(s.b.run, gone); err != nil {
+			return err
+		}
+		s.expunged += len(gone)
+		if len(page) < expungePage {
+			return nil
+		}
+		after = page[len(page)-1].UID
+	}
+}
+
+// writer opens the folder's writer at the first write.
+func (s *folderSync) writer() (*archive.FolderWriter, error) {
+	if s.w == nil {
+		w, err := s.b.a.NewWriter(s.f, s.b.run)
+		if err != nil {
+			return nil, err
+		}
+		s.w = w
+	}
+	return s.w, nil
+}
+
+// storeNew fetches and stores the fresh messages.
+func (s *folderSync) storeNew() (failed bool, err error) {
+	if len(s.fresh) == 0 {
+		return false, nil
+	}
+	w, err := s.writer()
+	if err != nil {
+		return false, err
+	}
+	return s.b.storeNew(s.c, w, s.sel.UIDValidity, s.fresh)
+}
+
+// finish closes the writer, adds the folder's figures to the run's stats
+// and, when every message made it, records the folder's status.
+func (s *folderSync) finish(failed bool, err error) error {
+	b := s.b
+	s.done = true
+	var n int
+	var by int64
+	if s.w != nil {
+		w := s.w
+		s.w = nil
+		if cerr := w.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		n, by = w.Stored()
+	}
 	b.mu.Lock()
+	b.stats.FlagChanges += s.flagChanges
+	b.stats.Expunged += s.expunged
 	b.stats.Fetched += n
 	b.stats.Bytes += by
 	b.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	b.log.Debug("folder synced", "account", b.acct, "folder", f.Name, "new", n, "bytes", by, "flags", len(changes), "expunged", len(gone))
+	b.log.Debug("folder synced", "account", b.acct, "folder", s.f.Name, "new", n, "bytes", by, "flags", s.flagChanges, "expunged", s.expunged)
 	if failed {
 		return nil // leave the folder's status unrecorded so the next run looks again
 	}
-	return b.a.Cat.SetFolderStatus(f.ID, sel.UIDValidity, uint32(sel.UIDNext), sel.NumMessages, sel.HighestModSeq)
+	return b.a.Cat.SetFolderStatus(s.f.ID, s.sel.UIDValidity, uint32(s.sel.UIDNext), s.sel.NumMessages, s.sel.HighestModSeq)
 }
 
-// needsReset reports whether live messages were stored under another
-// UIDVALIDITY than the server's current one, or have no UID at all (rows
-// that reindex rebuilt from the files alone): both are recognised by
-// resetValidity instead of being fetched and stored again.
-func needsReset(all []*catalog.Message, uidValidity uint32) bool {
-	for _, m := range all {
-		if m.ExpungedRun != 0 {
+// abort counts what an interrupted sync did and closes its writer (which
+// commits what is durable).
+func (s *folderSync) abort() {
+	if !s.done {
+		s.finish(true, errAborted)
+	}
+}
+
+var errAborted = errors.New("folder sync aborted")
+
+// uidRanges is a set of UIDs as sorted, disjoint ranges: a folder's UIDs
+// with few gaps cost a few ranges, not a word per message.
+type uidRanges struct {
+	r []imap.UIDRange
+}
+
+func (u *uidRanges) add(uid imap.UID) { u.addRange(uid, uid) }
+
+func (u *uidRanges) addRange(start, stop imap.UID) {
+	if stop == 0 { // "*": not expected in a server's answer; take it as start
+		stop = start
+	}
+	if n := len(u.r); n > 0 {
+		last := &u.r[n-1]
+		if start >= last.Start && start <= last.Stop+1 {
+			last.Stop = max(last.Stop, stop)
+			return
+		}
+	}
+	u.r = append(u.r, imap.UIDRange{Start: start, Stop: stop})
+}
+
+// normalize sorts and merges the ranges (a server may answer out of order).
+func (u *uidRanges) normalize() {
+	if slices.IsSortedFunc(u.r, func(a, b imap.UIDRange) int { return int(int64(a.Start) - int64(b.Start)) }) {
+		if !u.overlapping() {
+			return
+		}
+	}
+	slices.SortFunc(u.r, func(a, b imap.UIDRange) int { return int(int64(a.Start) - int64(b.Start)) })
+	out := u.r[:0]
+	for _, x := range u.r {
+		if n := len(out); n > 0 && x.Start <= out[n-1].Stop+1 {
+			out[n-1].Stop = max(out[n-1].Stop, x.Stop)
 			continue
 		}
-		if (m.UID != 0 && m.UIDValidity != uidValidity) || (m.UID == 0 && m.UIDL == "") {
+		out = append(out, x)
+	}
+	u.r = out
+}
+
+func (u *uidRanges) overlapping() bool {
+	for i := 1; i < len(u.r); i++ {
+		if u.r[i].Start <= u.r[i-1].Stop+1 {
 			return true
 		}
 	}
 	return false
+}
+
+// has reports whether uid is in the set (after normalize).
+func (u *uidRanges) has(uid imap.UID) bool {
+	i := sort.Search(len(u.r), func(i int) bool { return u.r[i].Stop >= uid })
+	return i < len(u.r) && u.r[i].Start <= uid
 }
 
 // storeNew fetches the bodies of fresh messages and adds them to w. It
@@ -236,6 +459,7 @@ func (b *backup) storeNew(c *imapclient.Client, w *archive.FolderWriter, uidVali
 		uids = append(uids, s.uid)
 	}
 	slices.Sort(uids)
+	uids = slices.Compact(uids) // a server may list a UID twice
 	name := w.Folder().Name
 	store := func(uid imap.UID, r io.Reader) error {
 		s := meta[uid]
@@ -412,22 +636,25 @@ func parseMessageID(b []byte) string {
 // are recognised (size, INTERNALDATE and Message-ID first, then the SHA-256
 // of the bytes) and re-keyed to their new UIDs; the rest is fetched later as
 // new mail.
-func (b *backup) resetValidity(c *imapclient.Client, f *catalog.Folder, sel *imap.SelectData, all []*catalog.Message) error {
+func (b *backup) resetValidity(c *imapclient.Client, f *catalog.Folder, sel *imap.SelectData) error {
 	type key struct {
 		size  int64
 		date  int64
 		msgID string
 	}
 	cands := map[key][]*catalog.Message{}
-	for _, m := range all {
+	err := b.a.Cat.Each(b.ctx, f.ID, func(m *catalog.Message) error {
 		if m.UIDValidity != sel.UIDValidity {
 			k := key{m.Size, m.InternalDate.Unix(), m.MessageID}
 			cands[k] = append(cands[k], m)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	var listing []srvMsg
 	if sel.NumMessages > 0 {
-		var err error
 		if listing, err = b.listMeta(c, 0, true); err != nil {
 			return err
 		}
@@ -445,7 +672,7 @@ func (b *backup) resetValidity(c *imapclient.Client, f *catalog.Folder, sel *ima
 	}
 	used := map[int64]bool{}
 	var rekeys []catalog.Rekey
-	_, _, err := fetchBodies(c, hashUIDs, func(uid imap.UID, r io.Reader) error {
+	_, _, err = fetchBodies(c, hashUIDs, func(uid imap.UID, r io.Reader) error {
 		h := sha256.New()
 		if _, err := io.Copy(h, r); err != nil {
 			return err

@@ -1,0 +1,249 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Queries whose cost follows what changed in a folder, not the folder's
+// size: an incremental backup looks messages up by UID in batches and
+// walks a folder's UIDs page by page instead of loading the folder.
+
+// SyncState is what a backup needs to know of a folder's catalogued
+// messages before it synchronises the folder.
+type SyncState struct {
+	// Live counts the messages under the given UIDVALIDITY not marked
+	// expunged.
+	Live int
+	// Stale reports live messages stored under another UIDVALIDITY, or
+	// without UID and UIDL (rows reindex rebuilt from the files alone):
+	// the folder must be re-keyed before it is synchronised.
+	Stale bool
+}
+
+// SyncState returns the state of a folder's live messages relative to the
+// server's UIDVALIDITY, in one pass of SQLite over the folder's index
+// (nothing of the folder is loaded).
+func (c *Catalog) SyncState(folderID int64, uidValidity uint32) (SyncState, error) {
+	var st SyncState
+	var stale int
+	err := c.queryRow(`SELECT COALESCE(SUM(uid>0 AND uidvalidity=?),0), COALESCE(SUM((uid>0 AND uidvalidity<>?) OR (uid=0 AND uidl IS NULL)),0)
+		FROM messages WHERE folder_id=? AND expunged_run IS NULL`, uidValidity, uidValidity, folderID).Scan(&st.Live, &stale)
+	st.Stale = stale > 0
+	if err != nil {
+		return st, fmt.Errorf("catalog: folder %d: %w", folderID, err)
+	}
+	return st, nil
+}
+
+// MaxUIDBatch is the most UIDs ByUIDs takes at once.
+const MaxUIDBatch = 500
+
+// ByUIDs returns the messages of a folder stored under uidValidity with the
+// given UIDs (expunged ones included), by UID. At most MaxUIDBatch UIDs.
+func (c *Catalog) ByUIDs(folderID int64, uidValidity uint32, uids []uint32) (map[uint32]*Message, error) {
+	out := make(map[uint32]*Message, len(uids))
+	if len(uids) == 0 {
+		return out, nil
+	}
+	if len(uids) > MaxUIDBatch {
+		return nil, fmt.Errorf("catalog: %d UIDs in one lookup (at most %d)", len(uids), MaxUIDBatch)
+	}
+	args := make([]any, 0, len(uids)+2)
+	args = append(args, folderID, uidValidity)
+	for _, u := range uids {
+		args = append(args, u)
+	}
+	// One statement per batch length would fill the statement cache:
+	// batches are short, parsing is cheap next to the lookups.
+	q := `SELECT ` + c.msgCols() + ` FROM messages WHERE folder_id=? AND uidvalidity=? AND uid IN (?` + strings.Repeat(",?", len(uids)-1) + `)`
+	rows, err := c.db.Query(q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		m, err := c.scanMessage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[m.UID] = m
+	}
+	return out, rows.Err()
+}
+
+// UIDRef is a message's catalog id and UID.
+type UIDRef struct {
+	ID  int64
+	UID uint32
+}
+
+// LiveUIDs returns up to limit live messages of a folder stored under
+// uidValidity with a UID above after, in UID order: a cursor that holds no
+// read transaction between pages.
+func (c *Catalog) LiveUIDs(folderID int64, uidValidity uint32, after uint32, limit int) ([]UIDRef, error) {
+	st, err := c.prepared(`SELECT id, uid FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL ORDER BY uid LIMIT ?`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.Query(folderID, uidValidity, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
+	}
+	defer rows.Close()
+	out := make([]UIDRef, 0, limit)
+	for rows.Next() {
+		var r UIDRef
+		if err := rows.Scan(&r.ID, &r.UID); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// FolderStatus is the server's view of a folder after a sync (see
+// SetFolderStatus).
+type FolderStatus struct {
+	ID                   int64
+	UIDValidity, UIDNext uint32
+	Messages             uint32
+	HighestModSeq        uint64
+}
+
+// folderChunk is how many folders one transaction of EnsureFolders or
+// SetFolderStatuses writes: the journal entry of a transaction is built in
+// memory, so 100,000 folders go in many transactions of a bounded size.
+const folderChunk = 1000
+
+// SetFolderStatuses is SetFolderStatus for many folders, a chunk of
+// folders per transaction.
+func (c *Catalog) SetFolderStatuses(sts []FolderStatus) error {
+	for len(sts) > 0 {
+		n := min(len(sts), folderChunk)
+		if err := c.setFolderStatuses(sts[:n]); err != nil {
+			return err
+		}
+		sts = sts[n:]
+	}
+	return nil
+}
+
+func (c *Catalog) setFolderStatuses(sts []FolderStatus) error {
+	return c.write(func(tx *wtx) error {
+		up, err := tx.Prepare(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`)
+		if err != nil {
+			return err
+		}
+		defer up.Close()
+		for _, s := range sts {
+			res, err := up.Exec(s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq, s.ID, s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				tx.touch("folders", s.ID)
+			}
+		}
+		return nil
+	})
+}
+
+// NewFolder is a folder for EnsureFolders.
+type NewFolder struct {
+	Name       string
+	Delim      rune
+	SpecialUse string
+	Path       string
+}
+
+// EnsureFolders is EnsureFolder for many folders: the ones the catalog
+// does not know yet are added in one transaction. It returns the catalog
+// entries in the order of fs.
+func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
+	out := make([]*Folder, len(fs))
+	known, err := c.Folders()
+	if err != nil {
+		return nil, err
+	}
+	byName := make(map[string]*Folder, len(known))
+	for _, f := range known {
+		byName[f.Name] = f
+	}
+	var missing []int
+	for i, nf := range fs {
+		f := byName[nf.Name]
+		if f != nil && f.Delim == nf.Delim && f.SpecialUse == nf.SpecialUse && f.GoneRun == 0 {
+			out[i] = f
+			continue
+		}
+		missing = append(missing, i)
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// Brand-new names are inserted folderChunk per transaction; anything
+	// else (a changed folder, a reindexed one to rename) takes
+	// EnsureFolder's careful path.
+	var fresh []int
+	for _, i := range missing {
+		if byName[fs[i].Name] == nil {
+			fresh = append(fresh, i)
+		}
+	}
+	paths := make(map[string]bool, len(known))
+	for _, f := range known {
+		paths[f.Path] = true
+	}
+	for len(fresh) > 0 {
+		n := min(len(fresh), folderChunk)
+		if err := c.insertFolders(fs, fresh[:n], paths, out); err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		fresh = fresh[n:]
+	}
+	for _, i := range missing {
+		if out[i] != nil {
+			continue
+		}
+		nf := fs[i]
+		if out[i], err = c.EnsureFolder(nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// insertFolders adds the folders fs[idx] in one transaction, setting
+// out[i]; a folder whose path is taken is left for EnsureFolder.
+func (c *Catalog) insertFolders(fs []NewFolder, idx []int, paths map[string]bool, out []*Folder) error {
+	return c.write(func(tx *wtx) error {
+		ins, err := tx.Prepare(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, i := range idx {
+			nf := fs[i]
+			if paths[nf.Path] {
+				continue // maybe a reindexed folder to rename: EnsureFolder
+			}
+			d := ""
+			if nf.Delim != 0 {
+				d = string(nf.Delim)
+			}
+			res, err := ins.Exec(nf.Name, d, nf.SpecialUse, nf.Path)
+			if err != nil {
+				return fmt.Errorf("folder %q: %w", nf.Name, err)
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			paths[nf.Path] = true
+			tx.touch("folders", id)
+			out[i] = &Folder{ID: id, Name: nf.Name, Delim: nf.Delim, SpecialUse: nf.SpecialUse, Path: nf.Path}
+		}
+		return nil
+	})
+}
