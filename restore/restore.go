@@ -307,7 +307,7 @@ type run struct {
 
 	delim    rune
 	nsPrefix string
-	limit    int64 // APPENDLIMIT from CAPABILITY (0: none)
+	limit    int64             // APPENDLIMIT from CAPABILITY (0: none)
 	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
