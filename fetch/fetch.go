@@ -2,7 +2,11 @@
 // POP3) report: run statistics and per-folder, per-message failures.
 package fetch
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/mailkeep/mailkeep/internal/provlimit"
+)
 
 // Stats count what a backup did.
 type Stats struct {
@@ -15,6 +19,13 @@ type Stats struct {
 	Rekeyed     int // messages recognised under a new UIDVALIDITY
 	Deleted     int // POP3: messages deleted from the server
 	Failures    []error
+	// Stopped, when set, is why the run stopped before the end although
+	// nothing failed: a provider's daily limit (provlimit.ErrDailyLimit) or
+	// the run budget (provlimit.ErrBudget). It is in Failures too (outcome
+	// partial); what was stored is committed and the next run continues
+	// with Remaining.
+	Stopped   error
+	Remaining provlimit.Remaining
 }
 
 // MessageError is a failure confined to one folder or one message of it.

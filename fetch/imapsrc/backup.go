@@ -56,6 +56,7 @@ type backup struct {
 
 	mu    sync.Mutex
 	stats Stats
+	lim   limits // limits.go
 }
 
 // folderJob is a folder that needs synchronising.
@@ -119,6 +120,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	}
 	close(queue)
 	wg.Wait()
+	b.remaining()
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
 	}
@@ -343,7 +345,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 		}
 	}()
 	for j := range queue {
-		if b.ctx.Err() != nil {
+		if b.ctx.Err() != nil || b.lim.left(j) {
 			continue
 		}
 		if c == nil || c.State() == imap.ConnStateLogout || isClosed(c) {
@@ -359,7 +361,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 		err := b.syncFolder(c, j)
 		stop()
 		if err != nil {
-			if b.ctx.Err() == nil {
+			if b.ctx.Err() == nil && !b.stopAt(j, imapconn.Explain(c, err)) {
 				b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
 			}
 			c.Close()

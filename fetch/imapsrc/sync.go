@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // bodyChunk is how many messages one UID FETCH of bodies asks for. Chunks
@@ -286,7 +287,7 @@ func fetchBodies(c *imapclient.Client, uids []imap.UID, fn func(imap.UID, io.Rea
 		}
 		if err := cmd.Close(); err != nil {
 			// A NO for some messages is not fatal: they show up as missing.
-			if _, ok := err.(*imap.Error); !ok {
+			if _, ok := err.(*imap.Error); !ok || provlimit.KindOf(err) == provlimit.DailyLimit {
 				abandon(c, nil)
 				return nil, nil, fmt.Errorf("UID FETCH: %w", err)
 			}

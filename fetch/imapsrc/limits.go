@@ -1,0 +1,87 @@
+package imapsrc
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/mailkeep/mailkeep/fetch"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
+)
+
+// Provider limits on backup (package provlimit). When the server says the
+// account's daily allowance is used up (Gmail's "NO [OVERQUOTA] Account
+// exceeded command or bandwidth limits." to a body FETCH), the folder
+// being fetched keeps what was stored (its writer is closed and committed
+// as after any folder error; its status is not recorded, so the next run
+// looks at it again), no further folder is started, and the run ends with
+// Stats.Stopped set and one failure naming the answer and what is left
+// (outcome partial). The next run continues where this one stopped:
+// stored messages are in the catalog and are not fetched again.
+type limits struct {
+	mu         sync.Mutex
+	stopped    *provlimit.Error
+	at         *folderJob   // the folder the limit was hit in
+	notStarted []*folderJob // folders not started
+}
+
+// left reports whether the run is stopped, remembering j as not started.
+func (l *limits) left(j *folderJob) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped == nil {
+		return false
+	}
+	l.notStarted = append(l.notStarted, j)
+	return true
+}
+
+// stopAt stops the run when err is a daily-limit answer, hit in folder j;
+// it reports whether it did (the caller then records nothing more).
+func (b *backup) stopAt(j *folderJob, err error) bool {
+	e := provlimit.FromError(err)
+	if e == nil || e.Kind != provlimit.DailyLimit {
+		return false
+	}
+	b.lim.mu.Lock()
+	first := b.lim.stopped == nil
+	if first {
+		b.lim.stopped, b.lim.at = e, j
+	} else {
+		b.lim.notStarted = append(b.lim.notStarted, j)
+	}
+	b.lim.mu.Unlock()
+	if first {
+		b.log.Warn("the provider's daily limit is reached: stopping the backup; what was stored is kept and the next run continues", "account", b.acct, "folder", j.cat.Name, "answer", e.Error())
+	}
+	return true
+}
+
+// remaining, after the workers ended, counts what the stopped run left
+// and records the stop as the run's one failure.
+func (b *backup) remaining() {
+	l := &b.lim
+	if l.stopped == nil {
+		return
+	}
+	jobs := append([]*folderJob{l.at}, l.notStarted...)
+	var msgs int64
+	folders := 1 // the one the limit was hit in is looked at again
+	for i, j := range jobs {
+		total, expunged, _, err := b.a.Cat.Counts(j.cat.ID)
+		if err != nil {
+			continue
+		}
+		n := max(int64(msgCount(j.status))-int64(total-expunged), 0)
+		if i > 0 && n > 0 {
+			folders++
+		}
+		msgs += n
+	}
+	r := provlimit.Budget{}.Estimate(0, msgs)
+	if msgs == 0 {
+		r.Runs = 1 // the interrupted folder is looked at again
+	}
+	stop := fmt.Errorf("stopped: %w; %d folders not finished, about %d new messages left: the next run continues", l.stopped, folders, msgs)
+	b.stats.Stopped, b.stats.Remaining = stop, r
+	b.stats.Failures = append(b.stats.Failures, &fetch.MessageError{Account: b.acct, Folder: l.at.cat.Name, Err: stop})
+}

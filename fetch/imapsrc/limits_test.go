@@ -1,0 +1,157 @@
+package imapsrc_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/fetch/imapsrc"
+	"github.com/mailkeep/mailkeep/internal/gmailtest"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
+)
+
+type dayClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *dayClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *dayClock) nextDay()       { c.mu.Lock(); c.now = c.now.Add(24 * time.Hour); c.mu.Unlock() }
+
+// TestDailyLimitGmail: Gmail's daily download quota runs out in the middle
+// of a first backup ("NO [OVERQUOTA] Account exceeded command or bandwidth
+// limits."). The run stops cleanly: what was stored is committed, the
+// outcome is partial with one failure saying what is left, and no further
+// folder is started. The next "day" (the double's injected clock) the
+// backup continues, and in the end the archive holds exactly what the
+// double holds, each message once per folder: nothing lost or doubled.
+func TestDailyLimitGmail(t *testing.T) {
+	clk := &dayClock{now: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)}
+	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyDownload: 6000, Now: clk.Now})
+	for i := 0; i < 24; i++ {
+		labels := []string{`\Inbox`}
+		if i%3 == 0 {
+			labels = append(labels, "Work")
+		}
+		body := fmt.Sprintf("From: a@example.com\r\nMessage-ID: <%d@example.com>\r\nSubject: message %d\r\n\r\n%s\r\n", i, i, strings.Repeat("text ", 40))
+		g.Add(gmailtest.NewMessage{Body: []byte(body), Labels: labels, Date: time.Date(2025, 1, 1, 0, i, 0, 0, time.UTC)})
+	}
+	dir := t.TempDir()
+	cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass}
+	runs := 0
+	for ; runs < 10; runs++ {
+		st := limitedBackup(t, dir, cfg)
+		t.Logf("run %d (%s): fetched %d, %d bytes, stopped %v, remaining %+v", runs+1, clk.Now().Format(time.DateOnly), st.Fetched, st.Bytes, st.Stopped, st.Remaining)
+		if runs == 0 {
+			if st.Stopped == nil || !errors.Is(st.Stopped, provlimit.ErrDailyLimit) {
+				t.Fatalf("first run not stopped by the daily limit: %+v", st)
+			}
+			if st.Fetched == 0 || len(st.Failures) != 1 || st.Remaining.Messages == 0 || st.Remaining.Runs == 0 {
+				t.Fatalf("first run: %+v; want some stored, one failure, messages left", st)
+			}
+			if !strings.Contains(st.Failures[0].Error(), "next run continues") {
+				t.Errorf("failure %q does not say what is left", st.Failures[0])
+			}
+		}
+		if st.Stopped == nil {
+			if len(st.Failures) > 0 {
+				t.Fatalf("run %d: failures %v", runs+1, st.Failures)
+			}
+			break
+		}
+		// A second run the same day stores nothing more and loses nothing.
+		clk.nextDay()
+	}
+	if runs == 0 || runs == 10 {
+		t.Fatalf("finished after %d runs", runs+1)
+	}
+	compareGmail(t, g, dir)
+}
+
+func limitedBackup(t *testing.T, dir string, cfg imapconn.Config) imapsrc.Stats {
+	t.Helper()
+	a, err := archive.Open(dir, archive.Options{Format: archive.MboxZstd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 2})
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	outcome := "ok"
+	if len(st.Failures) > 0 {
+		outcome = "partial"
+	}
+	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Fetched, Bytes: st.Bytes, Failed: len(st.Failures)}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// compareGmail checks that each folder of the archive holds the double's
+// messages of that folder, by UID and SHA-256, each exactly once.
+func compareGmail(t *testing.T, g *gmailtest.Server, dir string) {
+	t.Helper()
+	a, err := archive.Open(dir, archive.Options{MustExist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	folders, err := a.Cat.Folders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*catalog.Folder{}
+	for _, f := range folders {
+		byName[f.Name] = f
+	}
+	total := 0
+	for _, name := range g.Folders() {
+		entries, _, _ := g.Folder(name)
+		if len(entries) == 0 {
+			continue
+		}
+		f := byName[name]
+		if f == nil {
+			t.Errorf("folder %q not in the archive", name)
+			continue
+		}
+		live, err := a.Cat.Live(f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[uint32]string{}
+		for _, m := range live {
+			if _, dup := got[m.UID]; dup {
+				t.Errorf("%s: UID %d stored twice", name, m.UID)
+			}
+			got[m.UID] = m.SHA256
+		}
+		if len(live) != len(entries) {
+			t.Errorf("%s: archive holds %d messages, the double %d", name, len(live), len(entries))
+		}
+		for _, e := range entries {
+			m, _ := g.Message(e.MsgID)
+			sum := sha256.Sum256(m.Body)
+			if got[uint32(e.UID)] != hex.EncodeToString(sum[:]) {
+				t.Errorf("%s: UID %d missing or different in the archive", name, e.UID)
+			}
+		}
+		total += len(entries)
+	}
+	t.Logf("archive matches the double: %d messages in %d folders", total, len(g.Folders()))
+}
