@@ -361,7 +361,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 		err := b.syncFolder(c, j)
 		stop()
 		if err != nil {
-			if b.ctx.Err() == nil && !b.stopAt(j, imapconn.Explain(c, err)) {
+			if b.ctx.Err() == nil && !b.stopAt(j, c, imapconn.Explain(c, err)) {
 				b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
 			}
 			c.Close()

@@ -4,13 +4,17 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailkeep/mailkeep/fetch"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // Provider limits on backup (package provlimit). When the server says the
 // account's daily allowance is used up (Gmail's "NO [OVERQUOTA] Account
-// exceeded command or bandwidth limits." to a body FETCH), the folder
+// exceeded command or bandwidth limits." to a body FETCH, or its "* BYE
+// Session expired, please login again." that ends the session), the folder
 // being fetched keeps what was stored (its writer is closed and committed
 // as after any folder error; its status is not recorded, so the next run
 // looks at it again), no further folder is started, and the run ends with
@@ -37,8 +41,11 @@ func (l *limits) left(j *folderJob) bool {
 
 // stopAt stops the run when err is a daily-limit answer, hit in folder j;
 // it reports whether it did (the caller then records nothing more).
-func (b *backup) stopAt(j *folderJob, err error) bool {
+func (b *backup) stopAt(j *folderJob, c *imapclient.Client, err error) bool {
 	e := provlimit.FromError(err)
+	if text, ok := imapconn.Bye(c); e == nil && ok {
+		e = provlimit.Classify("BYE", "", text)
+	}
 	if e == nil || e.Kind != provlimit.DailyLimit {
 		return false
 	}

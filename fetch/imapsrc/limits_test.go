@@ -35,8 +35,16 @@ func (c *dayClock) nextDay()       { c.mu.Lock(); c.now = c.now.Add(24 * time.Ho
 // backup continues, and in the end the archive holds exactly what the
 // double holds, each message once per folder: nothing lost or doubled.
 func TestDailyLimitGmail(t *testing.T) {
+	for _, bye := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bye %v", bye), func(t *testing.T) { testDailyLimitGmail(t, bye) })
+	}
+}
+
+// With bye, the double answers as Gmail also does: "* BYE Session
+// expired, please login again." (imapsync FAQ.Gmail).
+func testDailyLimitGmail(t *testing.T, bye bool) {
 	clk := &dayClock{now: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)}
-	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyDownload: 6000, Now: clk.Now})
+	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyDownload: 6000, Now: clk.Now, ByeOnQuota: bye})
 	for i := 0; i < 24; i++ {
 		labels := []string{`\Inbox`}
 		if i%3 == 0 {
