@@ -120,6 +120,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	}
 	close(queue)
 	wg.Wait()
+	b.orphans()
 	b.remaining()
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
@@ -344,7 +345,7 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 			c.Close()
 		}
 	}()
-	for j := range queue {
+	for j := range b.jobs(queue) {
 		if b.ctx.Err() != nil || b.lim.left(j) {
 			continue
 		}
@@ -352,6 +353,9 @@ func (b *backup) worker(first *imapclient.Client, queue <-chan *folderJob) {
 			var err error
 			c, err = imapconn.Dial(b.ctx, b.opt.Account)
 			if err != nil {
+				if b.handBack(j, err) {
+					return // one connection fewer
+				}
 				b.fail(j.cat.Name, 0, err)
 				c = nil
 				continue

@@ -26,6 +26,9 @@ type limits struct {
 	stopped    *provlimit.Error
 	at         *folderJob   // the folder the limit was hit in
 	notStarted []*folderJob // folders not started
+
+	handedBack []*folderJob // by workers whose connection was refused
+	fewer      int          // connections given up
 }
 
 // left reports whether the run is stopped, remembering j as not started.
@@ -91,4 +94,53 @@ func (b *backup) remaining() {
 	stop := fmt.Errorf("stopped: %w; %d folders not finished, about %d new messages left: the next run continues", l.stopped, folders, msgs)
 	b.stats.Stopped, b.stats.Remaining = stop, r
 	b.stats.Failures = append(b.stats.Failures, &fetch.MessageError{Account: b.acct, Folder: l.at.cat.Name, Err: stop})
+}
+
+// handBack: a worker's connection was refused because the account has too
+// many (Gmail: "NO [ALERT] Too many simultaneous connections. (Failure)",
+// 15 an account). The worker hands its folder to the others and ends, so
+// the backup goes on with one connection fewer. It reports whether it did.
+func (b *backup) handBack(j *folderJob, err error) bool {
+	if provlimit.KindOf(err) != provlimit.TooManyConnections {
+		return false
+	}
+	b.lim.mu.Lock()
+	b.lim.handedBack = append(b.lim.handedBack, j)
+	b.lim.fewer++
+	n := b.lim.fewer
+	b.lim.mu.Unlock()
+	b.log.Warn("the server refuses more connections; going on with fewer", "account", b.acct, "given up", n, "err", err)
+	return true
+}
+
+// jobs yields the folders from queue, then those handed back by workers
+// that gave up their connection.
+func (b *backup) jobs(queue <-chan *folderJob) func(yield func(*folderJob) bool) {
+	return func(yield func(*folderJob) bool) {
+		for j := range queue {
+			if !yield(j) {
+				return
+			}
+		}
+		for {
+			b.lim.mu.Lock()
+			var j *folderJob
+			if n := len(b.lim.handedBack); n > 0 {
+				j, b.lim.handedBack = b.lim.handedBack[n-1], b.lim.handedBack[:n-1]
+			}
+			b.lim.mu.Unlock()
+			if j == nil || !yield(j) {
+				return
+			}
+		}
+	}
+}
+
+// orphans fails the folders handed back when no worker was left to take
+// them (every connection refused).
+func (b *backup) orphans() {
+	for _, j := range b.lim.handedBack {
+		b.fail(j.cat.Name, 0, fmt.Errorf("not backed up: %w", provlimit.ErrTooManyConnections))
+	}
+	b.lim.handedBack = nil
 }

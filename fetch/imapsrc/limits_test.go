@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -162,4 +164,49 @@ func compareGmail(t *testing.T, g *gmailtest.Server, dir string) {
 		total += len(entries)
 	}
 	t.Logf("archive matches the double: %d messages in %d folders", total, len(g.Folders()))
+}
+
+// TestTooManyConnectionsGmail: the account allows fewer connections than
+// the backup asks for ("NO [ALERT] Too many simultaneous connections.
+// (Failure)" to LOGIN): the backup goes on with the ones it has, no folder
+// fails, and the archive holds everything.
+func TestTooManyConnectionsGmail(t *testing.T) {
+	g := gmailtest.Start(t, user, pass, gmailtest.Options{MaxConns: 2})
+	for i := 0; i < 12; i++ {
+		body := fmt.Sprintf("From: a@example.com\r\nMessage-ID: <c%d@example.com>\r\nSubject: %d\r\n\r\nhi\r\n", i, i)
+		g.Add(gmailtest.NewMessage{Body: []byte(body), Labels: []string{gmailtest.LabelInbox, fmt.Sprintf("L%d", i%5)}})
+	}
+	dir := t.TempDir()
+	a, err := archive.Open(dir, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass}
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 6, Logger: log})
+	if err != nil || len(st.Failures) > 0 {
+		t.Fatalf("backup: %v %v", err, st.Failures)
+	}
+	mu.Lock()
+	if !strings.Contains(logs.String(), "going on with fewer") || !strings.Contains(logs.String(), "Too many simultaneous connections") {
+		t.Errorf("no connection was refused: the test proves nothing; log:\n%s", logs.String())
+	}
+	mu.Unlock()
+	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Close()
+	compareGmail(t, g, dir)
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

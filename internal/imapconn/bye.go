@@ -3,8 +3,16 @@ package imapconn
 import (
 	"strings"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 )
+
+// refusal is the server's NO to LOGIN, printed as its text alone and kept
+// for errors.As (*imap.Error: its response code, e.g. a provider's limit).
+type refusal struct{ e *imap.Error }
+
+func (r refusal) Error() string { return r.e.Text }
+func (r refusal) Unwrap() error { return r.e }
 
 // Bye returns the text of the last untagged BYE the server sent on c (at
 // most its first 64 bytes, after "* BYE "), and whether there was one.

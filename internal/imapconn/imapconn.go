@@ -111,7 +111,7 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 			c.Close()
 			var ierr *imap.Error
 			if errors.As(err, &ierr) {
-				return nil, fmt.Errorf("%s: login refused: %s", cfg, ierr.Text)
+				return nil, fmt.Errorf("%s: login refused: %w", cfg, refusal{ierr})
 			}
 			return nil, fmt.Errorf("%s: login: %w", cfg, Explain(c, err))
 		}
