@@ -29,6 +29,7 @@ import (
 	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/internal/glob"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // Options configure a backup.
@@ -39,6 +40,9 @@ type Options struct {
 	Logger           *slog.Logger
 	// Progress, when set, is called after every stored message.
 	Progress func(folder string, n int, bytes int64)
+	// Budget bounds what one run downloads (max_bytes_per_run,
+	// max_messages_per_run; limits.go).
+	Budget provlimit.Budget
 }
 
 // Stats is what a backup did.
@@ -121,7 +125,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	close(queue)
 	wg.Wait()
 	b.orphans()
-	b.remaining()
+	b.remaining(jobs)
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
 	}

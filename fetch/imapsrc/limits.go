@@ -1,11 +1,14 @@
 package imapsrc
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/provlimit"
@@ -23,9 +26,13 @@ import (
 // stored messages are in the catalog and are not fetched again.
 type limits struct {
 	mu         sync.Mutex
-	stopped    *provlimit.Error
+	stopped    error        // *provlimit.Error, or ErrBudget wrapped
 	at         *folderJob   // the folder the limit was hit in
 	notStarted []*folderJob // folders not started
+
+	usedBytes, usedMsgs int64    // reserved from the budget
+	cutBytes, cutMsgs   int64    // messages the budget left for a later run
+	cut                 []string // folders the budget cut short
 
 	handedBack []*folderJob // by workers whose connection was refused
 	fewer      int          // connections given up
@@ -55,7 +62,7 @@ func (b *backup) stopAt(j *folderJob, c *imapclient.Client, err error) bool {
 	b.lim.mu.Lock()
 	first := b.lim.stopped == nil
 	if first {
-		b.lim.stopped, b.lim.at = e, j
+		b.lim.stopped, b.lim.at = fmt.Errorf("%w", e), j
 	} else {
 		b.lim.notStarted = append(b.lim.notStarted, j)
 	}
@@ -68,9 +75,21 @@ func (b *backup) stopAt(j *folderJob, c *imapclient.Client, err error) bool {
 
 // remaining, after the workers ended, counts what the stopped run left
 // and records the stop as the run's one failure.
-func (b *backup) remaining() {
+func (b *backup) remaining(all []*folderJob) {
 	l := &b.lim
 	if l.stopped == nil {
+		return
+	}
+	for _, j := range all {
+		if slices.Contains(l.cut, j.cat.Name) && j != l.at {
+			if l.at == nil {
+				l.at = j
+			} else {
+				l.notStarted = append(l.notStarted, j)
+			}
+		}
+	}
+	if l.at == nil { // cannot be: the budget stops only in a folder
 		return
 	}
 	jobs := append([]*folderJob{l.at}, l.notStarted...)
@@ -87,7 +106,13 @@ func (b *backup) remaining() {
 		}
 		msgs += n
 	}
-	r := provlimit.Budget{}.Estimate(0, msgs)
+	// Bytes: those of the messages the budget cut are known; the others'
+	// are estimated at this run's average size.
+	bytes := l.cutBytes
+	if rest := msgs - l.cutMsgs; rest > 0 && b.stats.Fetched > 0 {
+		bytes += rest * (b.stats.Bytes / int64(b.stats.Fetched))
+	}
+	r := b.opt.Budget.Estimate(bytes, msgs)
 	if msgs == 0 {
 		r.Runs = 1 // the interrupted folder is looked at again
 	}
@@ -143,4 +168,40 @@ func (b *backup) orphans() {
 		b.fail(j.cat.Name, 0, fmt.Errorf("not backed up: %w", provlimit.ErrTooManyConnections))
 	}
 	b.lim.handedBack = nil
+}
+
+// storeBudgeted is storeNew within Options.Budget: it fetches the fresh
+// messages (lowest UIDs first) the run's budget still allows; when it
+// leaves some out, the run stops like at a daily limit (ErrBudget) and the
+// folder is reported failed, so that its status is not recorded and the
+// next run fetches the rest.
+func (b *backup) storeBudgeted(c *imapclient.Client, w *archive.FolderWriter, uidValidity uint32, fresh []srvMsg) (bool, error) {
+	if b.opt.Budget.Unlimited() || len(fresh) == 0 {
+		return b.storeNew(c, w, uidValidity, fresh)
+	}
+	slices.SortFunc(fresh, func(x, y srvMsg) int { return cmp.Compare(x.uid, y.uid) })
+	l := &b.lim
+	l.mu.Lock()
+	n := 0
+	for n < len(fresh) && l.stopped == nil && b.opt.Budget.Allows(l.usedBytes, l.usedMsgs, fresh[n].size) {
+		l.usedBytes += fresh[n].size
+		l.usedMsgs++
+		n++
+	}
+	cut := n < len(fresh)
+	if cut {
+		for _, s := range fresh[n:] {
+			l.cutBytes += s.size
+			l.cutMsgs++
+		}
+		folder := w.Folder().Name
+		if l.stopped == nil {
+			l.stopped = fmt.Errorf("%w (max_bytes_per_run %d, max_messages_per_run %d)", provlimit.ErrBudget, b.opt.Budget.MaxBytes, b.opt.Budget.MaxMessages)
+			b.log.Warn("the run's budget is spent: stopping the backup; the next run continues", "account", b.acct, "folder", folder, "messages", l.usedMsgs, "bytes", l.usedBytes)
+		}
+		l.cut = append(l.cut, folder)
+	}
+	l.mu.Unlock()
+	failed, err := b.storeNew(c, w, uidValidity, fresh[:n])
+	return failed || cut, err
 }

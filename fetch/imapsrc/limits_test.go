@@ -210,3 +210,62 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestBudget: max_messages_per_run / max_bytes_per_run spread a first
+// backup over several runs; each run stops at its budget with outcome
+// partial and says what is left and in how many runs; in the end the
+// archive holds everything once.
+func TestBudget(t *testing.T) {
+	for _, bg := range []provlimit.Budget{{MaxMessages: 10}, {MaxBytes: 4000}} {
+		t.Run(fmt.Sprintf("%+v", bg), func(t *testing.T) {
+			g := gmailtest.Start(t, user, pass, gmailtest.Options{})
+			for i := 0; i < 30; i++ {
+				body := fmt.Sprintf("From: a@example.com\r\nMessage-ID: <b%d@example.com>\r\nSubject: %d\r\n\r\n%s\r\n", i, i, strings.Repeat("budget ", 20))
+				labels := []string{gmailtest.LabelInbox}
+				if i%4 == 0 {
+					labels = append(labels, "Keep")
+				}
+				g.Add(gmailtest.NewMessage{Body: []byte(body), Labels: labels})
+			}
+			dir := t.TempDir()
+			cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass}
+			runs := 0
+			for ; runs < 20; runs++ {
+				st := budgetBackup(t, dir, cfg, bg)
+				t.Logf("run %d: fetched %d, %d bytes; %v; left %v", runs+1, st.Fetched, st.Bytes, st.Stopped, st.Remaining)
+				if bg.MaxMessages > 0 && int64(st.Fetched) > bg.MaxMessages || bg.MaxBytes > 0 && st.Bytes > bg.MaxBytes {
+					t.Fatalf("run %d went over the budget", runs+1)
+				}
+				if st.Stopped == nil {
+					break
+				}
+				if !errors.Is(st.Stopped, provlimit.ErrBudget) || len(st.Failures) != 1 || st.Remaining.Runs < 1 || st.Remaining.Messages < 1 {
+					t.Fatalf("run %d: %+v", runs+1, st)
+				}
+				if runs == 0 && st.Remaining.Bytes == 0 {
+					t.Errorf("no bytes left reported")
+				}
+			}
+			if runs < 2 || runs == 20 {
+				t.Fatalf("finished after %d runs", runs+1)
+			}
+			compareGmail(t, g, dir)
+		})
+	}
+}
+
+func budgetBackup(t *testing.T, dir string, cfg imapconn.Config, bg provlimit.Budget) imapsrc.Stats {
+	t.Helper()
+	a, err := archive.Open(dir, archive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 2, Budget: bg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "partial"})
+	return st
+}

@@ -188,7 +188,7 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	b.stats.Expunged += len(gone)
 	b.mu.Unlock()
 
-	failed, err := b.storeNew(c, w, sel.UIDValidity, fresh)
+	failed, err := b.storeBudgeted(c, w, sel.UIDValidity, fresh) // limits.go
 	closed = true
 	if cerr := w.Close(); err == nil && cerr != nil {
 		err = cerr
