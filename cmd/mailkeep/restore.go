@@ -47,6 +47,9 @@ type restoreSummary struct {
 	ProgressNotRecorded bool `json:"progress_not_recorded"`
 	// Renamed: folders --rename-collisions moved apart.
 	Renamed []restore.Renamed `json:"renamed,omitempty"`
+	// TooBig: messages skipped because the destination takes none that
+	// large (APPENDLIMIT, TOOBIG, Microsoft's size limit); not failures.
+	TooBig []restore.TooBig `json:"too_big,omitempty"`
 	// FolderReports: per folder appended to, what the destination kept.
 	FolderReports []restore.FolderReport `json:"folder_reports"`
 }
@@ -223,6 +226,10 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 	}
 	printFailures(stderr, "restore", sum.Failures, err)
+	sum.TooBig = st.TooBig
+	for _, tb := range st.TooBig {
+		fmt.Fprintf(stderr, "mailkeep restore: %s\n", tb)
+	}
 	if com.jsonOut {
 		writeJSON(stdout, sum)
 	}
