@@ -609,6 +609,15 @@ func (fr *folderRun) flush(keep int) error {
 				fr.tooBig(p.key, p.size, 0, err)
 				continue
 			}
+			// Sent again here only on the raw connection: go-imap's
+			// client can be mid-command (a literal awaiting its
+			// continuation); there the folder fails with the throttling
+			// answer and the worker runs it again after the wait.
+			if e := limitOf(err); retryable(e) && r.rawConn(fr.cn) == nil {
+				fr.cn.close()
+				fr.pending = nil
+				return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+			}
 			if e := limitOf(err); retryable(e) && p.src.Open != nil && r.wait(e, p.tries) {
 				if err := fr.again(p); err != nil {
 					fr.pending = nil

@@ -445,7 +445,8 @@ func (r *run) worker(cn *conn, queue <-chan job) {
 				cn.close()
 			}
 			if cn, err = r.connect(); err != nil {
-				break
+				cn = nil
+				continue // a throttled LOGIN waits too
 			}
 			fr = &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
 			err = fr.restore()
