@@ -21,3 +21,10 @@ func CountBatches() (n *atomic.Int64, stop func()) {
 	}
 	return n, func() { batchSent = nil }
 }
+
+// IgnoreAppendLimit makes the restore send messages over the destination's
+// APPENDLIMIT, for a test of the server's refusal; it returns the undo.
+func IgnoreAppendLimit() func() {
+	ignoreAppendLimit = true
+	return func() { ignoreAppendLimit = false }
+}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // appendWindow is how many APPENDs may await their OK at once.
@@ -59,6 +61,7 @@ type folderRun struct {
 	sent   []sentMsg   // appended with APPENDUID, checked by checkStored
 	unsent []unsentMsg // appended without (Options.Verify)
 	report FolderReport
+	tries  int // throttling answers to the message being sent (go-imap path)
 }
 
 // presentKey identifies a message for the already-present rule.
@@ -76,7 +79,8 @@ type pendingAppend struct {
 	msg   Message // with Options.Verify
 
 	batch *appendBatch // the MULTIAPPEND it went in, or nil
-	src   Message      // in a batch: to send it again alone
+	src   Message      // to send it again alone (a refused batch, a throttled APPEND)
+	tries int          // times sent again after a throttling answer
 }
 
 // sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
@@ -358,6 +362,10 @@ func (fr *folderRun) message(m Message) error {
 		fr.missing++
 		r.count(func(s *Stats) { s.Missing++ })
 	}
+	if r.limit > 0 && m.Size > r.limit && !ignoreAppendLimit {
+		fr.tooBig(m.Key, m.Size, r.limit, nil)
+		return nil
+	}
 	flags := fr.flags(m.Flags)
 	if r.opt.DryRun {
 		r.dryRunf("would append to %q from %q: %s, %d bytes, %s, flags %v\n", fr.dst, fr.f.Name, r.msgName(fr.f.Name, m.Key), m.Size, m.InternalDate.Format(time.RFC3339), flags)
@@ -398,8 +406,20 @@ func (fr *folderRun) message(m Message) error {
 			return err
 		}
 		fr.cn.close()
-		fr.refused(m.Key, err)
-		r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
+		switch e := limitOf(err); {
+		case e != nil && e.Kind == provlimit.MessageTooBig:
+			fr.tooBig(m.Key, m.Size, 0, err)
+		case retryable(e) && fr.r.wait(e, fr.tries):
+			fr.tries++
+			if err := fr.reconnect(); err != nil {
+				return err
+			}
+			return fr.message(m)
+		default:
+			fr.refused(m.Key, err)
+			r.fail(&FolderError{Folder: fr.f.Name, Key: m.Key, Err: err})
+		}
+		fr.tries = 0
 		return fr.reconnect()
 	case err != nil:
 		// The connection is broken: drop it, so that waiting for the
@@ -407,6 +427,8 @@ func (fr *folderRun) message(m Message) error {
 		fr.cn.close()
 		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
 	}
+	p.src = m
+	fr.tries = 0
 	fr.pending = append(fr.pending, p)
 	return fr.flush(appendWindow)
 }
@@ -578,6 +600,26 @@ func (fr *folderRun) flush(keep int) error {
 		if err != nil {
 			if p.batch != nil && p.batch.n > 1 && isRefusal(err) {
 				if err := fr.fallBack(p, err); err != nil {
+					fr.pending = nil
+					return err
+				}
+				continue
+			}
+			if e := limitOf(err); e != nil && e.Kind == provlimit.MessageTooBig {
+				fr.tooBig(p.key, p.size, 0, err)
+				continue
+			}
+			// Sent again here only on the raw connection: go-imap's
+			// client can be mid-command (a literal awaiting its
+			// continuation); there the folder fails with the throttling
+			// answer and the worker runs it again after the wait.
+			if e := limitOf(err); retryable(e) && r.rawConn(fr.cn) == nil {
+				fr.cn.close()
+				fr.pending = nil
+				return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+			}
+			if e := limitOf(err); retryable(e) && p.src.Open != nil && r.wait(e, p.tries) {
+				if err := fr.again(p); err != nil {
 					fr.pending = nil
 					return err
 				}

@@ -126,6 +126,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // Message is one message to restore.
@@ -256,6 +257,11 @@ type Options struct {
 	// NoMultiAppend keeps to one APPEND per message on the raw connection
 	// even where the server offers MULTIAPPEND (see multiappend.go).
 	NoMultiAppend bool
+	// Sleeper waits before an APPEND (or a folder) refused by a throttling
+	// answer is tried again (nil: the wall clock); Backoff is the policy
+	// (limits.go).
+	Sleeper provlimit.Sleeper
+	Backoff provlimit.Backoff
 }
 
 // Stats count what a restore did.
@@ -283,6 +289,10 @@ type Stats struct {
 	// Reports say, per folder appended to, what the destination kept.
 	Reports  []FolderReport
 	Failures []error // each a *FolderError
+	// TooBig names the messages skipped because the destination does not
+	// take messages that large (APPENDLIMIT, TOOBIG, Microsoft's size
+	// refusal); they are not failures.
+	TooBig []TooBig
 }
 
 // FolderError is a failure of one folder or one message of it.
@@ -328,6 +338,7 @@ type run struct {
 
 	delim    rune
 	nsPrefix string
+	limit    int64             // APPENDLIMIT from CAPABILITY (0: none)
 	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
@@ -363,6 +374,7 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 		first.close()
 		return r.stats, r.ctxErr(fmt.Errorf("%s: %w", dest.Server, err))
 	}
+	r.limit = appendLimit(first.c.Caps())
 	folders, err := src.Folders(ctx)
 	if err != nil {
 		first.close()
@@ -463,6 +475,21 @@ func (r *run) restoreJob(idle chan *conn, j job) {
 	fr := &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
 	err := fr.restore()
 	cn = fr.cn // it may have reconnected
+	// A provider's throttling answer: wait as it says (or back off), then
+	// run the folder again on a new connection; the destination check
+	// keeps a rerun from appending anything twice (limits.go).
+	for attempt := 0; err != nil && retryable(limitOf(err)) && r.wait(limitOf(err), attempt); attempt++ {
+		if cn != nil {
+			cn.close()
+		}
+		if cn, err = r.connect(); err != nil {
+			cn = nil
+			continue // a throttled LOGIN waits too
+		}
+		fr = &folderRun{r: r, cn: cn, f: j.f, dst: j.dst}
+		err = fr.restore()
+		cn = fr.cn
+	}
 	if err != nil {
 		if r.ctx.Err() == nil {
 			var fe *FolderError

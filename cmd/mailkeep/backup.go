@@ -17,6 +17,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // connFlags are the server connection flags backup and restore share.
@@ -99,6 +100,10 @@ type summary struct {
 	Failures    []string   `json:"failures"`
 	Error       string     `json:"error,omitempty"`
 	LastSuccess *time.Time `json:"last_success,omitempty"`
+	// Stopped says why the run stopped early (a provider's daily limit, the
+	// run budget); Remaining what the next runs still have to fetch.
+	Stopped   string               `json:"stopped,omitempty"`
+	Remaining *provlimit.Remaining `json:"remaining,omitempty"`
 }
 
 // backupJob is one account to back up: from the command line or from the
@@ -111,7 +116,8 @@ type backupJob struct {
 	folders, exclude []string
 	conns            int
 	pop3             pop3Flags
-	index            bool // update the search index after the backup (--index)
+	index            bool             // update the search index after the backup (--index)
+	budget           provlimit.Budget // max_bytes_per_run, max_messages_per_run
 	// server resolves the connection settings (reads the password).
 	server func(ctx context.Context) (account.Server, imapconn.Config, error)
 }
@@ -128,6 +134,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var index bool
 	var shard shardFlag
 	var metricsPush string
+	var budget provlimit.Budget
 	cf.register(fs, true)
 	cfgFlag.register(fs)
 	com.register(fs)
@@ -143,6 +150,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&metricsPush, "metrics-push", "", "after the run, push the metrics to this Prometheus Pushgateway URL (config mode)")
 	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	fs.BoolVar(&index, "index", false, "update the search index after the backup (always done once the archive has one)")
+	budgetVars(fs, &budget)
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
@@ -174,7 +182,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		fmtOpt = f
 	}
-	job := backupJob{dir: dir, format: fmtOpt, level: level, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index}
+	job := backupJob{dir: dir, format: fmtOpt, level: level, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index, budget: budget}
 	bar := progress.New(stderr, "backup", com.quiet)
 	sum, err := runBackup(ctx, job, stdout, log, bar.Add)
 	bar.Done()
@@ -234,7 +242,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP {
 		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
 			Account: cfg, Folders: job.folders, Exclude: job.exclude, Connections: job.conns, Logger: log,
-			Progress: prog,
+			Progress: prog, Budget: job.budget,
 		})
 	} else {
 		prefix := ""
@@ -249,6 +257,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
 	}
+	stoppedSummary(&sum, st)
 	if !bound && (err == nil || st.Folders > 0) {
 		// Bind the archive to the account only once a run has logged in
 		// (it listed folders): a typo in the host or user, or a wrong
@@ -313,6 +322,7 @@ func reportBackup(ctx context.Context, sum summary, err error, stderr io.Writer,
 	if !quiet || code != exitOK {
 		fmt.Fprintf(stderr, "mailkeep backup %s: %s, %d folders (%d unchanged), %d new messages (%.1f MB), %d flag changes, %d expunged, %d failures, %.1fs%s\n",
 			name, sum.Outcome, sum.Folders, sum.Unchanged, sum.Fetched, float64(sum.Bytes)/1e6, sum.FlagChanges, sum.Expunged, len(sum.Failures), sum.Seconds, archiveNote(sum.Archive))
+		printRemaining(stderr, name, sum)
 	}
 	return code
 }

@@ -46,6 +46,9 @@ type restoreSummary struct {
 	ProgressNotRecorded bool `json:"progress_not_recorded"`
 	// Renamed: folders --rename-collisions moved apart.
 	Renamed []restore.Renamed `json:"renamed,omitempty"`
+	// TooBig: messages skipped because the destination takes none that
+	// large (APPENDLIMIT, TOOBIG, Microsoft's size limit); not failures.
+	TooBig []restore.TooBig `json:"too_big,omitempty"`
 	// FolderReports: per folder appended to, what the destination kept.
 	FolderReports []restore.FolderReport `json:"folder_reports"`
 }
@@ -305,6 +308,10 @@ func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) in
 		}
 	}
 	printFailures(r.stderr, "restore", sum.Failures, err)
+	sum.TooBig = st.TooBig
+	for _, tb := range st.TooBig {
+		fmt.Fprintf(r.stderr, "mailkeep restore: %s\n", tb)
+	}
 	if r.f.com.jsonOut {
 		writeJSON(r.stdout, sum)
 	}

@@ -30,6 +30,7 @@ import (
 	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/internal/glob"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // Server is the IMAP account a fetcher connects to. internal/imapconn's
@@ -54,6 +55,9 @@ type Options struct {
 	Logger           *slog.Logger
 	// Progress, when set, is called after every stored message.
 	Progress func(folder string, n int, bytes int64)
+	// Budget bounds what one run downloads (max_bytes_per_run,
+	// max_messages_per_run; limits.go).
+	Budget provlimit.Budget
 }
 
 // Stats is what a backup did.
@@ -71,6 +75,7 @@ type backup struct {
 
 	mu    sync.Mutex
 	stats Stats
+	lim   limits // limits.go
 }
 
 // folderJob is a folder that needs synchronising.
@@ -100,10 +105,12 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 
 	// Folders are synchronised Connections at a time. Each takes an idle
 	// connection (the listing one first) or dials one, and gives it back
-	// unless the folder broke it: at most Connections connections exist.
+	// unless the folder broke it: at most Connections connections exist,
+	// fewer when the server refuses one as too many (pool.go).
 	workers := max(1, min(b.opt.Connections, len(jobs)))
-	idle := make(chan *imapclient.Client, workers)
-	idle <- c
+	p := newConnPool(ctx, c, b.opt.Account.Dial, func(err error, live int) {
+		b.log.Warn("the server refuses more connections; going on with fewer", "account", b.acct, "connections", live, "err", err)
+	})
 	var g errgroup.Group
 	g.SetLimit(workers)
 	for _, j := range jobs {
@@ -111,18 +118,18 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 			break
 		}
 		g.Go(func() error {
-			b.syncJob(idle, j)
+			b.syncJob(p, j)
 			return nil
 		})
 	}
 	g.Wait()
-	close(idle)
-	for ic := range idle {
+	for _, ic := range p.drain() {
 		if ic != c {
 			_ = ic.Logout().Wait()
 			ic.Close()
 		}
 	}
+	b.remaining(jobs)
 	if ctx.Err() != nil {
 		return b.stats, ctx.Err()
 	}
@@ -432,39 +439,30 @@ func normInbox(name string, delim rune) string {
 	return name
 }
 
-// syncJob synchronises one folder on an idle connection, or on a new one
-// when none is idle or the idle one was closed, and gives the connection
-// back to idle unless the folder broke it.
-func (b *backup) syncJob(idle chan *imapclient.Client, j *folderJob) {
-	if b.ctx.Err() != nil {
+// syncJob synchronises one folder on a connection of the pool (pool.go)
+// and gives it back unless the folder broke it.
+func (b *backup) syncJob(p *connPool, j *folderJob) {
+	if b.ctx.Err() != nil || b.lim.left(j) {
 		return
 	}
-	var c *imapclient.Client
-	select {
-	case c = <-idle:
-	default:
-	}
-	if c != nil && (c.State() == imap.ConnStateLogout || isClosed(c)) {
-		c = nil
-	}
-	if c == nil {
-		var err error
-		if c, err = b.opt.Account.Dial(b.ctx); err != nil {
-			b.fail(j.cat.Name, 0, err)
-			return
-		}
-	}
-	stop := imapconn.Watch(b.ctx, c)
-	err := b.syncFolder(c, j)
-	stop()
+	c, err := p.get(b.ctx)
 	if err != nil {
 		if b.ctx.Err() == nil {
-			b.fail(j.cat.Name, 0, imapconn.Explain(c, err))
+			b.fail(j.cat.Name, 0, err)
 		}
-		c.Close()
 		return
 	}
-	idle <- c
+	stop := imapconn.Watch(b.ctx, c)
+	err = b.syncFolder(c, j)
+	stop()
+	if err != nil {
+		if err := imapconn.Explain(c, err); b.ctx.Err() == nil && !b.stopAt(j, c, err) {
+			b.fail(j.cat.Name, 0, err)
+		}
+		p.drop(c)
+		return
+	}
+	p.put(c)
 }
 
 func isClosed(c *imapclient.Client) bool {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
 )
 
 // bodyChunk is how many messages one UID FETCH of bodies asks for. Chunks
@@ -346,7 +347,7 @@ func (s *folderSync) storeNew() (failed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	return s.b.storeNew(s.c, w, s.sel.UIDValidity, s.fresh)
+	return s.b.storeBudgeted(s.c, w, s.sel.UIDValidity, s.fresh) // limits.go
 }
 
 // finish closes the writer, adds the folder's figures to the run's stats
@@ -510,7 +511,7 @@ func fetchBodies(c *imapclient.Client, uids []imap.UID, fn func(imap.UID, io.Rea
 		}
 		if err := cmd.Close(); err != nil {
 			// A NO for some messages is not fatal: they show up as missing.
-			if _, ok := err.(*imap.Error); !ok {
+			if _, ok := err.(*imap.Error); !ok || provlimit.KindOf(err) == provlimit.DailyLimit {
 				abandon(c, nil)
 				return nil, nil, fmt.Errorf("UID FETCH: %w", err)
 			}

@@ -87,6 +87,10 @@ type Account struct {
 	// Timeout is how long to wait for a byte from a server that owes an
 	// answer ("2m", "30s"); default DefaultTimeout.
 	Timeout Duration `toml:"timeout"`
+	// MaxBytesPerRun and MaxMessagesPerRun bound what one backup run
+	// downloads (0: no bound); the next run continues. IMAP only.
+	MaxBytesPerRun    int64 `toml:"max_bytes_per_run"`
+	MaxMessagesPerRun int64 `toml:"max_messages_per_run"`
 
 	// POP3 only.
 	Delete   bool `toml:"delete"`
@@ -337,6 +341,12 @@ func (c *checker) storage(cfg *Config, i int, a *Account, where string) {
 		a.Connections = DefaultConnections
 	} else if a.Connections < 1 || a.Connections > 32 {
 		c.add(c.pos.accountKey(i, "connections"), "%s: connections = %d: want 1 to 32", where, a.Connections)
+	}
+	if a.MaxBytesPerRun < 0 {
+		c.add(c.pos.accountKey(i, "max_bytes_per_run"), "%s: max_bytes_per_run = %d: want 0 (no bound) or more", where, a.MaxBytesPerRun)
+	}
+	if a.MaxMessagesPerRun < 0 {
+		c.add(c.pos.accountKey(i, "max_messages_per_run"), "%s: max_messages_per_run = %d: want 0 (no bound) or more", where, a.MaxMessagesPerRun)
 	}
 	if a.Timeout == 0 {
 		a.Timeout = DefaultTimeout

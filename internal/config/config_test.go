@@ -177,3 +177,19 @@ client_secret = "s"
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+func TestBudgetKeys(t *testing.T) {
+	cfg, err := Parse("config.toml", []byte(`[[account]]
+name = "big"
+imap = "imaps://me@imap.gmail.com"
+password_env = "PW"
+max_bytes_per_run = 2000000000
+max_messages_per_run = 50000
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Accounts[0]; a.MaxBytesPerRun != 2000000000 || a.MaxMessagesPerRun != 50000 {
+		t.Errorf("budget: %d bytes, %d messages", a.MaxBytesPerRun, a.MaxMessagesPerRun)
+	}
+}

@@ -94,6 +94,7 @@ type guard struct {
 	pending     map[string]bool
 	interactive string // tag of an AUTHENTICATE in progress
 	err         error  // sticky
+	bye         string // the server's last untagged BYE line (its first 64 bytes), see Bye
 }
 
 func newGuard(c net.Conn, acct string, timeout time.Duration) *guard {
@@ -200,6 +201,9 @@ const greeting = "\x00greeting"
 func (g *guard) readLine(head []byte) {
 	delete(g.pending, greeting)
 	f := bytes.Fields(head)
+	if len(f) >= 2 && string(f[0]) == "*" && bytes.EqualFold(f[1], []byte("BYE")) {
+		g.bye = string(head)
+	}
 	if len(f) == 0 || string(f[0]) == "*" || string(f[0]) == "+" {
 		return
 	}

