@@ -2,7 +2,7 @@
 // POP3) report: run statistics and per-folder, per-message failures.
 package fetch
 
-import "github.com/mailkeep/mailkeep/internal/provlimit"
+import "github.com/mailkeep/mailkeep/provlimit"
 
 // Stats count what a backup did.
 type Stats struct {

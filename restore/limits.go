@@ -6,7 +6,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // Provider limits (package provlimit) on restore:

@@ -11,7 +11,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/mstest"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 	"github.com/mailkeep/mailkeep/restore"
 )
 

@@ -17,7 +17,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // connFlags are the server connection flags backup and restore share.

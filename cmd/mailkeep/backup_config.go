@@ -14,7 +14,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 	"golang.org/x/sync/errgroup"
 )
 

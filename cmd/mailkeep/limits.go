@@ -7,7 +7,7 @@ import (
 	"strconv"
 
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // budgetVars registers --max-bytes-per-run and --max-messages-per-run

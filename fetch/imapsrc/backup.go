@@ -30,7 +30,7 @@ import (
 	"github.com/mailkeep/mailkeep/fetch"
 	"github.com/mailkeep/mailkeep/internal/glob"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // Server is the IMAP account a fetcher connects to. internal/imapconn's

@@ -10,7 +10,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // Provider limits on backup (package provlimit). When the server says the

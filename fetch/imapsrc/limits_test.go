@@ -18,7 +18,7 @@ import (
 	"github.com/mailkeep/mailkeep/fetch/imapsrc"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
-	"github.com/mailkeep/mailkeep/internal/provlimit"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 type dayClock struct {

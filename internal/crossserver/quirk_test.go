@@ -66,7 +66,7 @@ func TestRestoreOntoQuirks(t *testing.T) {
 		}
 		return "INBOX." + strings.ReplaceAll(f, "/", ".")
 	}
-	refused := `^folder "Work": message UID 1: APPEND to "Work" refused: NO \[CANNOT\] policy violation$`
+	refused := `^folder "Work": message UID 1: APPEND to "Work" refused: imap: NO \[CANNOT\] policy violation$`
 	tests := []struct {
 		name string
 		opt  quirkimap.Options

@@ -327,7 +327,7 @@ func TestAppendIntoLabel(t *testing.T) {
 	fmt.Fprintf(r.W, "%s APPEND \"Work\" {%d}\r\n", tag, len(big))
 	r.W.Flush()
 	_, _, err = r.ReadTagged(tag)
-	if err == nil || err.Error() != "BAD [TOOBIG] Message too large." {
+	if err == nil || statusLine(err) != "BAD [TOOBIG] Message too large." {
 		t.Fatalf("APPEND over the limit: %v, want BAD [TOOBIG] Message too large.", err)
 	}
 	if _, err := r.Cmd("NOOP"); err != nil {
@@ -594,4 +594,18 @@ func TestOAuth2(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Too many simultaneous connections") {
 		t.Errorf("third login over a cap of 2: %v", err)
 	}
+}
+
+// statusLine is a tagged NO or BAD as the server sent it ("BAD [CODE]
+// text"): imapconn's raw connection returns it as an *imap.Error.
+func statusLine(err error) string {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return err.Error()
+	}
+	s := string(ie.Type)
+	if ie.Code != "" {
+		s += " [" + string(ie.Code) + "]"
+	}
+	return s + " " + ie.Text
 }

@@ -105,7 +105,7 @@ func TestThrottle(t *testing.T) {
 	want := func(ms int) {
 		t.Helper()
 		_, err := r.Cmd("NOOP")
-		if err == nil || err.Error() != fmt.Sprintf(throttled, ms) {
+		if err == nil || statusLine(err) != fmt.Sprintf(throttled, ms) {
 			t.Fatalf("throttled NOOP: %v, want %q", err, fmt.Sprintf(throttled, ms))
 		}
 	}
@@ -118,7 +118,7 @@ func TestThrottle(t *testing.T) {
 	tag := r.NextTag()
 	fmt.Fprintf(r.W, "%s APPEND INBOX {7+}\r\nA1 NOOP\r\n", tag)
 	r.W.Flush()
-	if _, _, err := r.ReadTagged(tag); err == nil || err.Error() != fmt.Sprintf(throttled, 200000) {
+	if _, _, err := r.ReadTagged(tag); err == nil || statusLine(err) != fmt.Sprintf(throttled, 200000) {
 		t.Fatalf("throttled APPEND: %v", err)
 	}
 	clk.Advance(200 * time.Second)
@@ -140,7 +140,7 @@ func TestThrottleBye(t *testing.T) {
 	})
 	r := raw(t, s)
 	lines, err := r.Cmd("NOOP")
-	if err == nil || err.Error() != fmt.Sprintf(throttled, 89117) {
+	if err == nil || statusLine(err) != fmt.Sprintf(throttled, 89117) {
 		t.Fatalf("4th command: %v", err)
 	}
 	if _, err := r.Cmd("NOOP"); err == nil {
@@ -283,4 +283,18 @@ func TestFailSelects(t *testing.T) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Errorf("second SELECT: %v", err)
 	}
+}
+
+// statusLine is a tagged NO or BAD as the server sent it ("BAD [CODE]
+// text"): imapconn's raw connection returns it as an *imap.Error.
+func statusLine(err error) string {
+	var ie *imap.Error
+	if !errors.As(err, &ie) {
+		return err.Error()
+	}
+	s := string(ie.Type)
+	if ie.Code != "" {
+		s += " [" + string(ie.Code) + "]"
+	}
+	return s + " " + ie.Text
 }
