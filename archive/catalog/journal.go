@@ -123,6 +123,7 @@ func (w *wtx) selectIDs(q string, args ...any) ([]int64, error) {
 func (c *Catalog) write(fn func(tx *wtx) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.gen.Add(1) // after the commit or rollback: Folders reads again
 	if c.poisoned != nil {
 		return c.poisoned
 	}
@@ -386,6 +387,7 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 	c.mu.Lock()
 	c.jw = w
 	c.mu.Unlock()
+	c.cacheFolders.Store(true) // a writing open: the archive lock keeps other writers out
 	return st, nil
 }
 
@@ -509,6 +511,7 @@ func (c *Catalog) snapshot(path string) error {
 func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.gen.Add(1)
 	cols := map[string]map[string]bool{}
 	for _, t := range journaled {
 		m, err := c.columns(t.table)
