@@ -80,6 +80,22 @@ func TestFoldersCache(t *testing.T) {
 			t.Errorf("%s: Folders after the write: %+v %+v", s.name, fl[0], fl[len(fl)-1])
 		}
 	}
+	// A write that touches no folder (a run's start or end, the no-op
+	// backup's) keeps the list read.
+	folders()
+	run2, err := c.BeginRun("backup", "imap://a@h", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CloseKilledRuns(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.EndRun(Run{ID: run2, Ended: time.Now(), Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.foldersOK || c.foldersGen != c.gen.Load() {
+		t.Error("a write of runs only dropped the cached folders")
+	}
 	// A reading open of the same file (no cache) sees the same list.
 	r, err := OpenReadOnly(filepath.Join(dir, "catalog.db"))
 	if err != nil {
