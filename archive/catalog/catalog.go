@@ -383,9 +383,13 @@ func copyFolders(list []Folder) []*Folder {
 	return out
 }
 
-// readFolders reads the folders table, ordered by name.
+// readFolders reads the folders table, ordered by name. The table is
+// read in row order and sorted here: ORDER BY name walked the name index
+// and looked each row up, the most of the cost for thousands of folders.
+// Go compares strings byte by byte, as SQLite's BINARY collation of the
+// (UTF-8, unique) name column does.
 func (c *Catalog) readFolders() ([]Folder, error) {
-	rows, err := c.db.Query(`SELECT ` + folderCols + ` FROM folders ORDER BY name`)
+	rows, err := c.db.Query(`SELECT ` + folderCols + ` FROM folders`)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +402,11 @@ func (c *Catalog) readFolders() ([]Folder, error) {
 		}
 		out = append(out, *f)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 // Folder returns the folder with the given name, or ErrNotFound.

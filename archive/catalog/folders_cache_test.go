@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -114,5 +116,41 @@ func TestFoldersCache(t *testing.T) {
 		if *rl[i] != *wl[i] {
 			t.Errorf("folder %d: reader %+v, writer %+v", i, rl[i], wl[i])
 		}
+	}
+}
+
+// TestFoldersOrder: Folders sorts as SQLite's ORDER BY name (BINARY) does,
+// for names that differ in case, accents, prefixes and delimiters.
+func TestFoldersOrder(t *testing.T) {
+	c := open(t)
+	names := []string{"b", "B", "a/ä", "a/z", "ä", "Z", "a", "a b", "a/", "INBOX", "Inbox/x", "日本", "é", "e\u0301", "~", "0"}
+	for i, n := range names {
+		if _, err := c.EnsureFolder(n, '/', "", "mbox/"+strconv.Itoa(i)+".mbox"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := c.db.Query(`SELECT name FROM folders ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, n)
+	}
+	rows.Close()
+	fl, err := c.Folders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fl {
+		got = append(got, f.Name)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Folders order %q, ORDER BY name %q", got, want)
 	}
 }
