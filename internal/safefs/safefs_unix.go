@@ -545,17 +545,27 @@ func (t *Tree) parent(rel string) (*Dir, string, error) {
 
 // StatRegular is (*Dir).StatRegular through the Tree's open directories.
 func (t *Tree) StatRegular(rel string) (fs.FileInfo, error) {
-	pd, name, err := t.parent(rel)
-	if err != nil {
-		return nil, err
+	var pd *Dir
+	var name string
+	// A clean path whose directory is already open (it was checked then)
+	// is looked up without splitting it again.
+	if i := strings.LastIndexByte(rel, filepath.Separator); i > 0 && filepath.Clean(rel) == rel {
+		if d, ok := t.dirs[rel[:i]]; ok {
+			pd, name = d, rel[i+1:]
+		}
+	}
+	if pd == nil {
+		var err error
+		if pd, name, err = t.parent(rel); err != nil {
+			return nil, err
+		}
 	}
 	var st unix.Stat_t
-	p := filepath.Join(pd.path, name)
 	if err := unix.Fstatat(pd.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, &fs.PathError{Op: "lstat", Path: p, Err: err}
+		return nil, &fs.PathError{Op: "lstat", Path: filepath.Join(pd.path, name), Err: err}
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, &UnsafeError{Path: p, Kind: kindOf(uint32(st.Mode))}
+		return nil, &UnsafeError{Path: filepath.Join(pd.path, name), Kind: kindOf(uint32(st.Mode))}
 	}
 	return newInfo(name, &st), nil
 }

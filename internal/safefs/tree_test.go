@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestTreeStatRegular: a Tree answers as (*Dir).StatRegular does, for
@@ -18,6 +20,8 @@ func TestTreeStatRegular(t *testing.T) {
 	root, _ := setup(t)
 	must(t, os.WriteFile(filepath.Join(root, "a", "b", "g"), []byte("twelve bytes"), 0o600))
 	must(t, os.WriteFile(filepath.Join(root, "top"), []byte("top"), 0o600))
+	must(t, os.Symlink("f", filepath.Join(root, "a", "lnk")))
+	must(t, unix.Mkfifo(filepath.Join(root, "a", "pipe"), 0o600))
 	d, err := OpenRoot(root)
 	must(t, err)
 	defer d.Close()
@@ -32,6 +36,10 @@ func TestTreeStatRegular(t *testing.T) {
 		{rel: "a/f", size: 6},
 		{rel: "a/b/g", size: 12},
 		{rel: "a/f", size: 6}, // the cached directory again
+		{rel: "a/lnk", unsafe: "symlink"},
+		{rel: "a/pipe", unsafe: "FIFO"},
+		{rel: "a/b/../f", size: 6},
+		{rel: "a/b/../../../outside/secret", escape: true},
 		{rel: "top", size: 3},
 		{rel: "a/nothing", missing: true},
 		{rel: "nothing/x", missing: true},
