@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/maildir"
 	"github.com/mailkeep/mailkeep/internal/safefs"
 )
@@ -37,27 +38,8 @@ func (a *Archive) repair() error {
 		return err
 	}
 	if a.Format.isMbox() {
-		for _, f := range folders {
-			st, err := safefs.StatRegular(a.Dir, f.Path)
-			if os.IsNotExist(err) && f.CommittedSize == 0 {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("folder %q: %w", f.Name, err)
-			}
-			switch {
-			case st.Size() > f.CommittedSize:
-				if killedSince.IsZero() {
-					if err := saveTail(a.Dir, f.Path, f.CommittedSize, st.Size()); err != nil {
-						return fmt.Errorf("folder %q: keeping %d bytes past the committed size of %s: %w", f.Name, st.Size()-f.CommittedSize, f.Path, err)
-					}
-				}
-				if err := truncateSync(a.Dir, f.Path, f.CommittedSize); err != nil {
-					return fmt.Errorf("folder %q: trimming uncommitted tail of %s: %w", f.Name, f.Path, err)
-				}
-			case st.Size() < f.CommittedSize:
-				return fmt.Errorf("folder %q: %s is %d bytes but %d were committed: the file lost data (restore it from another copy, or run verify)", f.Name, f.Path, st.Size(), f.CommittedSize)
-			}
+		if err := a.repairMbox(folders, killedSince); err != nil {
+			return err
 		}
 	}
 	unclean, err := a.Cat.CloseKilledRuns()
@@ -96,6 +78,43 @@ func (a *Archive) repair() error {
 		md.Close()
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// repairMbox checks each mbox file against its committed size (see
+// repair). The parent directories are opened once each (no symlink
+// followed) and each file is lstat'ed in its directory: a symlink or
+// special file at a folder's path is refused, never followed.
+func (a *Archive) repairMbox(folders []*catalog.Folder, killedSince time.Time) error {
+	root, err := safefs.OpenRoot(a.Dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tree := root.Tree()
+	defer tree.Close()
+	for _, f := range folders {
+		st, err := tree.StatRegular(f.Path)
+		if os.IsNotExist(err) && f.CommittedSize == 0 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("folder %q: %w", f.Name, err)
+		}
+		switch {
+		case st.Size() > f.CommittedSize:
+			if killedSince.IsZero() {
+				if err := saveTail(a.Dir, f.Path, f.CommittedSize, st.Size()); err != nil {
+					return fmt.Errorf("folder %q: keeping %d bytes past the committed size of %s: %w", f.Name, st.Size()-f.CommittedSize, f.Path, err)
+				}
+			}
+			if err := truncateSync(a.Dir, f.Path, f.CommittedSize); err != nil {
+				return fmt.Errorf("folder %q: trimming uncommitted tail of %s: %w", f.Name, f.Path, err)
+			}
+		case st.Size() < f.CommittedSize:
+			return fmt.Errorf("folder %q: %s is %d bytes but %d were committed: the file lost data (restore it from another copy, or run verify)", f.Name, f.Path, st.Size(), f.CommittedSize)
 		}
 	}
 	return nil

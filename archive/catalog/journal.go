@@ -123,6 +123,16 @@ func (w *wtx) selectIDs(q string, args ...any) ([]int64, error) {
 func (c *Catalog) write(fn func(tx *wtx) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// After the commit or rollback, Folders reads the table again when
+	// the transaction wrote folders rows (each such write touches them,
+	// for the journal) or did not commit cleanly.
+	var w *wtx
+	clean := false
+	defer func() {
+		if !clean || len(w.ids["folders"]) > 0 {
+			c.gen.Add(1)
+		}
+	}()
 	if c.poisoned != nil {
 		return c.poisoned
 	}
@@ -131,7 +141,7 @@ func (c *Catalog) write(fn func(tx *wtx) error) error {
 		return c.classify(err)
 	}
 	defer tx.Rollback()
-	w := &wtx{Tx: tx}
+	w = &wtx{Tx: tx}
 	if err := fn(w); err != nil {
 		return c.classify(err)
 	}
@@ -158,6 +168,7 @@ func (c *Catalog) write(fn func(tx *wtx) error) error {
 		}
 		return c.classify(err)
 	}
+	clean = true
 	return nil
 }
 
@@ -386,6 +397,7 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 	c.mu.Lock()
 	c.jw = w
 	c.mu.Unlock()
+	c.cacheFolders.Store(true) // a writing open: the archive lock keeps other writers out
 	return st, nil
 }
 
@@ -509,6 +521,7 @@ func (c *Catalog) snapshot(path string) error {
 func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.gen.Add(1)
 	cols := map[string]map[string]bool{}
 	for _, t := range journaled {
 		m, err := c.columns(t.table)

@@ -314,3 +314,15 @@ func WalkDir(root string, fn fs.WalkDirFunc) error {
 		return fn(p, e, err)
 	})
 }
+
+// Tree looks up many files below d (on Windows, each from the root).
+type Tree struct{ d *Dir }
+
+// Tree returns a Tree of the directories below d.
+func (d *Dir) Tree() *Tree { return &Tree{d: d} }
+
+// StatRegular is (*Dir).StatRegular.
+func (t *Tree) StatRegular(rel string) (fs.FileInfo, error) { return t.d.StatRegular(rel) }
+
+// Close does nothing.
+func (t *Tree) Close() error { return nil }
