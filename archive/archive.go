@@ -13,6 +13,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"github.com/mailkeep/mailkeep/internal/flock"
@@ -122,6 +123,8 @@ type Archive struct {
 
 // Open opens (creating when needed) the archive in dir.
 func Open(dir string, opt Options) (*Archive, error) {
+	// Open has no ctx; threading one in would reach every caller (issue 15).
+	ctx := context.TODO()
 	if opt.FrameSize <= 0 {
 		opt.FrameSize = 4 << 20
 	}
@@ -158,7 +161,7 @@ func Open(dir string, opt Options) (*Archive, error) {
 		return nil, catalogFailure(dir, err)
 	}
 	a.Cat = cat
-	stored, err := cat.Meta("format")
+	stored, err := cat.Meta(ctx, "format")
 	if err != nil {
 		a.Close()
 		return nil, catalogFailure(dir, err)
@@ -184,7 +187,7 @@ func Open(dir string, opt Options) (*Archive, error) {
 		if a.Format == "" {
 			a.Format = MboxZstd
 		}
-		if err := cat.SetMeta("format", string(a.Format)); err != nil {
+		if err := cat.SetMeta(ctx, "format", string(a.Format)); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("archive %s: %w", dir, err)
 		}
@@ -193,11 +196,11 @@ func Open(dir string, opt Options) (*Archive, error) {
 		if opt.Format != "" && opt.Format != a.Format && !opt.ReadOnly {
 			// An archive that holds nothing yet (a first run that never
 			// logged in) takes the format asked for.
-			if empty, err := a.isEmpty(); err != nil {
+			if empty, err := a.isEmpty(ctx); err != nil {
 				a.Close()
 				return nil, catalogFailure(dir, err)
 			} else if empty {
-				if err := cat.SetMeta("format", string(opt.Format)); err != nil {
+				if err := cat.SetMeta(ctx, "format", string(opt.Format)); err != nil {
 					a.Close()
 					return nil, fmt.Errorf("archive %s: %w", dir, err)
 				}
@@ -216,13 +219,13 @@ func Open(dir string, opt Options) (*Archive, error) {
 		}
 	}
 	if !opt.ReadOnly {
-		js, err := cat.AttachJournal(filepath.Join(dir, JournalName))
+		js, err := cat.AttachJournal(ctx, filepath.Join(dir, JournalName))
 		if err != nil {
 			a.Close()
 			return nil, catalogFailure(dir, err)
 		}
 		a.Journal = js
-		if err := a.repair(); err != nil {
+		if err := a.repair(ctx); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("archive %s: %w", dir, err)
 		}
@@ -257,8 +260,8 @@ func (a *Archive) FolderPath(name string, delim rune) string {
 }
 
 // Folder returns the catalog entry of a source folder, creating it.
-func (a *Archive) Folder(name string, delim rune, specialUse string) (*catalog.Folder, error) {
-	return a.Cat.EnsureFolder(name, delim, specialUse, a.FolderPath(name, delim))
+func (a *Archive) Folder(ctx context.Context, name string, delim rune, specialUse string) (*catalog.Folder, error) {
+	return a.Cat.EnsureFolder(ctx, name, delim, specialUse, a.FolderPath(name, delim))
 }
 
 // Open returns a reader of a message's exact bytes. It checks the length;
@@ -320,7 +323,7 @@ func isSubMaildir(rel string) bool {
 // of its exact bytes, in storage order. For mbox formats the folder's file
 // is decompressed once, front to back, instead of once per message. fn
 // must not keep the reader; a read error names the message.
-func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*catalog.Message, io.Reader) error) error {
+func (a *Archive) Walk(ctx context.Context, f *catalog.Folder, msgs []*catalog.Message, fn func(*catalog.Message, io.Reader) error) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -353,7 +356,7 @@ func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*cata
 	defer rc.Close()
 	// The stream holds every message stored from the first wanted one on;
 	// skip those not asked for by counting them off the catalog.
-	all, err := a.Cat.All(f.ID)
+	all, err := a.Cat.All(ctx, f.ID)
 	if err != nil {
 		return err
 	}
@@ -394,8 +397,8 @@ func (a *Archive) Walk(f *catalog.Folder, msgs []*catalog.Message, fn func(*cata
 }
 
 // isEmpty reports whether the archive holds no folder and no mail file.
-func (a *Archive) isEmpty() (bool, error) {
-	fl, err := a.Cat.Folders()
+func (a *Archive) isEmpty(ctx context.Context) (bool, error) {
+	fl, err := a.Cat.Folders(ctx)
 	if err != nil || len(fl) > 0 {
 		return false, err
 	}

@@ -28,12 +28,12 @@ func TestCompressionLevelChangesBetweenRuns(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				run, _ := a.Cat.BeginRun("backup", "test", time.Now())
-				f, err := a.Folder("INBOX", '/', "")
+				run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
+				f, err := a.Folder(t.Context(), "INBOX", '/', "")
 				if err != nil {
 					t.Fatal(err)
 				}
-				w, err := a.NewWriter(f, run)
+				w, err := a.NewWriter(t.Context(), f, run)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -49,7 +49,7 @@ func TestCompressionLevelChangesBetweenRuns(t *testing.T) {
 					t.Fatal(err)
 				}
 				w.Close()
-				if err := a.Cat.EndRun(runOK(run)); err != nil {
+				if err := a.Cat.EndRun(t.Context(), runOK(run)); err != nil {
 					t.Fatal(err)
 				}
 				a.Close()
@@ -59,12 +59,12 @@ func TestCompressionLevelChangesBetweenRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer a.Close()
-			f, err := a.Folder("INBOX", '/', "")
+			f, err := a.Folder(t.Context(), "INBOX", '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			for i, body := range want {
-				m, err := a.Cat.ByUID(f, uint32(i+1))
+				m, err := a.Cat.ByUID(t.Context(), f, uint32(i+1))
 				if err != nil {
 					t.Fatal(err)
 				}

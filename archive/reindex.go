@@ -3,6 +3,7 @@ package archive
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,7 +57,7 @@ type ReindexStats struct {
 // its mail files, which stay untouched. An existing catalog is moved aside
 // (catalog.db.old-<time>, with its -wal and -shm). It takes the archive
 // lock like a backup.
-func Reindex(dir string, now time.Time) (*ReindexStats, error) {
+func Reindex(ctx context.Context, dir string, now time.Time) (*ReindexStats, error) {
 	st := &ReindexStats{}
 	fi, err := os.Lstat(dir)
 	if err != nil {
@@ -91,16 +92,16 @@ func Reindex(dir string, now time.Time) (*ReindexStats, error) {
 	if _, err := os.Lstat(jPath); errors.Is(err, os.ErrNotExist) {
 		st.NoJournal = true
 	} else {
-		n, js, err := cat.Replay(jPath, 0)
+		n, js, err := cat.Replay(ctx, jPath, 0)
 		if err != nil {
 			return nil, fmt.Errorf("archive %s: replaying the journal: %w", dir, err)
 		}
 		st.Replayed, st.JournalDamaged = n, js.Damaged
 	}
-	if _, err := cat.AttachJournal(jPath); err != nil {
+	if _, err := cat.AttachJournal(ctx, jPath); err != nil {
 		return nil, fmt.Errorf("archive %s: %w", dir, err)
 	}
-	format, err := cat.Meta("format")
+	format, err := cat.Meta(ctx, "format")
 	if err != nil {
 		return nil, err
 	}
@@ -110,25 +111,25 @@ func Reindex(dir string, now time.Time) (*ReindexStats, error) {
 			return nil, err
 		}
 		format = string(f)
-		if err := cat.SetMeta("format", format); err != nil {
+		if err := cat.SetMeta(ctx, "format", format); err != nil {
 			return nil, err
 		}
 	}
 	st.Format = Format(format)
 	a := &Archive{Dir: dir, Format: st.Format, Cat: cat}
 	trusted := !st.NoJournal && st.JournalDamaged == 0
-	run, err := cat.BeginRun("reindex", "files", now)
+	run, err := cat.BeginRun(ctx, "reindex", "files", now)
 	if err != nil {
 		return nil, err
 	}
-	if err := a.reindexFiles(run, trusted, st); err != nil {
+	if err := a.reindexFiles(ctx, run, trusted, st); err != nil {
 		return nil, err
 	}
 	outcome := "ok"
 	if len(st.Problems) > 0 {
 		outcome = "partial"
 	}
-	if err := cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Found}); err != nil {
+	if err := cat.EndRun(ctx, catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Found}); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -238,12 +239,12 @@ func isDir(p string) bool {
 // reindexFiles reconciles the catalog (as the journal rebuilt it) with the
 // files: rows for messages only the files hold, folders only the files
 // hold, and counts of what matched.
-func (a *Archive) reindexFiles(run int64, trusted bool, st *ReindexStats) error {
+func (a *Archive) reindexFiles(ctx context.Context, run int64, trusted bool, st *ReindexStats) error {
 	files, err := a.folderFiles(st)
 	if err != nil {
 		return err
 	}
-	folders, err := a.Cat.Folders()
+	folders, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return err
 	}
@@ -261,10 +262,10 @@ func (a *Archive) reindexFiles(run int64, trusted bool, st *ReindexStats) error 
 			continue
 		}
 		name := files[p]
-		if _, err := a.Cat.Folder(name); err == nil {
+		if _, err := a.Cat.Folder(ctx, name); err == nil {
 			name = p // the name is taken by a folder stored elsewhere
 		}
-		f, err := a.Cat.EnsureFolder(name, '/', "", p)
+		f, err := a.Cat.EnsureFolder(ctx, name, '/', "", p)
 		if err != nil {
 			return err
 		}
@@ -276,9 +277,9 @@ func (a *Archive) reindexFiles(run int64, trusted bool, st *ReindexStats) error 
 		known := trusted && f.CommittedSize > 0
 		var err error
 		if a.Format == Maildir {
-			err = a.reindexMaildir(f, run, st)
+			err = a.reindexMaildir(ctx, f, run, st)
 		} else {
-			err = a.reindexMbox(f, run, known, st)
+			err = a.reindexMbox(ctx, f, run, known, st)
 		}
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", f.Name, err)
@@ -298,8 +299,8 @@ type found struct {
 	hdr    headerInfo
 }
 
-func (a *Archive) reindexMbox(f *catalog.Folder, run int64, known bool, st *ReindexStats) error {
-	rows, err := a.Cat.All(f.ID)
+func (a *Archive) reindexMbox(ctx context.Context, f *catalog.Folder, run int64, known bool, st *ReindexStats) error {
+	rows, err := a.Cat.All(ctx, f.ID)
 	if err != nil {
 		return err
 	}
@@ -358,7 +359,7 @@ func (a *Archive) reindexMbox(f *catalog.Folder, run int64, known bool, st *Rein
 		return nil
 	}
 	st.Found += len(orphans)
-	return a.Cat.Commit(f.ID, committed, 0, run, orphans)
+	return a.Cat.Commit(ctx, f.ID, committed, 0, run, orphans)
 }
 
 // scanMbox reads an mbox file's messages front to back. For each message
@@ -479,8 +480,8 @@ func isQuotedFrom(line []byte) bool {
 	return i > 0 && bytes.HasPrefix(line[i:], []byte("From "))
 }
 
-func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats) error {
-	rows, err := a.Cat.All(f.ID)
+func (a *Archive) reindexMaildir(ctx context.Context, f *catalog.Folder, run int64, st *ReindexStats) error {
+	rows, err := a.Cat.All(ctx, f.ID)
 	if err != nil {
 		return err
 	}
@@ -511,7 +512,7 @@ func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats)
 			seen[key] = true
 			st.Known++
 			if row.File != rel {
-				if err := a.Cat.SetFile(row.ID, rel); err != nil {
+				if err := a.Cat.SetFile(ctx, row.ID, rel); err != nil {
 					return err
 				}
 			}
@@ -534,7 +535,7 @@ func (a *Archive) reindexMaildir(f *catalog.Folder, run int64, st *ReindexStats)
 		return nil
 	}
 	st.Found += len(orphans)
-	return a.Cat.Commit(f.ID, 0, 0, run, orphans)
+	return a.Cat.Commit(ctx, f.ID, 0, 0, run, orphans)
 }
 
 // maildirOrphan describes a Maildir file that no catalog row names.

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,12 +29,12 @@ import (
 //     does not know is removed only when its inode changed after the killed
 //     run started (the next run fetches the message again); older unknown
 //     files are left alone.
-func (a *Archive) repair() error {
-	folders, err := a.Cat.Folders()
+func (a *Archive) repair(ctx context.Context) error {
+	folders, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return err
 	}
-	killedSince, err := a.Cat.UnfinishedSince()
+	killedSince, err := a.Cat.UnfinishedSince(ctx)
 	if err != nil {
 		return err
 	}
@@ -42,7 +43,7 @@ func (a *Archive) repair() error {
 			return err
 		}
 	}
-	unclean, err := a.Cat.CloseKilledRuns()
+	unclean, err := a.Cat.CloseKilledRuns(ctx)
 	if err != nil || unclean == 0 || a.Format != Maildir {
 		return err
 	}
@@ -58,7 +59,7 @@ func (a *Archive) repair() error {
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", f.Name, err)
 		}
-		all, err := a.Cat.All(f.ID)
+		all, err := a.Cat.All(ctx, f.ID)
 		if err != nil {
 			return err
 		}

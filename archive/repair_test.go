@@ -18,12 +18,12 @@ func storeOne(t *testing.T, dir, folder string) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
-	f, err := a.Folder(folder, '/', "")
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
+	f, err := a.Folder(t.Context(), folder, '/', "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := a.NewWriter(f, run)
+	w, err := a.NewWriter(t.Context(), f, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func storeOne(t *testing.T, dir, folder string) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if err := a.Cat.EndRun(runOK(run)); err != nil {
+	if err := a.Cat.EndRun(t.Context(), runOK(run)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -80,11 +80,11 @@ func TestUnknownFolderFileRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	f, err := a.Folder("Other", '/', "")
+	f, err := a.Folder(t.Context(), "Other", '/', "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.NewWriter(f, 1); !errors.Is(err, ErrNeedsReindex) {
+	if _, err := a.NewWriter(t.Context(), f, 1); !errors.Is(err, ErrNeedsReindex) {
 		t.Fatalf("NewWriter on an unknown non-empty file: %v", err)
 	}
 	if b, _ := os.ReadFile(other); string(b) != content {

@@ -28,16 +28,16 @@ func build(t *testing.T, base string, format archive.Format, folders []string, n
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range folders {
-		f, err := a.Folder(name, '/', "")
+		f, err := a.Folder(t.Context(), name, '/', "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := a.NewWriter(f, run)
+		w, err := a.NewWriter(t.Context(), f, run)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func build(t *testing.T, base string, format archive.Format, folders []string, n
 			t.Fatal(err)
 		}
 	}
-	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -138,11 +138,11 @@ func openAndRead(t *testing.T, dir, folder string) (writeErr, readErr error) {
 			return err
 		}
 		defer a.Close()
-		f, err := a.Cat.Folder(folder)
+		f, err := a.Cat.Folder(t.Context(), folder)
 		if err != nil {
 			return err
 		}
-		w, err := a.NewWriter(f, 1)
+		w, err := a.NewWriter(t.Context(), f, 1)
 		if err != nil {
 			return err
 		}
@@ -158,11 +158,11 @@ func openAndRead(t *testing.T, dir, folder string) (writeErr, readErr error) {
 			return err
 		}
 		defer a.Close()
-		f, err := a.Cat.Folder(folder)
+		f, err := a.Cat.Folder(t.Context(), folder)
 		if err != nil {
 			return err
 		}
-		msgs, err := a.Cat.Live(f.ID)
+		msgs, err := a.Cat.Live(t.Context(), f.ID)
 		if err != nil {
 			return err
 		}
@@ -177,7 +177,7 @@ func openAndRead(t *testing.T, dir, folder string) (writeErr, readErr error) {
 				return err
 			}
 		}
-		return a.Walk(f, msgs, func(*catalog.Message, io.Reader) error { return nil })
+		return a.Walk(t.Context(), f, msgs, func(*catalog.Message, io.Reader) error { return nil })
 	})
 	return writeErr, readErr
 }
@@ -298,7 +298,7 @@ func TestModesUmask022(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer a.Close()
-			if err := a.Cat.SetMeta("probe", "x"); err != nil {
+			if err := a.Cat.SetMeta(t.Context(), "probe", "x"); err != nil {
 				t.Fatal(err)
 			}
 			seen := map[string]bool{}
@@ -336,11 +336,11 @@ func TestReadOnlyOpenCreatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := a.Cat.Folder("INBOX")
+	f, err := a.Cat.Folder(t.Context(), "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msgs, err := a.Cat.Live(f.ID); err != nil || len(msgs) != 3 {
+	if msgs, err := a.Cat.Live(t.Context(), f.ID); err != nil || len(msgs) != 3 {
 		t.Fatalf("live: %d %v", len(msgs), err)
 	}
 	a.Close()

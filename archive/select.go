@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -28,9 +29,9 @@ type Selector struct {
 }
 
 // Selector returns the archive's Selector for opt.
-func (a *Archive) Selector(opt Selection) (*Selector, error) {
+func (a *Archive) Selector(ctx context.Context, opt Selection) (*Selector, error) {
 	s := &Selector{a: a, opt: opt, runs: map[int64]time.Time{}}
-	runs, err := a.Cat.Runs()
+	runs, err := a.Cat.Runs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -42,8 +43,8 @@ func (a *Archive) Selector(opt Selection) (*Selector, error) {
 
 // Folders lists the archive's folders the Selection shows: without
 // IncludeExpunged, no folder deleted on the server (as of AsOf).
-func (s *Selector) Folders() ([]*catalog.Folder, error) {
-	fl, err := s.a.Cat.Folders()
+func (s *Selector) Folders(ctx context.Context) ([]*catalog.Folder, error) {
+	fl, err := s.a.Cat.Folders(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +71,14 @@ func (s *Selector) notYet(run int64) bool {
 // catalog (storage) order, and each one's flags (by catalog id): as
 // recorded by the last run before AsOf when AsOf is set, else the current
 // ones.
-func (s *Selector) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]string, error) {
-	all, err := s.a.Cat.All(f.ID)
+func (s *Selector) Select(ctx context.Context, f *catalog.Folder) ([]*catalog.Message, map[int64][]string, error) {
+	all, err := s.a.Cat.All(ctx, f.ID)
 	if err != nil {
 		return nil, nil, err
 	}
 	// Messages mailkeep deleted from a POP3 server after archiving them
 	// are not expunged: the archive exists to keep them.
-	deleted, err := s.a.Cat.Deleted(f.ID)
+	deleted, err := s.a.Cat.Deleted(ctx, f.ID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,7 +94,7 @@ func (s *Selector) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]st
 			if expungedRun != 0 && !s.notYet(expungedRun) && !s.opt.IncludeExpunged {
 				continue
 			}
-			fl, ok, err := s.a.Cat.FlagsAsOf(m.ID, s.opt.AsOf)
+			fl, ok, err := s.a.Cat.FlagsAsOf(ctx, m.ID, s.opt.AsOf)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -114,12 +115,12 @@ func (s *Selector) Select(f *catalog.Folder) ([]*catalog.Message, map[int64][]st
 // inferred from the folder names: "INBOX" and the delimiter when every
 // folder but INBOX is below INBOX (Cyrus, Courier), "" otherwise. Restore
 // and export write folders relative to it.
-func (a *Archive) SourceNamespace() (string, rune, error) {
-	prefix, delim, ok, err := a.Cat.SourceNamespace()
+func (a *Archive) SourceNamespace(ctx context.Context) (string, rune, error) {
+	prefix, delim, ok, err := a.Cat.SourceNamespace(ctx)
 	if err != nil || ok {
 		return prefix, delim, err
 	}
-	fl, err := a.Cat.Folders()
+	fl, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return "", 0, err
 	}

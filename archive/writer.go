@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -33,6 +34,7 @@ type Incoming struct {
 // is durable; a writer that is dropped without Commit leaves nothing behind
 // that the next run would keep. Not safe for concurrent use.
 type FolderWriter struct {
+	ctx     context.Context // NewWriter's: the catalog writes run under it
 	a       *Archive
 	f       *catalog.Folder
 	run     int64
@@ -54,11 +56,11 @@ type FolderWriter struct {
 // NewWriter opens a folder for appending on behalf of run. For mbox formats
 // it trims any uncommitted tail a killed run left; for Maildir it removes
 // temporary files a killed run left.
-func (a *Archive) NewWriter(f *catalog.Folder, run int64) (*FolderWriter, error) {
+func (a *Archive) NewWriter(ctx context.Context, f *catalog.Folder, run int64) (*FolderWriter, error) {
 	if a.opt.ReadOnly {
 		return nil, errors.New("archive opened read-only")
 	}
-	w := &FolderWriter{a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
+	w := &FolderWriter{ctx: ctx, a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
 	path := filepath.Join(a.Dir, f.Path)
 	if a.Format.isMbox() {
 		// Open repaired every folder the catalog knew; bytes in the file
@@ -174,7 +176,10 @@ func (w *FolderWriter) writeMbox(sender string, date time.Time, src io.Reader) (
 
 // Commit makes the pending messages durable and then records them in the
 // catalog. It returns how many were committed.
-func (w *FolderWriter) Commit() error {
+func (w *FolderWriter) Commit() error { return w.commit(w.ctx) }
+
+// commit is Commit under ctx.
+func (w *FolderWriter) commit(ctx context.Context) error {
 	if len(w.pending) == 0 {
 		return nil
 	}
@@ -189,7 +194,7 @@ func (w *FolderWriter) Commit() error {
 		w.Abort()
 		return fmt.Errorf("folder %q: sync %s: %w", w.f.Name, w.f.Path, err)
 	}
-	if err := w.a.Cat.Commit(w.f.ID, size, w.lastUID, w.run, w.pending); err != nil {
+	if err := w.a.Cat.Commit(ctx, w.f.ID, size, w.lastUID, w.run, w.pending); err != nil {
 		w.Abort()
 		return fmt.Errorf("folder %q: %w", w.f.Name, err)
 	}
@@ -249,7 +254,8 @@ func (w *FolderWriter) Abort() {
 
 // Close commits what is pending and closes the folder's files.
 func (w *FolderWriter) Close() error {
-	err := w.Commit()
+	// What is durable is recorded even when the run was cancelled.
+	err := w.commit(context.WithoutCancel(w.ctx))
 	if w.mw != nil {
 		if cerr := w.mw.Close(); err == nil {
 			err = cerr
@@ -276,7 +282,7 @@ func (w *FolderWriter) SetFlags(changes []catalog.FlagChange, byID map[int64]*ca
 			}
 			file := filepath.Join(w.f.Path, name)
 			if file != m.File {
-				if err := w.a.Cat.SetFile(m.ID, file); err != nil {
+				if err := w.a.Cat.SetFile(w.ctx, m.ID, file); err != nil {
 					return err
 				}
 				m.File = file
@@ -286,7 +292,7 @@ func (w *FolderWriter) SetFlags(changes []catalog.FlagChange, byID map[int64]*ca
 			return err
 		}
 	}
-	return w.a.Cat.SetFlags(w.run, changes)
+	return w.a.Cat.SetFlags(w.ctx, w.run, changes)
 }
 
 func msgName(m *catalog.Message) string {

@@ -117,11 +117,11 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	if err := CheckTarget(to); err != nil {
 		return st, err
 	}
-	src, err := a.Selector(archive.Selection{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
+	src, err := a.Selector(ctx, archive.Selection{IncludeExpunged: opt.IncludeExpunged, AsOf: opt.AsOf})
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
-	folders, err := src.Folders()
+	folders, err := src.Folders(ctx)
 	if err != nil {
 		return st, fmt.Errorf("archive %s: listing folders: %w", a.Dir, err)
 	}
@@ -134,7 +134,7 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	}
 	// Folders are written relative to the source's personal namespace, as
 	// restore maps them: "INBOX.Sent" from Cyrus or Courier is "Sent".
-	nsPrefix, _, err := a.SourceNamespace()
+	nsPrefix, _, err := a.SourceNamespace(ctx)
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
@@ -211,7 +211,7 @@ func (f fatal) Unwrap() error { return f.err }
 // from the next message (a fresh read from that message's own position),
 // so one bad spot costs only the messages it touches.
 func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
-	msgs, flags, err := e.src.Select(f)
+	msgs, flags, err := e.src.Select(ctx, f)
 	if err != nil {
 		return e.wrap(f.Name, nil, err)
 	}
@@ -232,7 +232,7 @@ func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 	done := 0
 	for done < len(msgs) {
 		start := done
-		err := e.a.Walk(f, msgs[done:], func(m *catalog.Message, r io.Reader) error {
+		err := e.a.Walk(ctx, f, msgs[done:], func(m *catalog.Message, r io.Reader) error {
 			if err := ctx.Err(); err != nil {
 				return fatal{err}
 			}

@@ -78,7 +78,7 @@ func buildFrames(t testing.TB, dir string, format archive.Format, frame int, msg
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "imap://test@example.org", time.Now().Add(-time.Hour))
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "imap://test@example.org", time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +86,11 @@ func buildFrames(t testing.TB, dir string, format archive.Format, frame int, msg
 	for _, m := range msgs {
 		w := writers[m.folder]
 		if w == nil {
-			f, err := a.Folder(m.folder, '/', "")
+			f, err := a.Folder(t.Context(), m.folder, '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, err = a.NewWriter(f, run); err != nil {
+			if w, err = a.NewWriter(t.Context(), f, run); err != nil {
 				t.Fatal(err)
 			}
 			writers[m.folder] = w
@@ -104,7 +104,7 @@ func buildFrames(t testing.TB, dir string, format archive.Format, frame int, msg
 			t.Fatal(err)
 		}
 	}
-	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -490,14 +490,14 @@ func TestAsOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _ := a.Cat.BeginRun("backup", "imap://test@example.org", time.Now().Add(2*time.Minute))
-	f, _ := a.Cat.Folder("INBOX")
-	live, _ := a.Cat.Live(f.ID)
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "imap://test@example.org", time.Now().Add(2*time.Minute))
+	f, _ := a.Cat.Folder(t.Context(), "INBOX")
+	live, _ := a.Cat.Live(t.Context(), f.ID)
 	byID := map[int64]*catalog.Message{}
 	for _, m := range live {
 		byID[m.ID] = m
 	}
-	w, err := a.NewWriter(f, run)
+	w, err := a.NewWriter(t.Context(), f, run)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,10 +505,10 @@ func TestAsOf(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Close()
-	if err := a.Cat.MarkExpunged(run, []int64{live[2].ID}); err != nil {
+	if err := a.Cat.MarkExpunged(t.Context(), run, []int64{live[2].ID}); err != nil {
 		t.Fatal(err)
 	}
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 	a.Close()
 
 	changed := msgs[1]
@@ -573,8 +573,8 @@ func damage(t *testing.T, dir string, format archive.Format, folder string, uid 
 		t.Fatal(err)
 	}
 	defer a.Close()
-	f, _ := a.Cat.Folder(folder)
-	m, err := a.Cat.ByUID(f, uid)
+	f, _ := a.Cat.Folder(t.Context(), folder)
+	m, err := a.Cat.ByUID(t.Context(), f, uid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -749,15 +749,15 @@ func TestPOP3Names(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _ := a.Cat.BeginRun("backup", "pop3://bob@example.org", time.Now().Add(-time.Minute))
-	f, _ := a.Folder("INBOX", 0, "")
-	w, _ := a.NewWriter(f, run)
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "pop3://bob@example.org", time.Now().Add(-time.Minute))
+	f, _ := a.Folder(t.Context(), "INBOX", 0, "")
+	w, _ := a.NewWriter(t.Context(), f, run)
 	body := []byte("Received: from x by y; Tue, 3 Mar 2020 04:05:06 +0000\r\nSubject: pop\r\n\r\nbody\r\n")
 	if _, err := w.Add(&archive.Incoming{UIDL: "uidl/../1"}, bytes.NewReader(body)); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 	a.Close()
 	date := time.Date(2020, 3, 3, 4, 5, 6, 0, time.UTC)
 	hash := sha([]byte("uidl/../1"))[:16]

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -16,7 +17,7 @@ import (
 type Lister interface {
 	// RestoredIn returns, by message key, the messages recorded as
 	// restored to dest whose destination folder is folder.
-	RestoredIn(dest Destination, folder string) (map[string]Restored, error)
+	RestoredIn(ctx context.Context, dest Destination, folder string) (map[string]Restored, error)
 }
 
 // maxSearchRanges bounds the UID ranges of one UID SEARCH, to keep the
@@ -36,7 +37,7 @@ func (fr *folderRun) checkRecorded() error {
 		return nil
 	}
 	fr.lister = true
-	recs, err := l.RestoredIn(r.dest, fr.dst)
+	recs, err := l.RestoredIn(r.ctx, r.dest, fr.dst)
 	if err != nil {
 		return fmt.Errorf("reading progress: %w", err)
 	}

@@ -469,7 +469,7 @@ func TestReadOnlyArchive(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		src, err := archivesrc.New(a, 0, archivesrc.Options{})
+		src, err := archivesrc.New(t.Context(), a, 0, archivesrc.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -130,7 +130,7 @@ type memProgress struct {
 
 func newProgress() *memProgress { return &memProgress{done: map[string]restore.Restored{}} }
 
-func (p *memProgress) IsRestored(d restore.Destination, key string) (bool, error) {
+func (p *memProgress) IsRestored(ctx context.Context, d restore.Destination, key string) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	_, ok := p.done[d.Server+"|"+d.User+"|"+key]
@@ -138,7 +138,7 @@ func (p *memProgress) IsRestored(d restore.Destination, key string) (bool, error
 }
 
 // RestoredIn makes memProgress a restore.Lister.
-func (p *memProgress) RestoredIn(d restore.Destination, folder string) (map[string]restore.Restored, error) {
+func (p *memProgress) RestoredIn(ctx context.Context, d restore.Destination, folder string) (map[string]restore.Restored, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := map[string]restore.Restored{}
@@ -151,7 +151,7 @@ func (p *memProgress) RestoredIn(d restore.Destination, folder string) (map[stri
 	return out, nil
 }
 
-func (p *memProgress) MarkRestored(d restore.Destination, key string, r restore.Restored) error {
+func (p *memProgress) MarkRestored(ctx context.Context, d restore.Destination, key string, r restore.Restored) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.marks++

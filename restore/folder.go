@@ -309,7 +309,7 @@ func (fr *folderRun) message(m Message) error {
 		}
 		_, recorded = fr.recs[m.Key]
 	} else {
-		done, err := r.prog.IsRestored(r.dest, m.Key)
+		done, err := r.prog.IsRestored(r.ctx, r.dest, m.Key)
 		if err != nil {
 			return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("reading progress: %w", err)}
 		}

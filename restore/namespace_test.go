@@ -69,7 +69,7 @@ func TestNamespaceMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		p, d, ok, err := a.Cat.SourceNamespace()
+		p, d, ok, err := a.Cat.SourceNamespace(t.Context())
 		if err != nil || !ok || p != prefix || d != delim {
 			t.Fatalf("recorded namespace %q %q %v %v; want %q %q", p, d, ok, err, prefix, delim)
 		}
@@ -116,7 +116,7 @@ func TestNamespaceMapping(t *testing.T) {
 	if _, err := a.Cat.DB().Exec(`DELETE FROM meta WHERE key='source_namespace'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok, _ := a.Cat.SourceNamespace(); ok {
+	if _, _, ok, _ := a.Cat.SourceNamespace(t.Context()); ok {
 		t.Fatal("namespace still recorded")
 	}
 	a.Close()

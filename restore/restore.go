@@ -163,7 +163,7 @@ type Source interface {
 // refusal and report line names messages so, with their source folder;
 // without a Namer, by Message.Key.
 type Namer interface {
-	MessageName(folder, key string) string
+	MessageName(ctx context.Context, folder, key string) string
 }
 
 // Namespacer is a Source that knows the personal namespace of the server
@@ -185,8 +185,8 @@ type Restored struct {
 
 // Progress records what was restored where, so a rerun appends nothing twice.
 type Progress interface {
-	IsRestored(dest Destination, key string) (bool, error)
-	MarkRestored(dest Destination, key string, r Restored) error
+	IsRestored(ctx context.Context, dest Destination, key string) (bool, error)
+	MarkRestored(ctx context.Context, dest Destination, key string, r Restored) error
 }
 
 // AppendConn is the second, raw connection a worker APPENDs on,
@@ -526,7 +526,7 @@ func (r *run) fail(e *FolderError) {
 // msgName names a message of a source folder for the user (see Namer).
 func (r *run) msgName(folder, key string) string {
 	if n, ok := r.src.(Namer); ok {
-		if s := n.MessageName(folder, key); s != "" {
+		if s := n.MessageName(context.WithoutCancel(r.ctx), folder, key); s != "" {
 			return s
 		}
 	}
@@ -543,7 +543,7 @@ func (r *run) mark(key string, rd Restored) error {
 	if off {
 		return nil
 	}
-	err := r.prog.MarkRestored(r.dest, key, rd)
+	err := r.prog.MarkRestored(context.WithoutCancel(r.ctx), r.dest, key, rd)
 	if err == nil || !errors.Is(err, catalog.ErrReadOnly) {
 		return err
 	}

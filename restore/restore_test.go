@@ -42,12 +42,12 @@ func backup(t *testing.T, addr, user, dir string, format archive.Format) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: acct(addr, user)})
 	if err != nil || len(st.Failures) > 0 {
 		t.Fatalf("backup: %v %v", err, st.Failures)
 	}
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 }
 
 type restoreOpts struct {
@@ -65,8 +65,8 @@ func doRestore(t *testing.T, dir, addr, user string, o restoreOpts) (restore.Sta
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("restore", addr, time.Now())
-	src, err := archivesrc.New(a, run, o.src)
+	run, _ := a.Cat.BeginRun(t.Context(), "restore", addr, time.Now())
+	src, err := archivesrc.New(t.Context(), a, run, o.src)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func doRestore(t *testing.T, dir, addr, user string, o restoreOpts) (restore.Sta
 		o.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
 	}
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: addr, User: user}, src, src, o.Options)
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})
 	return st, err
 }
 

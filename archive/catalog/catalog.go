@@ -66,9 +66,9 @@ type Catalog struct {
 }
 
 // detectSchema sets c.v4 from the messages table's columns.
-func (c *Catalog) detectSchema() error {
+func (c *Catalog) detectSchema(ctx context.Context) error {
 	var n int
-	if err := c.db.QueryRow(`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='sender_id'`).Scan(&n); err != nil {
+	if err := c.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='sender_id'`).Scan(&n); err != nil {
 		return err
 	}
 	c.v4 = n > 0
@@ -76,11 +76,11 @@ func (c *Catalog) detectSchema() error {
 }
 
 // prepared returns the cached prepared statement of the read query q.
-func (c *Catalog) prepared(q string) (*sql.Stmt, error) {
+func (c *Catalog) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	if s, ok := c.stmts.Load(q); ok {
 		return s.(*sql.Stmt), nil
 	}
-	s, err := c.db.Prepare(q)
+	s, err := c.db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -92,12 +92,12 @@ func (c *Catalog) prepared(q string) (*sql.Stmt, error) {
 }
 
 // queryRow is db.QueryRow through the statement cache.
-func (c *Catalog) queryRow(q string, args ...any) *sql.Row {
-	s, err := c.prepared(q)
+func (c *Catalog) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	s, err := c.prepared(ctx, q)
 	if err != nil {
-		return c.db.QueryRow(q, args...) // the same error, as a Row
+		return c.db.QueryRowContext(ctx, q, args...) // the same error, as a Row
 	}
-	return s.QueryRow(args...)
+	return s.QueryRowContext(ctx, args...)
 }
 
 func (c *Catalog) init() error {
@@ -159,7 +159,7 @@ func (c *Catalog) init() error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	return c.detectSchema()
+	return c.detectSchema(ctx)
 }
 
 // Path returns the database file's path.
@@ -185,9 +185,9 @@ func (c *Catalog) Close() error {
 func (c *Catalog) DB() *sql.DB { return c.db }
 
 // Meta returns a meta value, "" when unset.
-func (c *Catalog) Meta(key string) (string, error) {
+func (c *Catalog) Meta(ctx context.Context, key string) (string, error) {
 	var v string
-	err := c.db.QueryRow(`SELECT value FROM meta WHERE key=?`, key).Scan(&v)
+	err := c.db.QueryRowContext(ctx, `SELECT value FROM meta WHERE key=?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -195,8 +195,8 @@ func (c *Catalog) Meta(key string) (string, error) {
 }
 
 // SetMeta sets a meta value.
-func (c *Catalog) SetMeta(key, value string) error {
-	return c.write(func(tx *wtx) error {
+func (c *Catalog) SetMeta(ctx context.Context, key, value string) error {
+	return c.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`INSERT INTO meta(key,value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value`, key, value)
 		tx.touchMeta(key)
 		return err
@@ -222,9 +222,9 @@ type Run struct {
 }
 
 // BeginRun records the start of a run and returns its id.
-func (c *Catalog) BeginRun(kind, source string, now time.Time) (int64, error) {
+func (c *Catalog) BeginRun(ctx context.Context, kind, source string, now time.Time) (int64, error) {
 	var id int64
-	err := c.write(func(tx *wtx) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`INSERT INTO runs(kind,source,started) VALUES(?,?,?)`, kind, source, fmtTime(now.UTC()))
 		if err != nil {
 			return err
@@ -242,8 +242,8 @@ func (c *Catalog) BeginRun(kind, source string, now time.Time) (int64, error) {
 }
 
 // EndRun records a run's end, outcome and counts.
-func (c *Catalog) EndRun(r Run) error {
-	err := c.write(func(tx *wtx) error {
+func (c *Catalog) EndRun(ctx context.Context, r Run) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		_, err := tx.Exec(`UPDATE runs SET ended=?, outcome=?, fetched=?, bytes=?, flag_changes=?, expunged=?, rekeyed=?, deleted=?, failed=?, error=? WHERE id=?`,
 			fmtTime(r.Ended.UTC()), r.Outcome, r.Fetched, r.Bytes, r.FlagChanges, r.Expunged, r.Rekeyed, r.Deleted, r.Failed, nullStr(r.Error), r.ID)
 		tx.touch("runs", r.ID)
@@ -258,9 +258,9 @@ func (c *Catalog) EndRun(r Run) error {
 // CloseKilledRuns records runs that never ended (the process was killed) as
 // "killed" and returns how many there were. Call it only while holding the
 // archive lock.
-func (c *Catalog) CloseKilledRuns() (int, error) {
+func (c *Catalog) CloseKilledRuns(ctx context.Context) (int, error) {
 	var n int
-	err := c.write(func(tx *wtx) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		ids, err := tx.selectIDs(`SELECT id FROM runs WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`)
 		if err != nil || len(ids) == 0 {
 			return err
@@ -278,17 +278,17 @@ func (c *Catalog) CloseKilledRuns() (int, error) {
 // UnfinishedSince returns the start of the earliest run that neither ended
 // nor was yet recorded as killed (a run killed since the archive was last
 // opened for writing), or the zero time when there is none.
-func (c *Catalog) UnfinishedSince() (time.Time, error) {
+func (c *Catalog) UnfinishedSince(ctx context.Context) (time.Time, error) {
 	var s sql.NullString
-	if err := c.db.QueryRow(`SELECT MIN(started) FROM runs WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`).Scan(&s); err != nil {
+	if err := c.db.QueryRowContext(ctx, `SELECT MIN(started) FROM runs WHERE ended IS NULL AND (outcome IS NULL OR outcome<>'killed')`).Scan(&s); err != nil {
 		return time.Time{}, c.classify(err)
 	}
 	return parseTime(s.String), nil
 }
 
 // Runs lists runs, oldest first.
-func (c *Catalog) Runs() ([]Run, error) {
-	rows, err := c.db.Query(`SELECT id,kind,source,started,COALESCE(ended,''),COALESCE(outcome,''),fetched,bytes,flag_changes,expunged,rekeyed,deleted,failed,COALESCE(error,'') FROM runs ORDER BY id`)
+func (c *Catalog) Runs(ctx context.Context) ([]Run, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT id,kind,source,started,COALESCE(ended,''),COALESCE(outcome,''),fetched,bytes,flag_changes,expunged,rekeyed,deleted,failed,COALESCE(error,'') FROM runs ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -344,9 +344,9 @@ func scanFolder(s interface{ Scan(...any) error }) (*Folder, error) {
 
 // Folders lists all catalogued folders by name. Each call returns its own
 // copies; the list is read from the table again only after a write.
-func (c *Catalog) Folders() ([]*Folder, error) {
+func (c *Catalog) Folders(ctx context.Context) ([]*Folder, error) {
 	if !c.cacheFolders.Load() {
-		list, err := c.readFolders()
+		list, err := c.readFolders(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -360,7 +360,7 @@ func (c *Catalog) Folders() ([]*Folder, error) {
 		return out, nil
 	}
 	c.foldersMu.Unlock()
-	list, err := c.readFolders()
+	list, err := c.readFolders(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -388,8 +388,8 @@ func copyFolders(list []Folder) []*Folder {
 // and looked each row up, the most of the cost for thousands of folders.
 // Go compares strings byte by byte, as SQLite's BINARY collation of the
 // (UTF-8, unique) name column does.
-func (c *Catalog) readFolders() ([]Folder, error) {
-	rows, err := c.db.Query(`SELECT ` + folderCols + ` FROM folders`)
+func (c *Catalog) readFolders(ctx context.Context) ([]Folder, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT `+folderCols+` FROM folders`)
 	if err != nil {
 		return nil, err
 	}
@@ -410,8 +410,8 @@ func (c *Catalog) readFolders() ([]Folder, error) {
 }
 
 // Folder returns the folder with the given name, or ErrNotFound.
-func (c *Catalog) Folder(name string) (*Folder, error) {
-	f, err := scanFolder(c.queryRow(`SELECT `+folderCols+` FROM folders WHERE name=?`, name))
+func (c *Catalog) Folder(ctx context.Context, name string) (*Folder, error) {
+	f, err := scanFolder(c.queryRow(ctx, `SELECT `+folderCols+` FROM folders WHERE name=?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
@@ -430,16 +430,16 @@ func (f *Folder) Unchanged(delim rune, specialUse string) bool {
 // EnsureFolder returns the folder named name, creating it with the given
 // delimiter, special use and archive path when new. A known folder keeps its
 // path; its delimiter and special use are updated.
-func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string) (*Folder, error) {
+func (c *Catalog) EnsureFolder(ctx context.Context, name string, delim rune, specialUse, path string) (*Folder, error) {
 	d := ""
 	if delim != 0 {
 		d = string(delim)
 	}
 	// The common case, a known folder that did not change, reads only.
-	if f, err := c.Folder(name); err == nil && f.Unchanged(delim, specialUse) {
+	if f, err := c.Folder(ctx, name); err == nil && f.Unchanged(delim, specialUse) {
 		return f, nil
 	}
-	err := c.write(func(tx *wtx) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		var old Folder
 		var od string
 		var gone sql.NullInt64
@@ -478,13 +478,13 @@ func (c *Catalog) EnsureFolder(name string, delim rune, specialUse, path string)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: folder %q: %w", name, err)
 	}
-	return c.Folder(name)
+	return c.Folder(ctx, name)
 }
 
 // SetFolderStatus records the server's view of a folder after a successful
 // sync: UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ.
-func (c *Catalog) SetFolderStatus(id int64, uidValidity, uidNext, messages uint32, highestModSeq uint64) error {
-	return c.write(func(tx *wtx) error {
+func (c *Catalog) SetFolderStatus(ctx context.Context, id int64, uidValidity, uidNext, messages uint32, highestModSeq uint64) error {
+	return c.write(ctx, func(tx *wtx) error {
 		res, err := tx.Exec(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`,
 			uidValidity, uidNext, messages, highestModSeq, id, uidValidity, uidNext, messages, highestModSeq)
 		if err != nil {
@@ -500,19 +500,19 @@ func (c *Catalog) SetFolderStatus(id int64, uidValidity, uidNext, messages uint3
 // ResetValidity moves a folder to a new UIDVALIDITY in one transaction:
 // the recognised messages are re-keyed, the other live ones are marked
 // expunged by run, and the folder's per-UID state is cleared.
-func (c *Catalog) ResetValidity(folderID, run int64, uidValidity uint32, rk []Rekey) error {
-	return c.write(func(tx *wtx) error {
+func (c *Catalog) ResetValidity(ctx context.Context, folderID, run int64, uidValidity uint32, rk []Rekey) error {
+	return c.write(ctx, func(tx *wtx) error {
 		ids, err := tx.selectIDs(`SELECT id FROM messages WHERE folder_id=? AND expunged_run IS NULL AND uidvalidity<>?`, folderID, uidValidity)
 		if err != nil {
 			return err
 		}
 		tx.touch("messages", ids...)
 		tx.touch("folders", folderID)
-		return c.resetValidity(tx, folderID, run, uidValidity, rk)
+		return c.resetValidity(ctx, tx, folderID, run, uidValidity, rk)
 	})
 }
 
-func (c *Catalog) resetValidity(tx *wtx, folderID, run int64, uidValidity uint32, rk []Rekey) error {
+func (c *Catalog) resetValidity(ctx context.Context, tx *wtx, folderID, run int64, uidValidity uint32, rk []Rekey) error {
 	if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE folder_id=? AND expunged_run IS NULL AND uidvalidity<>?`, run, folderID, uidValidity); err != nil {
 		return fmt.Errorf("catalog: reset uidvalidity: %w", err)
 	}
@@ -536,9 +536,9 @@ func (c *Catalog) resetValidity(tx *wtx, folderID, run int64, uidValidity uint32
 
 // MarkFolderGone records that a folder no longer exists on the server and
 // marks its live messages expunged by run. It returns how many it marked.
-func (c *Catalog) MarkFolderGone(id, run int64) (int, error) {
+func (c *Catalog) MarkFolderGone(ctx context.Context, id, run int64) (int, error) {
 	var n int
-	err := c.write(func(tx *wtx) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		if _, err := tx.Exec(`UPDATE folders SET gone_run=? WHERE id=? AND gone_run IS NULL`, run, id); err != nil {
 			return err
 		}
@@ -604,7 +604,7 @@ func (c *Catalog) msgCols() string {
 // primary key.
 const fileCol = `COALESCE(NULLIF(file,''),(SELECT path FROM folders WHERE folders.id=folder_id))`
 
-func (c *Catalog) scanMessage(s interface{ Scan(...any) error }, extra ...any) (*Message, error) {
+func (c *Catalog) scanMessage(ctx context.Context, s interface{ Scan(...any) error }, extra ...any) (*Message, error) {
 	var m Message
 	var rdate, flags, started string
 	var idate, sha, sat any
@@ -619,7 +619,7 @@ func (c *Catalog) scanMessage(s interface{ Scan(...any) error }, extra ...any) (
 	zone := i64(n[3])
 	m.InternalDate = decodeDate(idate, zone)
 	m.ReceivedDate = parseTime(rdate)
-	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(m.StoredRun, started) })
+	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(ctx, m.StoredRun, started) })
 	m.SHA256 = decodeSHA(sha)
 	m.Flags = SplitFlags(flags)
 	return &m, nil
@@ -628,8 +628,8 @@ func (c *Catalog) scanMessage(s interface{ Scan(...any) error }, extra ...any) (
 // Commit records newly stored messages of one folder in one transaction,
 // together with the folder's new committed file size (mbox formats) and last
 // UID. The messages' data must already be durable.
-func (c *Catalog) Commit(folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
-	err := c.write(func(tx *wtx) error {
+func (c *Catalog) Commit(ctx context.Context, folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
+	err := c.write(ctx, func(tx *wtx) error {
 		return commitTx(tx, folderID, committedSize, lastUID, run, msgs)
 	})
 	if err != nil {
@@ -639,7 +639,7 @@ func (c *Catalog) Commit(folderID int64, committedSize int64, lastUID uint32, ru
 }
 
 func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
-	ins, err := tx.Prepare(`INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,date_zone,received_date,flags,size,sha256,message_id,sender_id,subject,file,frame_offset,frame_pos,stored_run,stored_at)
+	ins, err := tx.PrepareContext(tx.ctx, `INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,date_zone,received_date,flags,size,sha256,message_id,sender_id,subject,file,frame_offset,frame_pos,stored_run,stored_at)
 		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
@@ -668,7 +668,7 @@ func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run 
 			return fmt.Errorf("catalog: store uid %d: %w", m.UID, err)
 		}
 		idate, zone := encodeDate(m.InternalDate)
-		res, err := ins.Exec(folderID, m.UIDValidity, m.UID, nullStr(m.UIDL), m.ModSeq, idate, zone, nullStr(fmtCompact(m.ReceivedDate)),
+		res, err := ins.ExecContext(tx.ctx, folderID, m.UIDValidity, m.UID, nullStr(m.UIDL), m.ModSeq, idate, zone, nullStr(fmtCompact(m.ReceivedDate)),
 			flags, m.Size, encodeSHA(m.SHA256), m.MessageID, sender, m.Subject, file, m.FrameOffset, m.FramePos, run, now)
 		if err != nil {
 			return fmt.Errorf("catalog: store uid %d: %w", m.UID, err)
@@ -700,19 +700,19 @@ const (
 )
 
 // Live returns the messages of a folder that are not marked expunged, in UID order.
-func (c *Catalog) Live(folderID int64) ([]*Message, error) {
-	return c.query(`SELECT `+c.msgCols()+liveFrom, folderID)
+func (c *Catalog) Live(ctx context.Context, folderID int64) ([]*Message, error) {
+	return c.query(ctx, `SELECT `+c.msgCols()+liveFrom, folderID)
 }
 
 // All returns every message of a folder, expunged ones included, in storage order.
-func (c *Catalog) All(folderID int64) ([]*Message, error) {
-	return c.query(`SELECT `+c.msgCols()+allFrom, folderID)
+func (c *Catalog) All(ctx context.Context, folderID int64) ([]*Message, error) {
+	return c.query(ctx, `SELECT `+c.msgCols()+allFrom, folderID)
 }
 
 // Each calls fn for every message of a folder in storage order without
 // holding them all in memory.
 func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) error) error {
-	st, err := c.prepared(`SELECT ` + c.msgCols() + allFrom)
+	st, err := c.prepared(ctx, `SELECT `+c.msgCols()+allFrom)
 	if err != nil {
 		return err
 	}
@@ -722,7 +722,7 @@ func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) er
 	}
 	defer rows.Close()
 	for rows.Next() {
-		m, err := c.scanMessage(rows)
+		m, err := c.scanMessage(ctx, rows)
 		if err != nil {
 			return err
 		}
@@ -735,13 +735,13 @@ func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) er
 
 // ByUID returns the message of a folder with the given UID, preferring the
 // folder's current UIDVALIDITY.
-func (c *Catalog) ByUID(f *Folder, uid uint32) (*Message, error) {
-	ms, err := c.query(`SELECT `+c.msgCols()+byUIDFrom, f.ID, f.UIDValidity, uid)
+func (c *Catalog) ByUID(ctx context.Context, f *Folder, uid uint32) (*Message, error) {
+	ms, err := c.query(ctx, `SELECT `+c.msgCols()+byUIDFrom, f.ID, f.UIDValidity, uid)
 	if err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
-		if ms, err = c.query(`SELECT `+c.msgCols()+byUIDAnyFrom, f.ID, uid); err != nil {
+		if ms, err = c.query(ctx, `SELECT `+c.msgCols()+byUIDAnyFrom, f.ID, uid); err != nil {
 			return nil, err
 		}
 	}
@@ -752,8 +752,8 @@ func (c *Catalog) ByUID(f *Folder, uid uint32) (*Message, error) {
 }
 
 // ByUIDL returns the POP3 message with the given UIDL in a folder.
-func (c *Catalog) ByUIDL(folderID int64, uidl string) (*Message, error) {
-	ms, err := c.query(`SELECT `+c.msgCols()+byUIDLFrom, folderID, uidl)
+func (c *Catalog) ByUIDL(ctx context.Context, folderID int64, uidl string) (*Message, error) {
+	ms, err := c.query(ctx, `SELECT `+c.msgCols()+byUIDLFrom, folderID, uidl)
 	if err != nil {
 		return nil, err
 	}
@@ -763,19 +763,19 @@ func (c *Catalog) ByUIDL(folderID int64, uidl string) (*Message, error) {
 	return ms[0], nil
 }
 
-func (c *Catalog) query(q string, args ...any) ([]*Message, error) {
-	st, err := c.prepared(q)
+func (c *Catalog) query(ctx context.Context, q string, args ...any) ([]*Message, error) {
+	st, err := c.prepared(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.Query(args...)
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []*Message
 	for rows.Next() {
-		m, err := c.scanMessage(rows)
+		m, err := c.scanMessage(ctx, rows)
 		if err != nil {
 			return nil, err
 		}
@@ -792,11 +792,11 @@ type FlagChange struct {
 }
 
 // SetFlags records flag changes seen by a run.
-func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
+func (c *Catalog) SetFlags(ctx context.Context, run int64, changes []FlagChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	return c.write(func(tx *wtx) error {
+	return c.write(ctx, func(tx *wtx) error {
 		for _, ch := range changes {
 			tx.touch("messages", ch.ID)
 			tx.touchHist(ch.ID, run)
@@ -816,8 +816,8 @@ func (c *Catalog) SetFlags(run int64, changes []FlagChange) error {
 }
 
 // SetFile records a message's new file name (Maildir flag renames).
-func (c *Catalog) SetFile(id int64, file string) error {
-	return c.write(func(tx *wtx) error {
+func (c *Catalog) SetFile(ctx context.Context, id int64, file string) error {
+	return c.write(ctx, func(tx *wtx) error {
 		tx.touch("messages", id)
 		_, err := tx.Exec(`UPDATE messages SET file=? WHERE id=?`, file, id)
 		return err
@@ -825,11 +825,11 @@ func (c *Catalog) SetFile(id int64, file string) error {
 }
 
 // MarkExpunged records that a run found these messages gone from the server.
-func (c *Catalog) MarkExpunged(run int64, ids []int64) error {
+func (c *Catalog) MarkExpunged(ctx context.Context, run int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return c.write(func(tx *wtx) error {
+	return c.write(ctx, func(tx *wtx) error {
 		tx.touch("messages", ids...)
 		for _, id := range ids {
 			if _, err := tx.Exec(`UPDATE messages SET expunged_run=? WHERE id=? AND expunged_run IS NULL`, run, id); err != nil {
@@ -880,9 +880,9 @@ const flagsAsOfQuery = `SELECT flags FROM (
 
 // FlagsAsOf returns a message's flags as recorded by the last run that
 // started before t, and false when no run before t had seen it.
-func (c *Catalog) FlagsAsOf(id int64, t time.Time) ([]string, bool, error) {
+func (c *Catalog) FlagsAsOf(ctx context.Context, id int64, t time.Time) ([]string, bool, error) {
 	var fl string
-	err := c.queryRow(flagsAsOfQuery, id, fmtTime(t.UTC())).Scan(&fl)
+	err := c.queryRow(ctx, flagsAsOfQuery, id, fmtTime(t.UTC())).Scan(&fl)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -895,7 +895,7 @@ func (c *Catalog) FlagsAsOf(id int64, t time.Time) ([]string, bool, error) {
 // runStarted is when run started (its runs.started text, read with the
 // message), parsed once per run (a run's start never changes): every
 // message's stored_at counts from it.
-func (c *Catalog) runStarted(run int64, started string) time.Time {
+func (c *Catalog) runStarted(ctx context.Context, run int64, started string) time.Time {
 	if t, ok := c.runStarts.Load(run); ok {
 		return t.(time.Time)
 	}
@@ -905,17 +905,17 @@ func (c *Catalog) runStarted(run int64, started string) time.Time {
 }
 
 // RunStarted returns when a run started.
-func (c *Catalog) RunStarted(id int64) (time.Time, error) {
+func (c *Catalog) RunStarted(ctx context.Context, id int64) (time.Time, error) {
 	var s string
-	if err := c.db.QueryRow(`SELECT started FROM runs WHERE id=?`, id).Scan(&s); err != nil {
+	if err := c.db.QueryRowContext(ctx, `SELECT started FROM runs WHERE id=?`, id).Scan(&s); err != nil {
 		return time.Time{}, err
 	}
 	return parseTime(s), nil
 }
 
 // Counts returns the number of messages of a folder, and of those marked expunged.
-func (c *Catalog) Counts(folderID int64) (total, expunged int, bytes int64, err error) {
-	err = c.queryRow(`SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID).Scan(&total, &expunged, &bytes)
+func (c *Catalog) Counts(ctx context.Context, folderID int64) (total, expunged int, bytes int64, err error) {
+	err = c.queryRow(ctx, `SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID).Scan(&total, &expunged, &bytes)
 	return
 }
 

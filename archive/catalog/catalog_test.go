@@ -26,22 +26,22 @@ func msg(uv, uid uint32, flags ...string) *Message {
 
 func TestCommitAndQuery(t *testing.T) {
 	c := open(t)
-	run, err := c.BeginRun("backup", "imaps://a@h:993", time.Now())
+	run, err := c.BeginRun(t.Context(), "backup", "imaps://a@h:993", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := c.EnsureFolder("Work/Größe", '/', `\Archive`, "mbox/Work/Größe.mbox.zst")
+	f, err := c.EnsureFolder(t.Context(), "Work/Größe", '/', `\Archive`, "mbox/Work/Größe.mbox.zst")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Commit(f.ID, 4096, 3, run, []*Message{msg(7, 1, `\Seen`), msg(7, 3, `\Flagged`, `$Work`)}); err != nil {
+	if err := c.Commit(t.Context(), f.ID, 4096, 3, run, []*Message{msg(7, 1, `\Seen`), msg(7, 3, `\Flagged`, `$Work`)}); err != nil {
 		t.Fatal(err)
 	}
-	f, _ = c.Folder("Work/Größe")
+	f, _ = c.Folder(t.Context(), "Work/Größe")
 	if f.CommittedSize != 4096 || f.LastUID != 3 || f.Delim != '/' || f.SpecialUse != `\Archive` {
 		t.Fatalf("folder after commit: %+v", f)
 	}
-	live, err := c.Live(f.ID)
+	live, err := c.Live(t.Context(), f.ID)
 	if err != nil || len(live) != 2 {
 		t.Fatalf("live = %d, %v", len(live), err)
 	}
@@ -50,14 +50,14 @@ func TestCommitAndQuery(t *testing.T) {
 		t.Fatalf("message round trip: %+v", m)
 	}
 	// The same UID under the same UIDVALIDITY cannot be stored twice.
-	if err := c.Commit(f.ID, 5000, 3, run, []*Message{msg(7, 3)}); err == nil {
+	if err := c.Commit(t.Context(), f.ID, 5000, 3, run, []*Message{msg(7, 3)}); err == nil {
 		t.Fatal("duplicate uid accepted")
 	}
-	f2, _ := c.Folder("Work/Größe")
+	f2, _ := c.Folder(t.Context(), "Work/Größe")
 	if f2.CommittedSize != 4096 {
 		t.Fatalf("failed commit changed committed size to %d", f2.CommittedSize)
 	}
-	got, err := c.ByUID(f, 3)
+	got, err := c.ByUID(t.Context(), f, 3)
 	if err != nil || got.SHA256 != m.SHA256 {
 		t.Fatalf("ByUID: %+v %v", got, err)
 	}
@@ -66,18 +66,18 @@ func TestCommitAndQuery(t *testing.T) {
 func TestFlagsHistoryAndExpunge(t *testing.T) {
 	c := open(t)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	r1, _ := c.BeginRun("backup", "s", t0)
-	f, _ := c.EnsureFolder("INBOX", '/', "", "mbox/INBOX.mbox.zst")
+	r1, _ := c.BeginRun(t.Context(), "backup", "s", t0)
+	f, _ := c.EnsureFolder(t.Context(), "INBOX", '/', "", "mbox/INBOX.mbox.zst")
 	m := msg(1, 1, `\Seen`)
-	if err := c.Commit(f.ID, 1, 1, r1, []*Message{m}); err != nil {
+	if err := c.Commit(t.Context(), f.ID, 1, 1, r1, []*Message{m}); err != nil {
 		t.Fatal(err)
 	}
-	r2, _ := c.BeginRun("backup", "s", t0.Add(48*time.Hour))
-	if err := c.SetFlags(r2, []FlagChange{{ID: m.ID, Flags: []string{`\Seen`, `\Answered`}}}); err != nil {
+	r2, _ := c.BeginRun(t.Context(), "backup", "s", t0.Add(48*time.Hour))
+	if err := c.SetFlags(t.Context(), r2, []FlagChange{{ID: m.ID, Flags: []string{`\Seen`, `\Answered`}}}); err != nil {
 		t.Fatal(err)
 	}
-	r3, _ := c.BeginRun("backup", "s", t0.Add(96*time.Hour))
-	if err := c.MarkExpunged(r3, []int64{m.ID}); err != nil {
+	r3, _ := c.BeginRun(t.Context(), "backup", "s", t0.Add(96*time.Hour))
+	if err := c.MarkExpunged(t.Context(), r3, []int64{m.ID}); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -89,16 +89,16 @@ func TestFlagsHistoryAndExpunge(t *testing.T) {
 		{t0.Add(time.Hour), `\Seen`, true},
 		{t0.Add(50 * time.Hour), `\Answered \Seen`, true},
 	} {
-		fl, ok, err := c.FlagsAsOf(m.ID, tt.at)
+		fl, ok, err := c.FlagsAsOf(t.Context(), m.ID, tt.at)
 		if err != nil || ok != tt.ok || JoinFlags(fl) != tt.want {
 			t.Errorf("FlagsAsOf(%v) = %q %v %v, want %q %v", tt.at, fl, ok, err, tt.want, tt.ok)
 		}
 	}
-	live, _ := c.Live(f.ID)
+	live, _ := c.Live(t.Context(), f.ID)
 	if len(live) != 0 {
 		t.Fatalf("expunged message still live")
 	}
-	all, _ := c.All(f.ID)
+	all, _ := c.All(t.Context(), f.ID)
 	if len(all) != 1 || all[0].ExpungedRun != r3 {
 		t.Fatalf("expunged message: %+v", all)
 	}
@@ -106,24 +106,24 @@ func TestFlagsHistoryAndExpunge(t *testing.T) {
 
 func TestResetValidity(t *testing.T) {
 	c := open(t)
-	r1, _ := c.BeginRun("backup", "s", time.Now())
-	f, _ := c.EnsureFolder("INBOX", '/', "", "p")
+	r1, _ := c.BeginRun(t.Context(), "backup", "s", time.Now())
+	f, _ := c.EnsureFolder(t.Context(), "INBOX", '/', "", "p")
 	a, b := msg(1, 1), msg(1, 2)
-	if err := c.Commit(f.ID, 1, 2, r1, []*Message{a, b}); err != nil {
+	if err := c.Commit(t.Context(), f.ID, 1, 2, r1, []*Message{a, b}); err != nil {
 		t.Fatal(err)
 	}
-	r2, _ := c.BeginRun("backup", "s", time.Now())
-	if err := c.ResetValidity(f.ID, r2, 9, []Rekey{{ID: a.ID, UID: 40, Flags: []string{`\Seen`}}}); err != nil {
+	r2, _ := c.BeginRun(t.Context(), "backup", "s", time.Now())
+	if err := c.ResetValidity(t.Context(), f.ID, r2, 9, []Rekey{{ID: a.ID, UID: 40, Flags: []string{`\Seen`}}}); err != nil {
 		t.Fatal(err)
 	}
-	all, _ := c.All(f.ID)
+	all, _ := c.All(t.Context(), f.ID)
 	if all[0].UIDValidity != 9 || all[0].UID != 40 || all[0].ExpungedRun != 0 || JoinFlags(all[0].Flags) != `\Seen` {
 		t.Errorf("rekeyed: %+v", all[0])
 	}
 	if all[1].UIDValidity != 1 || all[1].ExpungedRun != r2 {
 		t.Errorf("unrecognised message should be marked expunged: %+v", all[1])
 	}
-	f, _ = c.Folder("INBOX")
+	f, _ = c.Folder(t.Context(), "INBOX")
 	if f.UIDValidity != 9 || f.LastUID != 0 {
 		t.Errorf("folder: %+v", f)
 	}
@@ -131,23 +131,23 @@ func TestResetValidity(t *testing.T) {
 
 func TestRestoredAndRuns(t *testing.T) {
 	c := open(t)
-	r, _ := c.BeginRun("restore", "s", time.Now())
-	if ok, _ := c.IsRestored("h:993", "bob", "k1"); ok {
+	r, _ := c.BeginRun(t.Context(), "restore", "s", time.Now())
+	if ok, _ := c.IsRestored(t.Context(), "h:993", "bob", "k1"); ok {
 		t.Fatal("restored before marking")
 	}
-	if err := c.MarkRestored("h:993", "bob", "k1", "INBOX", 5, 6, r); err != nil {
+	if err := c.MarkRestored(t.Context(), "h:993", "bob", "k1", "INBOX", 5, 6, r); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _ := c.IsRestored("h:993", "bob", "k1"); !ok {
+	if ok, _ := c.IsRestored(t.Context(), "h:993", "bob", "k1"); !ok {
 		t.Fatal("not restored after marking")
 	}
-	if ok, _ := c.IsRestored("other:993", "bob", "k1"); ok {
+	if ok, _ := c.IsRestored(t.Context(), "other:993", "bob", "k1"); ok {
 		t.Fatal("restored to another destination")
 	}
-	if err := c.EndRun(Run{ID: r, Ended: time.Now(), Outcome: "ok", Fetched: 3}); err != nil {
+	if err := c.EndRun(t.Context(), Run{ID: r, Ended: time.Now(), Outcome: "ok", Fetched: 3}); err != nil {
 		t.Fatal(err)
 	}
-	runs, _ := c.Runs()
+	runs, _ := c.Runs(t.Context())
 	if len(runs) != 1 || runs[0].Outcome != "ok" || runs[0].Fetched != 3 || runs[0].Ended.IsZero() {
 		t.Fatalf("runs: %+v", runs)
 	}
@@ -163,7 +163,7 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if err := w.SetMeta("format", "maildir"); err != nil {
+	if err := w.SetMeta(t.Context(), "format", "maildir"); err != nil {
 		t.Fatal(err)
 	}
 	// Hold a write transaction open, as a committing backup does.
@@ -184,13 +184,13 @@ func TestOpenReadOnly(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("OpenReadOnly waited %v for the writer", d)
 	}
-	if v, err := r.Meta("format"); err != nil || v != "maildir" {
+	if v, err := r.Meta(t.Context(), "format"); err != nil || v != "maildir" {
 		t.Errorf("committed meta = %q, %v", v, err)
 	}
-	if v, err := r.Meta("pending"); err != nil || v != "" {
+	if v, err := r.Meta(t.Context(), "pending"); err != nil || v != "" {
 		t.Errorf("uncommitted meta visible: %q, %v", v, err)
 	}
-	if err := r.SetMeta("x", "y"); err == nil {
+	if err := r.SetMeta(t.Context(), "x", "y"); err == nil {
 		t.Error("a write through the read-only catalog succeeded")
 	}
 

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -20,11 +21,11 @@ import (
 // MarkDeleted records that run deleted these messages from the server
 // after archiving them. A message already marked expunged or deleted keeps
 // its mark.
-func (c *Catalog) MarkDeleted(run int64, ids []int64) error {
+func (c *Catalog) MarkDeleted(ctx context.Context, run int64, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return c.write(func(tx *wtx) error {
+	return c.write(ctx, func(tx *wtx) error {
 		tx.touch("messages", ids...)
 		for _, id := range ids {
 			if _, err := tx.Exec(`UPDATE messages SET deleted_run=? WHERE id=? AND deleted_run IS NULL AND expunged_run IS NULL`, run, id); err != nil {
@@ -50,20 +51,20 @@ func (d Deleted) ExpungedRun(m *Message) int64 {
 
 // Deleted returns the messages of a folder that mailkeep deleted from the
 // server after archiving them.
-func (c *Catalog) Deleted(folderID int64) (Deleted, error) {
+func (c *Catalog) Deleted(ctx context.Context, folderID int64) (Deleted, error) {
 	q := `SELECT id, deleted_run FROM messages WHERE folder_id=? AND deleted_run IS NOT NULL`
-	v2, err := c.hasDeletedRun()
+	v2, err := c.hasDeletedRun(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !v2 {
 		q = `SELECT id, expunged_run FROM messages WHERE folder_id=? AND expunged_run IN (` + deletingRuns + `)`
 	}
-	st, err := c.prepared(q)
+	st, err := c.prepared(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
 	}
-	rows, err := st.Query(folderID)
+	rows, err := st.QueryContext(ctx, folderID)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
 	}
@@ -92,9 +93,9 @@ type FolderCounts struct {
 func (n FolderCounts) Visible() int { return n.Total - n.Expunged }
 
 // CountStates counts a folder's messages by state, on either schema.
-func (c *Catalog) CountStates(folderID int64) (FolderCounts, error) {
+func (c *Catalog) CountStates(ctx context.Context, folderID int64) (FolderCounts, error) {
 	var n FolderCounts
-	v2, err := c.hasDeletedRun()
+	v2, err := c.hasDeletedRun(ctx)
 	if err != nil {
 		return n, err
 	}
@@ -103,7 +104,7 @@ func (c *Catalog) CountStates(folderID int64) (FolderCounts, error) {
 		q = `SELECT COUNT(*), COUNT(expunged_run) - COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0),
 			COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`
 	}
-	err = c.queryRow(q, folderID).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
+	err = c.queryRow(ctx, q, folderID).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
 	return n, err
 }
 
@@ -112,7 +113,7 @@ func (c *Catalog) CountStates(folderID int64) (FolderCounts, error) {
 // The answer is kept: a catalog's columns do not change while it is open
 // (Open migrates before anything is read), and asking cost more than the
 // per-folder query it chooses (ls of 2,000 folders).
-func (c *Catalog) hasDeletedRun() (bool, error) {
+func (c *Catalog) hasDeletedRun(ctx context.Context) (bool, error) {
 	switch c.deletedRun.Load() {
 	case 1:
 		return true, nil
@@ -120,7 +121,7 @@ func (c *Catalog) hasDeletedRun() (bool, error) {
 		return false, nil
 	}
 	var n int
-	err := c.queryRow(`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='deleted_run'`).Scan(&n)
+	err := c.queryRow(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='deleted_run'`).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("catalog: schema: %w", err)
 	}

@@ -18,16 +18,16 @@ func TestFoldersCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.AttachJournal(filepath.Join(dir, "journal")); err != nil {
+	if _, err := c.AttachJournal(t.Context(), filepath.Join(dir, "journal")); err != nil {
 		t.Fatal(err)
 	}
-	run, err := c.BeginRun("backup", "imap://a@h", time.Now())
+	run, err := c.BeginRun(t.Context(), "backup", "imap://a@h", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	folders := func() []*Folder {
 		t.Helper()
-		fl, err := c.Folders()
+		fl, err := c.Folders(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,11 +36,11 @@ func TestFoldersCache(t *testing.T) {
 	if fl := folders(); len(fl) != 0 {
 		t.Fatalf("new catalog lists %d folders", len(fl))
 	}
-	a, err := c.EnsureFolder("A", '/', "", "mbox/A.mbox")
+	a, err := c.EnsureFolder(t.Context(), "A", '/', "", "mbox/A.mbox")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := c.EnsureFolder("B", '/', "", "mbox/B.mbox")
+	b, err := c.EnsureFolder(t.Context(), "B", '/', "", "mbox/B.mbox")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,19 +58,19 @@ func TestFoldersCache(t *testing.T) {
 		write func() error
 		check func(fl []*Folder) bool
 	}{
-		{"commit", func() error { return c.Commit(a.ID, 4096, 3, run, []*Message{msg(7, 1)}) },
+		{"commit", func() error { return c.Commit(t.Context(), a.ID, 4096, 3, run, []*Message{msg(7, 1)}) },
 			func(fl []*Folder) bool { return fl[0].CommittedSize == 4096 && fl[0].LastUID == 3 }},
 		{"failed commit (duplicate UID)", func() error {
-			if err := c.Commit(a.ID, 5000, 3, run, []*Message{msg(7, 1)}); err == nil {
+			if err := c.Commit(t.Context(), a.ID, 5000, 3, run, []*Message{msg(7, 1)}); err == nil {
 				t.Error("duplicate UID accepted")
 			}
 			return nil
 		}, func(fl []*Folder) bool { return fl[0].CommittedSize == 4096 }},
-		{"status", func() error { return c.SetFolderStatus(b.ID, 9, 10, 11, 12) },
+		{"status", func() error { return c.SetFolderStatus(t.Context(), b.ID, 9, 10, 11, 12) },
 			func(fl []*Folder) bool { return fl[1].UIDValidity == 9 && fl[1].Messages == 11 }},
-		{"gone", func() error { _, err := c.MarkFolderGone(b.ID, run); return err },
+		{"gone", func() error { _, err := c.MarkFolderGone(t.Context(), b.ID, run); return err },
 			func(fl []*Folder) bool { return fl[1].GoneRun == run }},
-		{"new folder", func() error { _, err := c.EnsureFolder("0 first", '/', "", "mbox/0.mbox"); return err },
+		{"new folder", func() error { _, err := c.EnsureFolder(t.Context(), "0 first", '/', "", "mbox/0.mbox"); return err },
 			func(fl []*Folder) bool { return len(fl) == 3 && fl[0].Name == "0 first" }},
 	}
 	for _, s := range steps {
@@ -85,14 +85,14 @@ func TestFoldersCache(t *testing.T) {
 	// A write that touches no folder (a run's start or end, the no-op
 	// backup's) keeps the list read.
 	folders()
-	run2, err := c.BeginRun("backup", "imap://a@h", time.Now())
+	run2, err := c.BeginRun(t.Context(), "backup", "imap://a@h", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.CloseKilledRuns(); err != nil {
+	if _, err := c.CloseKilledRuns(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EndRun(Run{ID: run2, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := c.EndRun(t.Context(), Run{ID: run2, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	if !c.foldersOK || c.foldersGen != c.gen.Load() {
@@ -104,7 +104,7 @@ func TestFoldersCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	rl, err := r.Folders()
+	rl, err := r.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestFoldersOrder(t *testing.T) {
 	c := open(t)
 	names := []string{"b", "B", "a/ä", "a/z", "ä", "Z", "a", "a b", "a/", "INBOX", "Inbox/x", "日本", "é", "e\u0301", "~", "0"}
 	for i, n := range names {
-		if _, err := c.EnsureFolder(n, '/', "", "mbox/"+strconv.Itoa(i)+".mbox"); err != nil {
+		if _, err := c.EnsureFolder(t.Context(), n, '/', "", "mbox/"+strconv.Itoa(i)+".mbox"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,7 +142,7 @@ func TestFoldersOrder(t *testing.T) {
 		want = append(want, n)
 	}
 	rows.Close()
-	fl, err := c.Folders()
+	fl, err := c.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

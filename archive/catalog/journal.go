@@ -3,6 +3,7 @@ package catalog
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -72,6 +73,7 @@ type record struct {
 // rows can be journaled before it commits.
 type wtx struct {
 	*sql.Tx
+	ctx  context.Context           // the write's: Exec, Query and QueryRow run under it
 	ids  map[string]map[int64]bool // table -> ids (runs, folders, messages)
 	hist [][2]int64                // flag_history (message, run)
 	meta map[string]bool
@@ -89,6 +91,17 @@ func (w *wtx) touch(table string, ids ...int64) {
 	for _, id := range ids {
 		m[id] = true
 	}
+}
+
+// Exec, Query and QueryRow are the transaction's, under the write's ctx.
+func (w *wtx) Exec(q string, args ...any) (sql.Result, error) {
+	return w.Tx.ExecContext(w.ctx, q, args...)
+}
+func (w *wtx) Query(q string, args ...any) (*sql.Rows, error) {
+	return w.Tx.QueryContext(w.ctx, q, args...)
+}
+func (w *wtx) QueryRow(q string, args ...any) *sql.Row {
+	return w.Tx.QueryRowContext(w.ctx, q, args...)
 }
 
 func (w *wtx) touchHist(msg, run int64) { w.hist = append(w.hist, [2]int64{msg, run}) }
@@ -120,7 +133,7 @@ func (w *wtx) selectIDs(q string, args ...any) ([]int64, error) {
 
 // write runs fn in one write transaction, serialised with other writers,
 // and journals what it touched before committing.
-func (c *Catalog) write(fn func(tx *wtx) error) error {
+func (c *Catalog) write(ctx context.Context, fn func(tx *wtx) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// After the commit or rollback, Folders reads the table again when
@@ -136,12 +149,12 @@ func (c *Catalog) write(fn func(tx *wtx) error) error {
 	if c.poisoned != nil {
 		return c.poisoned
 	}
-	tx, err := c.db.Begin()
+	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return c.classify(err)
 	}
 	defer tx.Rollback()
-	w = &wtx{Tx: tx}
+	w = &wtx{Tx: tx, ctx: ctx}
 	if err := fn(w); err != nil {
 		return c.classify(err)
 	}
@@ -341,16 +354,16 @@ type JournalState struct {
 // written anew from the catalog (archives from before the journal, or a
 // lost journal); one shorter than the catalog knows is moved aside and
 // written anew. Call it only while holding the archive lock.
-func (c *Catalog) AttachJournal(path string) (JournalState, error) {
+func (c *Catalog) AttachJournal(ctx context.Context, path string) (JournalState, error) {
 	var st JournalState
-	off, err := c.journalOffset()
+	off, err := c.journalOffset(ctx)
 	if err != nil {
 		return st, err
 	}
 	fi, err := os.Lstat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := c.snapshot(path); err != nil {
+		if err := c.snapshot(ctx, path); err != nil {
 			return st, err
 		}
 		st.Snapshot = true
@@ -364,12 +377,12 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 			return st, fmt.Errorf("journal %s: %w", path, err)
 		}
 		st.MovedAside = aside
-		if err := c.snapshot(path); err != nil {
+		if err := c.snapshot(ctx, path); err != nil {
 			return st, err
 		}
 		st.Snapshot = true
 	case fi.Size() > off:
-		n, js, err := c.Replay(path, off)
+		n, js, err := c.Replay(ctx, path, off)
 		if err != nil {
 			return st, err
 		}
@@ -377,7 +390,7 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 	}
 	// A schema migration changed rows without journaling them: start the
 	// journal anew from the migrated catalog, keeping the old one aside.
-	if v, err := c.Meta(metaJournalSchema); err != nil {
+	if v, err := c.Meta(ctx, metaJournalSchema); err != nil {
 		return st, err
 	} else if v != strconv.Itoa(schemaVersion) && !st.Snapshot {
 		aside := path + ".old-" + time.Now().UTC().Format("20060102T150405Z")
@@ -385,7 +398,7 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 			return st, fmt.Errorf("journal %s: %w", path, err)
 		}
 		st.MovedAside = aside
-		if err := c.snapshot(path); err != nil {
+		if err := c.snapshot(ctx, path); err != nil {
 			return st, err
 		}
 		st.Snapshot = true
@@ -401,8 +414,8 @@ func (c *Catalog) AttachJournal(path string) (JournalState, error) {
 	return st, nil
 }
 
-func (c *Catalog) journalOffset() (int64, error) {
-	v, err := c.Meta(metaJournalOffset)
+func (c *Catalog) journalOffset(ctx context.Context) (int64, error) {
+	v, err := c.Meta(ctx, metaJournalOffset)
 	if err != nil || v == "" {
 		return 0, err
 	}
@@ -413,10 +426,10 @@ func (c *Catalog) journalOffset() (int64, error) {
 // transaction (temporary file, fsync, rename, directory fsync) and records
 // its size. Rows are read and written a page at a time, so memory stays
 // bounded whatever the catalog's size.
-func (c *Catalog) snapshot(path string) error {
+func (c *Catalog) snapshot(ctx context.Context, path string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	tx, err := c.db.Begin()
+	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return c.classify(err)
 	}
@@ -518,13 +531,13 @@ func (c *Catalog) snapshot(path string) error {
 // Replay applies the journal's transactions from offset on to the catalog
 // (which must not have a journal attached) and returns how many it
 // applied. A transaction whose last line is missing is not applied.
-func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
+func (c *Catalog) Replay(ctx context.Context, path string, from int64) (int, journal.Stats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer c.gen.Add(1)
 	cols := map[string]map[string]bool{}
 	for _, t := range journaled {
-		m, err := c.columns(t.table)
+		m, err := c.columns(ctx, t.table)
 		if err != nil {
 			return 0, journal.Stats{}, err
 		}
@@ -546,7 +559,7 @@ func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
 		}
 		if tx == nil {
 			var err error
-			if tx, err = c.db.Begin(); err != nil {
+			if tx, err = c.db.BeginTx(ctx, nil); err != nil {
 				return c.classify(err)
 			}
 			if _, err := tx.Exec(`PRAGMA defer_foreign_keys=ON`); err != nil {
@@ -573,8 +586,8 @@ func (c *Catalog) Replay(path string, from int64) (int, journal.Stats, error) {
 	return applied, st, err
 }
 
-func (c *Catalog) columns(table string) (map[string]bool, error) {
-	rows, err := c.db.Query(`SELECT name FROM pragma_table_info(?)`, table)
+func (c *Catalog) columns(ctx context.Context, table string) (map[string]bool, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT name FROM pragma_table_info(?)`, table)
 	if err != nil {
 		return nil, c.classify(err)
 	}

@@ -43,31 +43,31 @@ func populate(t *testing.T, dir string) *Catalog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AttachJournal(JournalPath(c.Path())); err != nil {
+	if _, err := c.AttachJournal(t.Context(), JournalPath(c.Path())); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetMeta("format", "mbox.zst"); err != nil {
+	if err := c.SetMeta(t.Context(), "format", "mbox.zst"); err != nil {
 		t.Fatal(err)
 	}
-	run, _ := c.BeginRun("backup", "imap:a@h", time.Now())
-	f, _ := c.EnsureFolder("INBOX", '/', "", "mbox/INBOX.mbox.zst")
+	run, _ := c.BeginRun(t.Context(), "backup", "imap:a@h", time.Now())
+	f, _ := c.EnsureFolder(t.Context(), "INBOX", '/', "", "mbox/INBOX.mbox.zst")
 	var ms []*Message
 	for i := uint32(1); i <= 1200; i++ { // more than one journal line
 		ms = append(ms, msg(7, i, `\Seen`))
 	}
-	if err := c.Commit(f.ID, 4096, 1200, run, ms); err != nil {
+	if err := c.Commit(t.Context(), f.ID, 4096, 1200, run, ms); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetFlags(run, []FlagChange{{ID: ms[0].ID, Flags: []string{`\Flagged`, "$Work"}, ModSeq: 9}}); err != nil {
+	if err := c.SetFlags(t.Context(), run, []FlagChange{{ID: ms[0].ID, Flags: []string{`\Flagged`, "$Work"}, ModSeq: 9}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.ResetValidity(f.ID, run, 8, []Rekey{{ID: ms[1].ID, UID: 1, Flags: []string{"Junk"}}}); err != nil {
+	if err := c.ResetValidity(t.Context(), f.ID, run, 8, []Rekey{{ID: ms[1].ID, UID: 1, Flags: []string{"Junk"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MarkExpunged(run, []int64{ms[2].ID}); err != nil {
+	if err := c.MarkExpunged(t.Context(), run, []int64{ms[2].ID}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.EndRun(Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := c.EndRun(t.Context(), Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -84,7 +84,7 @@ func TestJournalReplayRebuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	n, st, err := fresh.Replay(filepath.Join(dir, "catalog.journal"), 0)
+	n, st, err := fresh.Replay(t.Context(), filepath.Join(dir, "catalog.journal"), 0)
 	if err != nil || st.Damaged != 0 {
 		t.Fatal(n, st, err)
 	}
@@ -103,10 +103,10 @@ func TestJournalCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.AttachJournal(JournalPath(db)); err != nil {
+	if _, err := c.AttachJournal(t.Context(), JournalPath(db)); err != nil {
 		t.Fatal(err)
 	}
-	c.SetMeta("format", "mbox")
+	c.SetMeta(t.Context(), "format", "mbox")
 	c.Close()
 	old, _ := os.ReadFile(db)
 	c2 := populate(t, dir)
@@ -126,7 +126,7 @@ func TestJournalCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c3.Close()
-	st, err := c3.AttachJournal(j)
+	st, err := c3.AttachJournal(t.Context(), j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestJournalSnapshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c2.AttachJournal(j)
+	st, err := c2.AttachJournal(t.Context(), j)
 	if err != nil || !st.Snapshot {
 		t.Fatal(st, err)
 	}
@@ -161,7 +161,7 @@ func TestJournalSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	if _, _, err := fresh.Replay(j, 0); err != nil {
+	if _, _, err := fresh.Replay(t.Context(), j, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got := dump(t, fresh); got != want {

@@ -13,13 +13,13 @@ import (
 func logical(t *testing.T, c *Catalog) string {
 	t.Helper()
 	var out []string
-	fs, err := c.Folders()
+	fs, err := c.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range fs {
 		out = append(out, fmt.Sprintf("folder %+v", *f))
-		all, err := c.All(f.ID)
+		all, err := c.All(t.Context(), f.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func logical(t *testing.T, c *Catalog) string {
 			out = append(out, fmt.Sprintf("message %+v", *m))
 		}
 	}
-	runs, err := c.Runs()
+	runs, err := c.Runs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +42,10 @@ func logical(t *testing.T, c *Catalog) string {
 	}
 	probes = append(probes, time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC))
 	for _, f := range fs {
-		all, _ := c.All(f.ID)
+		all, _ := c.All(t.Context(), f.ID)
 		for _, m := range all {
 			for _, p := range probes {
-				fl, ok, err := c.FlagsAsOf(m.ID, p)
+				fl, ok, err := c.FlagsAsOf(t.Context(), m.ID, p)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -84,7 +84,7 @@ func TestMigrateFromSchema2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := ro.Meta("schema_version"); v != "2" {
+	if v, _ := ro.Meta(t.Context(), "schema_version"); v != "2" {
 		t.Fatalf("testdata catalog has schema %s, want 2", v)
 	}
 	want := logical(t, ro)
@@ -97,14 +97,14 @@ func TestMigrateFromSchema2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.AttachJournal(JournalPath(path))
+	st, err := c.AttachJournal(t.Context(), JournalPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Snapshot {
 		t.Errorf("journal after the migration: %+v, want a snapshot", st)
 	}
-	if v, _ := c.Meta("schema_version"); v != fmt.Sprint(schemaVersion) {
+	if v, _ := c.Meta(t.Context(), "schema_version"); v != fmt.Sprint(schemaVersion) {
 		t.Errorf("schema_version %s after migration", v)
 	}
 	if got := logical(t, c); got != want {
@@ -132,7 +132,7 @@ func TestMigrateFromSchema2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	if _, st, err := fresh.Replay(JournalPath(path), 0); err != nil || st.Damaged != 0 {
+	if _, st, err := fresh.Replay(t.Context(), JournalPath(path), 0); err != nil || st.Damaged != 0 {
 		t.Fatal(st, err)
 	}
 	if got := dump(t, fresh); got != migrated {

@@ -24,7 +24,7 @@ func TestMigrateFromSchema3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := ro.Meta("schema_version"); v != "3" {
+	if v, _ := ro.Meta(t.Context(), "schema_version"); v != "3" {
 		t.Fatalf("testdata catalog has schema %s, want 3", v)
 	}
 	if ro.v4 {
@@ -53,17 +53,17 @@ func TestMigrateFromSchema3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.AttachJournal(JournalPath(path))
+	st, err := c.AttachJournal(t.Context(), JournalPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !st.Snapshot || st.MovedAside == "" {
 		t.Errorf("journal after the migration: %+v, want a snapshot and the old one kept aside", st)
 	}
-	if v, _ := c.Meta("schema_version"); v != fmt.Sprint(schemaVersion) {
+	if v, _ := c.Meta(t.Context(), "schema_version"); v != fmt.Sprint(schemaVersion) {
 		t.Errorf("schema_version %s after migration", v)
 	}
-	if v, _ := c.Meta(metaJournalSchema); v != fmt.Sprint(schemaVersion) {
+	if v, _ := c.Meta(t.Context(), metaJournalSchema); v != fmt.Sprint(schemaVersion) {
 		t.Errorf("journal_schema %s after migration", v)
 	}
 	if got := logical(t, c); got != want {
@@ -96,7 +96,7 @@ func TestMigrateFromSchema3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := c.AttachJournal(JournalPath(path)); err != nil || st.Snapshot || st.Replayed != 0 {
+	if st, err := c.AttachJournal(t.Context(), JournalPath(path)); err != nil || st.Snapshot || st.Replayed != 0 {
 		t.Errorf("second open: %+v %v", st, err)
 	}
 	if got := dump(t, c); got != migrated {
@@ -111,7 +111,7 @@ func TestMigrateFromSchema3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, st, err := fresh.Replay(j, 0); err != nil || st.Damaged != 0 {
+		if _, st, err := fresh.Replay(t.Context(), j, 0); err != nil || st.Damaged != 0 {
 			t.Fatal(st, err)
 		}
 		if j == JournalPath(path) {

@@ -16,11 +16,11 @@ import (
 // stored them: UIDs 1..n under one UIDVALIDITY, 300 senders, mbox frames.
 func bulkFill(tb testing.TB, c *Catalog, name string, n int) *Folder {
 	tb.Helper()
-	run, err := c.BeginRun("backup", "imaps://alice@mail.example.com", time.Unix(1_780_000_000, 0))
+	run, err := c.BeginRun(tb.Context(), "backup", "imaps://alice@mail.example.com", time.Unix(1_780_000_000, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f, err := c.EnsureFolder(name, '/', "", "mbox/"+name+".mbox.zst")
+	f, err := c.EnsureFolder(tb.Context(), name, '/', "", "mbox/"+name+".mbox.zst")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -39,10 +39,10 @@ func bulkFill(tb testing.TB, c *Catalog, name string, n int) *Folder {
 			tb.Fatal(err)
 		}
 	}
-	if err := c.EndRun(Run{ID: run, Outcome: "ok", Ended: time.Unix(1_780_000_100, 0)}); err != nil {
+	if err := c.EndRun(tb.Context(), Run{ID: run, Outcome: "ok", Ended: time.Unix(1_780_000_100, 0)}); err != nil {
 		tb.Fatal(err)
 	}
-	f, err = c.Folder(name)
+	f, err = c.Folder(tb.Context(), name)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -80,12 +80,12 @@ func BenchmarkMillion(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			f, err := c.Folder("INBOX")
+			f, err := c.Folder(b.Context(), "INBOX")
 			if err != nil {
 				b.Fatal(err)
 			}
 			uid := uids[i%len(uids)]
-			m, err := c.ByUID(f, uid)
+			m, err := c.ByUID(b.Context(), f, uid)
 			if err != nil || m.UID != uid || len(m.SHA256) != 64 {
 				b.Fatal(m, err)
 			}
@@ -100,7 +100,7 @@ func BenchmarkMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		f, _ := c.Folder("INBOX")
+		f, _ := c.Folder(b.Context(), "INBOX")
 		for range b.N {
 			rows := 0
 			if err := c.Each(context.Background(), f.ID, func(*Message) error { rows++; return nil }); err != nil || rows != n {
@@ -118,11 +118,11 @@ func BenchmarkMillion(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			f, err := c.Folder("INBOX")
+			f, err := c.Folder(b.Context(), "INBOX")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := c.Deleted(f.ID); err != nil {
+			if _, err := c.Deleted(b.Context(), f.ID); err != nil {
 				b.Fatal(err)
 			}
 			var first *Message

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -228,7 +229,7 @@ func OpenReadOnly(path string) (*Catalog, error) {
 		sdb.Close()
 		return nil, fmt.Errorf("catalog %s: schema version %d is newer than this mailkeep understands (%d)", path, n, schemaVersion)
 	}
-	if err := c.detectSchema(); err != nil {
+	if err := c.detectSchema(context.Background()); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("catalog %s: %w", path, classify(err, ro, false))
 	}

@@ -48,7 +48,7 @@ func TestOpenMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SetMeta("k", "v"); err != nil {
+	if err := c.SetMeta(t.Context(), "k", "v"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -66,7 +66,7 @@ func TestOpenMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetMeta("k", "w"); err != nil {
+	if err := c.SetMeta(t.Context(), "k", "w"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -159,7 +159,7 @@ func TestReadOnlyMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetMeta("in", "database"); err != nil {
+	if err := w.SetMeta(t.Context(), "in", "database"); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
@@ -173,7 +173,7 @@ func TestReadOnlyMedia(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if err := w.SetMeta("in", "wal"); err != nil {
+	if err := w.SetMeta(t.Context(), "in", "wal"); err != nil {
 		t.Fatal(err)
 	}
 	live, noshm := t.TempDir(), t.TempDir()
@@ -211,7 +211,7 @@ func TestReadOnlyMedia(t *testing.T) {
 				if err != nil {
 					t.Fatalf("OpenReadOnly: %v", err)
 				}
-				if v, err := c.Meta("in"); err != nil || v != tc.want {
+				if v, err := c.Meta(t.Context(), "in"); err != nil || v != tc.want {
 					t.Errorf("meta in = %q, %v; want %q", v, err, tc.want)
 				}
 				c.Close()
@@ -236,14 +236,14 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.SetMeta("k", "v")
+	w.SetMeta(t.Context(), "k", "v")
 	w.Close()
 	before := names(t, dir)
 	r, err := OpenReadOnly(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := r.Meta("k"); v != "v" {
+	if v, _ := r.Meta(t.Context(), "k"); v != "v" {
 		t.Errorf("meta k = %q", v)
 	}
 	r.Close()

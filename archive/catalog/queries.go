@@ -20,7 +20,7 @@ func (c *Catalog) fileOrderQuery() string {
 // statement, one read transaction). Nothing is held beyond the current
 // row. It is verify's reading of a folder.
 func (c *Catalog) EachInFileOrder(ctx context.Context, folderID int64, fn func(m *Message, committedSize int64) error) error {
-	st, err := c.prepared(c.fileOrderQuery())
+	st, err := c.prepared(ctx, c.fileOrderQuery())
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func (c *Catalog) EachInFileOrder(ctx context.Context, folderID int64, fn func(m
 	defer rows.Close()
 	for rows.Next() {
 		var committed int64
-		m, err := c.scanMessage(rows, &committed)
+		m, err := c.scanMessage(ctx, rows, &committed)
 		if err != nil {
 			return err
 		}
@@ -48,7 +48,7 @@ const messageFileQuery = `SELECT ` + fileCol + ` FROM messages WHERE id=?`
 // MessageFile re-reads the file of the message with row id (a backup
 // running beside verify may have renamed it since its row was read).
 func (c *Catalog) MessageFile(ctx context.Context, id int64) (string, error) {
-	st, err := c.prepared(messageFileQuery)
+	st, err := c.prepared(ctx, messageFileQuery)
 	if err != nil {
 		return "", err
 	}
@@ -80,4 +80,18 @@ func (c *Catalog) MessageCount(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("catalog: messages: %w", err)
 	}
 	return n, nil
+}
+
+// messageSHA256Query is MessageSHA256's statement.
+const messageSHA256Query = `SELECT sha256 FROM messages WHERE id=?`
+
+// MessageSHA256 returns the checksum (lower-case hex) of the message with
+// row id: the text index's check that its row id hints still point at the
+// same messages (search).
+func (c *Catalog) MessageSHA256(ctx context.Context, id int64) (string, error) {
+	var sha any
+	if err := c.queryRow(ctx, messageSHA256Query, id).Scan(&sha); err != nil {
+		return "", fmt.Errorf("catalog: message sha256: %w", err)
+	}
+	return decodeSHA(sha), nil
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,16 +18,16 @@ type Restored struct {
 }
 
 // IsRestored reports whether key was restored to server/user.
-func (c *Catalog) IsRestored(server, user, key string) (bool, error) {
+func (c *Catalog) IsRestored(ctx context.Context, server, user, key string) (bool, error) {
 	var n int
-	err := c.db.QueryRow(`SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, server, user, key).Scan(&n)
+	err := c.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, server, user, key).Scan(&n)
 	return n > 0, err
 }
 
 // RestoredIn returns what was recorded as restored to server/user into
 // the destination folder, one query for the whole folder.
-func (c *Catalog) RestoredIn(server, user, folder string) ([]Restored, error) {
-	rows, err := c.db.Query(`SELECT key, folder, uidvalidity, uid FROM restored WHERE server=? AND user=? AND folder=?`, server, user, folder)
+func (c *Catalog) RestoredIn(ctx context.Context, server, user, folder string) ([]Restored, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT key, folder, uidvalidity, uid FROM restored WHERE server=? AND user=? AND folder=?`, server, user, folder)
 	if err != nil {
 		return nil, err
 	}
@@ -44,10 +45,10 @@ func (c *Catalog) RestoredIn(server, user, folder string) ([]Restored, error) {
 
 // MarkRestored records that key was restored to server/user. A catalog
 // that cannot be written fails with an error wrapping ErrReadOnly.
-func (c *Catalog) MarkRestored(server, user, key, folder string, uidValidity, uid uint32, run int64) error {
+func (c *Catalog) MarkRestored(ctx context.Context, server, user, key, folder string, uidValidity, uid uint32, run int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.db.Exec(`INSERT OR REPLACE INTO restored(server,user,key,folder,uidvalidity,uid,run) VALUES(?,?,?,?,?,?,?)`, server, user, key, folder, uidValidity, uid, run)
+	_, err := c.db.ExecContext(ctx, `INSERT OR REPLACE INTO restored(server,user,key,folder,uidvalidity,uid,run) VALUES(?,?,?,?,?,?,?)`, server, user, key, folder, uidValidity, uid, run)
 	return readOnlyErr(err)
 }
 
@@ -64,8 +65,8 @@ func readOnlyErr(err error) error {
 
 // MessageByID returns the message with catalog row id (restore names a
 // message it reports by its folder and UID or UIDL, found so).
-func (c *Catalog) MessageByID(id int64) (*Message, error) {
-	ms, err := c.query(`SELECT `+c.msgCols()+byIDFrom, id)
+func (c *Catalog) MessageByID(ctx context.Context, id int64) (*Message, error) {
+	ms, err := c.query(ctx, `SELECT `+c.msgCols()+byIDFrom, id)
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +88,7 @@ type namespaceJSON struct {
 
 // SetSourceNamespace records the source's personal namespace (backup, at
 // each session's start); restore maps folder names relative to it.
-func (c *Catalog) SetSourceNamespace(prefix string, delim rune) error {
+func (c *Catalog) SetSourceNamespace(ctx context.Context, prefix string, delim rune) error {
 	ns := namespaceJSON{Prefix: prefix}
 	if delim != 0 {
 		ns.Delim = string(delim)
@@ -96,16 +97,16 @@ func (c *Catalog) SetSourceNamespace(prefix string, delim rune) error {
 	if err != nil {
 		return err
 	}
-	if have, err := c.Meta(metaSourceNamespace); err == nil && have == string(b) {
+	if have, err := c.Meta(ctx, metaSourceNamespace); err == nil && have == string(b) {
 		return nil
 	}
-	return readOnlyErr(c.SetMeta(metaSourceNamespace, string(b)))
+	return readOnlyErr(c.SetMeta(ctx, metaSourceNamespace, string(b)))
 }
 
 // SourceNamespace returns the recorded personal namespace of the source;
 // ok is false when none was recorded (archives from before it was).
-func (c *Catalog) SourceNamespace() (prefix string, delim rune, ok bool, err error) {
-	v, err := c.Meta(metaSourceNamespace)
+func (c *Catalog) SourceNamespace(ctx context.Context) (prefix string, delim rune, ok bool, err error) {
+	v, err := c.Meta(ctx, metaSourceNamespace)
 	if err != nil || v == "" {
 		return "", 0, false, err
 	}

@@ -16,16 +16,16 @@ func TestRestoredIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, _ := c.BeginRun("restore", "s", time.Now())
+	r, _ := c.BeginRun(t.Context(), "restore", "s", time.Now())
 	for _, m := range []struct {
 		server, key, folder string
 		uid                 uint32
 	}{{"h:993", "k1", "INBOX", 1}, {"h:993", "k2", "INBOX", 2}, {"h:993", "k3", "Sent", 1}, {"o:993", "k4", "INBOX", 1}} {
-		if err := c.MarkRestored(m.server, "bob", m.key, m.folder, 7, m.uid, r); err != nil {
+		if err := c.MarkRestored(t.Context(), m.server, "bob", m.key, m.folder, 7, m.uid, r); err != nil {
 			t.Fatal(err)
 		}
 	}
-	got, err := c.RestoredIn("h:993", "bob", "INBOX")
+	got, err := c.RestoredIn(t.Context(), "h:993", "bob", "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,10 +42,10 @@ func TestRestoredIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if got, err := ro.RestoredIn("h:993", "bob", "Sent"); err != nil || len(got) != 1 {
+	if got, err := ro.RestoredIn(t.Context(), "h:993", "bob", "Sent"); err != nil || len(got) != 1 {
 		t.Fatalf("read-only RestoredIn: %v %v", got, err)
 	}
-	if err := ro.MarkRestored("h:993", "bob", "k9", "INBOX", 7, 9, r); !errors.Is(err, ErrReadOnly) {
+	if err := ro.MarkRestored(t.Context(), "h:993", "bob", "k9", "INBOX", 7, 9, r); !errors.Is(err, ErrReadOnly) {
 		t.Fatalf("MarkRestored on a read-only catalog: %v, want ErrReadOnly", err)
 	}
 }

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"strings"
 )
@@ -24,10 +25,10 @@ type SyncState struct {
 // SyncState returns the state of a folder's live messages relative to the
 // server's UIDVALIDITY, in one pass of SQLite over the folder's index
 // (nothing of the folder is loaded).
-func (c *Catalog) SyncState(folderID int64, uidValidity uint32) (SyncState, error) {
+func (c *Catalog) SyncState(ctx context.Context, folderID int64, uidValidity uint32) (SyncState, error) {
 	var st SyncState
 	var stale int
-	err := c.queryRow(`SELECT COALESCE(SUM(uid>0 AND uidvalidity=?),0), COALESCE(SUM((uid>0 AND uidvalidity<>?) OR (uid=0 AND uidl IS NULL)),0)
+	err := c.queryRow(ctx, `SELECT COALESCE(SUM(uid>0 AND uidvalidity=?),0), COALESCE(SUM((uid>0 AND uidvalidity<>?) OR (uid=0 AND uidl IS NULL)),0)
 		FROM messages WHERE folder_id=? AND expunged_run IS NULL`, uidValidity, uidValidity, folderID).Scan(&st.Live, &stale)
 	st.Stale = stale > 0
 	if err != nil {
@@ -41,7 +42,7 @@ const MaxUIDBatch = 500
 
 // ByUIDs returns the messages of a folder stored under uidValidity with the
 // given UIDs (expunged ones included), by UID. At most MaxUIDBatch UIDs.
-func (c *Catalog) ByUIDs(folderID int64, uidValidity uint32, uids []uint32) (map[uint32]*Message, error) {
+func (c *Catalog) ByUIDs(ctx context.Context, folderID int64, uidValidity uint32, uids []uint32) (map[uint32]*Message, error) {
 	out := make(map[uint32]*Message, len(uids))
 	if len(uids) == 0 {
 		return out, nil
@@ -57,13 +58,13 @@ func (c *Catalog) ByUIDs(folderID int64, uidValidity uint32, uids []uint32) (map
 	// One statement per batch length would fill the statement cache:
 	// batches are short, parsing is cheap next to the lookups.
 	q := `SELECT ` + c.msgCols() + ` FROM messages WHERE folder_id=? AND uidvalidity=? AND uid IN (?` + strings.Repeat(",?", len(uids)-1) + `)`
-	rows, err := c.db.Query(q, args...)
+	rows, err := c.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		m, err := c.scanMessage(rows)
+		m, err := c.scanMessage(ctx, rows)
 		if err != nil {
 			return nil, err
 		}
@@ -81,12 +82,12 @@ type UIDRef struct {
 // LiveUIDs returns up to limit live messages of a folder stored under
 // uidValidity with a UID above after, in UID order: a cursor that holds no
 // read transaction between pages.
-func (c *Catalog) LiveUIDs(folderID int64, uidValidity uint32, after uint32, limit int) ([]UIDRef, error) {
-	st, err := c.prepared(`SELECT id, uid FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL ORDER BY uid LIMIT ?`)
+func (c *Catalog) LiveUIDs(ctx context.Context, folderID int64, uidValidity uint32, after uint32, limit int) ([]UIDRef, error) {
+	st, err := c.prepared(ctx, `SELECT id, uid FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL ORDER BY uid LIMIT ?`)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := st.Query(folderID, uidValidity, after, limit)
+	rows, err := st.QueryContext(ctx, folderID, uidValidity, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
 	}
@@ -118,10 +119,10 @@ const folderChunk = 1000
 
 // SetFolderStatuses is SetFolderStatus for many folders, a chunk of
 // folders per transaction.
-func (c *Catalog) SetFolderStatuses(sts []FolderStatus) error {
+func (c *Catalog) SetFolderStatuses(ctx context.Context, sts []FolderStatus) error {
 	for len(sts) > 0 {
 		n := min(len(sts), folderChunk)
-		if err := c.setFolderStatuses(sts[:n]); err != nil {
+		if err := c.setFolderStatuses(ctx, sts[:n]); err != nil {
 			return err
 		}
 		sts = sts[n:]
@@ -129,15 +130,15 @@ func (c *Catalog) SetFolderStatuses(sts []FolderStatus) error {
 	return nil
 }
 
-func (c *Catalog) setFolderStatuses(sts []FolderStatus) error {
-	return c.write(func(tx *wtx) error {
-		up, err := tx.Prepare(`UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`)
+func (c *Catalog) setFolderStatuses(ctx context.Context, sts []FolderStatus) error {
+	return c.write(ctx, func(tx *wtx) error {
+		up, err := tx.PrepareContext(ctx, `UPDATE folders SET uidvalidity=?, uidnext=?, messages=?, highestmodseq=? WHERE id=? AND (uidvalidity<>? OR uidnext<>? OR messages<>? OR highestmodseq<>?)`)
 		if err != nil {
 			return err
 		}
 		defer up.Close()
 		for _, s := range sts {
-			res, err := up.Exec(s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq, s.ID, s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq)
+			res, err := up.ExecContext(ctx, s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq, s.ID, s.UIDValidity, s.UIDNext, s.Messages, s.HighestModSeq)
 			if err != nil {
 				return err
 			}
@@ -160,9 +161,9 @@ type NewFolder struct {
 // EnsureFolders is EnsureFolder for many folders: the ones the catalog
 // does not know yet are added in one transaction. It returns the catalog
 // entries in the order of fs.
-func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
+func (c *Catalog) EnsureFolders(ctx context.Context, fs []NewFolder) ([]*Folder, error) {
 	out := make([]*Folder, len(fs))
-	known, err := c.Folders()
+	known, err := c.Folders(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 	}
 	for len(fresh) > 0 {
 		n := min(len(fresh), folderChunk)
-		if err := c.insertFolders(fs, fresh[:n], paths, out); err != nil {
+		if err := c.insertFolders(ctx, fs, fresh[:n], paths, out); err != nil {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
 		fresh = fresh[n:]
@@ -207,7 +208,7 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 			continue
 		}
 		nf := fs[i]
-		if out[i], err = c.EnsureFolder(nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
+		if out[i], err = c.EnsureFolder(ctx, nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
 			return nil, err
 		}
 	}
@@ -216,9 +217,9 @@ func (c *Catalog) EnsureFolders(fs []NewFolder) ([]*Folder, error) {
 
 // insertFolders adds the folders fs[idx] in one transaction, setting
 // out[i]; a folder whose path is taken is left for EnsureFolder.
-func (c *Catalog) insertFolders(fs []NewFolder, idx []int, paths map[string]bool, out []*Folder) error {
-	return c.write(func(tx *wtx) error {
-		ins, err := tx.Prepare(`INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)`)
+func (c *Catalog) insertFolders(ctx context.Context, fs []NewFolder, idx []int, paths map[string]bool, out []*Folder) error {
+	return c.write(ctx, func(tx *wtx) error {
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)`)
 		if err != nil {
 			return err
 		}
@@ -232,7 +233,7 @@ func (c *Catalog) insertFolders(fs []NewFolder, idx []int, paths map[string]bool
 			if nf.Delim != 0 {
 				d = string(nf.Delim)
 			}
-			res, err := ins.Exec(nf.Name, d, nf.SpecialUse, nf.Path)
+			res, err := ins.ExecContext(ctx, nf.Name, d, nf.SpecialUse, nf.Path)
 			if err != nil {
 				return fmt.Errorf("folder %q: %w", nf.Name, err)
 			}

@@ -7,11 +7,11 @@ import (
 
 func TestScaleQueries(t *testing.T) {
 	c := open(t)
-	run, err := c.BeginRun("backup", "imap://a@h", time.Now())
+	run, err := c.BeginRun(t.Context(), "backup", "imap://a@h", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := c.EnsureFolder("INBOX", '/', "", "mbox/INBOX.mbox.zst")
+	f, err := c.EnsureFolder(t.Context(), "INBOX", '/', "", "mbox/INBOX.mbox.zst")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,10 +19,10 @@ func TestScaleQueries(t *testing.T) {
 	for uid := uint32(1); uid <= 20; uid++ {
 		msgs = append(msgs, msg(7, uid))
 	}
-	if err := c.Commit(f.ID, 1, 20, run, msgs); err != nil {
+	if err := c.Commit(t.Context(), f.ID, 1, 20, run, msgs); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.MarkExpunged(run, []int64{msgs[4].ID, msgs[9].ID}); err != nil { // uids 5, 10
+	if err := c.MarkExpunged(t.Context(), run, []int64{msgs[4].ID, msgs[9].ID}); err != nil { // uids 5, 10
 		t.Fatal(err)
 	}
 
@@ -32,29 +32,29 @@ func TestScaleQueries(t *testing.T) {
 		stale bool
 	}{{7, 18, false}, {8, 0, true}}
 	for _, tc := range tests {
-		st, err := c.SyncState(f.ID, tc.uv)
+		st, err := c.SyncState(t.Context(), f.ID, tc.uv)
 		if err != nil || st.Live != tc.live || st.Stale != tc.stale {
 			t.Errorf("SyncState(%d) = %+v, %v; want live %d stale %v", tc.uv, st, err, tc.live, tc.stale)
 		}
 	}
 
-	got, err := c.ByUIDs(f.ID, 7, []uint32{1, 5, 21, 20})
+	got, err := c.ByUIDs(t.Context(), f.ID, 7, []uint32{1, 5, 21, 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 3 || got[1] == nil || got[5] == nil || got[5].ExpungedRun != run || got[20] == nil || got[21] != nil {
 		t.Errorf("ByUIDs: %v", got)
 	}
-	if got, err := c.ByUIDs(f.ID, 8, []uint32{1}); err != nil || len(got) != 0 {
+	if got, err := c.ByUIDs(t.Context(), f.ID, 8, []uint32{1}); err != nil || len(got) != 0 {
 		t.Errorf("ByUIDs under another UIDVALIDITY: %v, %v", got, err)
 	}
-	if _, err := c.ByUIDs(f.ID, 7, make([]uint32, MaxUIDBatch+1)); err == nil {
+	if _, err := c.ByUIDs(t.Context(), f.ID, 7, make([]uint32, MaxUIDBatch+1)); err == nil {
 		t.Error("ByUIDs took more than MaxUIDBatch UIDs")
 	}
 
 	var walked []uint32
 	for after := uint32(0); ; {
-		page, err := c.LiveUIDs(f.ID, 7, after, 4)
+		page, err := c.LiveUIDs(t.Context(), f.ID, 7, after, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestScaleQueries(t *testing.T) {
 
 func TestEnsureFoldersAndStatuses(t *testing.T) {
 	c := open(t)
-	old, err := c.EnsureFolder("Old", '/', "", "mbox/Old.mbox.zst")
+	old, err := c.EnsureFolder(t.Context(), "Old", '/', "", "mbox/Old.mbox.zst")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestEnsureFoldersAndStatuses(t *testing.T) {
 		{Name: "Sent", Delim: '/', SpecialUse: `\Sent`, Path: "mbox/Sent.mbox.zst"},
 		{Name: "Old", Delim: '.', Path: "mbox/Old.mbox.zst"}, // changed delimiter: EnsureFolder's path
 	}
-	fs, err := c.EnsureFolders(in)
+	fs, err := c.EnsureFolders(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,14 +95,14 @@ func TestEnsureFoldersAndStatuses(t *testing.T) {
 	if fs[1].ID != old.ID || fs[3].ID != old.ID {
 		t.Errorf("a known folder got a new row: %d %d, want %d", fs[1].ID, fs[3].ID, old.ID)
 	}
-	if err := c.SetFolderStatuses([]FolderStatus{{ID: fs[0].ID, UIDValidity: 3, UIDNext: 1, HighestModSeq: 9}, {ID: fs[2].ID, UIDValidity: 4, UIDNext: 2}}); err != nil {
+	if err := c.SetFolderStatuses(t.Context(), []FolderStatus{{ID: fs[0].ID, UIDValidity: 3, UIDNext: 1, HighestModSeq: 9}, {ID: fs[2].ID, UIDValidity: 4, UIDNext: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := c.Folder("A")
+	a, err := c.Folder(t.Context(), "A")
 	if err != nil || a.UIDValidity != 3 || a.UIDNext != 1 || a.HighestModSeq != 9 {
 		t.Errorf("status of A: %+v, %v", a, err)
 	}
-	all, _ := c.Folders()
+	all, _ := c.Folders(t.Context())
 	if len(all) != 3 {
 		t.Errorf("%d folders, want 3", len(all))
 	}

@@ -14,7 +14,7 @@ func fill(tb testing.TB, c *Catalog, folders, n int) {
 	tb.Helper()
 	// The run starts now, as a real one does before it stores messages
 	// (stored_at counts from it since schema 4).
-	run, err := c.BeginRun("backup", "imaps://alice@mail.example.com", time.Now())
+	run, err := c.BeginRun(tb.Context(), "backup", "imaps://alice@mail.example.com", time.Now())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func fill(tb testing.TB, c *Catalog, folders, n int) {
 		if fi == 0 {
 			name = "INBOX"
 		}
-		f, err := c.EnsureFolder(name, '/', "", "mbox/"+name+".mbox.zst")
+		f, err := c.EnsureFolder(tb.Context(), name, '/', "", "mbox/"+name+".mbox.zst")
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -46,14 +46,14 @@ func fill(tb testing.TB, c *Catalog, folders, n int) {
 				Subject:      fmt.Sprintf("Quarterly report %d, meeting notes", i%1000),
 				File:         f.Path, FrameOffset: int64(i/400) * 1_500_000, FramePos: int64(i%400) * 10_000})
 			if len(batch) == 2000 || i == n {
-				if err := c.Commit(f.ID, int64(i)*4000, uint32(i), run, batch); err != nil {
+				if err := c.Commit(tb.Context(), f.ID, int64(i)*4000, uint32(i), run, batch); err != nil {
 					tb.Fatal(err)
 				}
 				batch = batch[:0]
 			}
 		}
 	}
-	if err := c.EndRun(Run{ID: run, Outcome: "ok", Ended: time.Now()}); err != nil {
+	if err := c.EndRun(tb.Context(), Run{ID: run, Outcome: "ok", Ended: time.Now()}); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -98,15 +98,15 @@ func BenchmarkManyFolders(b *testing.B) {
 	}
 	defer c.Close()
 	fill(b, c, 2000, 5)
-	fs, err := c.Folders()
+	fs, err := c.Folders(b.Context())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Run("ls", func(b *testing.B) {
 		for range b.N {
-			fs, _ := c.Folders()
+			fs, _ := c.Folders(b.Context())
 			for _, f := range fs {
-				if _, err := c.CountStates(f.ID); err != nil {
+				if _, err := c.CountStates(b.Context(), f.ID); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -115,7 +115,7 @@ func BenchmarkManyFolders(b *testing.B) {
 	b.Run("all-rows", func(b *testing.B) {
 		for range b.N {
 			for _, f := range fs {
-				if ms, err := c.All(f.ID); err != nil || len(ms) != 5 {
+				if ms, err := c.All(b.Context(), f.ID); err != nil || len(ms) != 5 {
 					b.Fatal(len(ms), err)
 				}
 			}
@@ -124,7 +124,7 @@ func BenchmarkManyFolders(b *testing.B) {
 	b.Run("noop-plan", func(b *testing.B) {
 		for range b.N {
 			for _, f := range fs {
-				if _, err := c.EnsureFolder(f.Name, '/', "", f.Path); err != nil {
+				if _, err := c.EnsureFolder(b.Context(), f.Name, '/', "", f.Path); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -83,15 +83,15 @@ func benchArchive(b *testing.B) string {
 			benchErr = err
 			return
 		}
-		run, _ := a.Cat.BeginRun("backup", "bench", time.Now())
+		run, _ := a.Cat.BeginRun(b.Context(), "backup", "bench", time.Now())
 		start := time.Date(2010, 1, 1, 0, 0, 0, 0, time.UTC)
 		for f := 0; f < 10; f++ {
-			fo, err := a.Folder(fmt.Sprintf("Folder%d", f), '/', "")
+			fo, err := a.Folder(b.Context(), fmt.Sprintf("Folder%d", f), '/', "")
 			if err != nil {
 				benchErr = err
 				return
 			}
-			w, err := a.NewWriter(fo, run)
+			w, err := a.NewWriter(b.Context(), fo, run)
 			if err != nil {
 				benchErr = err
 				return

@@ -267,7 +267,7 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 	if opt.BatchMsg <= 0 {
 		opt.BatchMsg = 500
 	}
-	folders, err := a.Cat.Folders()
+	folders, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return st, err
 	}
@@ -361,7 +361,7 @@ func (r *ids) release(list []int64) {
 }
 
 func (ix *Index) updateFolder(ctx context.Context, a *archive.Archive, f *catalog.Folder, opt UpdateOptions, idgen *ids, st *Stats) error {
-	msgs, err := a.Cat.All(f.ID)
+	msgs, err := a.Cat.All(ctx, f.ID)
 	if err != nil {
 		return fmt.Errorf("folder %q: %w", f.Name, err)
 	}
@@ -562,7 +562,7 @@ func (ix *Index) indexMessages(ctx context.Context, a *archive.Archive, f *catal
 	}
 	var err error
 	if ctx.Err() == nil {
-		err = a.Walk(f, read, func(m *catalog.Message, r io.Reader) error {
+		err = a.Walk(ctx, f, read, func(m *catalog.Message, r io.Reader) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -724,12 +724,18 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 // planHook lets tests see the query plans of searches.
 var planHook func(ctx context.Context, conn *sql.Conn, q string, args []any)
 
+// Hashes is the catalog's lookup of a message's checksum by row id
+// (*catalog.Catalog's MessageSHA256), which Stale checks the hints with.
+type Hashes interface {
+	MessageSHA256(ctx context.Context, id int64) (string, error)
+}
+
 // Stale says whether the index's row id hints no longer point into the
-// catalog (catalog is the archive's catalog database): the catalog was
+// catalog (catalog is the archive's catalog): the catalog was
 // rebuilt with other row ids, and searches miss messages until "mailkeep
 // index" re-links the index (without reading mail again). It checks the
 // newest few index rows.
-func (ix *Index) Stale(ctx context.Context, catalog *sql.DB) bool {
+func (ix *Index) Stale(ctx context.Context, catalog Hashes) bool {
 	rows, err := ix.db.QueryContext(ctx, `SELECT cat_id, sha256 FROM docs ORDER BY id DESC LIMIT 20`)
 	if err != nil {
 		return false
@@ -747,8 +753,7 @@ func (ix *Index) Stale(ctx context.Context, catalog *sql.DB) bool {
 	}
 	rows.Close()
 	for _, h := range hints {
-		var sha string
-		if err := catalog.QueryRowContext(ctx, `SELECT CASE WHEN typeof(sha256)='blob' THEN lower(hex(sha256)) ELSE sha256 END FROM messages WHERE id=?`, h.id).Scan(&sha); err != nil || sha != h.sha {
+		if sha, err := catalog.MessageSHA256(ctx, h.id); err != nil || sha != h.sha {
 			return true
 		}
 	}

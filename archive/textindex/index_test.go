@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
+	"github.com/mailkeep/mailkeep/archive/catalog"
 )
 
 type testMsg struct {
@@ -32,7 +33,7 @@ func makeArchive(t testing.TB, format archive.Format, msgs []testMsg) string {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +41,11 @@ func makeArchive(t testing.TB, format archive.Format, msgs []testMsg) string {
 	for _, m := range msgs {
 		w := writers[m.folder]
 		if w == nil {
-			f, err := a.Folder(m.folder, '/', "")
+			f, err := a.Folder(t.Context(), m.folder, '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, err = a.NewWriter(f, run); err != nil {
+			if w, err = a.NewWriter(t.Context(), f, run); err != nil {
 				t.Fatal(err)
 			}
 			writers[m.folder] = w
@@ -259,12 +260,12 @@ func TestRelink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cdb, err := sql.Open("sqlite", cat)
+	cdb, err := catalog.OpenReadOnly(cat)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cdb.Close()
-	if !ix.Stale(context.Background(), cdb) {
+	if !ix.Stale(t.Context(), cdb) {
 		t.Errorf("a rebuilt catalog is not seen as stale")
 	}
 	ix.Close()
@@ -283,7 +284,7 @@ func TestRelink(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ix.Close()
-	if ix.Stale(context.Background(), cdb) {
+	if ix.Stale(t.Context(), cdb) {
 		t.Errorf("stale after relink")
 	}
 }
@@ -407,11 +408,11 @@ func TestUpdateDamagedFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	f, err := a.Cat.Folder("Archive/Größe")
+	f, err := a.Cat.Folder(t.Context(), "Archive/Größe")
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, _ := a.Cat.All(f.ID)
+	msgs, _ := a.Cat.All(t.Context(), f.ID)
 	if err := os.Truncate(filepath.Join(dir, msgs[0].File), 10); err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func TestAddAsStored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run, err := a.Cat.BeginRun("backup", "test", time.Now())
+			run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,11 +115,11 @@ func TestAddAsStored(t *testing.T) {
 			for _, m := range corpusMsgs(t) {
 				w := writers[m.folder]
 				if w == nil {
-					f, err := a.Folder(m.folder, '/', "")
+					f, err := a.Folder(t.Context(), m.folder, '/', "")
 					if err != nil {
 						t.Fatal(err)
 					}
-					if w, err = a.NewWriter(f, run); err != nil {
+					if w, err = a.NewWriter(t.Context(), f, run); err != nil {
 						t.Fatal(err)
 					}
 					writers[m.folder] = w
@@ -134,11 +134,11 @@ func TestAddAsStored(t *testing.T) {
 				}
 			}
 			// A message stored but never committed (the run failed).
-			f, err := a.Folder("Drafts", '/', "")
+			f, err := a.Folder(t.Context(), "Drafts", '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, err := a.NewWriter(f, run)
+			w, err := a.NewWriter(t.Context(), f, run)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,11 +156,11 @@ func TestAddAsStored(t *testing.T) {
 			w.Close()
 			// A message without a final newline (an mbox reads it back
 			// with one), parsed as it is stored.
-			f, err = a.Folder("Notes", '/', "")
+			f, err = a.Folder(t.Context(), "Notes", '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, err = a.NewWriter(f, run); err != nil {
+			if w, err = a.NewWriter(t.Context(), f, run); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := w.Add(&archive.Incoming{UIDValidity: 7, UID: 1, InternalDate: time.Date(2021, 5, 1, 0, 0, 0, 0, time.UTC)},

@@ -57,7 +57,7 @@ func (v *verifier) strays(folders []*catalog.Folder) error {
 	known := func(rel string) bool {
 		if !reloaded {
 			reloaded = true
-			if fl, err := v.a.Cat.Folders(); err == nil {
+			if fl, err := v.a.Cat.Folders(v.ctx); err == nil {
 				index(fl)
 			}
 		}

@@ -186,7 +186,7 @@ func Run(ctx context.Context, a *archive.Archive, opt Options) (*Report, error) 
 	if v.pending, err = pendingBackup(ctx, a.Cat); err != nil {
 		return v.rep, fmt.Errorf("archive %s: reading runs: %w", a.Dir, err)
 	}
-	folders, err := a.Cat.Folders()
+	folders, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return v.rep, fmt.Errorf("archive %s: reading folders: %w", a.Dir, err)
 	}

@@ -79,17 +79,17 @@ func build(t testing.TB, sp spec) string {
 	})
 	uid := map[string]int{}
 	for c := 0; c < sp.commits; c++ {
-		run, err := a.Cat.BeginRun("backup", "test", time.Now())
+		run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		var expunge []int64
 		for _, name := range names {
-			f, err := a.Folder(name, '/', "")
+			f, err := a.Folder(t.Context(), name, '/', "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			w, err := a.NewWriter(f, run)
+			w, err := a.NewWriter(t.Context(), f, run)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func build(t testing.TB, sp spec) string {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			all, err := a.Cat.All(f.ID)
+			all, err := a.Cat.All(t.Context(), f.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,10 +123,10 @@ func build(t testing.TB, sp spec) string {
 				}
 			}
 		}
-		if err := a.Cat.MarkExpunged(run, expunge); err != nil {
+		if err := a.Cat.MarkExpunged(t.Context(), run, expunge); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+		if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -476,7 +476,7 @@ func TestUncommittedTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.BeginRun("backup", "test", time.Now()); err != nil {
+	if _, err := c.BeginRun(t.Context(), "backup", "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -603,7 +603,7 @@ func TestPendingBackupMaildir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.BeginRun("backup", "test", time.Now()); err != nil {
+	if _, err := c.BeginRun(t.Context(), "backup", "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
@@ -624,18 +624,18 @@ func TestDuringBackup(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			run, err := a.Cat.BeginRun("backup", "test", time.Now())
+			run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(1, 1))
 			var ws []*archive.FolderWriter
 			for _, name := range []string{"INBOX", "New/Folder"} {
-				f, err := a.Folder(name, '/', "")
+				f, err := a.Folder(t.Context(), name, '/', "")
 				if err != nil {
 					t.Fatal(err)
 				}
-				w, err := a.NewWriter(f, run)
+				w, err := a.NewWriter(t.Context(), f, run)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -653,8 +653,8 @@ func TestDuringBackup(t *testing.T) {
 				ws = append(ws, w)
 			}
 			if format == archive.Maildir { // a flag change renames a file
-				f, _ := a.Cat.Folder("INBOX")
-				all, _ := a.Cat.All(f.ID)
+				f, _ := a.Cat.Folder(t.Context(), "INBOX")
+				all, _ := a.Cat.All(t.Context(), f.ID)
 				byID := map[int64]*catalog.Message{all[0].ID: all[0]}
 				if err := ws[0].SetFlags([]catalog.FlagChange{{ID: all[0].ID, Flags: []string{`\Seen`, `\Flagged`}}}, byID); err != nil {
 					t.Fatal(err)
@@ -670,7 +670,7 @@ func TestDuringBackup(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+			if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 				t.Fatal(err)
 			}
 			a.Close()

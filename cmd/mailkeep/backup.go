@@ -188,7 +188,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	bar.Done()
 	if sum.Account == "" && err != nil { // nothing started
 		code := fail(err)
-		if merr := writeMetrics(metricsFile, []summary{sum}, nil, log); merr != nil {
+		if merr := writeMetrics(ctx, metricsFile, []summary{sum}, nil, log); merr != nil {
 			fmt.Fprintln(stderr, "mailkeep backup:", merr)
 		}
 		return code
@@ -197,7 +197,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if com.jsonOut {
 		writeJSON(stdout, sum)
 	}
-	if merr := writeMetrics(metricsFile, []summary{sum}, nil, log); merr != nil && code == exitOK {
+	if merr := writeMetrics(ctx, metricsFile, []summary{sum}, nil, log); merr != nil && code == exitOK {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
 		code = exitFailed
 	}
@@ -223,12 +223,12 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	}
 	defer a.Close()
 	source := string(srv.Protocol) + ":" + srv.User + "@" + srv.Host
-	bound, err := checkSource(a, source)
+	bound, err := checkSource(ctx, a, source)
 	if err != nil {
 		return sum, err
 	}
 	start := time.Now()
-	run, err := a.Cat.BeginRun("backup", srv.String(), start)
+	run, err := a.Cat.BeginRun(ctx, "backup", srv.String(), start)
 	if err != nil {
 		return sum, err
 	}
@@ -262,25 +262,25 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 		// Bind the archive to the account only once a run has logged in
 		// (it listed folders): a typo in the host or user, or a wrong
 		// password, must not lock the directory to that account.
-		if berr := a.Cat.SetMeta("source", source); berr != nil && err == nil {
+		if berr := a.Cat.SetMeta(context.WithoutCancel(ctx), "source", source); berr != nil && err == nil {
 			err = berr
 		}
 	}
 	sum.Outcome, sum.Error, _ = outcome(ctx, err, len(st.Failures))
 	rec := catalog.Run{ID: run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Fetched, Bytes: st.Bytes,
 		FlagChanges: st.FlagChanges, Expunged: st.Expunged, Rekeyed: st.Rekeyed, Deleted: st.Deleted, Failed: len(st.Failures), Error: sum.Error}
-	if eerr := a.Cat.EndRun(rec); eerr != nil && err == nil {
+	if eerr := a.Cat.EndRun(context.WithoutCancel(ctx), rec); eerr != nil && err == nil {
 		err = eerr
 		sum.Outcome, sum.Error = "failed", eerr.Error()
 	}
-	sum.LastSuccess = lastSuccess(a.Cat)
+	sum.LastSuccess = lastSuccess(context.WithoutCancel(ctx), a.Cat)
 	live.finish(ctx)
 	return sum, err
 }
 
 // lastSuccess is when the archive's newest ok backup started.
-func lastSuccess(c *catalog.Catalog) *time.Time {
-	runs, err := c.Runs()
+func lastSuccess(ctx context.Context, c *catalog.Catalog) *time.Time {
+	runs, err := c.Runs(ctx)
 	if err != nil {
 		return nil
 	}
@@ -331,8 +331,8 @@ func reportBackup(ctx context.Context, sum summary, err error, stderr io.Writer,
 // its protocol, user and host: changing port or TLS mode is fine. It
 // reports whether the archive is bound to an account yet; runBackup binds
 // it after the first run that logged in.
-func checkSource(a *archive.Archive, src string) (bound bool, err error) {
-	have, err := a.Cat.Meta("source")
+func checkSource(ctx context.Context, a *archive.Archive, src string) (bound bool, err error) {
+	have, err := a.Cat.Meta(ctx, "source")
 	if err != nil {
 		return false, err
 	}

@@ -131,7 +131,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	if com.jsonOut {
 		writeJSON(stdout, rs)
 	}
-	if merr := writeMetrics(metricsFile, sums, notRun(configured, accts), log); merr != nil {
+	if merr := writeMetrics(ctx, metricsFile, sums, notRun(configured, accts), log); merr != nil {
 		fmt.Fprintln(stderr, "mailkeep backup:", merr)
 		if code == exitOK {
 			code = exitFailed

@@ -142,7 +142,7 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 			return res, err
 		default:
 			defer a.Close()
-			if err := sameSource(a, srv); err != nil {
+			if err := sameSource(ctx, a, srv); err != nil {
 				return res, err
 			}
 			cat = a.Cat
@@ -163,8 +163,8 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 }
 
 // sameSource refuses to compare an account with another account's archive.
-func sameSource(a *archive.Archive, srv account.Server) error {
-	have, err := a.Cat.Meta("source")
+func sameSource(ctx context.Context, a *archive.Archive, srv account.Server) error {
+	have, err := a.Cat.Meta(ctx, "source")
 	if err != nil {
 		return err
 	}

@@ -135,11 +135,11 @@ password_file = "carol.pw"
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := a.Cat.Folder("INBOX")
+	f, err := a.Cat.Folder(t.Context(), "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, _ := a.Cat.Live(f.ID)
+	live, _ := a.Cat.Live(t.Context(), f.ID)
 	have := map[string]bool{}
 	for _, m := range live {
 		have[m.SHA256] = archivetest.ReadSHA(t, a, m) == m.SHA256

@@ -134,11 +134,11 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	defer a.Close()
 	if sum.Account == "" {
-		sum.Account, _ = a.Cat.Meta("source")
+		sum.Account, _ = a.Cat.Meta(ctx, "source")
 	}
 	opt.Account, opt.Logger = sum.Account, f.com.logger(stderr)
 	bar := progress.New(stderr, "export", f.com.quiet)
-	bar.SetTotal(archiveTotals(a, f.folders, f.exclude, f.inclExpunged))
+	bar.SetTotal(archiveTotals(ctx, a, f.folders, f.exclude, f.inclExpunged))
 	opt.Progress = func(folder string, bytes int64) { bar.Add(folder, 1, bytes) }
 	st, err := export.Run(ctx, a, f.to, opt)
 	bar.Done()

@@ -31,14 +31,14 @@ func exportArchive(t *testing.T) (string, int) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "imap://alice@mail.example.org:143", time.Now().Add(-time.Minute))
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "imap://alice@mail.example.org:143", time.Now().Add(-time.Minute))
 	n := 0
 	for i, name := range []string{"INBOX", "Work/Sub"} {
-		f, err := a.Folder(name, '/', "")
+		f, err := a.Folder(t.Context(), name, '/', "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := a.NewWriter(f, run)
+		w, err := a.NewWriter(t.Context(), f, run)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,8 +55,8 @@ func exportArchive(t *testing.T) (string, int) {
 			t.Fatal(err)
 		}
 	}
-	a.Cat.SetMeta("source", "imap://alice@mail.example.org:143")
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.SetMeta(t.Context(), "source", "imap://alice@mail.example.org:143")
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 	return dir, n
 }
 

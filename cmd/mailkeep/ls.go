@@ -51,7 +51,7 @@ func (o *lsOpts) run(ctx context.Context) error {
 	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	if o.folder == "" {
-		fl, err := a.Cat.Folders()
+		fl, err := a.Cat.Folders(ctx)
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ func (o *lsOpts) run(ctx context.Context) error {
 			fmt.Fprintln(tw, "FOLDER\tMESSAGES\tEXPUNGED\tMB\tUIDVALIDITY")
 		}
 		for _, f := range fl {
-			n, err := a.Cat.CountStates(f.ID)
+			n, err := a.Cat.CountStates(ctx, f.ID)
 			if err != nil {
 				return err
 			}
@@ -80,11 +80,11 @@ func (o *lsOpts) run(ctx context.Context) error {
 		}
 		return nil
 	}
-	f, err := findFolder(a.Cat, o.folder)
+	f, err := findFolder(ctx, a.Cat, o.folder)
 	if err != nil {
 		return err
 	}
-	deleted, err := a.Cat.Deleted(f.ID)
+	deleted, err := a.Cat.Deleted(ctx, f.ID)
 	if err != nil {
 		return err
 	}
@@ -170,15 +170,15 @@ func (o *catOpts) run(ctx context.Context) error {
 		return err
 	}
 	defer a.Close()
-	f, err := findFolder(a.Cat, pos[0])
+	f, err := findFolder(ctx, a.Cat, pos[0])
 	if err != nil {
 		return err
 	}
 	var m *catalog.Message
 	if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
-		m, err = a.Cat.ByUID(f, uint32(uid))
+		m, err = a.Cat.ByUID(ctx, f, uint32(uid))
 	} else {
-		m, err = a.Cat.ByUIDL(f.ID, pos[1]) // POP3 archives: the UIDL
+		m, err = a.Cat.ByUIDL(ctx, f.ID, pos[1]) // POP3 archives: the UIDL
 	}
 	if err != nil {
 		return err

@@ -16,21 +16,22 @@ import (
 // did not run (`mailkeep backup alice` of a three-account config), which
 // keep their series, read from their catalogs, so the file always covers
 // every configured account.
-func writeMetrics(path string, sums []summary, others []config.Account, log *slog.Logger) error {
+func writeMetrics(ctx context.Context, path string, sums []summary, others []config.Account, log *slog.Logger) error {
+	ctx = context.WithoutCancel(ctx) // written after an interrupted run too
 	if path == "" {
 		return nil
 	}
-	return metrics.Write(path, metricsAccounts(sums, others, log), time.Now())
+	return metrics.Write(path, metricsAccounts(ctx, sums, others, log), time.Now())
 }
 
 // metricsAccounts describes the accounts that ran (sums) and the others.
-func metricsAccounts(sums []summary, others []config.Account, log *slog.Logger) []metrics.Account {
+func metricsAccounts(ctx context.Context, sums []summary, others []config.Account, log *slog.Logger) []metrics.Account {
 	var accts []metrics.Account
 	for _, s := range sums {
-		accts = append(accts, summaryMetrics(s, log))
+		accts = append(accts, summaryMetrics(ctx, s, log))
 	}
 	for _, a := range others {
-		m, _ := catalogMetrics(a.Name, a.Archive, log)
+		m, _ := catalogMetrics(ctx, a.Name, a.Archive, log)
 		accts = append(accts, m)
 	}
 	metrics.Sort(accts)
@@ -53,8 +54,8 @@ func metricsName(s summary) string {
 // catalog is described from there, like the accounts that did not run; a
 // run that failed before it reached its catalog (no archive yet, no
 // password) from its summary.
-func summaryMetrics(s summary, log *slog.Logger) metrics.Account {
-	m, last := catalogMetrics(metricsName(s), s.Archive, log)
+func summaryMetrics(ctx context.Context, s summary, log *slog.Logger) metrics.Account {
+	m, last := catalogMetrics(ctx, metricsName(s), s.Archive, log)
 	if s.Started.IsZero() || (s.Run != 0 && last == s.Run) {
 		return m
 	}
@@ -74,7 +75,7 @@ func summaryMetrics(s summary, log *slog.Logger) metrics.Account {
 // message count from its archive, without locking it (a backup of that
 // account may be running in another process). last is the id of the run
 // described, 0 for none.
-func catalogMetrics(name, dir string, log *slog.Logger) (m metrics.Account, last int64) {
+func catalogMetrics(ctx context.Context, name, dir string, log *slog.Logger) (m metrics.Account, last int64) {
 	m = metrics.Account{Name: name, ArchiveBytes: -1, Messages: -1}
 	if dir == "" {
 		return m, 0
@@ -95,7 +96,7 @@ func catalogMetrics(name, dir string, log *slog.Logger) (m metrics.Account, last
 	} else {
 		m.Messages = -1
 	}
-	runs, err := a.Cat.Runs()
+	runs, err := a.Cat.Runs(ctx)
 	if err != nil {
 		log.Warn("metrics: cannot read the runs", "account", name, "archive", dir, "err", err)
 		return m, 0

@@ -31,7 +31,7 @@ func pushMetrics(ctx context.Context, url string, shard shardFlag, sums []summar
 		return nil
 	}
 	var buf bytes.Buffer
-	if err := metrics.Encode(&buf, metricsAccounts(sums, others, log), time.Now()); err != nil {
+	if err := metrics.Encode(&buf, metricsAccounts(ctx, sums, others, log), time.Now()); err != nil {
 		return fmt.Errorf("metrics push: %w", err)
 	}
 	// Encode's text is the one format mailkeep writes; parse it back into

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,17 +42,17 @@ func readerArchive(cfg *configFlag, cmd, dir string, names []string, stderr io.W
 // then the one folder whose name matches ignoring case. Several such
 // matches are an error listing them (ErrAmbiguousFolder), none is
 // catalog.ErrNotFound.
-func findFolder(c *catalog.Catalog, name string) (*catalog.Folder, error) {
-	f, err := c.Folder(name)
+func findFolder(ctx context.Context, c *catalog.Catalog, name string) (*catalog.Folder, error) {
+	f, err := c.Folder(ctx, name)
 	if err == nil || !errors.Is(err, catalog.ErrNotFound) {
 		return f, err
 	}
 	if strings.EqualFold(name, "INBOX") {
-		if f, ierr := c.Folder("INBOX"); ierr == nil {
+		if f, ierr := c.Folder(ctx, "INBOX"); ierr == nil {
 			return f, nil
 		}
 	}
-	all, lerr := c.Folders()
+	all, lerr := c.Folders(ctx)
 	if lerr != nil {
 		return nil, lerr
 	}

@@ -66,7 +66,7 @@ func cmdReindex(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return exitInterrupted
 		}
 		sum := reindexSummary{Name: j.name, Archive: j.dir, Outcome: "ok"}
-		st, err := archive.Reindex(j.dir, time.Now())
+		st, err := archive.Reindex(ctx, j.dir, time.Now())
 		c := exitOK
 		switch {
 		case err != nil:

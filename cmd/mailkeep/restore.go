@@ -57,8 +57,10 @@ type restoreSummary struct {
 // catalog: a rerun relies on the destination check (Message-ID, size, date).
 type nopProgress struct{}
 
-func (nopProgress) IsRestored(restore.Destination, string) (bool, error) { return false, nil }
-func (nopProgress) MarkRestored(restore.Destination, string, restore.Restored) error {
+func (nopProgress) IsRestored(context.Context, restore.Destination, string) (bool, error) {
+	return false, nil
+}
+func (nopProgress) MarkRestored(context.Context, restore.Destination, string, restore.Restored) error {
 	return nil
 }
 
@@ -134,7 +136,7 @@ func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err := r.connectSettings(ctx, acct); err != nil {
 		return r.fail(err)
 	}
-	src, prog, err := r.openSource(when)
+	src, prog, err := r.openSource(ctx, when)
 	if r.a != nil {
 		defer r.a.Close()
 	}
@@ -219,7 +221,7 @@ func (r *restoreRun) connectSettings(ctx context.Context, acct *config.Account) 
 
 // openSource opens the archive (recording the run unless the medium is
 // read-only) or the foreign mbox or Maildir.
-func (r *restoreRun) openSource(when time.Time) (restore.Source, restore.Progress, error) {
+func (r *restoreRun) openSource(ctx context.Context, when time.Time) (restore.Source, restore.Progress, error) {
 	f := r.f
 	if f.dir == "" {
 		if f.fromMbox != "" {
@@ -237,14 +239,14 @@ func (r *restoreRun) openSource(when time.Time) (restore.Source, restore.Progres
 	r.a = a
 	if readOnly {
 		r.sum.ProgressNotRecorded = true
-	} else if r.run, err = a.Cat.BeginRun("restore", r.srv.String(), r.start); err != nil {
+	} else if r.run, err = a.Cat.BeginRun(ctx, "restore", r.srv.String(), r.start); err != nil {
 		return nil, nil, err
 	}
-	as, err := archivesrc.New(a, r.run, archivesrc.Options{IncludeExpunged: f.inclExpunged, AsOf: when})
+	as, err := archivesrc.New(ctx, a, r.run, archivesrc.Options{IncludeExpunged: f.inclExpunged, AsOf: when})
 	if err != nil {
 		return nil, nil, err
 	}
-	r.totalN, r.totalB = archiveTotals(a, f.folders, f.exclude, f.inclExpunged)
+	r.totalN, r.totalB = archiveTotals(ctx, a, f.folders, f.exclude, f.inclExpunged)
 	return as, as, nil
 }
 
@@ -303,7 +305,7 @@ func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) in
 	}
 	if r.a != nil && r.run != 0 {
 		rec := catalog.Run{ID: r.run, Ended: time.Now(), Outcome: sum.Outcome, Fetched: st.Appended, Bytes: st.Bytes, Failed: len(st.Failures), Error: sum.Error}
-		if eerr := r.a.Cat.EndRun(rec); eerr != nil && err == nil {
+		if eerr := r.a.Cat.EndRun(context.WithoutCancel(ctx), rec); eerr != nil && err == nil {
 			err, code = eerr, exitFailed
 		}
 	}

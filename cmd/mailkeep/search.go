@@ -122,13 +122,12 @@ func searchOne(ctx context.Context, t archiveTarget, q textindex.Node, limit int
 		return nil, err
 	}
 	defer ix.Close()
-	var stored int
-	if err := a.Cat.DB().QueryRowContext(ctx, `SELECT count(*) FROM messages`).Scan(&stored); err == nil {
-		if n, err := ix.Count(ctx); err == nil && n < stored {
-			fmt.Fprintf(stderr, "mailkeep search: %s: %d of %d messages are not indexed yet (run mailkeep index)\n", t.label(), stored-n, stored)
+	if stored, err := a.Cat.MessageCount(ctx); err == nil {
+		if n, err := ix.Count(ctx); err == nil && int64(n) < stored {
+			fmt.Fprintf(stderr, "mailkeep search: %s: %d of %d messages are not indexed yet (run mailkeep index)\n", t.label(), stored-int64(n), stored)
 		}
 	}
-	if ix.Stale(ctx, a.Cat.DB()) {
+	if ix.Stale(ctx, a.Cat) {
 		fmt.Fprintf(stderr, "mailkeep search: %s: the catalog was rebuilt since the last index run: run mailkeep index (it re-links without reading mail)\n", t.label())
 	}
 	hs, err := ix.Search(ctx, filepath.Join(t.dir, "catalog.db"), q, limit)

@@ -85,7 +85,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 	if !loop && (sc.TLS == nil || sc.Password == "") {
 		return usageError{fmt.Errorf("--listen %s: %w", o.listen, errInsecureListen)}
 	}
-	srv, err := archiveimap.New(sc)
+	srv, err := archiveimap.New(ctx, sc)
 	if err != nil {
 		return err
 	}

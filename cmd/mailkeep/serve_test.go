@@ -294,7 +294,7 @@ func TestServeAsOfAndExpunged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := a.Cat.Runs()
+	runs, err := a.Cat.Runs(t.Context())
 	a.Close()
 	if err != nil || len(runs) != 2 {
 		t.Fatalf("runs: %v %v", runs, err)
@@ -692,7 +692,7 @@ func TestServeMemoryBound(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "arch")
 	backupTo(t, dv, dir)
 	want := imaptest.Snapshot(t, c, true)
-	srv, err := archiveimap.New(archiveimap.Config{Archives: []archiveimap.Source{{Dir: dir}}, MaxBuffered: 4096, MaxHeader: 4096})
+	srv, err := archiveimap.New(t.Context(), archiveimap.Config{Archives: []archiveimap.Source{{Dir: dir}}, MaxBuffered: 4096, MaxHeader: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,15 +55,15 @@ func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return err
 		}
 		defer a.Close()
-		f, err := findFolder(a.Cat, pos[0])
+		f, err := findFolder(ctx, a.Cat, pos[0])
 		if err != nil {
 			return fmt.Errorf("folder %q: %w", pos[0], err)
 		}
 		var m *catalog.Message
 		if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
-			m, err = a.Cat.ByUID(f, uint32(uid))
+			m, err = a.Cat.ByUID(ctx, f, uint32(uid))
 		} else {
-			m, err = a.Cat.ByUIDL(f.ID, pos[1])
+			m, err = a.Cat.ByUIDL(ctx, f.ID, pos[1])
 		}
 		if err != nil {
 			return fmt.Errorf("folder %q message %s: %w", f.Name, pos[1], err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/internal/glob"
 )
@@ -9,8 +10,8 @@ import (
 // that include/exclude select, for the progress line's percentage and
 // ETA (expunged ones only when withExpunged). On an error it gives 0, 0:
 // the line then shows counts without a total.
-func archiveTotals(a *archive.Archive, include, exclude []string, withExpunged bool) (int, int64) {
-	fl, err := a.Cat.Folders()
+func archiveTotals(ctx context.Context, a *archive.Archive, include, exclude []string, withExpunged bool) (int, int64) {
+	fl, err := a.Cat.Folders(ctx)
 	if err != nil {
 		return 0, 0
 	}
@@ -21,7 +22,7 @@ func archiveTotals(a *archive.Archive, include, exclude []string, withExpunged b
 		if !sel.Match(f.Name) {
 			continue
 		}
-		c, err := a.Cat.CountStates(f.ID)
+		c, err := a.Cat.CountStates(ctx, f.ID)
 		if err != nil {
 			return 0, 0
 		}

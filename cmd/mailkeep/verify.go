@@ -228,12 +228,12 @@ func runVerify(ctx context.Context, job verifyJob, sum *verifySummary, com commo
 	defer a.Close()
 	sum.Format = string(a.Format)
 	if job.server != nil {
-		if err := sameSource(a, srv); err != nil {
+		if err := sameSource(ctx, a, srv); err != nil {
 			return nil, err
 		}
 	}
 	bar := progress.New(stderr, "verify", com.quiet)
-	bar.SetTotal(archiveTotals(a, job.folders, job.exclude, true))
+	bar.SetTotal(archiveTotals(ctx, a, job.folders, job.exclude, true))
 	defer bar.Done()
 	who := "mailkeep verify" // with an account NAME, every line names it
 	if job.name != "" {

@@ -36,16 +36,16 @@ func writeArchive(t *testing.T, format archive.Format, folders []string, n int) 
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range folders {
-		f, err := a.Folder(name, '/', "")
+		f, err := a.Folder(t.Context(), name, '/', "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := a.NewWriter(f, run)
+		w, err := a.NewWriter(t.Context(), f, run)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +60,7 @@ func writeArchive(t *testing.T, format archive.Format, folders []string, n int) 
 			t.Fatal(err)
 		}
 	}
-	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	return dir

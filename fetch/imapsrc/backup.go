@@ -209,7 +209,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 
 	// Folders that disappeared from the server: their messages are kept
 	// and marked expunged.
-	known, err := b.a.Cat.Folders()
+	known, err := b.a.Cat.Folders(b.ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -217,7 +217,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 		if seen[f.Name] || f.GoneRun != 0 || !sel.Match(folderPath(f)) {
 			continue
 		}
-		n, err := b.a.Cat.MarkFolderGone(f.ID, b.run)
+		n, err := b.a.Cat.MarkFolderGone(b.ctx, f.ID, b.run)
 		if err != nil {
 			return nil, err
 		}
@@ -251,7 +251,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	}
 	// Empty folders with nothing catalogued need no EXAMINE: their status
 	// is recorded in one transaction.
-	if err := b.a.Cat.SetFolderStatuses(empty); err != nil {
+	if err := b.a.Cat.SetFolderStatuses(b.ctx, empty); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -280,7 +280,7 @@ func (b *backup) ensureFolders(jobs []*folderJob, known []*catalog.Folder) ([]*c
 	if len(nf) == 0 {
 		return out, nil
 	}
-	added, err := b.a.Cat.EnsureFolders(nf)
+	added, err := b.a.Cat.EnsureFolders(b.ctx, nf)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +297,7 @@ func (b *backup) emptyStatus(f *catalog.Folder, st *imap.StatusData) (catalog.Fo
 	if st == nil || st.NumMessages == nil || *st.NumMessages != 0 || st.UIDValidity == 0 {
 		return catalog.FolderStatus{}, false, nil
 	}
-	if s, err := b.a.Cat.SyncState(f.ID, st.UIDValidity); err != nil || s.Live != 0 || s.Stale {
+	if s, err := b.a.Cat.SyncState(b.ctx, f.ID, st.UIDValidity); err != nil || s.Live != 0 || s.Stale {
 		return catalog.FolderStatus{}, false, err
 	}
 	return catalog.FolderStatus{ID: f.ID, UIDValidity: st.UIDValidity, UIDNext: uint32(st.UIDNext), HighestModSeq: st.HighestModSeq}, true, nil

@@ -56,7 +56,7 @@ func backup(t *testing.T, s server, dir string, format archive.Format) imapsrc.S
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func backup(t *testing.T, s server, dir string, format archive.Format) imapsrc.S
 	if len(st.Failures) > 0 {
 		t.Fatalf("%s: backup failures: %v", s.name, st.Failures)
 	}
-	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -174,8 +174,8 @@ func TestIncremental(t *testing.T) {
 			compare(t, s, c, dir)
 			a, _ := archive.Open(dir, archive.Options{ReadOnly: true})
 			defer a.Close()
-			f, _ := a.Cat.Folder("INBOX")
-			total, expunged, _, _ := a.Cat.Counts(f.ID)
+			f, _ := a.Cat.Folder(t.Context(), "INBOX")
+			total, expunged, _, _ := a.Cat.Counts(t.Context(), f.ID)
 			if total != 12 || expunged != 2 {
 				t.Errorf("archive holds %d messages, %d expunged; want 12 and 2 (a backup never deletes)", total, expunged)
 			}
@@ -235,8 +235,8 @@ func testUIDValidityReset(t *testing.T, s server) {
 	compare(t, s, c, dir)
 	a, _ := archive.Open(dir, archive.Options{ReadOnly: true})
 	defer a.Close()
-	f, _ := a.Cat.Folder("Box")
-	total, expunged, _, _ := a.Cat.Counts(f.ID)
+	f, _ := a.Cat.Folder(t.Context(), "Box")
+	total, expunged, _, _ := a.Cat.Counts(t.Context(), f.ID)
 	if total != 7 || expunged != 0 {
 		t.Errorf("archive has %d messages (%d expunged), want 7 (0)", total, expunged)
 	}
@@ -281,12 +281,12 @@ func TestFolderSelection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s), Folders: []string{"Work", "Work/*"}, Exclude: []string{"Work/A"}})
 	if err != nil || st.Folders != 2 || st.Fetched != 2 {
 		t.Fatalf("selection: %+v %v", st, err)
 	}
-	fl, _ := a.Cat.Folders()
+	fl, _ := a.Cat.Folders(t.Context())
 	var names []string
 	for _, f := range fl {
 		names = append(names, f.Name)

@@ -30,7 +30,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 	failures := append([]error(nil), b.stats.Failures...)
 	known := map[string]*catalog.Folder{}
 	if cat != nil {
-		fl, err := cat.Folders()
+		fl, err := cat.Folders(ctx)
 		if err != nil {
 			return out, err
 		}
@@ -54,7 +54,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 			last = f.LastUID
 		}
 		if f != nil && f.GoneRun == 0 {
-			total, x, _, err := cat.Counts(f.ID)
+			total, x, _, err := cat.Counts(ctx, f.ID)
 			if err != nil {
 				return out, err
 			}
@@ -75,7 +75,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 	}
 	for name, f := range known {
 		if !seen[name] && f.GoneRun == 0 && sel.Match(folderPath(f)) {
-			total, x, _, _ := cat.Counts(f.ID)
+			total, x, _, _ := cat.Counts(ctx, f.ID)
 			out.Folders = append(out.Folders, fetch.FolderCheck{Folder: name, Server: -1, Archived: total - x, Note: "gone from server: archived mail is kept"})
 		}
 	}

@@ -50,7 +50,7 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 	}
 	defer s.close()
 	b, c, jobs, sel := s.b, s.c, s.jobs, s.sel
-	known, err := cat.Folders()
+	known, err := cat.Folders(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -50,11 +50,11 @@ func TestCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep, err := a.Cat.Folder("Keep")
+	keep, err := a.Cat.Folder(t.Context(), "Keep")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Cat.SetFolderStatus(keep.ID, keep.UIDValidity+1, keep.UIDNext, keep.Messages, 0); err != nil {
+	if err := a.Cat.SetFolderStatus(t.Context(), keep.ID, keep.UIDValidity+1, keep.UIDNext, keep.Messages, 0); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()

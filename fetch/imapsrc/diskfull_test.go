@@ -38,7 +38,7 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s), Connections: 1})
 	a.Close()
 	if err != nil && !errors.Is(err, syscall.ENOSPC) {
@@ -61,10 +61,10 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl, _ := ro.Cat.Folders()
+	fl, _ := ro.Cat.Folders(t.Context())
 	stored := 0
 	for _, f := range fl {
-		ms, _ := ro.Cat.All(f.ID)
+		ms, _ := ro.Cat.All(t.Context(), f.ID)
 		for _, m := range ms {
 			if got := archivetest.ReadSHA(t, ro, m); got != m.SHA256 {
 				t.Errorf("committed uid %d reads back wrong after the disk filled", m.UID)
@@ -80,9 +80,9 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _ = a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ = a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	st, err = imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s)})
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 	a.Close()
 	if err != nil || len(st.Failures) > 0 || st.Fetched != 40-stored {
 		t.Fatalf("after freeing space: fetched %d (want %d), %v %v", st.Fetched, 40-stored, err, st.Failures)

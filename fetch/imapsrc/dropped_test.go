@@ -70,9 +70,9 @@ func TestDroppedConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+		run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 		st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s), Connections: 1})
-		a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})
+		a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})
 		a.Close()
 		if err == nil && len(st.Failures) == 0 {
 			break

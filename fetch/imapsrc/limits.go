@@ -92,7 +92,7 @@ func (b *backup) remaining(all []*folderJob) {
 	var msgs int64
 	folders := 1 // the one the limit was hit in is looked at again
 	for i, j := range jobs {
-		total, expunged, _, err := b.a.Cat.Counts(j.cat.ID)
+		total, expunged, _, err := b.a.Cat.Counts(b.ctx, j.cat.ID)
 		if err != nil {
 			continue
 		}

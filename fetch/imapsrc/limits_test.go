@@ -94,7 +94,7 @@ func limitedBackup(t *testing.T, dir string, cfg imapconn.Config) imapsrc.Stats 
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func limitedBackup(t *testing.T, dir string, cfg imapconn.Config) imapsrc.Stats 
 	if len(st.Failures) > 0 {
 		outcome = "partial"
 	}
-	if err := a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Fetched, Bytes: st.Bytes, Failed: len(st.Failures)}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Fetched, Bytes: st.Bytes, Failed: len(st.Failures)}); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -121,7 +121,7 @@ func compareGmail(t *testing.T, g *gmailtest.Server, dir string) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	folders, err := a.Cat.Folders()
+	folders, err := a.Cat.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func compareGmail(t *testing.T, g *gmailtest.Server, dir string) {
 			t.Errorf("folder %q not in the archive", name)
 			continue
 		}
-		live, err := a.Cat.Live(f.ID)
+		live, err := a.Cat.Live(t.Context(), f.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestTooManyConnectionsGmail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass}
 	var logs strings.Builder
 	var mu sync.Mutex
@@ -195,7 +195,7 @@ func TestTooManyConnectionsGmail(t *testing.T) {
 		t.Errorf("no connection was refused: the test proves nothing; log:\n%s", logs.String())
 	}
 	mu.Unlock()
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
 	a.Close()
 	compareGmail(t, g, dir)
 }
@@ -261,11 +261,11 @@ func budgetBackup(t *testing.T, dir string, cfg imapconn.Config, bg provlimit.Bu
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 2, Budget: bg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.Cat.EndRun(catalog.Run{ID: run, Ended: time.Now(), Outcome: "partial"})
+	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "partial"})
 	return st
 }

@@ -34,7 +34,7 @@ func TestUnusableFolderNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, err := a.Cat.BeginRun("backup", "test", time.Now())
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

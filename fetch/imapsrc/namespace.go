@@ -20,7 +20,7 @@ func (b *backup) recordNamespace(c *imapclient.Client) {
 		return
 	}
 	p := ns.Personal[0]
-	if err := b.a.Cat.SetSourceNamespace(p.Prefix, p.Delim); err != nil {
+	if err := b.a.Cat.SetSourceNamespace(b.ctx, p.Prefix, p.Delim); err != nil {
 		b.log.Warn("recording the source's namespace", "account", b.acct, "err", err)
 	}
 }

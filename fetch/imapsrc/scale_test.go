@@ -75,7 +75,7 @@ func TestEmptyFolderNoFile(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := a.Cat.Folder("Vacant")
+			f, err := a.Cat.Folder(t.Context(), "Vacant")
 			a.Close()
 			if err != nil {
 				t.Fatalf("the empty folder is not catalogued: %v", err)

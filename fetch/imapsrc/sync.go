@@ -110,7 +110,7 @@ func (b *backup) examine(c *imapclient.Client, j *folderJob) (*examined, error) 
 	var known uint32 // the UIDVALIDITY ex.state was computed for
 	if st != nil && st.NumMessages != nil && *st.NumMessages > 0 && st.UIDValidity != 0 {
 		var err error
-		if ex.state, err = b.a.Cat.SyncState(f.ID, st.UIDValidity); err != nil {
+		if ex.state, err = b.a.Cat.SyncState(b.ctx, f.ID, st.UIDValidity); err != nil {
 			selCmd.Wait()
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func (b *backup) examine(c *imapclient.Client, j *folderJob) (*examined, error) 
 		drop()
 	}
 	if known != sel.UIDValidity {
-		if ex.state, err = b.a.Cat.SyncState(f.ID, sel.UIDValidity); err != nil {
+		if ex.state, err = b.a.Cat.SyncState(b.ctx, f.ID, sel.UIDValidity); err != nil {
 			drop()
 			return nil, err
 		}
@@ -170,11 +170,11 @@ func (b *backup) reset(c *imapclient.Client, f *catalog.Folder, sel *imap.Select
 	if err := b.resetValidity(c, f, sel); err != nil {
 		return nil, st, fmt.Errorf("UIDVALIDITY changed to %d: %w", sel.UIDValidity, err)
 	}
-	f, err := b.a.Cat.Folder(f.Name)
+	f, err := b.a.Cat.Folder(b.ctx, f.Name)
 	if err != nil {
 		return nil, st, err
 	}
-	st, err = b.a.Cat.SyncState(f.ID, sel.UIDValidity)
+	st, err = b.a.Cat.SyncState(b.ctx, f.ID, sel.UIDValidity)
 	return f, st, err
 }
 
@@ -242,7 +242,7 @@ func (s *folderSync) compare(batch []srvMsg) error {
 	for i, m := range batch {
 		uids[i] = uint32(m.uid)
 	}
-	known, err := s.b.a.Cat.ByUIDs(s.f.ID, s.sel.UIDValidity, uids)
+	known, err := s.b.a.Cat.ByUIDs(s.b.ctx, s.f.ID, s.sel.UIDValidity, uids)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func (s *folderSync) expunges(full bool) error {
 	}
 	var after uint32
 	for {
-		page, err := s.b.a.Cat.LiveUIDs(s.f.ID, s.sel.UIDValidity, after, expungePage)
+		page, err := s.b.a.Cat.LiveUIDs(s.b.ctx, s.f.ID, s.sel.UIDValidity, after, expungePage)
 		if err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func (s *folderSync) expunges(full bool) error {
 				gone = append(gone, r.ID)
 			}
 		}
-		if err := s.b.a.Cat.MarkExpunged(s.b.run, gone); err != nil {
+		if err := s.b.a.Cat.MarkExpunged(s.b.ctx, s.b.run, gone); err != nil {
 			return err
 		}
 		s.expunged += len(gone)
@@ -329,7 +329,7 @@ func (s *folderSync) expunges(full bool) error {
 // writer opens the folder's writer at the first write.
 func (s *folderSync) writer() (*archive.FolderWriter, error) {
 	if s.w == nil {
-		w, err := s.b.a.NewWriter(s.f, s.b.run)
+		w, err := s.b.a.NewWriter(s.b.ctx, s.f, s.b.run)
 		if err != nil {
 			return nil, err
 		}
@@ -378,7 +378,7 @@ func (s *folderSync) finish(failed bool, err error) error {
 	if failed {
 		return nil // leave the folder's status unrecorded so the next run looks again
 	}
-	return b.a.Cat.SetFolderStatus(s.f.ID, s.sel.UIDValidity, uint32(s.sel.UIDNext), s.sel.NumMessages, s.sel.HighestModSeq)
+	return b.a.Cat.SetFolderStatus(s.b.ctx, s.f.ID, s.sel.UIDValidity, uint32(s.sel.UIDNext), s.sel.NumMessages, s.sel.HighestModSeq)
 }
 
 // abort counts what an interrupted sync did and closes its writer (which
@@ -692,7 +692,7 @@ func (b *backup) resetValidity(c *imapclient.Client, f *catalog.Folder, sel *ima
 	if err != nil {
 		return err
 	}
-	if err := b.a.Cat.ResetValidity(f.ID, b.run, sel.UIDValidity, rekeys); err != nil {
+	if err := b.a.Cat.ResetValidity(b.ctx, f.ID, b.run, sel.UIDValidity, rekeys); err != nil {
 		return err
 	}
 	b.log.Info("UIDVALIDITY changed; archived messages re-keyed", "account", b.acct, "folder", f.Name, "uidvalidity", sel.UIDValidity, "rekeyed", len(rekeys))

@@ -65,10 +65,10 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (fe
 	defer s.c.Close() // without QUIT: a no-op after a successful Quit
 	b := &popBackup{ctx: ctx, a: a, run: run, opt: opt, s: s}
 	b.st.Folders = 1
-	if b.f, err = a.Folder(Folder, 0, ""); err != nil {
+	if b.f, err = a.Folder(ctx, Folder, 0, ""); err != nil {
 		return b.st, err
 	}
-	all, err := a.Cat.All(b.f.ID)
+	all, err := a.Cat.All(ctx, b.f.ID)
 	if err != nil {
 		return b.st, err
 	}
@@ -119,7 +119,7 @@ func (b *popBackup) fetchNew(known map[string]*catalog.Message) error {
 	if len(fresh) == 0 {
 		b.st.Unchanged = 1
 	}
-	w, err := b.a.NewWriter(b.f, b.run)
+	w, err := b.a.NewWriter(b.ctx, b.f, b.run)
 	if err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (b *popBackup) markGone(known map[string]*catalog.Message) error {
 	for _, u := range b.s.ids {
 		onServer[u] = true
 	}
-	deleted, err := b.a.Cat.Deleted(b.f.ID)
+	deleted, err := b.a.Cat.Deleted(b.ctx, b.f.ID)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (b *popBackup) markGone(known map[string]*catalog.Message) error {
 			gone = append(gone, m.ID)
 		}
 	}
-	if err := b.a.Cat.MarkExpunged(b.run, gone); err != nil {
+	if err := b.a.Cat.MarkExpunged(b.ctx, b.run, gone); err != nil {
 		return err
 	}
 	b.st.Expunged = len(gone)
@@ -191,7 +191,7 @@ func (b *popBackup) deleteVerified() error {
 		return fmt.Errorf("%s: QUIT after DELE: the server may not have deleted the messages: %w", acct, err)
 	}
 	// Not "expunged": these are archived on purpose and stay visible.
-	if err := b.a.Cat.MarkDeleted(b.run, deleIDs); err != nil {
+	if err := b.a.Cat.MarkDeleted(ctx, b.run, deleIDs); err != nil {
 		return err
 	}
 	b.st.Deleted = len(dele)
@@ -204,7 +204,7 @@ func (b *popBackup) deleteVerified() error {
 // read and of the size the server announces. With DryRun they go to
 // WouldDelete instead.
 func (b *popBackup) deletable() ([]int, []int64, error) {
-	all, err := b.a.Cat.All(b.f.ID)
+	all, err := b.a.Cat.All(b.ctx, b.f.ID)
 	if err != nil {
 		return nil, nil, err
 	}

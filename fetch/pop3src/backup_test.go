@@ -30,12 +30,12 @@ func run(t *testing.T, dir string, format archive.Format, opt pop3src.Options) (
 		t.Fatal(err)
 	}
 	defer a.Close()
-	id, err := a.Cat.BeginRun("backup", "test", time.Now())
+	id, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := pop3src.Backup(context.Background(), a, id, opt)
-	if err := a.Cat.EndRun(catalog.Run{ID: id, Ended: time.Now(), Outcome: "test"}); err != nil {
+	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: id, Ended: time.Now(), Outcome: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	return st, err
@@ -50,11 +50,11 @@ func archived(t *testing.T, dir string, live bool) []string {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	f, err := a.Cat.Folder(pop3src.Folder)
+	f, err := a.Cat.Folder(t.Context(), pop3src.Folder)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, _ := a.Cat.All(f.ID)
+	ms, _ := a.Cat.All(t.Context(), f.ID)
 	var out []string
 	for _, m := range ms {
 		if live && m.ExpungedRun != 0 {
@@ -124,8 +124,8 @@ func TestDovecotFullNoopNew(t *testing.T) {
 			// The From line / mtime uses the Received: date.
 			a, _ := archive.Open(dir, archive.Options{ReadOnly: true})
 			defer a.Close()
-			f, _ := a.Cat.Folder(pop3src.Folder)
-			ms, _ := a.Cat.All(f.ID)
+			f, _ := a.Cat.Folder(t.Context(), pop3src.Folder)
+			ms, _ := a.Cat.All(t.Context(), f.ID)
 			last := ms[len(ms)-1]
 			if !last.InternalDate.Equal(time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)) || last.ReceivedDate.IsZero() {
 				t.Errorf("POP3 message date %v (received %v), want the Received: date", last.InternalDate, last.ReceivedDate)

@@ -21,12 +21,12 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 	fc := fetch.FolderCheck{Folder: Folder, Server: len(list)}
 	known := map[string]bool{}
 	if cat != nil {
-		if f, err := cat.Folder(Folder); err == nil {
-			all, err := cat.All(f.ID)
+		if f, err := cat.Folder(ctx, Folder); err == nil {
+			all, err := cat.All(ctx, f.ID)
 			if err != nil {
 				return out, err
 			}
-			deleted, err := cat.Deleted(f.ID) // deleted by mailkeep: still archived
+			deleted, err := cat.Deleted(ctx, f.ID) // deleted by mailkeep: still archived
 			if err != nil {
 				return out, err
 			}

@@ -29,13 +29,13 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) (Diff, erro
 	list, ids := s.list, s.ids
 	d.ServerMessages = len(list)
 	known := map[string]bool{} // UIDL -> live
-	f, err := cat.Folder(Folder)
+	f, err := cat.Folder(ctx, Folder)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 	case err != nil:
 		return d, err
 	default:
-		deleted, err := cat.Deleted(f.ID)
+		deleted, err := cat.Deleted(ctx, f.ID)
 		if err != nil {
 			return d, fmt.Errorf("folder %s: %w", Folder, err)
 		}

@@ -1,6 +1,7 @@
 package archiveimap
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -25,8 +26,8 @@ type storedMsg struct {
 
 // storageOrder lists every message of an mbox folder (expunged ones too:
 // the file holds them) in storage order.
-func storageOrder(cat *catalog.Catalog, f *catalog.Folder) ([]storedMsg, map[int64]int, error) {
-	all, err := cat.All(f.ID)
+func storageOrder(ctx context.Context, cat *catalog.Catalog, f *catalog.Folder) ([]storedMsg, map[int64]int, error) {
+	all, err := cat.All(ctx, f.ID)
 	if err != nil {
 		return nil, nil, err
 	}

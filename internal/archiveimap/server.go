@@ -124,7 +124,7 @@ type Server struct {
 }
 
 // New opens the archives (read-only) and prepares a server.
-func New(cfg Config) (*Server, error) {
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.Archives) == 0 {
 		return nil, errors.New("no archive to serve")
 	}
@@ -162,11 +162,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		ar := &arch{name: src.Name, a: a}
 		s.archs = append(s.archs, ar)
-		if ar.live, err = a.Selector(archive.Selection{AsOf: cfg.AsOf}); err != nil {
+		if ar.live, err = a.Selector(ctx, archive.Selection{AsOf: cfg.AsOf}); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("archive %s: %w", src.Dir, err)
 		}
-		if ar.all, err = a.Selector(archive.Selection{AsOf: cfg.AsOf, IncludeExpunged: true}); err != nil {
+		if ar.all, err = a.Selector(ctx, archive.Selection{AsOf: cfg.AsOf, IncludeExpunged: true}); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("archive %s: %w", src.Dir, err)
 		}
@@ -275,7 +275,7 @@ type mailbox struct {
 }
 
 // mailboxes lists what the client can see, sorted by name.
-func (s *Server) mailboxes() ([]*mailbox, error) {
+func (s *Server) mailboxes(ctx context.Context) ([]*mailbox, error) {
 	var out []*mailbox
 	byName := map[string]*mailbox{}
 	add := func(m *mailbox) {
@@ -309,7 +309,7 @@ func (s *Server) mailboxes() ([]*mailbox, error) {
 					add(&mailbox{name: ExpungedRoot + string(Delim) + ar.name, ar: ar})
 				}
 			}
-			fl, err := src.Folders()
+			fl, err := src.Folders(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("archive %s: %w", ar.a.Dir, err)
 			}
@@ -344,8 +344,8 @@ func (s *Server) mailboxes() ([]*mailbox, error) {
 	return out, nil
 }
 
-func (s *Server) lookup(name string) (*mailbox, error) {
-	mbs, err := s.mailboxes()
+func (s *Server) lookup(ctx context.Context, name string) (*mailbox, error) {
+	mbs, err := s.mailboxes(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -377,22 +377,22 @@ type snapshot struct {
 }
 
 // load takes a snapshot of a mailbox.
-func (s *Server) load(mb *mailbox) (*snapshot, error) {
+func (s *Server) load(ctx context.Context, mb *mailbox) (*snapshot, error) {
 	if mb.folder == "" {
 		return &snapshot{mb: mb, uidValidity: syntheticValidity(mb), uidNext: 1}, nil
 	}
 	a := mb.ar.a
-	f, err := a.Cat.Folder(mb.folder)
+	f, err := a.Cat.Folder(ctx, mb.folder)
 	if err != nil {
 		return nil, fmt.Errorf("folder %q: %w", mb.folder, err)
 	}
-	live, flagsOf, err := mb.ar.live.Select(f)
+	live, flagsOf, err := mb.ar.live.Select(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("folder %q: %w", mb.folder, err)
 	}
 	sel := live
 	if mb.expunged {
-		all, allFlags, err := mb.ar.all.Select(f)
+		all, allFlags, err := mb.ar.all.Select(ctx, f)
 		if err != nil {
 			return nil, fmt.Errorf("folder %q: %w", mb.folder, err)
 		}
@@ -410,7 +410,7 @@ func (s *Server) load(mb *mailbox) (*snapshot, error) {
 	}
 	snap := &snapshot{mb: mb, f: f, msgs: make([]entry, 0, len(sel))}
 	if a.Format != archive.Maildir {
-		if snap.stored, snap.storedIdx, err = storageOrder(a.Cat, f); err != nil {
+		if snap.stored, snap.storedIdx, err = storageOrder(ctx, a.Cat, f); err != nil {
 			return nil, fmt.Errorf("folder %q: %w", mb.folder, err)
 		}
 	}

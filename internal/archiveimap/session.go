@@ -1,6 +1,7 @@
 package archiveimap
 
 import (
+	"context"
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
@@ -40,14 +41,14 @@ func (ss *session) Select(name string, _ *imap.SelectOptions) (*imap.SelectData,
 	ss.sel = nil
 	ss.cur.close()
 	ss.cur = nil
-	mb, err := ss.s.lookup(name)
+	mb, err := ss.s.lookup(context.TODO(), name)
 	if err != nil {
 		return nil, err
 	}
 	if mb.folder == "" {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "not a folder with messages: " + name}
 	}
-	snap, err := ss.s.load(mb)
+	snap, err := ss.s.load(context.TODO(), mb)
 	if err != nil {
 		ss.s.log.Error("serve: select", "folder", name, "err", err)
 		return nil, err
@@ -122,7 +123,7 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 	if len(patterns) == 0 {
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delim})
 	}
-	mbs, err := ss.s.mailboxes()
+	mbs, err := ss.s.mailboxes(context.TODO())
 	if err != nil {
 		return err
 	}
@@ -160,14 +161,14 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 }
 
 func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	mb, err := ss.s.lookup(name)
+	mb, err := ss.s.lookup(context.TODO(), name)
 	if err != nil {
 		return nil, err
 	}
 	if mb.folder == "" {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "not a folder with messages: " + name}
 	}
-	snap, err := ss.s.load(mb)
+	snap, err := ss.s.load(context.TODO(), mb)
 	if err != nil {
 		return nil, err
 	}

@@ -31,12 +31,12 @@ func Compare(t testing.TB, snap map[string][]imaptest.Msg, dir string) {
 	}
 	defer a.Close()
 	for folder, msgs := range snap {
-		f, err := a.Cat.Folder(folder)
+		f, err := a.Cat.Folder(t.Context(), folder)
 		if err != nil {
 			t.Errorf("folder %q not archived: %v", folder, err)
 			continue
 		}
-		live, err := a.Cat.Live(f.ID)
+		live, err := a.Cat.Live(t.Context(), f.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func IndependentRead(t testing.TB, dir string) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	folders, err := a.Cat.Folders()
+	folders, err := a.Cat.Folders(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func IndependentRead(t testing.TB, dir string) {
 	var want []string
 	tmp := t.TempDir()
 	for i, f := range folders {
-		all, err := a.Cat.All(f.ID)
+		all, err := a.Cat.All(t.Context(), f.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,11 +212,11 @@ func Messages(t testing.TB, dir, folder string) []*catalog.Message {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	f, err := a.Cat.Folder(folder)
+	f, err := a.Cat.Folder(t.Context(), folder)
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := a.Cat.All(f.ID)
+	all, err := a.Cat.All(t.Context(), f.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

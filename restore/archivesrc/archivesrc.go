@@ -26,8 +26,8 @@ type Source struct {
 }
 
 // New wraps an open archive; run is the restore's run id in its catalog.
-func New(a *archive.Archive, run int64, opt Options) (*Source, error) {
-	sel, err := a.Selector(opt)
+func New(ctx context.Context, a *archive.Archive, run int64, opt Options) (*Source, error) {
+	sel, err := a.Selector(ctx, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,7 @@ func New(a *archive.Archive, run int64, opt Options) (*Source, error) {
 
 // Folders lists the archive's folders the Options show.
 func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
-	fl, err := s.sel.Folders()
+	fl, err := s.sel.Folders(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -50,19 +50,19 @@ func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
 // Messages calls fn for each message of a folder to restore, in the order
 // they were archived.
 func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(restore.Message) error) error {
-	f, err := s.a.Cat.Folder(folder.Name)
+	f, err := s.a.Cat.Folder(ctx, folder.Name)
 	if err != nil {
 		return err
 	}
 	// Load the folder's metadata first: fn talks to the network, and a
 	// database cursor should not stay open that long.
-	sel, flagsOf, err := s.sel.Select(f)
+	sel, flagsOf, err := s.sel.Select(ctx, f)
 	if err != nil {
 		return err
 	}
 	// Walk reads the folder's file front to back once; a second Open of the
 	// same message (the engine re-reads large ones) seeks to it instead.
-	return s.a.Walk(f, sel, func(m *catalog.Message, r io.Reader) error {
+	return s.a.Walk(ctx, f, sel, func(m *catalog.Message, r io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -90,13 +90,13 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 func Key(m *catalog.Message) string { return "msg:" + strconv.FormatInt(m.ID, 10) }
 
 // IsRestored implements restore.Progress.
-func (s *Source) IsRestored(dest restore.Destination, key string) (bool, error) {
-	return s.a.Cat.IsRestored(dest.Server, dest.User, key)
+func (s *Source) IsRestored(ctx context.Context, dest restore.Destination, key string) (bool, error) {
+	return s.a.Cat.IsRestored(ctx, dest.Server, dest.User, key)
 }
 
 // MarkRestored implements restore.Progress.
-func (s *Source) MarkRestored(dest restore.Destination, key string, r restore.Restored) error {
-	if err := s.a.Cat.MarkRestored(dest.Server, dest.User, key, r.Folder, r.UIDValidity, r.UID, s.run); err != nil {
+func (s *Source) MarkRestored(ctx context.Context, dest restore.Destination, key string, r restore.Restored) error {
+	if err := s.a.Cat.MarkRestored(ctx, dest.Server, dest.User, key, r.Folder, r.UIDValidity, r.UID, s.run); err != nil {
 		return fmt.Errorf("catalog: %w", err)
 	}
 	return nil

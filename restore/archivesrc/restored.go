@@ -12,8 +12,8 @@ import (
 
 // RestoredIn implements restore.Lister: the catalog's record of what was
 // restored to dest's folder, which the engine checks on the destination.
-func (s *Source) RestoredIn(dest restore.Destination, folder string) (map[string]restore.Restored, error) {
-	recs, err := s.a.Cat.RestoredIn(dest.Server, dest.User, folder)
+func (s *Source) RestoredIn(ctx context.Context, dest restore.Destination, folder string) (map[string]restore.Restored, error) {
+	recs, err := s.a.Cat.RestoredIn(ctx, dest.Server, dest.User, folder)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
@@ -31,17 +31,17 @@ var _ restore.Lister = (*Source)(nil)
 // "UIDL ..." for a POP3 archive, as `mailkeep show FOLDER UID` takes them.
 // Never the key (a catalog row id the user cannot find a message by):
 // when the catalog cannot say, the name says that.
-func (s *Source) MessageName(folder, key string) string {
+func (s *Source) MessageName(ctx context.Context, folder, key string) string {
 	id, err := strconv.ParseInt(strings.TrimPrefix(key, "msg:"), 10, 64)
 	if err != nil || !strings.HasPrefix(key, "msg:") {
 		return "(not an archive message key)"
 	}
-	m, err := s.a.Cat.MessageByID(id)
+	m, err := s.a.Cat.MessageByID(ctx, id)
 	if err != nil {
 		return fmt.Sprintf("(not found in the catalog: %v)", err)
 	}
 	ref := archive.RefTo("", folder, m)
-	if f, err := s.a.Cat.Folder(folder); err == nil && f.UIDValidity == m.UIDValidity {
+	if f, err := s.a.Cat.Folder(ctx, folder); err == nil && f.UIDValidity == m.UIDValidity {
 		ref.UIDValidity = 0 // the folder's own: not worth saying
 	}
 	return ref.Message()
@@ -58,5 +58,5 @@ var (
 // and the delimiter when every folder but INBOX is below INBOX (Cyrus,
 // Courier), "" otherwise.
 func (s *Source) SourceNamespace(ctx context.Context) (string, rune, error) {
-	return s.a.SourceNamespace()
+	return s.a.SourceNamespace(ctx)
 }

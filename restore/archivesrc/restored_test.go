@@ -18,31 +18,31 @@ func TestMessageName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	run, _ := a.Cat.BeginRun("backup", "test", time.Now())
+	run, _ := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
 	date := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
 	add := func(folder string, m *catalog.Message) string {
-		f, err := a.Cat.EnsureFolder(folder, '/', "", folder)
+		f, err := a.Cat.EnsureFolder(t.Context(), folder, '/', "", folder)
 		if err != nil {
 			t.Fatal(err)
 		}
 		m.InternalDate, m.Size, m.SHA256, m.File = date, 10, "00", folder+"/f"+m.UIDL
-		if err := a.Cat.Commit(f.ID, 0, m.UID, run, []*catalog.Message{m}); err != nil {
+		if err := a.Cat.Commit(t.Context(), f.ID, 0, m.UID, run, []*catalog.Message{m}); err != nil {
 			t.Fatal(err)
 		}
-		all, err := a.Cat.All(f.ID)
+		all, err := a.Cat.All(t.Context(), f.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return Key(all[len(all)-1])
 	}
 	imapKey := add("INBOX", &catalog.Message{UIDValidity: 7, UID: 4711})
-	f, _ := a.Cat.Folder("INBOX")
-	if err := a.Cat.SetFolderStatus(f.ID, 7, 4712, 1, 0); err != nil {
+	f, _ := a.Cat.Folder(t.Context(), "INBOX")
+	if err := a.Cat.SetFolderStatus(t.Context(), f.ID, 7, 4712, 1, 0); err != nil {
 		t.Fatal(err)
 	}
 	oldKey := add("INBOX", &catalog.Message{UIDValidity: 3, UID: 12})
 	popKey := add("POP", &catalog.Message{UIDL: "0000abcd"})
-	s, err := New(a, run, Options{})
+	s, err := New(t.Context(), a, run, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestMessageName(t *testing.T) {
 		{"INBOX", "msg:999999", "(not found in the catalog: "},
 		{"INBOX", "mbox:x:1", "(not an archive message key)"},
 	} {
-		got := s.MessageName(tc.folder, tc.key)
+		got := s.MessageName(t.Context(), tc.folder, tc.key)
 		if got != tc.want && !(strings.HasSuffix(tc.want, ": ") && strings.HasPrefix(got, tc.want)) || strings.Contains(got, "msg:") {
 			t.Errorf("MessageName(%q, %q) = %q, want %q", tc.folder, tc.key, got, tc.want)
 		}

@@ -19,8 +19,12 @@ import (
 
 type noProgress struct{}
 
-func (noProgress) IsRestored(restore.Destination, string) (bool, error)             { return false, nil }
-func (noProgress) MarkRestored(restore.Destination, string, restore.Restored) error { return nil }
+func (noProgress) IsRestored(context.Context, restore.Destination, string) (bool, error) {
+	return false, nil
+}
+func (noProgress) MarkRestored(context.Context, restore.Destination, string, restore.Restored) error {
+	return nil
+}
 
 func TestMboxAndMaildir(t *testing.T) {
 	dir := t.TempDir()
