@@ -199,7 +199,8 @@ func (o *backupOpts) exec(ctx context.Context) int {
 	}
 	job := backupJob{dir: o.dir, format: fmtOpt, level: o.level, folders: o.folders, exclude: o.exclude, conns: o.conns, pop3: o.pf, server: o.cf.server, index: o.index, budget: o.budget}
 	bar := progress.New(o.stderr, "backup", o.com.quiet)
-	sum, err := runBackup(ctx, job, o.stdout, log, bar.Add)
+	totals := &plannedTotals{line: bar}
+	sum, err := runBackup(ctx, job, o.stdout, log, backupProgress{add: bar.Add, planned: totals.add})
 	bar.Done()
 	if sum.Account == "" && err != nil { // nothing started
 		code := fail(err)
@@ -222,7 +223,7 @@ func (o *backupOpts) exec(ctx context.Context) int {
 // runBackup backs up one account. A returned error means the run as a whole
 // failed (the summary says so too); failures of single folders or messages
 // are in the summary.
-func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.Logger, prog func(string, int, int64)) (summary, error) {
+func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.Logger, prog backupProgress) (summary, error) {
 	sum := summary{Command: "backup", Name: job.name, Archive: job.dir, Started: time.Now().UTC(), Failures: []string{}}
 	srv, cfg, err := job.server(ctx)
 	if err != nil {
@@ -257,7 +258,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP {
 		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
 			Account: cfg, Folders: job.folders, Exclude: job.exclude, Connections: job.conns, Logger: log,
-			Progress: prog, Budget: job.budget,
+			Progress: prog.add, Planned: prog.planned, Budget: job.budget,
 		})
 	} else {
 		prefix := ""
