@@ -122,83 +122,99 @@ type backupJob struct {
 	server func(ctx context.Context) (account.Server, imapconn.Config, error)
 }
 
+// backupOpts are backup's options.
+type backupOpts struct {
+	stdout, stderr           io.Writer
+	fs                       *flag.FlagSet
+	cf                       connFlags
+	cfgFlag                  configFlag
+	com                      common
+	dir, format, metricsFile string
+	folders, exclude         stringsFlag
+	conns, parallel, level   int
+	pf                       pop3Flags
+	index                    bool
+	shard                    shardFlag
+	metricsPush              string
+	budget                   provlimit.Budget
+}
+
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("backup", stderr)
-	var cf connFlags
-	var cfgFlag configFlag
-	var com common
-	var dir, format, metricsFile string
-	var folders, exclude stringsFlag
-	var conns, parallel, level int
-	var pf pop3Flags
-	var index bool
-	var shard shardFlag
-	var metricsPush string
-	var budget provlimit.Budget
-	cf.register(fs, true)
-	cfgFlag.register(fs)
-	com.register(fs)
-	pf.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory (one per account)")
-	fs.StringVar(&format, "format", "", "archive format for a new archive: mbox.zst (default), mbox.gz, mbox, maildir")
-	fs.IntVar(&level, "compression-level", 0, "zstd level 1-22 (-1: fastest, raw literals) or gzip -3 to 9 for new frames; 0: the default (zstd fastest)")
-	fs.Var(&folders, "folder", "back up only folders matching this glob (repeatable)")
-	fs.Var(&exclude, "exclude", "skip folders matching this glob (repeatable)")
-	connectionsVar(fs, &conns)
-	fs.IntVar(&parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
-	fs.Var(&shard, "shard", "back up only the configured accounts of shard K of N (K/N; an account's shard is a hash of its name)")
-	fs.StringVar(&metricsPush, "metrics-push", "", "after the run, push the metrics to this Prometheus Pushgateway URL (config mode)")
-	fs.StringVar(&metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
-	fs.BoolVar(&index, "index", false, "update the search index after the backup (always done once the archive has one)")
-	budgetVars(fs, &budget)
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	log := com.logger(stderr)
-	if cf.imapURL == "" && cf.pop3URL == "" {
-		return backupConfigured(ctx, fs, cfgFlag, com, pf, parallel, shard, metricsFile, metricsPush, stdout, stderr, log)
+	return runOptions(ctx, "backup", &backupOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *backupOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cf.register(fs, true)
+	o.cfgFlag.register(fs)
+	o.com.register(fs)
+	o.pf.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory (one per account)")
+	fs.StringVar(&o.format, "format", "", "archive format for a new archive: mbox.zst (default), mbox.gz, mbox, maildir")
+	fs.IntVar(&o.level, "compression-level", 0, "zstd level 1-22 (-1: fastest, raw literals) or gzip -3 to 9 for new frames; 0: the default (zstd fastest)")
+	fs.Var(&o.folders, "folder", "back up only folders matching this glob (repeatable)")
+	fs.Var(&o.exclude, "exclude", "skip folders matching this glob (repeatable)")
+	connectionsVar(fs, &o.conns)
+	fs.IntVar(&o.parallel, "parallel", 0, "accounts backed up at once (config mode; default: the config's parallel, 2)")
+	fs.Var(&o.shard, "shard", "back up only the configured accounts of shard K of N (K/N; an account's shard is a hash of its name)")
+	fs.StringVar(&o.metricsPush, "metrics-push", "", "after the run, push the metrics to this Prometheus Pushgateway URL (config mode)")
+	fs.StringVar(&o.metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
+	fs.BoolVar(&o.index, "index", false, "update the search index after the backup (always done once the archive has one)")
+	budgetVars(fs, &o.budget)
+}
+
+func (o *backupOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs backup and returns its exit code; it reports its failures itself.
+func (o *backupOpts) exec(ctx context.Context) int {
+	log := o.com.logger(o.stderr)
+	if o.cf.imapURL == "" && o.cf.pop3URL == "" {
+		return backupConfigured(ctx, o.fs, o.cfgFlag, o.com, o.pf, o.parallel, o.shard, o.metricsFile, o.metricsPush, o.stdout, o.stderr, log)
 	}
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "mailkeep backup:", err)
-		if com.jsonOut {
-			writeJSON(stdout, summary{Command: "backup", Archive: dir, Outcome: "failed", Error: err.Error(), Failures: []string{}})
+		fmt.Fprintln(o.stderr, "mailkeep backup:", err)
+		if o.com.jsonOut {
+			writeJSON(o.stdout, summary{Command: "backup", Archive: o.dir, Outcome: "failed", Error: err.Error(), Failures: []string{}})
 		}
 		return exitCode(err)
 	}
-	if fs.NArg() > 0 {
-		return fail(usageErr("unexpected arguments %q (account names come from the config file; drop --imap/--pop3 to use it)", fs.Args()))
+	if o.fs.NArg() > 0 {
+		return fail(usageErr("unexpected arguments %q (account names come from the config file; drop --imap/--pop3 to use it)", o.fs.Args()))
 	}
-	if cfgFlag.path != "" || parallel != 0 || shard.n != 0 || metricsPush != "" {
+	if o.cfgFlag.path != "" || o.parallel != 0 || o.shard.n != 0 || o.metricsPush != "" {
 		return fail(usageErr("--config, --parallel, --shard and --metrics-push work on configured accounts; do not combine them with --imap/--pop3"))
 	}
-	if dir == "" {
+	if o.dir == "" {
 		return fail(usageErr("--archive DIR is required"))
 	}
 	var fmtOpt archive.Format
-	if format != "" {
-		f, err := archive.ParseFormat(format)
+	if o.format != "" {
+		f, err := archive.ParseFormat(o.format)
 		if err != nil {
 			return fail(usageError{err})
 		}
 		fmtOpt = f
 	}
-	job := backupJob{dir: dir, format: fmtOpt, level: level, folders: folders, exclude: exclude, conns: conns, pop3: pf, server: cf.server, index: index, budget: budget}
-	bar := progress.New(stderr, "backup", com.quiet)
-	sum, err := runBackup(ctx, job, stdout, log, bar.Add)
+	job := backupJob{dir: o.dir, format: fmtOpt, level: o.level, folders: o.folders, exclude: o.exclude, conns: o.conns, pop3: o.pf, server: o.cf.server, index: o.index, budget: o.budget}
+	bar := progress.New(o.stderr, "backup", o.com.quiet)
+	totals := &plannedTotals{line: bar}
+	sum, err := runBackup(ctx, job, o.stdout, log, backupProgress{add: bar.Add, planned: totals.add})
 	bar.Done()
 	if sum.Account == "" && err != nil { // nothing started
 		code := fail(err)
-		if merr := writeMetrics(ctx, metricsFile, []summary{sum}, nil, log); merr != nil {
-			fmt.Fprintln(stderr, "mailkeep backup:", merr)
+		if merr := writeMetrics(ctx, o.metricsFile, []summary{sum}, nil, log); merr != nil {
+			fmt.Fprintln(o.stderr, "mailkeep backup:", merr)
 		}
 		return code
 	}
-	code := reportBackup(ctx, sum, err, stderr, com.quiet)
-	if com.jsonOut {
-		writeJSON(stdout, sum)
+	code := reportBackup(ctx, sum, err, o.stderr, o.com.quiet)
+	if o.com.jsonOut {
+		writeJSON(o.stdout, sum)
 	}
-	if merr := writeMetrics(ctx, metricsFile, []summary{sum}, nil, log); merr != nil && code == exitOK {
-		fmt.Fprintln(stderr, "mailkeep backup:", merr)
+	if merr := writeMetrics(ctx, o.metricsFile, []summary{sum}, nil, log); merr != nil && code == exitOK {
+		fmt.Fprintln(o.stderr, "mailkeep backup:", merr)
 		code = exitFailed
 	}
 	return code
@@ -207,7 +223,7 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // runBackup backs up one account. A returned error means the run as a whole
 // failed (the summary says so too); failures of single folders or messages
 // are in the summary.
-func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.Logger, prog func(string, int, int64)) (summary, error) {
+func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.Logger, prog backupProgress) (summary, error) {
 	sum := summary{Command: "backup", Name: job.name, Archive: job.dir, Started: time.Now().UTC(), Failures: []string{}}
 	srv, cfg, err := job.server(ctx)
 	if err != nil {
@@ -242,7 +258,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP {
 		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
 			Account: cfg, Folders: job.folders, Exclude: job.exclude, Connections: job.conns, Logger: log,
-			Progress: prog, Budget: job.budget,
+			Progress: prog.add, Planned: prog.planned, Budget: job.budget,
 		})
 	} else {
 		prefix := ""

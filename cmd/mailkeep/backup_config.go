@@ -81,6 +81,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 
 	start := time.Now()
 	bar := progress.New(stderr, "backup", com.quiet)
+	totals := &plannedTotals{line: bar}
 	sums := make([]summary, len(accts))
 	codes := make([]int, len(accts))
 	var outMu sync.Mutex // one account's report at a time on stderr
@@ -94,7 +95,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 				return nil
 			}
 			job := configJob(a, pf.dryRun)
-			prog := func(folder string, n int, bytes int64) { bar.Add(a.Name+": "+folder, n, bytes) }
+			prog := backupProgress{add: func(folder string, n int, bytes int64) { bar.Add(a.Name+": "+folder, n, bytes) }, planned: totals.add}
 			sum, err := runBackup(ctx, job, stdout, log, prog)
 			if sum.Account == "" && err != nil {
 				sum.Outcome, sum.Error = "failed", err.Error()

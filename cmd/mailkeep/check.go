@@ -30,38 +30,53 @@ type checkResult struct {
 	Folders     []fetch.FolderCheck `json:"folders"`
 }
 
+// checkOpts are check's options.
+type checkOpts struct {
+	stdout, stderr   io.Writer
+	fs               *flag.FlagSet
+	cf               connFlags
+	cfgFlag          configFlag
+	com              common
+	dir              string
+	folders, exclude stringsFlag
+	noUIDL           bool
+}
+
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check", stderr)
-	var cf connFlags
-	var cfgFlag configFlag
-	var com common
-	var dir string
-	var folders, exclude stringsFlag
-	var noUIDL bool
-	cf.register(fs, true)
-	cfgFlag.register(fs)
-	com.register(fs)
-	fs.StringVar(&dir, "archive", "", "with --imap/--pop3: the account's archive, to compare with (optional)")
-	fs.Var(&folders, "folder", "with --imap: only folders matching this glob (repeatable)")
-	fs.Var(&exclude, "exclude", "with --imap: skip folders matching this glob (repeatable)")
-	fs.BoolVar(&noUIDL, "no-uidl", false, "with --pop3: the server lacks UIDL")
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	log := com.logger(stderr)
+	return runOptions(ctx, "check", &checkOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *checkOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cf.register(fs, true)
+	o.cfgFlag.register(fs)
+	o.com.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "with --imap/--pop3: the account's archive, to compare with (optional)")
+	fs.Var(&o.folders, "folder", "with --imap: only folders matching this glob (repeatable)")
+	fs.Var(&o.exclude, "exclude", "with --imap: skip folders matching this glob (repeatable)")
+	fs.BoolVar(&o.noUIDL, "no-uidl", false, "with --pop3: the server lacks UIDL")
+}
+
+func (o *checkOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs check and returns its exit code; it reports its failures itself.
+func (o *checkOpts) exec(ctx context.Context) int {
+	log := o.com.logger(o.stderr)
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "mailkeep check:", err)
+		fmt.Fprintln(o.stderr, "mailkeep check:", err)
 		return exitCode(err)
 	}
 	var jobs []backupJob
-	if cf.imapURL != "" || cf.pop3URL != "" {
-		if fs.NArg() > 0 || cfgFlag.path != "" {
+	if o.cf.imapURL != "" || o.cf.pop3URL != "" {
+		if o.fs.NArg() > 0 || o.cfgFlag.path != "" {
 			return fail(usageErr("give account names (from the config) or --imap/--pop3 URL, not both"))
 		}
-		jobs = []backupJob{{dir: dir, folders: folders, exclude: exclude, pop3: pop3Flags{noUIDL: noUIDL}, server: cf.server}}
+		jobs = []backupJob{{dir: o.dir, folders: o.folders, exclude: o.exclude, pop3: pop3Flags{noUIDL: o.noUIDL}, server: o.cf.server}}
 	} else {
 		var bad []string
-		fs.Visit(func(f *flag.Flag) {
+		o.fs.Visit(func(f *flag.Flag) {
 			switch f.Name {
 			case "archive", "folder", "exclude", "no-uidl", "tls", "ca-file", "password-file", "password-command":
 				bad = append(bad, "--"+f.Name)
@@ -70,7 +85,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if len(bad) > 0 {
 			return fail(usageErr("%v describe one account: set them in the config file, or check a single account with --imap/--pop3 URL", bad))
 		}
-		_, accts, err := cfgFlag.accounts(fs.Args(), stderr)
+		_, accts, err := o.cfgFlag.accounts(o.fs.Args(), o.stderr)
 		if err != nil {
 			return fail(err)
 		}
@@ -99,13 +114,13 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		})
 	}
 	g.Wait()
-	if com.jsonOut {
-		writeJSON(stdout, struct {
+	if o.com.jsonOut {
+		writeJSON(o.stdout, struct {
 			Command  string        `json:"command"`
 			Accounts []checkResult `json:"accounts"`
 		}{"check", results})
-	} else if !com.quiet {
-		printCheck(stdout, results)
+	} else if !o.com.quiet {
+		printCheck(o.stdout, results)
 	}
 	for _, r := range results {
 		if r.Error != "" {
@@ -116,7 +131,7 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			if who != "" {
 				who += ": "
 			}
-			fmt.Fprintf(stderr, "mailkeep check: %s%s\n", who, r.Error)
+			fmt.Fprintf(o.stderr, "mailkeep check: %s%s\n", who, r.Error)
 		}
 	}
 	if ctx.Err() != nil {

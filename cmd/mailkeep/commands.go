@@ -8,7 +8,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 )
 
 // The command line stays on the standard flag package: every documented
@@ -22,7 +21,7 @@ import (
 
 // command is one entry of the command table: help, "did you mean",
 // shell completion and the man page are all generated from it and from
-// the FlagSet the command registers (flagsOf).
+// the flags its options register (flagsOf).
 type command struct {
 	name     string
 	summary  string   // one line, no trailing period
@@ -30,9 +29,9 @@ type command struct {
 	examples []string
 	env      []string // environment variables the command reads, beyond envCommon
 	run      func(ctx context.Context, args []string, stdout, stderr io.Writer) int
-	// opts, for the commands in the options shape, gives a fresh options
-	// value whose register defines the flags help, completion and the
-	// man page list.
+	// opts gives a fresh options value whose register defines the flags
+	// help, completion and the man page list; nil for a command without
+	// flags.
 	opts func() options
 }
 
@@ -63,23 +62,23 @@ func init() {
 				"MAILKEEP_PASSWORD=secret mailkeep backup --imap imaps://alice@mail.example.com --archive ~/mail-archive",
 				"mailkeep backup alice --verbose",
 				"mailkeep backup --config ~/backup.toml --json"},
-			env: append(append([]string{}, envPassword...), envConfig...), run: cmdBackup},
+			env: append(append([]string{}, envPassword...), envConfig...), run: cmdBackup, opts: func() options { return &backupOpts{} }},
 		{name: "check", summary: "show what a backup would fetch, writing nothing",
 			usage:    []string{"check [--config FILE] [NAME...]", "check --imap URL | --pop3 URL [--archive DIR]"},
 			examples: []string{"mailkeep check", "mailkeep check alice --json"},
-			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdCheck},
+			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdCheck, opts: func() options { return &checkOpts{} }},
 		{name: "restore", summary: "upload an archive's messages to an IMAP server",
 			usage:    []string{"restore --archive DIR --imap URL [options]", "restore --account NAME [--archive DIR] [options]", "restore --from-mbox FILE | --from-maildir DIR --folder NAME --imap URL"},
 			examples: []string{"mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com --dry-run", "mailkeep restore --archive ~/mail-archive --imap imaps://alice@new.example.com --prefix Restored/2026", "mailkeep restore --account alice-new --archive ~/mail-archive"},
-			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdRestore},
+			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdRestore, opts: func() options { return &restoreOpts{} }},
 		{name: "verify", summary: "read every message back and check it against its SHA-256",
 			usage:    []string{"verify --archive DIR [--server]", "verify [--config FILE] [NAME...] [--server]"},
 			examples: []string{"mailkeep verify --archive ~/mail-archive", "mailkeep verify alice --server"},
-			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdVerify},
+			env:      append(append([]string{}, envPassword...), envConfig...), run: cmdVerify, opts: func() options { return &verifyOpts{} }},
 		{name: "export", summary: "write an archive out as mbox, Maildir or .eml files",
 			usage:    []string{"export --archive DIR | NAME --to PATH --format mbox|maildir|eml [--folder GLOB] [--as-of T]"},
 			examples: []string{"mailkeep export --archive ~/mail-archive --to /tmp/out --format maildir", "mailkeep export alice --to inbox.mbox --format mbox --folder INBOX"},
-			env:      envConfig, run: cmdExport},
+			env:      envConfig, run: cmdExport, opts: func() options { return &exportOpts{} }},
 		{name: "auth", summary: "authorize an oauth2 account once",
 			usage:    []string{"auth [--config FILE] NAME"},
 			examples: []string{"mailkeep auth work"},
@@ -87,7 +86,7 @@ func init() {
 		{name: "reindex", summary: "rebuild a lost or damaged catalog from the archive files",
 			usage:    []string{"reindex --archive DIR", "reindex [--config FILE] NAME..."},
 			examples: []string{"mailkeep reindex --archive ~/mail-archive"},
-			env:      envConfig, run: cmdReindex},
+			env:      envConfig, run: cmdReindex, opts: func() options { return &reindexOpts{} }},
 		{name: "ls", summary: "list an archive's folders, or one folder's messages",
 			usage:    []string{"ls --archive DIR | NAME [--folder F] [--expunged] [--json]"},
 			examples: []string{"mailkeep ls --archive ~/mail-archive", "mailkeep ls alice --folder inbox", "mailkeep ls alice --json"},
@@ -99,15 +98,15 @@ func init() {
 		{name: "index", summary: "build or update the full-text search index",
 			usage:    []string{"index --archive DIR", "index [--config FILE] [NAME...]"},
 			examples: []string{"mailkeep index --archive ~/mail-archive", "mailkeep index"},
-			env:      envConfig, run: cmdIndex},
+			env:      envConfig, run: cmdIndex, opts: func() options { return &indexOpts{} }},
 		{name: "search", summary: "search archived messages",
 			usage:    []string{"search [--archive DIR | NAME...] [--json] [--limit N] QUERY..."},
 			examples: []string{"mailkeep search --archive ~/mail-archive invoice from:bob", "mailkeep search alice --json 'subject:meeting'"},
-			env:      envConfig, run: cmdSearch},
+			env:      envConfig, run: cmdSearch, opts: func() options { return &searchOpts{} }},
 		{name: "show", summary: "print one archived message for a person to read",
 			usage:    []string{"show --archive DIR | NAME [--attachments DIR] [--raw] FOLDER UID"},
 			examples: []string{"mailkeep show --archive ~/mail-archive INBOX 4", "mailkeep show alice INBOX 4 --attachments /tmp/att"},
-			env:      envConfig, run: cmdShow},
+			env:      envConfig, run: cmdShow, opts: func() options { return &showOpts{} }},
 		{name: "serve", summary: "serve archives read-only over IMAP",
 			usage:    []string{"serve [--archive DIR | NAME...] [--listen 127.0.0.1:1143] [--as-of T] [--include-expunged]"},
 			examples: []string{"mailkeep serve --archive ~/mail-archive", "MAILKEEP_SERVE_PASSWORD=pw mailkeep serve alice --listen 127.0.0.1:1143"},
@@ -137,58 +136,15 @@ func lookupCommand(name string) *command {
 	return nil
 }
 
-// capture, when set, receives each FlagSet newFlagSet makes (flagsOf).
-var capture struct {
-	mu sync.Mutex
-	fn func(*flag.FlagSet)
-}
-
-// flagsMu serializes flagsOf: capture holds one callback at a time.
-var flagsMu sync.Mutex
-
-// flagsOf returns the FlagSet cmd registers: from its options' register,
-// or else by running it with -h (every command registers its flags and
-// then parses, and -h ends the parse before it does anything). Commands
-// without flags give an empty set.
+// flagsOf returns the FlagSet c's options register, as help, completion
+// and the man page show it; commands without flags (help, version,
+// completion, man) give an empty set.
 func flagsOf(c *command) *flag.FlagSet {
-	if c.name == "help" || c.name == "completion" || c.name == "man" || c.name == "version" {
-		return flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
-	}
+	fs := flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
 	if c.opts != nil {
-		fs := flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
 		c.opts().register(fs)
-		return fs
 	}
-	// The other commands register their flags inside their function.
-	flagsMu.Lock()
-	defer flagsMu.Unlock()
-	var got *flag.FlagSet
-	capture.mu.Lock()
-	capture.fn = func(fs *flag.FlagSet) {
-		if got == nil && fs.Name() == "mailkeep "+c.name {
-			got = fs
-		}
-	}
-	capture.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // nothing may block
-	c.run(ctx, []string{"-h"}, io.Discard, io.Discard)
-	capture.mu.Lock()
-	capture.fn = nil
-	capture.mu.Unlock()
-	if got == nil {
-		got = flag.NewFlagSet("mailkeep "+c.name, flag.ContinueOnError)
-	}
-	return got
-}
-
-func captured(fs *flag.FlagSet) {
-	capture.mu.Lock()
-	fn := capture.fn
-	capture.mu.Unlock()
-	if fn != nil {
-		fn(fs)
-	}
+	return fs
 }
 
 // flagInfo is one flag as help, completion and the man page show it.
@@ -433,10 +389,30 @@ func runOptions(ctx context.Context, name string, o options, args []string, stde
 		return code
 	}
 	if err := o.run(ctx); err != nil {
-		fmt.Fprintf(stderr, "mailkeep %s: %v\n", name, err)
+		var st exitStatus
+		if !errors.As(err, &st) {
+			fmt.Fprintf(stderr, "mailkeep %s: %v\n", name, err)
+		}
 		return exitCode(err)
 	}
 	return exitOK
+}
+
+// exitStatus is the outcome of a command that has already said what went
+// wrong (on stderr, and in its --json summary): backup, check, verify,
+// restore... report each account's or folder's failure themselves and end
+// with the worst one's exit code. runOptions prints nothing more for it.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// status turns an exit code into run's error: nil for exitOK, else an
+// exitStatus.
+func status(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitStatus(code)
 }
 
 // errUnknownFlag is a flag the command does not define.

@@ -94,14 +94,29 @@ func (f *exportFlags) archiveDir(names []string, stderr io.Writer) (dir, name st
 	return accts[0].Archive, accts[0].Name, nil
 }
 
+// exportOpts are export's options: its flags and where it writes.
+type exportOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	f              exportFlags
+}
+
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("export", stderr)
-	var f exportFlags
-	f.register(fs)
-	pos, code, ok := parseInterspersed(fs, args)
-	if !ok {
-		return code
-	}
+	return runOptions(ctx, "export", &exportOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *exportOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.f.register(fs)
+}
+
+func (o *exportOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs export and returns its exit code; it reports its failures itself.
+func (o *exportOpts) exec(ctx context.Context) int {
+	f, pos, stdout, stderr := &o.f, o.fs.Args(), o.stdout, o.stderr
 	start := time.Now()
 	sum := exportSummary{Command: "export", To: f.to, Format: f.format, Started: start.UTC(), Failures: []string{}}
 	fail := func(err error) int {

@@ -67,43 +67,58 @@ type indexSummary struct {
 }
 
 // cmdIndex builds or brings up to date the search index of archives.
+// indexOpts are index's options.
+type indexOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	com            common
+	cfg            configFlag
+	dir            string
+}
+
 func cmdIndex(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("index", stderr)
-	var com common
-	var cfg configFlag
-	var dir string
-	com.register(fs)
-	cfg.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	names, code, ok := parseInterspersed(fs, args)
-	if !ok {
-		return code
-	}
-	targets, err := archiveTargets(&cfg, dir, names, stderr)
+	return runOptions(ctx, "index", &indexOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *indexOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.com.register(fs)
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory")
+}
+
+func (o *indexOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs index and returns its exit code; it reports its failures itself.
+func (o *indexOpts) exec(ctx context.Context) int {
+	names := o.fs.Args()
+	targets, err := archiveTargets(&o.cfg, o.dir, names, o.stderr)
 	if err != nil {
-		return report(stderr, "index", err)
+		return report(o.stderr, "index", err)
 	}
-	log := com.logger(stderr)
+	log := o.com.logger(o.stderr)
 	worst := exitOK
 	var sums []indexSummary
 	for _, t := range targets {
 		sum, err := runIndex(ctx, t, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "mailkeep index %s: %v\n", t.label(), err)
+			fmt.Fprintf(o.stderr, "mailkeep index %s: %v\n", t.label(), err)
 			if c := exitCode(err); worst == exitOK || c == exitInterrupted {
 				worst = c
 			}
-		} else if !com.quiet && !com.jsonOut {
-			fmt.Fprintf(stderr, "%s: indexed %d new messages (%d now), %s index for %s of mail (%.0f%%) in %.1fs\n",
+		} else if !o.com.quiet && !o.com.jsonOut {
+			fmt.Fprintf(o.stderr, "%s: indexed %d new messages (%d now), %s index for %s of mail (%.0f%%) in %.1fs\n",
 				t.label(), sum.Indexed, sum.Total, mib(sum.IndexBytes), mib(sum.ArchiveBytes), pct(sum.IndexBytes, sum.ArchiveBytes), sum.Seconds)
 			if sum.Problems > 0 {
-				fmt.Fprintf(stderr, "%s: %d messages had parts that did not parse; they are indexed as far as they parse\n", t.label(), sum.Problems)
+				fmt.Fprintf(o.stderr, "%s: %d messages had parts that did not parse; they are indexed as far as they parse\n", t.label(), sum.Problems)
 			}
 		}
 		sums = append(sums, sum)
 	}
-	if com.jsonOut {
-		enc := json.NewEncoder(stdout)
+	if o.com.jsonOut {
+		enc := json.NewEncoder(o.stdout)
 		for _, s := range sums {
 			enc.Encode(s)
 		}

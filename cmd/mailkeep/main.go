@@ -84,9 +84,12 @@ func usageErr(format string, a ...any) error { return usageError{fmt.Errorf(form
 // exitCode maps an error to the documented exit codes.
 func exitCode(err error) int {
 	var ue usageError
+	var st exitStatus
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &st):
+		return int(st)
 	case errors.As(err, &ue):
 		return exitUsage
 	case errors.Is(err, context.Canceled):
@@ -144,7 +147,6 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("mailkeep "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintf(stderr, "Run 'mailkeep help %s' for the options.\n", name) }
-	captured(fs)
 	return fs
 }
 
@@ -168,15 +170,6 @@ func parse(fs *flag.FlagSet, args []string) (int, bool) {
 		return exitUsage, false
 	}
 	return 0, true
-}
-
-// parseInterspersed parses flags before and after positional arguments
-// ("verify alice --server") and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	if code, ok := parse(fs, args); !ok {
-		return nil, code, false
-	}
-	return fs.Args(), 0, true
 }
 
 // outcome classifies a finished run for the summary, the catalog and the

@@ -32,7 +32,7 @@ func (p *pop3Flags) register(fs *flag.FlagSet) {
 
 func (p *pop3Flags) any() bool { return p.del || p.keepDays != 0 || p.dryRun || p.noUIDL }
 
-func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive.Archive, run int64, srv account.Server, cfg imapconn.Config, pf pop3Flags, log *slog.Logger, prog func(string, int, int64)) (fetch.Stats, error) {
+func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive.Archive, run int64, srv account.Server, cfg imapconn.Config, pf pop3Flags, log *slog.Logger, prog backupProgress) (fetch.Stats, error) {
 	if pf.keepDays < 0 {
 		return fetch.Stats{}, usageErr("--keep-days must be positive")
 	}
@@ -43,7 +43,8 @@ func pop3Backup(ctx context.Context, stdout io.Writer, prefix string, a *archive
 		DryRun:   pf.dryRun,
 		NoUIDL:   pf.noUIDL,
 		Logger:   log,
-		Progress: prog,
+		Progress: prog.add,
+		Planned:  prog.planned,
 		WouldDelete: func(uidl string, m *catalog.Message) {
 			fmt.Fprintf(stdout, "%swould delete: uidl %s, %d bytes, %s, from %s, subject %q\n", prefix, uidl, m.Size, m.InternalDate.Format("2006-01-02"), m.Sender, m.Subject)
 		},

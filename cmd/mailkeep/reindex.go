@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -29,31 +30,46 @@ type reindexSummary struct {
 }
 
 // cmdReindex rebuilds catalogs from journals and mail files.
+// reindexOpts are reindex's options.
+type reindexOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	com            common
+	cfg            configFlag
+	dir            string
+}
+
 func cmdReindex(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("reindex", stderr)
-	var com common
-	var cfg configFlag
-	var dir string
-	com.register(fs)
-	cfg.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
+	return runOptions(ctx, "reindex", &reindexOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *reindexOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.com.register(fs)
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory")
+}
+
+func (o *reindexOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs reindex and returns its exit code; it reports its failures itself.
+func (o *reindexOpts) exec(ctx context.Context) int {
 	type job struct{ name, dir string }
 	var jobs []job
 	switch {
-	case dir != "" && fs.NArg() > 0:
-		return report(stderr, "reindex", usageErr("give --archive DIR or account NAMEs, not both"))
-	case dir != "":
-		jobs = []job{{dir: dir}}
+	case o.dir != "" && o.fs.NArg() > 0:
+		return report(o.stderr, "reindex", usageErr("give --archive DIR or account NAMEs, not both"))
+	case o.dir != "":
+		jobs = []job{{dir: o.dir}}
 	default:
-		if fs.NArg() == 0 && cfg.path == "" {
-			return report(stderr, "reindex", usageErr("give --archive DIR or account NAMEs from the config file"))
+		if o.fs.NArg() == 0 && o.cfg.path == "" {
+			return report(o.stderr, "reindex", usageErr("give --archive DIR or account NAMEs from the config file"))
 		}
-		_, accts, err := cfg.accounts(fs.Args(), stderr)
+		_, accts, err := o.cfg.accounts(o.fs.Args(), o.stderr)
 		if err != nil {
-			return report(stderr, "reindex", err)
+			return report(o.stderr, "reindex", err)
 		}
 		for _, a := range accts {
 			jobs = append(jobs, job{name: a.Name, dir: a.Archive})
@@ -72,7 +88,7 @@ func cmdReindex(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		case err != nil:
 			sum.Outcome, sum.Error = "failed", err.Error()
 			c = exitCode(err)
-			fmt.Fprintf(stderr, "mailkeep reindex %s: %v\n", j.dir, err)
+			fmt.Fprintf(o.stderr, "mailkeep reindex %s: %v\n", j.dir, err)
 		default:
 			sum.Format, sum.MovedAside, sum.Replayed, sum.JournalDamaged, sum.NoJournal = string(st.Format), st.MovedAside, st.Replayed, st.JournalDamaged, st.NoJournal
 			sum.Folders, sum.Known, sum.Found, sum.Missing, sum.Problems = st.Folders, st.Known, st.Found, st.Missing, st.Problems
@@ -80,10 +96,10 @@ func cmdReindex(ctx context.Context, args []string, stdout, stderr io.Writer) in
 				sum.Outcome, c = "partial", exitPartial
 			}
 			for _, p := range st.Problems {
-				fmt.Fprintf(stderr, "mailkeep reindex %s: problem: %s\n", j.dir, p)
+				fmt.Fprintf(o.stderr, "mailkeep reindex %s: problem: %s\n", j.dir, p)
 			}
-			if !com.quiet || c != exitOK {
-				fmt.Fprintf(stderr, "mailkeep reindex %s: %s, %s, %d folders, %d messages from the journal (UIDs, flags, keywords), %d found only in the files, %d catalogued but missing from the files%s\n",
+			if !o.com.quiet || c != exitOK {
+				fmt.Fprintf(o.stderr, "mailkeep reindex %s: %s, %s, %d folders, %d messages from the journal (UIDs, flags, keywords), %d found only in the files, %d catalogued but missing from the files%s\n",
 					j.dir, sum.Outcome, st.Format, st.Folders, st.Known, st.Found, st.Missing, reindexNotes(st))
 			}
 		}
@@ -92,8 +108,8 @@ func cmdReindex(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		sums = append(sums, sum)
 	}
-	if com.jsonOut {
-		writeJSON(stdout, sums)
+	if o.com.jsonOut {
+		writeJSON(o.stdout, sums)
 	}
 	return code
 }

@@ -113,14 +113,31 @@ type restoreRun struct {
 	totalB int64
 }
 
+// restoreOpts are restore's options: its flags and where it writes.
+type restoreOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	f              restoreFlags
+}
+
 func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("restore", stderr)
-	var f restoreFlags
-	f.register(fs)
-	if code, ok := parse(fs, args); !ok {
-		return code
-	}
-	r := &restoreRun{f: &f, fs: fs, stdout: stdout, stderr: stderr, start: time.Now()}
+	return runOptions(ctx, "restore", &restoreOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *restoreOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.f.register(fs)
+}
+
+func (o *restoreOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs restore and returns its exit code; it reports its failures
+// itself (stderr, and the --json summary).
+func (o *restoreOpts) exec(ctx context.Context) int {
+	f, fs := &o.f, o.fs
+	r := &restoreRun{f: f, fs: fs, stdout: o.stdout, stderr: o.stderr, start: time.Now()}
 	r.sum = restoreSummary{Command: "restore", Archive: f.dir, Started: r.start.UTC(), DryRun: f.dryRun, Failures: []string{}}
 	if fs.NArg() > 0 {
 		return r.fail(usageErr("unexpected arguments %q", fs.Args()))

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -26,89 +27,96 @@ type searchHit struct {
 }
 
 // cmdSearch searches the full-text index of one or more archives.
+// searchOpts are search's options; query is the words after the flags.
+type searchOpts struct {
+	stdout, stderr io.Writer
+	cfg            configFlag
+	dir            string
+	jsonOut        bool
+	limit          int
+	query          []string
+}
+
 func cmdSearch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("search", stderr)
-	var cfg configFlag
-	var dir string
-	var jsonOut bool
-	var limit int
-	cfg.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory")
-	fs.BoolVar(&jsonOut, "json", false, "print one JSON object per hit")
-	fs.IntVar(&limit, "limit", 50, "print at most N hits (0: all)")
-	flags, rest := splitArgs(fs, args)
-	if code, ok := parse(fs, flags); !ok {
-		return code
-	}
-	err := func() error {
-		var names []string
-		if dir == "" {
-			// Leading arguments that name configured accounts select
-			// them; the rest is the query.
-			conf, err := cfg.load(stderr)
-			if err != nil {
-				return err
-			}
-			cfg.path = conf.Path
-			known := map[string]bool{}
-			for _, a := range conf.Accounts {
-				known[a.Name] = true
-			}
-			for len(rest) > 0 && known[rest[0]] {
-				names, rest = append(names, rest[0]), rest[1:]
-			}
-		}
-		if len(rest) == 0 {
-			return usageErr("usage: mailkeep search [--archive DIR | NAME...] [--json] [--limit N] QUERY...")
-		}
-		q, err := textindex.ParseQuery(strings.Join(rest, " "), time.Now(), time.Local)
-		if err != nil {
-			return usageError{err}
-		}
-		targets, err := archiveTargets(&cfg, dir, names, stderr)
+	// A query word that looks like a flag search does not define ("-foo")
+	// is part of the query, not an unknown flag.
+	probe := flag.NewFlagSet("mailkeep search", flag.ContinueOnError)
+	(&searchOpts{}).register(probe)
+	flags, rest := splitArgs(probe, args)
+	return runOptions(ctx, "search", &searchOpts{stdout: stdout, stderr: stderr, query: rest}, flags, stderr)
+}
+
+func (o *searchOpts) register(fs *flag.FlagSet) {
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory")
+	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON object per hit")
+	fs.IntVar(&o.limit, "limit", 50, "print at most N hits (0: all)")
+}
+
+func (o *searchOpts) run(ctx context.Context) error {
+	var names []string
+	if o.dir == "" {
+		// Leading arguments that name configured accounts select
+		// them; the rest is the query.
+		conf, err := o.cfg.load(o.stderr)
 		if err != nil {
 			return err
 		}
-		var hits []searchHit
-		for _, t := range targets {
-			hs, err := searchOne(ctx, t, q, limit, stderr)
-			if err != nil {
-				return fmt.Errorf("%s: %w", t.label(), err)
-			}
-			hits = append(hits, hs...)
+		o.cfg.path = conf.Path
+		known := map[string]bool{}
+		for _, a := range conf.Accounts {
+			known[a.Name] = true
 		}
-		sort.SliceStable(hits, func(i, j int) bool { return hits[i].Date.After(hits[j].Date) })
-		if limit > 0 && len(hits) > limit {
-			hits = hits[:limit]
+		for len(o.query) > 0 && known[o.query[0]] {
+			names, o.query = append(names, o.query[0]), o.query[1:]
 		}
-		if jsonOut {
-			enc := json.NewEncoder(stdout)
-			for _, h := range hits {
-				if err := enc.Encode(h); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		for _, h := range hits {
-			acct := ""
-			if len(targets) > 1 {
-				acct = h.Account + "\t"
-			}
-			id := h.ID
-			if h.Expunged {
-				id += "*"
-			}
-			fmt.Fprintf(tw, "%s\t%s%s %s\t%s\t%s\n", h.Date.Local().Format("2006-01-02 15:04"), acct,
-				shellWord(h.Folder), id, clip(oneLine(h.From), 30), clip(oneLine(h.Subject), 60))
-		}
-		return tw.Flush()
-	}()
-	if err != nil {
-		return report(stderr, "search", err)
 	}
-	return exitOK
+	if len(o.query) == 0 {
+		return usageErr("usage: mailkeep search [--archive DIR | NAME...] [--json] [--limit N] QUERY...")
+	}
+	q, err := textindex.ParseQuery(strings.Join(o.query, " "), time.Now(), time.Local)
+	if err != nil {
+		return usageError{err}
+	}
+	targets, err := archiveTargets(&o.cfg, o.dir, names, o.stderr)
+	if err != nil {
+		return err
+	}
+	var hits []searchHit
+	for _, t := range targets {
+		hs, err := searchOne(ctx, t, q, o.limit, o.stderr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.label(), err)
+		}
+		hits = append(hits, hs...)
+	}
+	sort.SliceStable(hits, func(i, j int) bool { return hits[i].Date.After(hits[j].Date) })
+	if o.limit > 0 && len(hits) > o.limit {
+		hits = hits[:o.limit]
+	}
+	if o.jsonOut {
+		enc := json.NewEncoder(o.stdout)
+		for _, h := range hits {
+			if err := enc.Encode(h); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+	for _, h := range hits {
+		acct := ""
+		if len(targets) > 1 {
+			acct = h.Account + "\t"
+		}
+		id := h.ID
+		if h.Expunged {
+			id += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s%s %s\t%s\t%s\n", h.Date.Local().Format("2006-01-02 15:04"), acct,
+			shellWord(h.Folder), id, clip(oneLine(h.From), 30), clip(oneLine(h.Subject), 60))
+	}
+	return tw.Flush()
 }
 
 func searchOne(ctx context.Context, t archiveTarget, q textindex.Node, limit int, stderr io.Writer) ([]searchHit, error) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,58 +23,62 @@ import (
 const showMaxText = 8 << 20
 
 // cmdShow prints one archived message for a person to read.
+// showOpts are show's options.
+type showOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	cfg            configFlag
+	dir, saveDir   string
+	raw            bool
+}
+
 func cmdShow(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("show", stderr)
-	var dir, saveDir string
-	var raw bool
-	var cfg configFlag
-	cfg.register(fs)
-	fs.StringVar(&dir, "archive", "", "archive directory (or give an account NAME from the config file)")
-	fs.StringVar(&saveDir, "attachments", "", "save the attachments into this directory")
-	fs.BoolVar(&raw, "raw", false, "print the message as stored (as cat does)")
-	pos, code, ok := parseInterspersed(fs, args)
-	if !ok {
-		return code
+	return runOptions(ctx, "show", &showOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *showOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.cfg.register(fs)
+	fs.StringVar(&o.dir, "archive", "", "archive directory (or give an account NAME from the config file)")
+	fs.StringVar(&o.saveDir, "attachments", "", "save the attachments into this directory")
+	fs.BoolVar(&o.raw, "raw", false, "print the message as stored (as cat does)")
+}
+
+func (o *showOpts) run(ctx context.Context) error {
+	pos := o.fs.Args()
+	if o.raw {
+		if o.saveDir != "" {
+			return usageErr("--raw and --attachments do not go together")
+		}
+		return status(cmdCat(ctx, append([]string{"--archive", o.dir, "--config", o.cfg.path, "--"}, pos...), o.stdout, o.stderr))
 	}
-	if raw {
-		if saveDir != "" {
-			return report(stderr, "show", usageErr("--raw and --attachments do not go together"))
-		}
-		return cmdCat(ctx, append([]string{"--archive", dir, "--config", cfg.path, "--"}, pos...), stdout, stderr)
+	if len(pos) < 2 || len(pos) > 3 {
+		return usageErr("usage: mailkeep show --archive DIR | NAME [--attachments DIR] [--raw] FOLDER UID")
 	}
-	err := func() error {
-		if len(pos) < 2 || len(pos) > 3 {
-			return usageErr("usage: mailkeep show --archive DIR | NAME [--attachments DIR] [--raw] FOLDER UID")
-		}
-		dir, err := readerArchive(&cfg, "show", dir, pos[:len(pos)-2], stderr)
-		if err != nil {
-			return err
-		}
-		pos := pos[len(pos)-2:]
-		a, err := archive.Open(dir, archive.Options{ReadOnly: true})
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		f, err := findFolder(ctx, a.Cat, pos[0])
-		if err != nil {
-			return fmt.Errorf("folder %q: %w", pos[0], err)
-		}
-		var m *catalog.Message
-		if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
-			m, err = a.Cat.ByUID(ctx, f, uint32(uid))
-		} else {
-			m, err = a.Cat.ByUIDL(ctx, f.ID, pos[1])
-		}
-		if err != nil {
-			return fmt.Errorf("folder %q message %s: %w", f.Name, pos[1], err)
-		}
-		return showMessage(a, f, m, saveDir, stdout, stderr)
-	}()
+	dir, err := readerArchive(&o.cfg, "show", o.dir, pos[:len(pos)-2], o.stderr)
 	if err != nil {
-		return report(stderr, "show", err)
+		return err
 	}
-	return exitOK
+	pos = pos[len(pos)-2:]
+	a, err := archive.Open(dir, archive.Options{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	f, err := findFolder(ctx, a.Cat, pos[0])
+	if err != nil {
+		return fmt.Errorf("folder %q: %w", pos[0], err)
+	}
+	var m *catalog.Message
+	if uid, perr := strconv.ParseUint(pos[1], 10, 32); perr == nil {
+		m, err = a.Cat.ByUID(ctx, f, uint32(uid))
+	} else {
+		m, err = a.Cat.ByUIDL(ctx, f.ID, pos[1])
+	}
+	if err != nil {
+		return fmt.Errorf("folder %q message %s: %w", f.Name, pos[1], err)
+	}
+	return showMessage(a, f, m, o.saveDir, o.stdout, o.stderr)
 }
 
 func showMessage(a *archive.Archive, f *catalog.Folder, m *catalog.Message, saveDir string, stdout, stderr io.Writer) error {

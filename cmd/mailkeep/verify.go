@@ -85,14 +85,29 @@ type verifyAllSummary struct {
 	Accounts []verifySummary `json:"accounts"`
 }
 
+// verifyOpts are verify's options: its flags and where it writes.
+type verifyOpts struct {
+	stdout, stderr io.Writer
+	fs             *flag.FlagSet
+	f              verifyFlags
+}
+
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("verify", stderr)
-	var f verifyFlags
-	f.register(fs)
-	pos, code, ok := parseInterspersed(fs, args)
-	if !ok {
-		return code
-	}
+	return runOptions(ctx, "verify", &verifyOpts{stdout: stdout, stderr: stderr}, args, stderr)
+}
+
+func (o *verifyOpts) register(fs *flag.FlagSet) {
+	o.fs = fs
+	o.f.register(fs)
+}
+
+func (o *verifyOpts) run(ctx context.Context) error {
+	return status(o.exec(ctx))
+}
+
+// exec runs verify and returns its exit code; it reports its failures itself.
+func (o *verifyOpts) exec(ctx context.Context) int {
+	f, fs, pos, stdout, stderr := &o.f, o.fs, o.fs.Args(), o.stdout, o.stderr
 	start := time.Now()
 	jobs, err := f.jobs(fs, pos, stderr)
 	if err != nil {
@@ -118,7 +133,7 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		all.Accounts = append(all.Accounts, sum)
 		codes = append(codes, code)
 	}
-	code = combine(codes)
+	code := combine(codes)
 	if ctx.Err() != nil {
 		code = exitInterrupted
 	}

@@ -55,6 +55,10 @@ type Options struct {
 	Logger           *slog.Logger
 	// Progress, when set, is called after every stored message.
 	Progress func(folder string, n int, bytes int64)
+	// Planned, when set, is called once before the first fetch with the
+	// messages (and bytes, 0: unknown) the run plans to fetch: a progress
+	// line's totals (planned.go).
+	Planned func(messages int, bytes int64)
 	// Budget bounds what one run downloads (max_bytes_per_run,
 	// max_messages_per_run; limits.go).
 	Budget provlimit.Budget
@@ -99,6 +103,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	if err != nil {
 		return b.stats, err
 	}
+	b.announce(jobs)
 	slices.SortFunc(jobs, func(x, y *folderJob) int {
 		return cmp.Compare(msgCount(y.status), msgCount(x.status))
 	})

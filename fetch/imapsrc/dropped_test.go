@@ -52,6 +52,9 @@ func cutProxy(t *testing.T, target string, limit *atomic.Int64) string {
 // fail the folder with a clear error, leave the archive exact, and the
 // next runs complete it without storing anything twice.
 func TestDroppedConnection(t *testing.T) {
+	if raceDetector {
+		t.Skip("go-imap v2.0.0-beta.8 races on a connection dropped mid-literal (race_test.go); runs without -race")
+	}
 	dv := dovecottest.Start(t, nil)
 	dv.AddUser(t, user, pass)
 	c := imaptest.Dial(t, dv.IMAPAddr, user, pass)

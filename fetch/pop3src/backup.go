@@ -46,6 +46,9 @@ type Options struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Progress func(folder string, n int, bytes int64)
+	// Planned, when set, is called once before the first RETR with the
+	// messages and bytes (the LIST sizes) the run will fetch.
+	Planned func(messages int, bytes int64)
 	// WouldDelete receives, with DryRun, each message that would be deleted.
 	WouldDelete func(uidl string, m *catalog.Message)
 }
@@ -118,6 +121,13 @@ func (b *popBackup) fetchNew(known map[string]*catalog.Message) error {
 	}
 	if len(fresh) == 0 {
 		b.st.Unchanged = 1
+	}
+	if b.opt.Planned != nil {
+		var bytes int64
+		for _, id := range fresh {
+			bytes += sizes[id]
+		}
+		b.opt.Planned(len(fresh), bytes)
 	}
 	w, err := b.a.NewWriter(b.ctx, b.f, b.run)
 	if err != nil {
