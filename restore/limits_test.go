@@ -177,8 +177,13 @@ func TestThrottleMicrosoft(t *testing.T) {
 			if clk.slept[0] != 299961*time.Millisecond {
 				t.Errorf("first wait %v, want the suggested 299961 ms", clk.slept[0])
 			}
-			if st.Appended != src.total() {
-				t.Errorf("appended %d of %d", st.Appended, src.total())
+			// A message whose APPEND the server took while the folder's
+			// attempt failed on a throttled one pipelined before it is
+			// found by the rerun's destination check ("already there"),
+			// not counted as appended and not appended twice: the
+			// destination below holds each message exactly once.
+			if st.Appended == 0 || st.Appended > src.total() {
+				t.Errorf("appended %d, want 1 to %d", st.Appended, src.total())
 			}
 			snap := tg.snapshot(t)
 			for _, f := range []string{"INBOX", "Work"} {
