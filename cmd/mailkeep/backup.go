@@ -12,8 +12,6 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/imapsrc"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
@@ -254,19 +252,13 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	}
 	live.start(ctx, a, job.index, log)
 	defer live.finish(ctx) // an early return still closes the index
-	var st fetch.Stats
-	if srv.Protocol == account.IMAP {
-		st, err = imapsrc.Backup(ctx, a, run, imapsrc.Options{
-			Account: cfg, Folders: job.folders, Exclude: job.exclude, Connections: job.conns, Logger: log,
-			Progress: prog.add, Planned: prog.planned, Budget: job.budget,
-		})
-	} else {
-		prefix := ""
-		if job.name != "" {
-			prefix = job.name + ": "
-		}
-		st, err = pop3Backup(ctx, stdout, prefix, a, run, srv, cfg, job.pop3, log, prog)
+	prefix := ""
+	if job.name != "" {
+		prefix = job.name + ": "
 	}
+	src := newSource(srv, cfg, sourceSettings{folders: job.folders, exclude: job.exclude, conns: job.conns, budget: job.budget,
+		pop3: job.pop3, log: log, prog: prog, stdout: stdout, prefix: prefix})
+	st, err := src.backup(ctx, a, run)
 	sum.Seconds = time.Since(start).Seconds()
 	sum.Folders, sum.Unchanged, sum.Fetched, sum.Bytes = st.Folders, st.Unchanged, st.Fetched, st.Bytes
 	sum.FlagChanges, sum.Expunged, sum.Rekeyed, sum.Deleted = st.FlagChanges, st.Expunged, st.Rekeyed, st.Deleted

@@ -12,8 +12,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch"
-	"github.com/mailkeep/mailkeep/fetch/imapsrc"
-	"github.com/mailkeep/mailkeep/fetch/pop3src"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"golang.org/x/sync/errgroup"
 )
@@ -163,15 +161,8 @@ func checkAccount(ctx context.Context, job backupJob, log *slog.Logger) (checkRe
 			cat = a.Cat
 		}
 	}
-	var chk fetch.Check
-	if srv.Protocol == account.IMAP {
-		chk, err = imapsrc.Check(ctx, cat, imapsrc.Options{Account: cfg, Folders: job.folders, Exclude: job.exclude, Logger: log})
-	} else {
-		chk, err = pop3src.Check(ctx, cat, pop3src.Options{
-			Server: pop3Config(srv, cfg),
-			NoUIDL: job.pop3.noUIDL,
-		})
-	}
+	src := newSource(srv, cfg, sourceSettings{folders: job.folders, exclude: job.exclude, pop3: job.pop3, log: log})
+	chk, err := src.check(ctx, cat)
 	res.Folders = append(res.Folders, chk.Folders...)
 	res.NewMessages, res.NewBytes = chk.Totals()
 	return res, err

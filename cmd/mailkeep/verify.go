@@ -272,10 +272,8 @@ func runVerify(ctx context.Context, job verifyJob, sum *verifySummary, com commo
 		rep.Add(fd, true, 0)
 		show(fd, true)
 	}
-	if srv.Protocol == account.POP3 {
-		return rep, comparePOP3(ctx, a, pop3src.Options{Server: pop3Config(srv, cfg), NoUIDL: job.noUIDL}, sum, add)
-	}
-	return rep, compareIMAP(ctx, a, imapsrc.Options{Account: cfg, Folders: job.srvFolders, Exclude: job.srvExclude, Logger: log}, sum, add)
+	src := newSource(srv, cfg, sourceSettings{folders: job.srvFolders, exclude: job.srvExclude, pop3: pop3Flags{noUIDL: job.noUIDL}, log: log})
+	return rep, src.compare(ctx, a, sum, add)
 }
 
 // compareIMAP compares the catalog with an IMAP server, folder by folder.
