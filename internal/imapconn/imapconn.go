@@ -80,13 +80,18 @@ func Dial(ctx context.Context, cfg Config) (*imapclient.Client, error) {
 		c.Close()
 		return nil, fmt.Errorf("%s: greeting: %w", cfg, Explain(c, err))
 	}
-	if c.State() != imap.ConnStateAuthenticated && cfg.OAuth2 != nil {
+	// authed records a successful AUTHENTICATE: go-imap may update
+	// c.State() a moment after the command's Wait returns, and a LOGIN
+	// sent then is a BAD in the authenticated state.
+	authed := c.State() == imap.ConnStateAuthenticated // PREAUTH
+	if !authed && cfg.OAuth2 != nil {
 		if err := authenticate(ctx, c, cfg); err != nil {
 			c.Close()
 			return nil, fmt.Errorf("%s: %w", cfg, Explain(c, err))
 		}
+		authed = true
 	}
-	if c.State() != imap.ConnStateAuthenticated {
+	if !authed {
 		if err := c.Login(cfg.User, cfg.Password).Wait(); err != nil {
 			c.Close()
 			var ierr *imap.Error
