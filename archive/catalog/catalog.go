@@ -48,6 +48,8 @@ type Catalog struct {
 	// date_zone): always after Open, which migrates; OpenReadOnly reads
 	// older catalogs as they are.
 	v4 bool
+	// v5 is set when messages and folders have schema 5's Gmail columns.
+	v5 bool
 	// runStarts caches runStarted.
 	runStarts sync.Map
 
@@ -72,6 +74,10 @@ func (c *Catalog) detectSchema(ctx context.Context) error {
 		return err
 	}
 	c.v4 = n > 0
+	if err := c.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='gm_msgid'`).Scan(&n); err != nil {
+		return err
+	}
+	c.v5 = n > 0
 	return nil
 }
 
@@ -321,20 +327,42 @@ type Folder struct {
 	LastUID       uint32
 	CommittedSize int64
 	GoneRun       int64
+	// Label and ViewOf (schema 5): a Gmail label shown as a folder. Such
+	// a folder has no messages rows or file of its own: it shows the
+	// messages of folder ViewOf (All Mail) whose labels hold Label.
+	Label  string
+	ViewOf int64
 }
 
-const folderCols = `id,name,delim,special_use,path,uidvalidity,uidnext,messages,highestmodseq,last_uid,committed_size,COALESCE(gone_run,0)`
+// IsView reports whether f is a Gmail label shown over another folder's
+// messages rather than a folder with messages of its own.
+func (f *Folder) IsView() bool { return f.ViewOf != 0 }
+
+// folderCols are the columns scanFolder reads; before schema 5 (a
+// read-only open of an older catalog) the Gmail ones read as none.
+const (
+	folderCols5 = `id,name,delim,special_use,path,uidvalidity,uidnext,messages,highestmodseq,last_uid,committed_size,COALESCE(gone_run,0),COALESCE(label,''),COALESCE(view_of,0)`
+	folderCols4 = `id,name,delim,special_use,path,uidvalidity,uidnext,messages,highestmodseq,last_uid,committed_size,COALESCE(gone_run,0),'',0`
+)
+
+func (c *Catalog) folderCols() string {
+	if c.v5 {
+		return folderCols5
+	}
+	return folderCols4
+}
 
 func scanFolder(s interface{ Scan(...any) error }) (*Folder, error) {
 	var f Folder
 	var delim string
-	var n [7]any // integers as the driver gives them (see i64)
-	err := s.Scan(&f.ID, &f.Name, &delim, &f.SpecialUse, &f.Path, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6])
+	var n [8]any // integers as the driver gives them (see i64)
+	err := s.Scan(&f.ID, &f.Name, &delim, &f.SpecialUse, &f.Path, &n[0], &n[1], &n[2], &n[3], &n[4], &n[5], &n[6], &f.Label, &n[7])
 	if err != nil {
 		return nil, err
 	}
 	f.UIDValidity, f.UIDNext, f.Messages = uint32(i64(n[0])), uint32(i64(n[1])), uint32(i64(n[2]))
 	f.HighestModSeq, f.LastUID, f.CommittedSize, f.GoneRun = uint64(i64(n[3])), uint32(i64(n[4])), i64(n[5]), i64(n[6])
+	f.ViewOf = i64(n[7])
 	for _, r := range delim {
 		f.Delim = r
 		break
@@ -389,7 +417,7 @@ func copyFolders(list []Folder) []*Folder {
 // Go compares strings byte by byte, as SQLite's BINARY collation of the
 // (UTF-8, unique) name column does.
 func (c *Catalog) readFolders(ctx context.Context) ([]Folder, error) {
-	rows, err := c.db.QueryContext(ctx, `SELECT `+folderCols+` FROM folders`)
+	rows, err := c.db.QueryContext(ctx, `SELECT `+c.folderCols()+` FROM folders`)
 	if err != nil {
 		return nil, err
 	}
@@ -411,7 +439,7 @@ func (c *Catalog) readFolders(ctx context.Context) ([]Folder, error) {
 
 // Folder returns the folder with the given name, or ErrNotFound.
 func (c *Catalog) Folder(ctx context.Context, name string) (*Folder, error) {
-	f, err := scanFolder(c.queryRow(ctx, `SELECT `+folderCols+` FROM folders WHERE name=?`, name))
+	f, err := scanFolder(c.queryRow(ctx, `SELECT `+c.folderCols()+` FROM folders WHERE name=?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
@@ -579,21 +607,34 @@ type Message struct {
 	StoredRun    int64
 	StoredAt     time.Time
 	ExpungedRun  int64
+	// Gmail (schema 5): X-GM-MSGID, X-GM-THRID and X-GM-LABELS. GmailMsgID
+	// is 0 for a message not from Gmail (or backed up without Gmail mode);
+	// Labels then is nil.
+	GmailMsgID uint64
+	GmailThrID uint64
+	Labels     []string
 }
 
 // msgCols are the columns scanMessage reads, in schema 4 (msgCols4) and
 // before it (msgCols3, read-only opens of older catalogs).
 const (
+	msgCols5 = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,date_zone,COALESCE(received_date,''),flags,size,sha256,message_id,` +
+		`COALESCE((SELECT sender FROM senders WHERE senders.id=sender_id),''),subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),` +
+		`COALESCE(gm_msgid,0),COALESCE(gm_thrid,0),labels,` +
+		`COALESCE((SELECT started FROM runs WHERE runs.id=stored_run),'')`
 	msgCols4 = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,date_zone,COALESCE(received_date,''),flags,size,sha256,message_id,` +
 		`COALESCE((SELECT sender FROM senders WHERE senders.id=sender_id),''),subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),` +
-		`COALESCE((SELECT started FROM runs WHERE runs.id=stored_run),'')`
+		`0,0,NULL,COALESCE((SELECT started FROM runs WHERE runs.id=stored_run),'')`
 	msgCols3 = `id,folder_id,uidvalidity,uid,COALESCE(uidl,''),modseq,internal_date,0,COALESCE(received_date,''),flags,size,sha256,message_id,` +
-		`sender,subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),''`
+		`sender,subject,` + fileCol + `,frame_offset,frame_pos,stored_run,stored_at,COALESCE(expunged_run,0),0,0,NULL,''`
 )
 
 // msgCols returns the message columns of this catalog's schema.
 func (c *Catalog) msgCols() string {
-	if c.v4 {
+	switch {
+	case c.v5:
+		return msgCols5
+	case c.v4:
 		return msgCols4
 	}
 	return msgCols3
@@ -608,9 +649,10 @@ func (c *Catalog) scanMessage(ctx context.Context, s interface{ Scan(...any) err
 	var m Message
 	var rdate, flags, started string
 	var idate, sha, sat any
-	var n [9]any // integers as the driver gives them (see i64)
+	var labels sql.NullString
+	var n [11]any // integers as the driver gives them (see i64)
 	err := s.Scan(append([]any{&m.ID, &m.FolderID, &n[0], &n[1], &m.UIDL, &n[2], &idate, &n[3], &rdate, &flags, &n[4], &sha,
-		&m.MessageID, &m.Sender, &m.Subject, &m.File, &n[5], &n[6], &n[7], &sat, &n[8], &started}, extra...)...)
+		&m.MessageID, &m.Sender, &m.Subject, &m.File, &n[5], &n[6], &n[7], &sat, &n[8], &n[9], &n[10], &labels, &started}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -622,6 +664,10 @@ func (c *Catalog) scanMessage(ctx context.Context, s interface{ Scan(...any) err
 	m.StoredAt = decodeStamp(sat, func() time.Time { return c.runStarted(ctx, m.StoredRun, started) })
 	m.SHA256 = decodeSHA(sha)
 	m.Flags = SplitFlags(flags)
+	m.GmailMsgID, m.GmailThrID = uint64(i64(n[9])), uint64(i64(n[10]))
+	if labels.Valid {
+		m.Labels = SplitLabels(labels.String)
+	}
 	return &m, nil
 }
 
@@ -639,8 +685,8 @@ func (c *Catalog) Commit(ctx context.Context, folderID int64, committedSize int6
 }
 
 func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run int64, msgs []*Message) error {
-	ins, err := tx.PrepareContext(tx.ctx, `INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,date_zone,received_date,flags,size,sha256,message_id,sender_id,subject,file,frame_offset,frame_pos,stored_run,stored_at)
-		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	ins, err := tx.PrepareContext(tx.ctx, `INSERT INTO messages(folder_id,uidvalidity,uid,uidl,modseq,internal_date,date_zone,received_date,flags,size,sha256,message_id,sender_id,subject,file,frame_offset,frame_pos,stored_run,stored_at,gm_msgid,gm_thrid,labels)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return err
 	}
@@ -669,7 +715,8 @@ func commitTx(tx *wtx, folderID int64, committedSize int64, lastUID uint32, run 
 		}
 		idate, zone := encodeDate(m.InternalDate)
 		res, err := ins.ExecContext(tx.ctx, folderID, m.UIDValidity, m.UID, nullStr(m.UIDL), m.ModSeq, idate, zone, nullStr(fmtCompact(m.ReceivedDate)),
-			flags, m.Size, encodeSHA(m.SHA256), m.MessageID, sender, m.Subject, file, m.FrameOffset, m.FramePos, run, now)
+			flags, m.Size, encodeSHA(m.SHA256), m.MessageID, sender, m.Subject, file, m.FrameOffset, m.FramePos, run, now,
+			gmailID(m.GmailMsgID), gmailID(m.GmailThrID), labelsValue(m.GmailMsgID, m.Labels))
 		if err != nil {
 			return fmt.Errorf("catalog: store uid %d: %w", m.UID, err)
 		}

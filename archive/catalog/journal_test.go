@@ -67,6 +67,9 @@ func populate(t *testing.T, dir string) *Catalog {
 	if err := c.MarkExpunged(t.Context(), run, []int64{ms[2].ID}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.SetGmail(t.Context(), []GmailMeta{{ID: ms[3].ID, MsgID: 1 << 63, ThrID: 5, Labels: []string{`\Inbox`, "Work/2014"}}}); err != nil {
+		t.Fatal(err)
+	}
 	if err := c.EndRun(t.Context(), Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}

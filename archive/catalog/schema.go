@@ -19,7 +19,10 @@ import (
 //	   unix seconds with its zone in date_zone, stored_at as
 //	   milliseconds into the storing run, senders stored once (senders table, sender_id), no
 //	   flag_history row until a message's flags change
-const schemaVersion = 4
+//	5: Gmail: messages.gm_msgid, gm_thrid and labels (X-GM-MSGID,
+//	   X-GM-THRID, X-GM-LABELS); folders.label and view_of (a Gmail
+//	   label shown as a folder over the messages of its view_of folder)
+const schemaVersion = 5
 
 // schema is the catalog's SQL schema. README.md documents it for users who
 // open the catalog with sqlite3.
@@ -60,7 +63,9 @@ CREATE TABLE IF NOT EXISTS folders (
 	highestmodseq  INTEGER NOT NULL DEFAULT 0,
 	last_uid       INTEGER NOT NULL DEFAULT 0, -- highest UID stored under uidvalidity
 	committed_size INTEGER NOT NULL DEFAULT 0, -- mbox formats: file size at the last commit
-	gone_run       INTEGER                     -- run that found the folder deleted on the server
+	gone_run       INTEGER,                    -- run that found the folder deleted on the server
+	label          TEXT,                       -- Gmail: the label this folder shows (schema 5); NULL for a folder of its own
+	view_of        INTEGER REFERENCES folders(id) -- Gmail: the folder (All Mail) whose messages carrying label this folder shows (schema 5)
 );
 
 -- One row per archived message.
@@ -86,7 +91,10 @@ CREATE TABLE IF NOT EXISTS messages (
 	expunged_run  INTEGER REFERENCES runs(id),  -- first run that saw it gone from the server
 	deleted_run   INTEGER REFERENCES runs(id),  -- POP3: run that deleted it from the server after archiving it (schema 2)
 	date_zone     INTEGER NOT NULL DEFAULT 0,   -- internal_date's zone offset, minutes east of UTC (schema 4)
-	sender_id     INTEGER REFERENCES senders(id) -- the From: address shown by ls, NULL for none (schema 4)
+	sender_id     INTEGER REFERENCES senders(id), -- the From: address shown by ls, NULL for none (schema 4)
+	gm_msgid      INTEGER,                      -- Gmail X-GM-MSGID (schema 5), NULL elsewhere
+	gm_thrid      INTEGER,                      -- Gmail X-GM-THRID (schema 5)
+	labels        TEXT                          -- Gmail X-GM-LABELS, one per line, as Gmail names them (\Inbox, \Sent, Work/2014), NULL elsewhere (schema 5)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uid ON messages(folder_id, uidvalidity, uid) WHERE uid > 0;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHERE uidl IS NOT NULL;
@@ -125,7 +133,8 @@ CREATE TABLE IF NOT EXISTS restored (
 // it after migrating. messages_deleted holds only the few POP3 messages
 // mailkeep deleted from the server, so that Deleted (ls --folder, export)
 // does not read every row of a folder.
-const postMigration = `CREATE INDEX IF NOT EXISTS messages_deleted ON messages(folder_id) WHERE deleted_run IS NOT NULL`
+const postMigration = `CREATE INDEX IF NOT EXISTS messages_deleted ON messages(folder_id) WHERE deleted_run IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_gm ON messages(gm_msgid) WHERE gm_msgid IS NOT NULL`
 
 // migrate brings a catalog of schema version from up to schemaVersion,
 // inside Open's transaction (the schema above has already created every
@@ -155,6 +164,11 @@ func migrate(tx *sql.Tx, from int) error {
 	if from < 4 {
 		if err := migrate4(tx); err != nil {
 			return fmt.Errorf("migrating to schema 4: %w", err)
+		}
+	}
+	if from < 5 {
+		if err := migrate5(tx); err != nil {
+			return fmt.Errorf("migrating to schema 5: %w", err)
 		}
 	}
 	if from < schemaVersion {
@@ -258,6 +272,31 @@ func migrate4(tx *sql.Tx) error {
 			WHERE NOT EXISTS (SELECT 1 FROM flag_history o WHERE o.message=h.message AND o.run<>h.run))`,
 	} {
 		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// migrate5 adds schema 5's Gmail columns to the tables of an older
+// catalog that lack them (migrate4 already rebuilt messages from the new
+// definition, columns included).
+func migrate5(tx *sql.Tx) error {
+	for _, c := range []struct{ table, col, def string }{
+		{"messages", "gm_msgid", "INTEGER"},
+		{"messages", "gm_thrid", "INTEGER"},
+		{"messages", "labels", "TEXT"},
+		{"folders", "label", "TEXT"},
+		{"folders", "view_of", "INTEGER REFERENCES folders(id)"},
+	} {
+		var n int
+		if err := tx.QueryRow(`SELECT COUNT(*) FROM pragma_table_info(?) WHERE name=?`, c.table, c.col).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := tx.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.col + ` ` + c.def); err != nil {
 			return err
 		}
 	}

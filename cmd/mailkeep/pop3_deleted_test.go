@@ -88,8 +88,8 @@ func TestPOP3DeletedStaysVisible(t *testing.T) {
 	var del, exp int
 	db.QueryRow(`SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
 	db.QueryRow(`SELECT COUNT(deleted_run), COUNT(expunged_run) FROM messages`).Scan(&del, &exp)
-	if v != "4" || del != n || exp != 0 {
-		t.Errorf("migrated catalog: schema %s, %d deleted, %d expunged; want 4, %d, 0", v, del, exp, n)
+	if v != "5" || del != n || exp != 0 {
+		t.Errorf("migrated catalog: schema %s, %d deleted, %d expunged; want 5, %d, 0", v, del, exp, n)
 	}
 }
 
