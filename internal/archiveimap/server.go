@@ -49,6 +49,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -121,6 +122,18 @@ type Server struct {
 	archs []*arch
 	srv   *imapserver.Server
 	log   *slog.Logger
+	// ctx is Serve's: catalog queries of the sessions end with it
+	// (imapserver's Session methods take no context).
+	ctx atomic.Pointer[context.Context]
+}
+
+// serveCtx is the context the sessions' queries run under: Serve's, or
+// Background before Serve (a session cannot exist then).
+func (s *Server) serveCtx() context.Context {
+	if p := s.ctx.Load(); p != nil {
+		return *p
+	}
+	return context.Background()
 }
 
 // New opens the archives (read-only) and prepares a server.
@@ -189,7 +202,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{s: s, conn: c}, nil, nil
+			ctx, cancel := context.WithCancel(s.serveCtx())
+			return &session{s: s, conn: c, ctx: ctx, cancel: cancel}, nil, nil
 		},
 		Caps:         caps,
 		Logger:       slogPrintf{s.log},
@@ -206,6 +220,7 @@ func (p slogPrintf) Printf(format string, args ...any) { p.l.Warn(fmt.Sprintf(fo
 // Serve accepts connections on ln until ctx ends, then closes the listener
 // and every connection and returns nil.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.ctx.Store(&ctx)
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

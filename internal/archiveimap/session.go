@@ -10,16 +10,20 @@ import (
 
 // session is one client connection.
 type session struct {
-	s     *Server
-	conn  *imapserver.Conn
-	sel   *snapshot
-	cur   *cursor
-	authd bool
+	// ctx ends when the connection closes or Serve returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+	s      *Server
+	conn   *imapserver.Conn
+	sel    *snapshot
+	cur    *cursor
+	authd  bool
 }
 
 var _ imapserver.SessionNamespace = (*session)(nil)
 
 func (ss *session) Close() error {
+	ss.cancel()
 	ss.cur.close()
 	return nil
 }
@@ -41,14 +45,14 @@ func (ss *session) Select(name string, _ *imap.SelectOptions) (*imap.SelectData,
 	ss.sel = nil
 	ss.cur.close()
 	ss.cur = nil
-	mb, err := ss.s.lookup(context.TODO(), name)
+	mb, err := ss.s.lookup(ss.ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	if mb.folder == "" {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "not a folder with messages: " + name}
 	}
-	snap, err := ss.s.load(context.TODO(), mb)
+	snap, err := ss.s.load(ss.ctx, mb)
 	if err != nil {
 		ss.s.log.Error("serve: select", "folder", name, "err", err)
 		return nil, err
@@ -123,7 +127,7 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 	if len(patterns) == 0 {
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: Delim})
 	}
-	mbs, err := ss.s.mailboxes(context.TODO())
+	mbs, err := ss.s.mailboxes(ss.ctx)
 	if err != nil {
 		return err
 	}
@@ -161,14 +165,14 @@ func (ss *session) List(w *imapserver.ListWriter, ref string, patterns []string,
 }
 
 func (ss *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
-	mb, err := ss.s.lookup(context.TODO(), name)
+	mb, err := ss.s.lookup(ss.ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	if mb.folder == "" {
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "not a folder with messages: " + name}
 	}
-	snap, err := ss.s.load(context.TODO(), mb)
+	snap, err := ss.s.load(ss.ctx, mb)
 	if err != nil {
 		return nil, err
 	}
