@@ -511,7 +511,7 @@ func fetchBodies(c *imapclient.Client, uids []imap.UID, fn func(imap.UID, io.Rea
 		}
 		if err := cmd.Close(); err != nil {
 			// A NO for some messages is not fatal: they show up as missing.
-			if _, ok := err.(*imap.Error); !ok || provlimit.KindOf(err) == provlimit.DailyLimit {
+			if _, ok := err.(*imap.Error); !ok || stopsFetch(provlimit.KindOf(err)) {
 				abandon(c, nil)
 				return nil, nil, fmt.Errorf("UID FETCH: %w", err)
 			}
