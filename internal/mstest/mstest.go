@@ -78,9 +78,9 @@ type Options struct {
 	// AppendBackoff (default 2 s).
 	ThrottleAppends int
 	AppendBackoff   time.Duration
-	MaxErrors     int   // 0: 10
-	AppendLimit   int64 // 0: 35 MiB
-	Now           func() time.Time
+	MaxErrors       int   // 0: 10
+	AppendLimit     int64 // 0: 35 MiB
+	Now             func() time.Time
 }
 
 // Capabilities is the capability list the double sends.
