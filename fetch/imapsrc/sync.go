@@ -83,6 +83,9 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	if err != nil {
 		return err
 	}
+	if err := s.pageHidden(j.status, full); err != nil { // paging.go
+		return err
+	}
 	if err := s.expunges(full); err != nil {
 		return err
 	}
