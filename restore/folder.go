@@ -81,6 +81,7 @@ type pendingAppend struct {
 	batch *appendBatch // the MULTIAPPEND it went in, or nil
 	src   Message      // to send it again alone (a refused batch, a throttled APPEND)
 	tries int          // times sent again after a throttling answer
+	crlf  bool         // sent again with a final CRLF added (crlf.go)
 }
 
 // sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
@@ -620,6 +621,13 @@ func (fr *folderRun) flush(keep int) error {
 			}
 			if e := limitOf(err); retryable(e) && p.src.Open != nil && r.wait(e, p.tries) {
 				if err := fr.again(p); err != nil {
+					fr.pending = nil
+					return err
+				}
+				continue
+			}
+			if again, err := fr.againCRLF(p, err); again { // crlf.go
+				if err != nil {
 					fr.pending = nil
 					return err
 				}

@@ -3,10 +3,12 @@ package restore_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailkeep/mailkeep/internal/mstest"
+	"github.com/mailkeep/mailkeep/internal/yahootest"
 	"github.com/mailkeep/mailkeep/provlimit"
 	"github.com/mailkeep/mailkeep/restore"
 )
@@ -80,6 +82,57 @@ func TestThrottleEveryNthAppendMicrosoft(t *testing.T) {
 				}
 			}
 			t.Logf("%d waits (%d of the suggested delay), %d appended", len(slept), honoured, st.Appended)
+		})
+	}
+}
+
+// TestYahooNoFinalCRLF: Yahoo refuses an APPEND of a message without a
+// final CRLF ("BAD [CLIENTBUG] ...", imapsync FAQ.Yahoo). The restore
+// sends such a message again with the CRLF added, and --verify reports it
+// altered (line ends), naming it; the others are exact. A second run
+// appends nothing (the first one's APPENDUIDs are on the destination).
+func TestYahooNoFinalCRLF(t *testing.T) {
+	for _, raw := range []bool{false, true} {
+		t.Run(fmt.Sprintf("raw %v", raw), func(t *testing.T) {
+			y := yahootest.Start(t, "dst", pass, yahootest.Options{})
+			src := newSource()
+			src.folder("INBOX", '/', "")
+			date := time.Date(2023, 4, 5, 6, 7, 8, 0, time.UTC)
+			for i := 0; i < 6; i++ {
+				b := fmt.Sprintf("Message-ID: <y%d@example.com>\r\nSubject: %d\r\n\r\nbody %d\r\n", i, i, i)
+				if i == 2 || i == 4 {
+					b = strings.TrimSuffix(b, "\r\n") // no final CRLF
+				}
+				src.add("INBOX", []byte(b), []string{`\Seen`}, date)
+			}
+			tg := target{addr: y.Addr, user: "dst", raw: raw}
+			prog := newProgress()
+			st, err := tg.run(context.Background(), src, prog, restore.Options{Verify: true})
+			if err != nil || len(st.Failures) > 0 {
+				t.Fatalf("restore: %v %v", err, st.Failures)
+			}
+			if y.ClientBugs() != 2 {
+				t.Errorf("server refused %d APPENDs with CLIENTBUG, want 2: the test proves less", y.ClientBugs())
+			}
+			if st.Appended != 6 || len(st.Reports) != 1 {
+				t.Fatalf("appended %d, reports %+v", st.Appended, st.Reports)
+			}
+			r := st.Reports[0]
+			want := "[{INBOX#2 [line ends]} {INBOX#4 [line ends]}]"
+			if r.Exact != 4 || fmt.Sprint(r.Altered) != want {
+				t.Errorf("report %+v; want 4 exact, altered %s", r, want)
+			}
+			snap := tg.snapshot(t)
+			if len(snap["INBOX"]) != 6 {
+				t.Errorf("INBOX holds %d messages, want 6", len(snap["INBOX"]))
+			}
+			st, err = tg.run(context.Background(), src, prog, restore.Options{})
+			if err != nil || len(st.Failures) > 0 || st.Appended != 0 {
+				t.Errorf("second run: appended %d, %v %v; want nothing", st.Appended, err, st.Failures)
+			}
+			if snap := tg.snapshot(t); len(snap["INBOX"]) != 6 {
+				t.Errorf("after the second run INBOX holds %d messages, want 6", len(snap["INBOX"]))
+			}
 		})
 	}
 }
