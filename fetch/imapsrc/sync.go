@@ -61,6 +61,7 @@ type folderSync struct {
 
 	flagChanges, expunged int
 	done                  bool // finish ran
+	unsure                bool // expunges not marked (search.go): status left unrecorded
 }
 
 // syncFolder brings one folder of the archive up to date with the server.
@@ -90,7 +91,7 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 		return err
 	}
 	failed, err := s.storeNew()
-	return s.finish(failed, err)
+	return s.finish(failed || s.unsure, err)
 }
 
 // examined is a folder after EXAMINE.
@@ -300,6 +301,9 @@ func (s *folderSync) expunges(full bool) error {
 			for _, r := range set {
 				present.addRange(r.Start, r.Stop)
 			}
+		}
+		if !s.usableSearch(present) { // search.go
+			return nil
 		}
 	}
 	present.normalize()
