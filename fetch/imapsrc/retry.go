@@ -28,9 +28,13 @@ import (
 
 // stopsFetch reports whether a tagged NO/BAD to a body FETCH ends the
 // folder's attempt instead of leaving some messages missing: a daily limit
-// (the run stops) or a throttling answer (the folder is run again).
+// (the run stops) or a throttling answer (the folder is run again). A
+// Transient answer does not: Yahoo says "NO [UNAVAILABLE] UID FETCH Server
+// error while fetching messages" of single messages, every time (imapsync
+// issue #119, FAQ.Yahoo); those are asked again and then named as
+// failures while the rest of the folder is stored.
 func stopsFetch(k provlimit.Kind) bool {
-	return k == provlimit.DailyLimit || k == provlimit.Throttled || k == provlimit.Transient
+	return k == provlimit.DailyLimit || k == provlimit.Throttled
 }
 
 // RetryError is a folder given up after its reruns on throttling answers
