@@ -302,3 +302,33 @@ func TestUIDValidityMicrosoftArchive(t *testing.T) {
 		t.Errorf("third run: %+v", st)
 	}
 }
+
+// TestByeStorm: Microsoft ends the connection after each throttled
+// command ("* BYE Connection closed. 14", email-oauth2-proxy #191). After
+// several BYEs in a row (provlimit.Storm) the backup dials no more
+// connections while one is open, backs off each time, and still stores
+// every message once.
+func TestByeStorm(t *testing.T) {
+	defer imapsrc.SetBodyChunk(3)()
+	folders := map[string]int{"INBOX": 30, "Archive": 30, "Sent": 20, "Notes": 10}
+	clk := newSleepClock(folders)
+	ms := mstest.Start(t, user, pass, mstest.Options{
+		Throttle:      mstest.Throttle{Commands: 12, Window: time.Minute, Backoff: 20 * time.Second},
+		ByeOnThrottle: true,
+		Now:           clk.Now,
+	})
+	want := msFolders(t, ms, folders)
+	dir := t.TempDir()
+	st, logs := msBackup(t, dir, ms.Addr, imapsrc.Options{
+		Connections: 4, Sleeper: clk, Progress: clk.progress,
+		Backoff: provlimit.Backoff{Rand: func() float64 { return 0 }, Attempts: 30},
+	})
+	if len(st.Failures) > 0 {
+		t.Fatalf("failures: %v\n%s", st.Failures, logs)
+	}
+	if !strings.Contains(logs, "keeps ending connections: going on with fewer") {
+		t.Errorf("no BYE storm noticed (%d waits): the test proves less\n%s", len(clk.slept), logs)
+	}
+	checkOnce(t, dir, want)
+	t.Logf("%d waits", len(clk.slept))
+}
