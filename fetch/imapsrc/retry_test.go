@@ -309,8 +309,8 @@ func TestUIDValidityMicrosoftArchive(t *testing.T) {
 // connections while one is open, backs off each time, and still stores
 // every message once.
 func TestByeStorm(t *testing.T) {
-	defer imapsrc.SetBodyChunk(3)()
-	folders := map[string]int{"INBOX": 30, "Archive": 30, "Sent": 20, "Notes": 10}
+	defer imapsrc.SetBodyChunk(2)()
+	folders := map[string]int{"INBOX": 60, "Archive": 60, "Sent": 40, "Notes": 20}
 	clk := newSleepClock(folders)
 	ms := mstest.Start(t, user, pass, mstest.Options{
 		Throttle:      mstest.Throttle{Commands: 12, Window: time.Minute, Backoff: 20 * time.Second},
