@@ -81,6 +81,7 @@ type pendingAppend struct {
 	batch *appendBatch // the MULTIAPPEND it went in, or nil
 	src   Message      // to send it again alone (a refused batch, a throttled APPEND)
 	tries int          // times sent again after a throttling answer
+	crlf  bool         // sent again with a final CRLF added (crlf.go)
 }
 
 // sentMsg is an appended message and the UIDVALIDITY of its APPENDUID.
@@ -593,7 +594,12 @@ func (fr *folderRun) flush(keep int) error {
 			return &FolderError{Folder: fr.f.Name, Err: err}
 		}
 	}
-	for len(fr.pending) > keep {
+	// A throttling answer through go-imap fails the folder, but only once
+	// the APPENDs in flight behind it are settled and recorded: the rerun
+	// (at once when the wait is short) must not index the destination
+	// while the server still stores one of them (limits.go).
+	var throttled error
+	for len(fr.pending) > keep || throttled != nil && len(fr.pending) > 0 {
 		p := fr.pending[0]
 		fr.pending = fr.pending[1:]
 		data, err := p.wait()
@@ -614,12 +620,20 @@ func (fr *folderRun) flush(keep int) error {
 			// continuation); there the folder fails with the throttling
 			// answer and the worker runs it again after the wait.
 			if e := limitOf(err); retryable(e) && r.rawConn(fr.cn) == nil {
-				fr.cn.close()
-				fr.pending = nil
-				return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+				if throttled == nil {
+					throttled = &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}
+				}
+				continue
 			}
 			if e := limitOf(err); retryable(e) && p.src.Open != nil && r.wait(e, p.tries) {
 				if err := fr.again(p); err != nil {
+					fr.pending = nil
+					return err
+				}
+				continue
+			}
+			if again, err := fr.againCRLF(p, err); again { // crlf.go
+				if err != nil {
 					fr.pending = nil
 					return err
 				}
@@ -652,6 +666,10 @@ func (fr *folderRun) flush(keep int) error {
 		if r.opt.Progress != nil {
 			r.opt.Progress(Event{Folder: fr.f.Name, Bytes: p.size})
 		}
+	}
+	if throttled != nil {
+		fr.cn.close()
+		return throttled
 	}
 	return nil
 }

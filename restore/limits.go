@@ -1,7 +1,11 @@
 package restore
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -24,6 +28,12 @@ import (
 //     refusal like any other. A folder that failed on a throttling answer
 //     outside APPEND (SELECT, FETCH) is run again the same way: a rerun of a
 //     folder appends nothing twice.
+//   - Once the destination has throttled, a folder whose connection the
+//     server then ended (Microsoft 365 says "* BYE Connection closed. 14"
+//     after 10 NO or BAD answers on one connection, throttled APPENDs
+//     included) is run again the same way, on a new connection, after
+//     Options.Backoff's delay. A connection lost without throttling
+//     fails the folder as before (the next run resumes it).
 
 // TooBig is a message the destination does not take for its size.
 type TooBig struct {
@@ -81,6 +91,7 @@ func (fr *folderRun) tooBig(key string, size, limit int64, answer error) {
 // limit answer e, the attempt-th time; it returns false when the attempts
 // are used up or the run was cancelled.
 func (r *run) wait(e *provlimit.Error, attempt int) bool {
+	r.throttled.Store(true)
 	if attempt >= r.opt.Backoff.MaxAttempts() {
 		return false
 	}
@@ -113,4 +124,24 @@ func (fr *folderRun) again(p *pendingAppend) error {
 	q.src, q.tries = p.src, p.tries+1
 	fr.pending = append(fr.pending, q)
 	return nil
+}
+
+// rerun decides, after a folder's attempt failed with err, whether to run
+// it again: after a throttling answer (waiting as the server says) or,
+// once the destination has throttled, a connection it ended (waiting
+// Options.Backoff's delay), up to Options.Backoff's attempts.
+func (r *run) rerun(err error, attempt int) bool {
+	if e := limitOf(err); retryable(e) {
+		return r.wait(e, attempt)
+	}
+	if !r.throttled.Load() || !connLost(err) || r.ctx.Err() != nil {
+		return false
+	}
+	return r.wait(&provlimit.Error{Kind: provlimit.Transient, Status: "BYE", Text: "connection lost: " + err.Error()}, attempt)
+}
+
+// connLost reports whether err is the server ending the connection.
+func connLost(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }

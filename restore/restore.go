@@ -117,6 +117,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -346,6 +347,8 @@ type run struct {
 
 	mu    sync.Mutex
 	stats Stats
+
+	throttled atomic.Bool // the destination asked to slow down (limits.go)
 }
 
 type job struct {
@@ -478,7 +481,7 @@ func (r *run) restoreJob(idle chan *conn, j job) {
 	// A provider's throttling answer: wait as it says (or back off), then
 	// run the folder again on a new connection; the destination check
 	// keeps a rerun from appending anything twice (limits.go).
-	for attempt := 0; err != nil && retryable(limitOf(err)) && r.wait(limitOf(err), attempt); attempt++ {
+	for attempt := 0; err != nil && r.rerun(err, attempt); attempt++ { // limits.go
 		if cn != nil {
 			cn.close()
 		}

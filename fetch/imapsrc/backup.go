@@ -62,6 +62,10 @@ type Options struct {
 	// Budget bounds what one run downloads (max_bytes_per_run,
 	// max_messages_per_run; limits.go).
 	Budget provlimit.Budget
+	// Sleeper waits before a folder refused by a throttling answer is run
+	// again (nil: the wall clock); Backoff is the policy (retry.go).
+	Sleeper provlimit.Sleeper
+	Backoff provlimit.Backoff
 }
 
 // Stats is what a backup did.
@@ -166,7 +170,7 @@ func open(ctx context.Context, a *archive.Archive, run int64, opt Options, befor
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &backup{ctx: ctx, a: a, run: run, opt: opt, log: opt.Logger, acct: opt.Account.String()}
-	c, err := opt.Account.Dial(ctx)
+	c, err := b.dialFirst() // retry.go
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +457,11 @@ func (b *backup) syncJob(p *connPool, j *folderJob) {
 	c, err := p.get(b.ctx)
 	if err != nil {
 		if b.ctx.Err() == nil {
-			b.fail(j.cat.Name, 0, err)
+			if again, err := b.again(p, j, nil, err); again { // retry.go
+				b.syncJob(p, j)
+			} else {
+				b.fail(j.cat.Name, 0, err)
+			}
 		}
 		return
 	}
@@ -461,10 +469,17 @@ func (b *backup) syncJob(p *connPool, j *folderJob) {
 	err = b.syncFolder(c, j)
 	stop()
 	if err != nil {
-		if err := imapconn.Explain(c, err); b.ctx.Err() == nil && !b.stopAt(j, c, err) {
-			b.fail(j.cat.Name, 0, err)
+		err := imapconn.Explain(c, err)
+		again := false
+		if b.ctx.Err() == nil && !b.stopAt(j, c, err) {
+			if again, err = b.again(p, j, c, err); !again { // retry.go
+				b.fail(j.cat.Name, 0, err)
+			}
 		}
 		p.drop(c)
+		if again {
+			b.syncJob(p, j)
+		}
 		return
 	}
 	p.put(c)

@@ -32,6 +32,9 @@ type limits struct {
 	usedBytes, usedMsgs int64    // reserved from the budget
 	cutBytes, cutMsgs   int64    // messages the budget left for a later run
 	cut                 []string // folders the budget cut short
+
+	tries map[*folderJob]int // reruns after throttling answers (retry.go)
+	storm provlimit.Storm    // BYEs in a row (retry.go)
 }
 
 // left reports whether the run is stopped, remembering j as not started.

@@ -61,6 +61,7 @@ type folderSync struct {
 
 	flagChanges, expunged int
 	done                  bool // finish ran
+	unsure                bool // expunges not marked (search.go): status left unrecorded
 }
 
 // syncFolder brings one folder of the archive up to date with the server.
@@ -83,11 +84,14 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	if err != nil {
 		return err
 	}
+	if err := s.pageHidden(j.status, full); err != nil { // paging.go
+		return err
+	}
 	if err := s.expunges(full); err != nil {
 		return err
 	}
 	failed, err := s.storeNew()
-	return s.finish(failed, err)
+	return s.finish(failed || s.unsure, err)
 }
 
 // examined is a folder after EXAMINE.
@@ -297,6 +301,9 @@ func (s *folderSync) expunges(full bool) error {
 			for _, r := range set {
 				present.addRange(r.Start, r.Stop)
 			}
+		}
+		if !s.usableSearch(present) { // search.go
+			return nil
 		}
 	}
 	present.normalize()
@@ -511,7 +518,7 @@ func fetchBodies(c *imapclient.Client, uids []imap.UID, fn func(imap.UID, io.Rea
 		}
 		if err := cmd.Close(); err != nil {
 			// A NO for some messages is not fatal: they show up as missing.
-			if _, ok := err.(*imap.Error); !ok || provlimit.KindOf(err) == provlimit.DailyLimit {
+			if _, ok := err.(*imap.Error); !ok || stopsFetch(provlimit.KindOf(err)) {
 				abandon(c, nil)
 				return nil, nil, fmt.Errorf("UID FETCH: %w", err)
 			}

@@ -16,6 +16,12 @@
 //     Suggested Backoff Time: N milliseconds", N the milliseconds left;
 //     with ByeOnThrottle the connection then ends with "* BYE Connection
 //     closed. 14" (the sequence email-oauth2-proxy #191 logged).
+//   - Throttled APPENDs ([Options.ThrottleAppends]): every Nth APPEND is
+//     answered "BAD Request is throttled. Suggested Backoff Time: N
+//     milliseconds" whatever the rate, as a migration into Exchange
+//     Online meets it (imapsync FAQ.Office365: "Request is throttled"
+//     on APPEND, with its suggested backoff); the literal is swallowed
+//     and the message not stored.
 //   - Too many errors: after MaxErrors (10) NO or BAD answers on one
 //     connection it ends with "* BYE Connection closed. 14" (issue 13:
 //     "disconnect after 10 errors"; the BYE text is the one Exchange sends
@@ -67,9 +73,14 @@ type Throttle struct {
 type Options struct {
 	Throttle      Throttle
 	ByeOnThrottle bool
-	MaxErrors     int   // 0: 10
-	AppendLimit   int64 // 0: 35 MiB
-	Now           func() time.Time
+	// ThrottleAppends, when > 0, answers every ThrottleAppends-th APPEND
+	// (counted over all connections) as throttled, suggesting
+	// AppendBackoff (default 2 s).
+	ThrottleAppends int
+	AppendBackoff   time.Duration
+	MaxErrors       int   // 0: 10
+	AppendLimit     int64 // 0: 35 MiB
+	Now             func() time.Time
 }
 
 // Capabilities is the capability list the double sends.
@@ -87,6 +98,7 @@ type Server struct {
 	cmds       []time.Time
 	until      time.Time // throttled until
 	failSelect int
+	appends    int
 
 	ln     net.Listener
 	srv    *imapserver.Server
@@ -240,6 +252,24 @@ func (s *Server) throttle() time.Duration {
 	return 0
 }
 
+// throttleAppend counts an APPEND and returns the backoff to announce
+// when it is the Nth, or 0.
+func (s *Server) throttleAppend(name string) time.Duration {
+	if name != "APPEND" || s.opt.ThrottleAppends <= 0 {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appends++
+	if s.appends%s.opt.ThrottleAppends != 0 {
+		return 0
+	}
+	if s.opt.AppendBackoff > 0 {
+		return s.opt.AppendBackoff
+	}
+	return 2 * time.Second
+}
+
 func (s *Server) takeFailSelect() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -302,7 +332,9 @@ func (t *tap) Command(line []byte) []byte {
 		return line
 	}
 	var answer string
-	if d := t.srv.throttle(); d > 0 {
+	if d := t.srv.throttleAppend(name); d > 0 {
+		answer = "BAD Request is throttled. Suggested Backoff Time: " + strconv.FormatInt(d.Milliseconds(), 10) + " milliseconds"
+	} else if d := t.srv.throttle(); d > 0 {
 		answer = "BAD Request is throttled. Suggested Backoff Time: " + strconv.FormatInt(d.Milliseconds(), 10) + " milliseconds"
 	} else if (name == "SELECT" || name == "EXAMINE") && t.srv.takeFailSelect() {
 		answer = "BAD User is authenticated but not connected."

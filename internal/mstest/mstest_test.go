@@ -298,3 +298,24 @@ func statusLine(err error) string {
 	}
 	return s + " " + ie.Text
 }
+
+func TestThrottleAppends(t *testing.T) {
+	s := mstest.Start(t, user, pass, mstest.Options{ThrottleAppends: 3, AppendBackoff: 4500 * time.Millisecond})
+	r := raw(t, s)
+	for i := 1; i <= 6; i++ {
+		tag := r.NextTag()
+		fmt.Fprintf(r.W, "%s APPEND INBOX {7+}\r\nA1 NOOP\r\n", tag)
+		r.W.Flush()
+		_, _, err := r.ReadTagged(tag)
+		if i%3 == 0 {
+			if err == nil || statusLine(err) != fmt.Sprintf(throttled, 4500) {
+				t.Fatalf("APPEND %d: %v, want throttled", i, err)
+			}
+		} else if err != nil {
+			t.Fatalf("APPEND %d: %v", i, err)
+		}
+	}
+	if d, _ := s.User().Status("INBOX", &imap.StatusOptions{NumMessages: true}); *d.NumMessages != 4 {
+		t.Errorf("INBOX holds %d messages, want 4 (2 throttled)", *d.NumMessages)
+	}
+}
