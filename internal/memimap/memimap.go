@@ -149,3 +149,33 @@ func (l *testLogger) stop() {
 	l.done = true
 	l.mu.Unlock()
 }
+
+// UserLogin is the LOGIN of the in-process test doubles built on imapmemserver
+// (mstest, yahootest, quirkimap): one user, its password checked by
+// imapmemserver. Embed it in a session; UserSession is set by a
+// successful LOGIN.
+type UserLogin struct {
+	*imapmemserver.UserSession // nil until login
+	Username                   string
+	User                       *imapmemserver.User
+}
+
+// Login checks the user name and password and opens the user's session.
+func (l *UserLogin) Login(username, password string) error {
+	if username != l.Username {
+		return imapserver.ErrAuthFailed
+	}
+	if err := l.User.Login(username, password); err != nil {
+		return err
+	}
+	l.UserSession = imapmemserver.NewUserSession(l.User)
+	return nil
+}
+
+// Close closes the user's session, if LOGIN opened one.
+func (l *UserLogin) Close() error {
+	if l.UserSession == nil {
+		return nil
+	}
+	return l.UserSession.Close()
+}

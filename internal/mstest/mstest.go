@@ -53,6 +53,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailkeep/mailkeep/internal/imaptap"
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 // Defaults of [Options].
@@ -147,7 +148,7 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	}}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{srv: s}, nil, nil
+			return &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}, nil, nil
 		},
 		Caps: imap.CapSet{
 			imap.CapIMAP4rev1:   {},
@@ -282,29 +283,11 @@ func (s *Server) takeFailSelect() bool {
 
 // session is imapmemserver's UserSession with the size limit.
 type session struct {
-	*imapmemserver.UserSession // nil until login
-	srv                        *Server
+	memimap.UserLogin // UserSession set by LOGIN
+	srv               *Server
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
-
-func (s *session) Login(username, password string) error {
-	if username != s.srv.username {
-		return imapserver.ErrAuthFailed
-	}
-	if err := s.srv.user.Login(username, password); err != nil {
-		return err
-	}
-	s.UserSession = imapmemserver.NewUserSession(s.srv.user)
-	return nil
-}
-
-func (s *session) Close() error {
-	if s.UserSession == nil {
-		return nil
-	}
-	return s.UserSession.Close()
-}
 
 // ErrTooBig is the answer to an APPEND over the size limit.
 var ErrTooBig = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Maximum size of appendable message has been exceeded."}

@@ -133,7 +133,7 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			qc, _ := c.NetConn().(*conn)
-			return &session{srv: s, conn: qc}, nil, nil
+			return &session{srv: s, conn: qc, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}, nil, nil
 		},
 		Caps:         caps,
 		Logger:       logger,
@@ -220,24 +220,13 @@ func (c *conn) Write(p []byte) (int, error) {
 
 // session is imapmemserver's UserSession with the behaviours on top.
 type session struct {
-	*imapmemserver.UserSession // nil until login
-	srv                        *Server
-	conn                       *conn
-	selected                   string
+	memimap.UserLogin // UserSession set by LOGIN
+	srv               *Server
+	conn              *conn
+	selected          string
 }
 
 var _ imapserver.Session = (*session)(nil)
-
-func (s *session) Login(username, password string) error {
-	if username != s.srv.username {
-		return imapserver.ErrAuthFailed
-	}
-	if err := s.srv.user.Login(username, password); err != nil {
-		return err
-	}
-	s.UserSession = imapmemserver.NewUserSession(s.srv.user)
-	return nil
-}
 
 func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
 	s.selected = ""

@@ -51,6 +51,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 
 	"github.com/mailkeep/mailkeep/internal/imaptap"
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 // MessageLimit is imap.mail.yahoo.com's view of a folder (imapsync
@@ -125,7 +126,7 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			sess := &session{srv: s}
+			sess := &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}
 			if tc, ok := c.NetConn().(*imaptap.Conn); ok {
 				sess.tap, _ = tc.Hooks().(*tap)
 			}
@@ -173,32 +174,14 @@ func (s *Server) ClientBugs() int {
 // session is imapmemserver's UserSession with Yahoo's APPEND rule and
 // limited view.
 type session struct {
-	*imapmemserver.UserSession // nil until login
-	srv                        *Server
-	tap                        *tap
+	memimap.UserLogin // UserSession set by LOGIN
+	srv               *Server
+	tap               *tap
 
 	uids []imap.UID // the selected folder's UIDs, ascending
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
-
-func (s *session) Login(username, password string) error {
-	if username != s.srv.username {
-		return imapserver.ErrAuthFailed
-	}
-	if err := s.srv.user.Login(username, password); err != nil {
-		return err
-	}
-	s.UserSession = imapmemserver.NewUserSession(s.srv.user)
-	return nil
-}
-
-func (s *session) Close() error {
-	if s.UserSession == nil {
-		return nil
-	}
-	return s.UserSession.Close()
-}
 
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	if r.Size() > s.srv.opt.MaxMessageSize {
