@@ -37,38 +37,24 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/mailkeep/mailkeep/internal/gmaillabels"
 )
 
 // Options.Labels values.
 const (
-	LabelsFolders  = "folders"
-	LabelsKeywords = "keywords"
-	LabelsNone     = "none"
-)
-
-// Gmail's system labels, as X-GM-LABELS names them.
-const (
-	labelInbox     = `\Inbox`
-	labelSent      = `\Sent`
-	labelDraft     = `\Draft`
-	labelStarred   = `\Starred`
-	labelImportant = `\Important`
+	LabelsFolders  = gmaillabels.ModeFolders
+	LabelsKeywords = gmaillabels.ModeKeywords
+	LabelsNone     = gmaillabels.ModeNone
 )
 
 // ErrLabelsMode marks an Options.Labels value that is none of the modes.
-var ErrLabelsMode = fmt.Errorf("labels mode must be %q, %q or %q", LabelsFolders, LabelsKeywords, LabelsNone)
+var ErrLabelsMode = gmaillabels.ErrMode
 
 // CheckLabelsMode validates an Options.Labels value ("" is folders).
-func CheckLabelsMode(mode string) error {
-	switch mode {
-	case "", LabelsFolders, LabelsKeywords, LabelsNone:
-		return nil
-	}
-	return fmt.Errorf("%w, not %q", ErrLabelsMode, mode)
-}
+func CheckLabelsMode(mode string) error { return gmaillabels.CheckMode(mode) }
 
 // Filterer is a Source that can choose a folder's messages by their
 // metadata before reading any of their bytes (an archive: by its
@@ -87,103 +73,26 @@ type LabelViewer interface {
 	LabelViews(ctx context.Context) (map[string]Folder, error)
 }
 
-// systemLabel reports whether l is a Gmail system label (`\Inbox`, ...).
-func systemLabel(l string) bool { return strings.HasPrefix(l, `\`) }
+// LabelKeyword is the IMAP keyword (an atom) a label becomes with
+// LabelsKeywords: "$label-" and the label, each byte that is not an atom
+// character, not ASCII, or '+' written "+XX" (internal/gmaillabels).
+func LabelKeyword(label string) string { return gmaillabels.Keyword(label) }
 
-// hasLabel reports whether labels holds l (system labels in any case).
-func hasLabel(labels []string, l string) bool {
-	for _, x := range labels {
-		if x == l || systemLabel(l) && strings.EqualFold(x, l) {
-			return true
-		}
-	}
-	return false
-}
+// ParseLabelKeyword reverses LabelKeyword.
+func ParseLabelKeyword(kw string) (string, bool) { return gmaillabels.ParseKeyword(kw) }
 
-// hasUserLabel reports whether labels holds a label that is not a system
-// one.
-func hasUserLabel(labels []string) bool {
-	for _, l := range labels {
-		if !systemLabel(l) {
-			return true
-		}
-	}
-	return false
-}
+var (
+	hasLabel     = gmaillabels.Has
+	hasUserLabel = gmaillabels.HasUser
+	labelFlags   = gmaillabels.Flags
+	labelsFrom   = func(f Folder) bool { return gmaillabels.DrawnFrom(f.SpecialUse) }
+)
 
-// withFlag adds fl to flags unless there (a new slice).
-func withFlag(flags []string, fl string) []string {
-	for _, f := range flags {
-		if strings.EqualFold(f, fl) {
-			return flags
-		}
-	}
-	return append(flags[:len(flags):len(flags)], fl)
-}
-
-// labelFlags is the system flags a message's labels stand for: \Flagged
-// for \Starred, \Draft for \Draft.
-func labelFlags(flags, labels []string) []string {
-	if hasLabel(labels, labelStarred) {
-		flags = withFlag(flags, `\Flagged`)
-	}
-	if hasLabel(labels, labelDraft) {
-		flags = withFlag(flags, `\Draft`)
-	}
-	return flags
-}
-
-// LabelKeywordPrefix starts every keyword LabelKeyword makes.
-const LabelKeywordPrefix = "$label-"
-
-// LabelKeyword is the IMAP keyword (an atom) for a Gmail label: "$label-"
-// and the label's UTF-8 bytes, each byte that is not an atom character
-// (RFC 3501: not a control, space, ( ) { % * " \ ]), not ASCII, or '+',
-// written "+XX" in upper-case hex. "Work/2014" is $label-Work/2014,
-// "Reçus 2014" $label-Re+C3+A7us+202014, \Inbox $label-+5CInbox.
-// ParseLabelKeyword reverses it.
-func LabelKeyword(label string) string {
-	var sb strings.Builder
-	sb.WriteString(LabelKeywordPrefix)
-	for i := 0; i < len(label); i++ {
-		c := label[i]
-		if c <= ' ' || c >= 0x7f || c == '+' || strings.IndexByte(`(){%*"\]`, c) >= 0 {
-			fmt.Fprintf(&sb, "+%02X", c)
-			continue
-		}
-		sb.WriteByte(c)
-	}
-	return sb.String()
-}
-
-// ParseLabelKeyword returns the label a LabelKeyword keyword stands for
-// (the prefix in any case, as servers may fold keywords), or false.
-func ParseLabelKeyword(kw string) (string, bool) {
-	if len(kw) < len(LabelKeywordPrefix) || !strings.EqualFold(kw[:len(LabelKeywordPrefix)], LabelKeywordPrefix) {
-		return "", false
-	}
-	s := kw[len(LabelKeywordPrefix):]
-	var b []byte
-	for i := 0; i < len(s); i++ {
-		if s[i] != '+' {
-			b = append(b, s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return "", false
-		}
-		v, err := strconv.ParseUint(s[i+1:i+3], 16, 8)
-		if err != nil {
-			return "", false
-		}
-		b = append(b, byte(v))
-		i += 2
-	}
-	if len(b) == 0 {
-		return "", false
-	}
-	return string(b), true
-}
+const (
+	labelInbox   = gmaillabels.Inbox
+	labelDraft   = gmaillabels.Draft
+	labelStarred = gmaillabels.Starred
+)
 
 // labeled is the Source a restore reads: the real one with labels made
 // flags, keywords or folders (see the top of this file).
@@ -209,13 +118,6 @@ func wrapLabels(src Source, mode string, gmail bool) *labeled {
 
 // copies reports whether label folders are made.
 func (s *labeled) copies() bool { return !s.gmail && s.mode == LabelsFolders }
-
-// labelsFrom reports whether folder f's messages are drawn into label
-// folders: every real folder but Spam and Trash.
-func labelsFrom(f Folder) bool {
-	su := strings.ToLower(f.SpecialUse)
-	return su != `\junk` && su != `\trash`
-}
 
 func (s *labeled) Folders(ctx context.Context) ([]Folder, error) {
 	real, err := s.src.Folders(ctx)
@@ -277,17 +179,8 @@ func (s *labeled) Folders(ctx context.Context) ([]Folder, error) {
 // labelFolder is the source folder a label is restored as (folders
 // mode); false for the labels that have none (\Starred, \Important).
 func labelFolder(l string) (Folder, bool) {
-	switch {
-	case strings.EqualFold(l, labelInbox):
-		return Folder{Name: "INBOX", Delim: '/'}, true
-	case strings.EqualFold(l, labelSent):
-		return Folder{Name: "[Gmail]/Sent Mail", Delim: '/', SpecialUse: `\Sent`}, true
-	case strings.EqualFold(l, labelDraft):
-		return Folder{Name: "[Gmail]/Drafts", Delim: '/', SpecialUse: `\Drafts`}, true
-	case systemLabel(l):
-		return Folder{}, false
-	}
-	return Folder{Name: l, Delim: '/'}, true
+	name, su, ok := gmaillabels.Folder(l)
+	return Folder{Name: name, Delim: '/', SpecialUse: su}, ok
 }
 
 // where is MessagesWhere of the source, or Messages filtered.
@@ -322,10 +215,7 @@ func (s *labeled) Messages(ctx context.Context, f Folder, fn func(Message) error
 	case s.mode == LabelsKeywords:
 		return s.src.Messages(ctx, f, func(m Message) error {
 			if m.Labels != nil {
-				m.Flags = labelFlags(m.Flags, m.Labels)
-				for _, l := range m.Labels {
-					m.Flags = withFlag(m.Flags, LabelKeyword(l))
-				}
+				m.Flags = gmaillabels.WithKeywords(m.Flags, m.Labels)
 			}
 			return fn(m)
 		})

@@ -486,22 +486,3 @@ func TestLabelKeyword(t *testing.T) {
 		}
 	}
 }
-
-func FuzzLabelKeyword(f *testing.F) {
-	for _, s := range []string{"Work/2014", "Reçus 2014", `\Inbox`, "+2B", "\x00\xff"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, label string) {
-		kw := restore.LabelKeyword(label)
-		for i := 0; i < len(kw); i++ {
-			if c := kw[i]; c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
-				t.Fatalf("LabelKeyword(%q) = %q: not an atom", label, kw)
-			}
-		}
-		back, ok := restore.ParseLabelKeyword(kw)
-		if label != "" && (!ok || back != label) {
-			t.Fatalf("round trip of %q: %q %q %v", label, kw, back, ok)
-		}
-		restore.ParseLabelKeyword(label) // no panic on anything
-	})
-}
