@@ -11,6 +11,9 @@ import (
 // labelsUsage is the help of --labels (restore and export).
 const labelsUsage = `what becomes of Gmail labels where the destination is not Gmail: "folders" (a copy of the message in a folder per label; \Inbox to INBOX, \Sent and \Draft to the Sent and Drafts folders, \Starred the \Flagged flag), "keywords" (each message once, its labels as keywords $label-NAME) or "none"; onto Gmail, labels are restored as labels`
 
+// exportLabelsUsage is the help of export's --labels.
+const exportLabelsUsage = `what becomes of Gmail labels: "folders" (a copy of the message in a folder per label; \Inbox to INBOX, \Sent and \Draft to [Gmail]/Sent Mail and [Gmail]/Drafts, \Starred the \Flagged flag), "keywords" (each message once, its labels as keywords $label-NAME: dovecot-keywords in Maildir, X-Keywords in mbox) or "none"`
+
 // registerLabels adds --labels.
 func registerLabels(fs *flag.FlagSet, v *string) {
 	fs.StringVar(v, "labels", restore.LabelsFolders, labelsUsage)
