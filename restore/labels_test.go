@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -484,5 +485,46 @@ func TestLabelKeyword(t *testing.T) {
 		if l, ok := restore.ParseLabelKeyword(bad); ok {
 			t.Errorf("ParseLabelKeyword(%q) = %q", bad, l)
 		}
+	}
+}
+
+// TestLabelFoldersChecked: label folders go through the checks of every
+// restored folder: the destination's namespace and delimiter, collisions
+// (refused, or renamed), names the destination cannot represent; and a
+// rerun finds the copies on the destination.
+func TestLabelFoldersChecked(t *testing.T) {
+	dv := dovecottest.Start(t, dovecottest.CyrusLike())
+	addUsers(t, dv, "refused", "renamed")
+	src := newSource()
+	date := time.Date(2021, 1, 2, 3, 4, 5, 0, time.UTC)
+	src.folder(allMail, '/', `\All`)
+	src.folder("Work", '/', "")
+	labelled := src.add(allMail, []byte("Message-ID: <l@coll>\r\nSubject: labelled\r\n\r\nx\r\n"), []string{`\Seen`}, date)
+	labelled.Labels = []string{"Work", "v1.2", "Deep/Er"}
+	src.add(allMail, []byte("Message-ID: <n@coll>\r\nSubject: none\r\n\r\ny\r\n"), nil, date).Labels = []string{}
+	src.add("Work", []byte("Message-ID: <w@coll>\r\nSubject: real\r\n\r\nz\r\n"), nil, date)
+
+	tg := target{dv.IMAPAddr, "refused", true}
+	_, err := tg.run(context.Background(), src, newProgress(), restore.Options{})
+	if !errors.Is(err, restore.ErrCollision) || !strings.Contains(err.Error(), `folders "Work" and "Work" would all be restored into "INBOX.Work"`) {
+		t.Fatalf("restore: %v; want the label Work's collision with the folder Work", err)
+	}
+
+	tg = target{dv.IMAPAddr, "renamed", true}
+	prog := newProgress()
+	st, err := tg.run(context.Background(), src, prog, restore.Options{RenameCollisions: true})
+	if err != nil || len(st.Failures) != 1 || !errors.Is(st.Failures[0], restore.ErrUnrepresentable) || !strings.Contains(st.Failures[0].Error(), `"v1.2"`) {
+		t.Fatalf("restore: %v %v; want one failure, the label v1.2 (the delimiter is '.')", err, st.Failures)
+	}
+	snap := tg.snapshot(t)
+	count := func(folder string) int { return len(snap[folder]) }
+	for folder, n := range map[string]int{"INBOX.Work": 1, "INBOX.Work (2)": 1, "INBOX.Deep.Er": 1, "INBOX.[Gmail].All Mail": 1} {
+		if count(folder) != n {
+			t.Errorf("%s holds %d messages, want %d (%v)", folder, count(folder), n, snap)
+		}
+	}
+	st, err = tg.run(context.Background(), src, prog, restore.Options{RenameCollisions: true})
+	if err != nil || st.Appended != 0 || st.Skipped != 4 {
+		t.Fatalf("rerun: %+v %v", st, err)
 	}
 }
