@@ -132,7 +132,7 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	if err := gmaillabels.CheckMode(opt.Labels); err != nil {
 		return st, err
 	}
-	chosen, err := plan(ctx, src, folders, glob.New(opt.Folders, opt.Exclude), opt.Labels)
+	chosen, err := plan(ctx, a.Cat, src, folders, glob.New(opt.Folders, opt.Exclude), opt.Labels)
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}

@@ -53,7 +53,7 @@ type part struct {
 // plan lists the folders to write: the archive's folders that sel
 // matches (less Gmail label views) and, with labels as folders, a folder
 // per label that sel matches.
-func plan(ctx context.Context, src *archive.Selector, folders []*catalog.Folder, sel *glob.Set, mode string) ([]*outFolder, error) {
+func plan(ctx context.Context, cat *catalog.Catalog, src *archive.Selector, folders []*catalog.Folder, sel *glob.Set, mode string) ([]*outFolder, error) {
 	match := func(name string, delim rune) bool { return sel.Match(layout.Join(layout.Components(name, delim), '/')) }
 	copies := mode == "" || mode == gmaillabels.ModeFolders
 	views := map[string]*catalog.Folder{}
@@ -69,6 +69,13 @@ func plan(ctx context.Context, src *archive.Selector, folders []*catalog.Folder,
 	}
 	// The labels of the messages of the folders labels are drawn from.
 	labels := map[string]bool{}
+	if copies {
+		has, err := cat.HasLabels(ctx)
+		if err != nil {
+			return nil, err
+		}
+		copies = has
+	}
 	if copies {
 		for _, f := range real {
 			if !gmaillabels.DrawnFrom(f.SpecialUse) {

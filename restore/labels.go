@@ -66,6 +66,14 @@ type Filterer interface {
 	MessagesWhere(ctx context.Context, folder Folder, keep func(Message) bool, fn func(Message) error) error
 }
 
+// LabelChecker is a Source that can tell cheaply whether any of its
+// messages has a Gmail label (an archive: one catalog query). Without
+// labels, folders mode lists the Source's folders as they are, without
+// reading every message's record first.
+type LabelChecker interface {
+	HasLabels(ctx context.Context) (bool, error)
+}
+
 // LabelViewer is a Source that knows the names of the folders its Gmail
 // labels were shown as (a Gmail archive's view folders): a label folder
 // is restored under that name rather than a default one.
@@ -125,6 +133,15 @@ func (s *labeled) Folders(ctx context.Context) ([]Folder, error) {
 		return real, err
 	}
 	s.real = real
+	if lc, ok := s.src.(LabelChecker); ok {
+		has, err := lc.HasLabels(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("labels: %w", err)
+		}
+		if !has {
+			return real, nil
+		}
+	}
 	seen := map[string]bool{}
 	for _, f := range real {
 		if !labelsFrom(f) {

@@ -129,9 +129,13 @@ func (s *Source) LabelViews(ctx context.Context) (map[string]restore.Folder, err
 	return out, nil
 }
 
+// HasLabels implements restore.LabelChecker.
+func (s *Source) HasLabels(ctx context.Context) (bool, error) { return s.a.Cat.HasLabels(ctx) }
+
 var (
-	_ restore.Filterer    = (*Source)(nil)
-	_ restore.LabelViewer = (*Source)(nil)
+	_ restore.Filterer     = (*Source)(nil)
+	_ restore.LabelViewer  = (*Source)(nil)
+	_ restore.LabelChecker = (*Source)(nil)
 )
 
 // Key is a message's restore key: its catalog row id, which survives
