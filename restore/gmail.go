@@ -76,10 +76,14 @@ func gmailStored(labels []string) []string {
 
 // noteLabels remembers the labels to store for m (onto Gmail).
 func (fr *folderRun) noteLabels(m Message) {
-	if !fr.r.gmail || fr.r.opt.DryRun {
+	if !fr.r.gmail {
 		return
 	}
 	if ls := gmailStored(m.Labels); len(ls) > 0 {
+		if fr.r.opt.DryRun {
+			fr.r.dryRunf("would add Gmail labels %q in %q to %s of %q (unless it has them)\n", ls, fr.dst, fr.r.msgName(fr.f.Name, m.Key), fr.f.Name)
+			return
+		}
 		if fr.labels == nil {
 			fr.labels = map[string][]string{}
 			fr.uidOf = map[string]imap.UID{}

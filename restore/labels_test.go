@@ -229,6 +229,17 @@ func TestGmailOntoGmail(t *testing.T) {
 				t.Fatalf("rerun: %+v", st)
 			}
 			checkOnGmail(t, g, msgs)
+			// A dry run onto an empty Gmail account says what it would
+			// label, and changes nothing.
+			empty := gmailtest.Start(t, "dst", pass, gmailtest.Options{})
+			var out strings.Builder
+			o := gmailOpts()
+			o.DryRun, o.DryRunOutput = true, &out
+			st, err = doRestore(t, dir, empty.Addr, "dst", o)
+			noErr(t, "dry run", st, err)
+			if len(empty.Messages()) != 0 || !strings.Contains(out.String(), `would add Gmail labels ["\\Inbox" "Work" "Famille/Enfants é"] in "[Gmail]/All Mail" to UID 1`) {
+				t.Errorf("dry run: %d messages on Gmail; said:\n%s", len(empty.Messages()), out.String())
+			}
 		})
 	}
 }
