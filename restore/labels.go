@@ -112,6 +112,8 @@ type labeled struct {
 	real    []Folder
 	byLabel map[string]Folder // label -> its folder (folders mode)
 	ofName  map[string]string // label folder name -> label
+	// Folder.label marks the label folders: a real folder may have the
+	// same name (the collision check then stops or renames one).
 	origin  sync.Map          // copy key -> [2]string{source folder, key}
 }
 
@@ -187,6 +189,7 @@ func (s *labeled) Folders(ctx context.Context) ([]Folder, error) {
 		if _, dup := s.ofName[f.Name]; dup {
 			continue // two labels one name (INBOX): the first one
 		}
+		f.label = l
 		s.byLabel[l], s.ofName[f.Name] = f, l
 		out = append(out, f)
 	}
@@ -217,8 +220,8 @@ func (s *labeled) where(ctx context.Context, f Folder, keep func(Message) bool, 
 }
 
 func (s *labeled) Messages(ctx context.Context, f Folder, fn func(Message) error) error {
-	if l, ok := s.ofName[f.Name]; ok && s.copies() {
-		return s.labelMessages(ctx, l, fn)
+	if f.label != "" && s.copies() {
+		return s.labelMessages(ctx, f.label, fn)
 	}
 	switch {
 	case s.gmail:

@@ -528,10 +528,17 @@ func TestLabelFoldersChecked(t *testing.T) {
 		t.Fatalf("restore: %v %v; want one failure, the label v1.2 (the delimiter is '.')", err, st.Failures)
 	}
 	snap := tg.snapshot(t)
-	count := func(folder string) int { return len(snap[folder]) }
-	for folder, n := range map[string]int{"INBOX.Work": 1, "INBOX.Work (2)": 1, "INBOX.Deep.Er": 1, "INBOX.[Gmail].All Mail": 1} {
-		if count(folder) != n {
-			t.Errorf("%s holds %d messages, want %d (%v)", folder, count(folder), n, snap)
+	for folder, subject := range map[string]string{"INBOX.Work": "real", "INBOX.Work (2)": "labelled", "INBOX.Deep.Er": "labelled", "INBOX.[Gmail].All Mail": "none"} {
+		var body []byte
+		for _, ms := range src.msgs {
+			for _, m := range ms {
+				if b := src.bodies[m.Key]; strings.Contains(string(b), "Subject: "+subject+"\r\n") {
+					body = b
+				}
+			}
+		}
+		if len(snap[folder]) != 1 || snap[folder][0].SHA256 != sum(body) {
+			t.Errorf("%s holds %v, want the message %q", folder, snap[folder], subject)
 		}
 	}
 	st, err = tg.run(context.Background(), src, prog, restore.Options{RenameCollisions: true})

@@ -151,6 +151,7 @@ type Folder struct {
 	Name       string
 	Delim      rune   // hierarchy delimiter of Name (0: none)
 	SpecialUse string // `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive` or ""
+	label      string // the Gmail label of a folder made for it (labels.go)
 }
 
 // Source is what a restore reads.
