@@ -114,7 +114,7 @@ type labeled struct {
 	ofName  map[string]string // label folder name -> label
 	// Folder.label marks the label folders: a real folder may have the
 	// same name (the collision check then stops or renames one).
-	origin  sync.Map          // copy key -> [2]string{source folder, key}
+	origin sync.Map // copy key -> [2]string{source folder, key}
 }
 
 // wrapLabels returns the Source a restore onto a Gmail (gmail) or other
