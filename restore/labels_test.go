@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -544,5 +547,76 @@ func TestLabelFoldersChecked(t *testing.T) {
 	st, err = tg.run(context.Background(), src, prog, restore.Options{RenameCollisions: true})
 	if err != nil || st.Appended != 0 || st.Skipped != 4 {
 		t.Fatalf("rerun: %+v %v", st, err)
+	}
+}
+
+// TestGmailKilledProcess kills restores onto Gmail (SIGKILL, as kill -9:
+// no goodbye, APPENDs and label STOREs cut anywhere) after 0 to 39
+// APPENDs, until one finishes: every message is on Gmail once with every
+// label, and a rerun appends and labels nothing.
+func TestGmailKilledProcess(t *testing.T) {
+	var extra []gmailMsg
+	for i := 0; i < 300; i++ {
+		extra = append(extra, gmailMsg{allMail, []string{fmt.Sprintf("L%d", i%4), `\Inbox`, "Work"}[:1+i%3], nil, nil})
+	}
+	msgs := gmailCorpus(extra...)
+	dir := gmailArchive(t, msgs, archive.MboxZstd)
+	g := gmailtest.Start(t, "dst", pass, gmailtest.Options{})
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 13))
+	finished, cut := false, 0
+	for round := 0; round < 12 && !finished; round++ {
+		kill := rng.IntN(40)
+		if round == 11 {
+			kill = -1
+		}
+		cmd := exec.Command(exe, "-test.run=^TestKilledRestoreChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), killChildEnv+"="+dir+"|"+g.Addr+"|dst")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		buf := make([]byte, 1)
+		for kill < 0 || n < kill {
+			if _, err := out.Read(buf); err != nil {
+				break
+			}
+			if buf[0] == '.' {
+				n++
+			}
+		}
+		cmd.Process.Kill()
+		io.Copy(io.Discard, out)
+		err = cmd.Wait()
+		if err == nil {
+			finished = true
+		} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
+			t.Fatalf("round %d: child failed: %v\n%s", round, err, stderr.String())
+		}
+		on := len(g.Messages())
+		if !finished && on < len(msgs) {
+			cut++
+		}
+		t.Logf("round %d: killed after %d of %d APPENDs (finished: %v), %d of %d messages on Gmail", round, n, kill, finished, on, len(msgs))
+	}
+	if cut == 0 {
+		t.Error("no run was killed before its end")
+	}
+	checkOnGmail(t, g, msgs)
+	st, err := doRestore(t, dir, g.Addr, "dst", gmailOpts())
+	noErr(t, "rerun", st, err)
+	if st.Appended != 0 || st.LabelsStored != 0 || st.Skipped != len(msgs) {
+		t.Fatalf("rerun: %+v", st)
 	}
 }
