@@ -36,6 +36,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
+	"github.com/mailkeep/mailkeep/internal/gmaillabels"
 )
 
 // Format is an export format.
@@ -80,6 +81,9 @@ type Options struct {
 	Logger  *slog.Logger
 	// Progress, when set, is called after each message written.
 	Progress func(folder string, bytes int64)
+	// Labels is what becomes of Gmail labels: "folders" ("" too),
+	// "keywords" or "none" (labels.go).
+	Labels string
 }
 
 // Stats count what Run did.
@@ -125,12 +129,12 @@ func Run(ctx context.Context, a *archive.Archive, to string, opt Options) (Stats
 	if err != nil {
 		return st, fmt.Errorf("archive %s: listing folders: %w", a.Dir, err)
 	}
-	sel := glob.New(opt.Folders, opt.Exclude)
-	var chosen []*catalog.Folder
-	for _, f := range folders {
-		if sel.Match(layout.Join(layout.Components(f.Name, f.Delim), '/')) {
-			chosen = append(chosen, f)
-		}
+	if err := gmaillabels.CheckMode(opt.Labels); err != nil {
+		return st, err
+	}
+	chosen, err := plan(ctx, a.Cat, src, folders, glob.New(opt.Folders, opt.Exclude), opt.Labels)
+	if err != nil {
+		return st, fmt.Errorf("archive %s: %w", a.Dir, err)
 	}
 	// Folders are written relative to the source's personal namespace, as
 	// restore maps them: "INBOX.Sent" from Cyrus or Courier is "Sent".
@@ -184,8 +188,8 @@ func (e *exporter) start() error {
 	return nil
 }
 
-func (e *exporter) open(f *catalog.Folder) (folderOut, error) {
-	comps := layout.Components(relativeName(f.Name, e.nsPrefix), f.Delim)
+func (e *exporter) open(f *outFolder) (folderOut, error) {
+	comps := layout.Components(relativeName(f.name, e.nsPrefix), f.delim)
 	switch e.opt.Format {
 	case Mbox:
 		return newMboxOut(e.to, comps, e.buf)
@@ -210,10 +214,46 @@ func (f fatal) Unwrap() error { return f.err }
 // after a damaged message, or when the archive stream breaks, it walks on
 // from the next message (a fresh read from that message's own position),
 // so one bad spot costs only the messages it touches.
-func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
+func (e *exporter) folder(ctx context.Context, of *outFolder) error {
+	out, err := e.open(of)
+	if err != nil {
+		return e.wrap(of.name, nil, err)
+	}
+	e.kept, e.keptBytes = 0, 0
+	seq := 0
+	for _, p := range of.parts {
+		n, err := e.part(ctx, out, p, seq)
+		if err != nil {
+			return err
+		}
+		seq += n
+	}
+	if err := out.Close(); err != nil {
+		out.Abort()
+		return e.wrap(of.name, nil, err)
+	}
+	e.st.Messages += e.kept
+	e.st.Bytes += e.keptBytes
+	return nil
+}
+
+// part writes the messages of one archive folder that p chooses into
+// out, numbering them from seq+1; it returns how many it went through.
+func (e *exporter) part(ctx context.Context, out folderOut, p part, seq int) (int, error) {
+	f := p.f
 	msgs, flags, err := e.src.Select(ctx, f)
 	if err != nil {
-		return e.wrap(f.Name, nil, err)
+		out.Abort()
+		return 0, e.wrap(f.Name, nil, err)
+	}
+	if p.keep != nil {
+		kept := msgs[:0:0]
+		for _, m := range msgs {
+			if p.keep(m) {
+				kept = append(kept, m)
+			}
+		}
+		msgs = kept
 	}
 	if e.a.Format != archive.Maildir { // Walk's order: by position in the file
 		sort.SliceStable(msgs, func(i, j int) bool {
@@ -223,11 +263,6 @@ func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 			return msgs[i].FramePos < msgs[j].FramePos
 		})
 	}
-	out, err := e.open(f)
-	if err != nil {
-		return e.wrap(f.Name, nil, err)
-	}
-	e.kept, e.keptBytes = 0, 0
 	e.opt.Logger.Debug("exporting folder", "folder", f.Name, "messages", len(msgs))
 	done := 0
 	for done < len(msgs) {
@@ -239,7 +274,7 @@ func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 			if m.ID != msgs[done].ID {
 				return fatal{e.wrap(f.Name, m, fmt.Errorf("archive returned messages out of order (catalog id %d, expected %d)", m.ID, msgs[done].ID))}
 			}
-			err := e.message(out, f.Name, m, flags[m.ID], done+1, r)
+			err := e.message(out, f.Name, m, labelFlags(e.opt.Labels, flags[m.ID], m.Labels), seq+done+1, r)
 			done++
 			return err
 		})
@@ -253,7 +288,7 @@ func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 			continue
 		case errors.As(err, &fe):
 			out.Abort()
-			return fe.err
+			return 0, fe.err
 		case done == start:
 			// The archive could not even start this message: it is damaged.
 			e.damaged(f.Name, msgs[done], err)
@@ -264,16 +299,10 @@ func (e *exporter) folder(ctx context.Context, f *catalog.Folder) error {
 		}
 		if err != nil {
 			out.Abort()
-			return err
+			return 0, err
 		}
 	}
-	if err := out.Close(); err != nil {
-		out.Abort()
-		return e.wrap(f.Name, nil, err)
-	}
-	e.st.Messages += e.kept
-	e.st.Bytes += e.keptBytes
-	return nil
+	return len(msgs), nil
 }
 
 // message writes one message, checking its bytes as they stream.

@@ -62,6 +62,11 @@ type folderRun struct {
 	unsent []unsentMsg // appended without (Options.Verify)
 	report FolderReport
 	tries  int // throttling answers to the message being sent (go-imap path)
+
+	// Onto Gmail: the labels to store by message key, and the UIDs of
+	// those messages on the destination (gmail.go).
+	labels map[string][]string
+	uidOf  map[string]imap.UID
 }
 
 // presentKey identifies a message for the already-present rule.
@@ -105,6 +110,9 @@ func (fr *folderRun) restore() error {
 	}
 	if err == nil && !r.opt.DryRun {
 		err = fr.checkStored()
+	}
+	if err == nil && r.gmail && !r.opt.DryRun {
+		err = fr.storeLabels()
 	}
 	if len(fr.dropped) > 0 {
 		var kws []string
@@ -299,6 +307,7 @@ func (fr *folderRun) message(m Message) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
+	fr.noteLabels(m)
 	// The progress record is a hint: only a copy confirmed on the
 	// destination (checkRecorded) is skipped unseen. Other recorded
 	// messages go through the already-present rule like the rest.
@@ -460,6 +469,7 @@ func (fr *folderRun) alreadyPresent(m Message, uid imap.UID) error {
 	if fr.r.opt.DryRun {
 		return nil
 	}
+	fr.placed(m.Key, uid)
 	rd := Restored{Folder: fr.dst, UIDValidity: fr.uidValidity, UID: uint32(uid)}
 	if err := fr.r.mark(m.Key, rd); err != nil {
 		return &FolderError{Folder: fr.f.Name, Key: m.Key, Err: fmt.Errorf("recording progress: %w", err)}
@@ -651,6 +661,7 @@ func (fr *folderRun) flush(keep int) error {
 		rd := Restored{Folder: fr.dst}
 		if data != nil && data.UID != 0 {
 			rd.UIDValidity, rd.UID = data.UIDValidity, uint32(data.UID)
+			fr.placed(p.key, data.UID)
 			fr.sent = append(fr.sent, sentMsg{appendedMsg{uid: data.UID, key: p.key, size: p.size, flags: p.flags, msg: p.msg}, data.UIDValidity})
 		} else {
 			fr.report.Unchecked++

@@ -46,6 +46,12 @@ func (r *run) discover(c *imapclient.Client) error {
 				if _, ok := r.special[s]; !ok {
 					r.special[s] = l.Mailbox
 				}
+			case `\all`:
+				// Gmail's All Mail: where a Gmail archive's All Mail goes
+				// (gmail.go). Elsewhere \All is a virtual folder.
+				if _, ok := r.special[s]; !ok && r.gmail {
+					r.special[s] = l.Mailbox
+				}
 			case `\noselect`, `\nonexistent`:
 				selectable = false
 			}

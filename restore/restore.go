@@ -127,6 +127,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
+	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -138,6 +139,9 @@ type Message struct {
 	Size         int64
 	SHA256       string // hex of the exact bytes; checked before APPEND (empty: not checked)
 	MessageID    string // with or without angle brackets; may be empty
+	// Labels are the message's Gmail labels as X-GM-LABELS named them
+	// (`\Inbox`, "Work/2014"); nil for mail not from Gmail. See labels.go.
+	Labels []string
 	// Open returns the message's bytes. It may be called twice (large
 	// messages are read once to check, once to send).
 	Open func() (io.ReadCloser, error)
@@ -148,6 +152,7 @@ type Folder struct {
 	Name       string
 	Delim      rune   // hierarchy delimiter of Name (0: none)
 	SpecialUse string // `\Sent`, `\Drafts`, `\Trash`, `\Junk`, `\Archive` or ""
+	label      string // the Gmail label of a folder made for it (labels.go)
 }
 
 // Source is what a restore reads.
@@ -263,6 +268,14 @@ type Options struct {
 	// (limits.go).
 	Sleeper provlimit.Sleeper
 	Backoff provlimit.Backoff
+	// Labels is what becomes of Gmail labels on a destination that is not
+	// Gmail: LabelsFolders ("" too), LabelsKeywords or LabelsNone
+	// (labels.go). Onto Gmail, labels are labels.
+	Labels string
+	// DialLabels opens the raw connection Gmail labels are stored over
+	// (UID STORE +X-GM-LABELS, gmail.go), when the destination is Gmail.
+	// Without it, labels onto Gmail are not stored (a warning says so).
+	DialLabels func(context.Context) (*imapconn.Raw, error)
 }
 
 // Stats count what a restore did.
@@ -294,6 +307,11 @@ type Stats struct {
 	// take messages that large (APPENDLIMIT, TOOBIG, Microsoft's size
 	// refusal); they are not failures.
 	TooBig []TooBig
+	// LabelsStored counts the Gmail labels added with UID STORE
+	// +X-GM-LABELS (onto Gmail); LabelsRefused the ones the server
+	// refused, each named (they are not failures).
+	LabelsStored  int
+	LabelsRefused []LabelRefusal
 }
 
 // FolderError is a failure of one folder or one message of it.
@@ -343,6 +361,7 @@ type run struct {
 	srcNS    []string          // the source's personal namespace prefix, as components
 	special  map[string]string // special-use attr (lower case) -> destination folder
 	existing map[string]bool   // selectable destination folders
+	gmail    bool              // the destination has X-GM-EXT-1 (gmail.go)
 	created  map[string]bool   // created by this run (before its workers start)
 
 	mu    sync.Mutex
@@ -373,11 +392,18 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 	if err != nil {
 		return r.stats, fmt.Errorf("connecting to %s: %w", dest.Server, err)
 	}
+	r.gmail = first.c.Caps().Has(capGmail)
 	if err := r.discover(first.c); err != nil {
 		first.close()
 		return r.stats, r.ctxErr(fmt.Errorf("%s: %w", dest.Server, err))
 	}
 	r.limit = appendLimit(first.c.Caps())
+	if err := CheckLabelsMode(opt.Labels); err != nil {
+		first.logout()
+		return r.stats, err
+	}
+	src = wrapLabels(src, opt.Labels, r.gmail)
+	r.src = src
 	folders, err := src.Folders(ctx)
 	if err != nil {
 		first.close()

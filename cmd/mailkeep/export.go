@@ -11,6 +11,7 @@ import (
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/export"
 	"github.com/mailkeep/mailkeep/internal/progress"
+	"github.com/mailkeep/mailkeep/restore"
 )
 
 // exportSummary is the --json output of export (documented in README.md).
@@ -40,6 +41,7 @@ type exportFlags struct {
 	folders         stringsFlag
 	exclude         stringsFlag
 	inclExpunged    bool
+	labels          string
 }
 
 func (f *exportFlags) register(fs *flag.FlagSet) {
@@ -52,6 +54,7 @@ func (f *exportFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.exclude, "exclude", "skip folders matching this glob (repeatable)")
 	fs.StringVar(&f.asOf, "as-of", "", "export the mailbox as it was at this time (2026-10-01 or RFC 3339)")
 	fs.BoolVar(&f.inclExpunged, "include-expunged", false, "also export messages expunged on the server")
+	fs.StringVar(&f.labels, "labels", restore.LabelsFolders, exportLabelsUsage)
 }
 
 // options checks the flags and turns them into export options.
@@ -67,7 +70,10 @@ func (f *exportFlags) options() (export.Options, error) {
 	if err != nil {
 		return opt, usageError{err}
 	}
-	opt = export.Options{Format: format, Folders: f.folders, Exclude: f.exclude, IncludeExpunged: f.inclExpunged}
+	if err := checkLabels(f.labels); err != nil {
+		return opt, err
+	}
+	opt = export.Options{Format: format, Folders: f.folders, Exclude: f.exclude, IncludeExpunged: f.inclExpunged, Labels: f.labels}
 	if f.asOf != "" {
 		if opt.AsOf, err = parseWhen(f.asOf); err != nil {
 			return opt, usageError{err}

@@ -51,6 +51,9 @@ type restoreSummary struct {
 	TooBig []restore.TooBig `json:"too_big,omitempty"`
 	// FolderReports: per folder appended to, what the destination kept.
 	FolderReports []restore.FolderReport `json:"folder_reports"`
+	// Gmail labels onto Gmail (restore_labels.go).
+	LabelsStored  int                    `json:"labels_stored"`
+	LabelsRefused []restore.LabelRefusal `json:"labels_refused,omitempty"`
 }
 
 // nopProgress is the progress record of a foreign restore, which has no
@@ -75,6 +78,7 @@ type restoreFlags struct {
 	renameColl, verify                       bool
 	cfgFlag                                  configFlag
 	acctName                                 string
+	labels                                   string
 }
 
 func (f *restoreFlags) register(fs *flag.FlagSet) {
@@ -94,6 +98,7 @@ func (f *restoreFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noSpecial, "no-special-use", false, "do not map Sent/Drafts/Trash/Junk/Archive to the destination's special-use folders")
 	connectionsVar(fs, &f.conns)
 	fs.BoolVar(&f.verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
+	registerLabels(fs, &f.labels)
 	fs.BoolVar(&f.renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
 }
 
@@ -147,6 +152,9 @@ func (o *restoreOpts) exec(ctx context.Context) int {
 		return r.fail(err)
 	}
 	when, err := f.checkSources()
+	if err == nil {
+		err = checkLabels(f.labels)
+	}
 	if err != nil {
 		return r.fail(err)
 	}
@@ -272,7 +280,9 @@ func (r *restoreRun) openSource(ctx context.Context, when time.Time) (restore.So
 func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog restore.Progress) (restore.Stats, error) {
 	f := r.f
 	opt := restore.Options{Folders: f.folders, Exclude: f.exclude, Prefix: f.prefix, NoSpecialUse: f.noSpecial, RenameCollisions: f.renameColl, Verify: f.verify, DryRun: f.dryRun, Connections: f.conns, Logger: f.com.logger(r.stderr),
-		DialRaw: func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, r.cfg) }}
+		DialRaw:    func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, r.cfg) },
+		Labels:     f.labels,
+		DialLabels: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, r.cfg) }}
 	if r.a == nil {
 		opt.Folders = nil // --folder named the destination
 	}
@@ -327,6 +337,7 @@ func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) in
 		}
 	}
 	printFailures(r.stderr, "restore", sum.Failures, err)
+	reportLabels(r.stderr, sum, st)
 	sum.TooBig = st.TooBig
 	for _, tb := range st.TooBig {
 		fmt.Fprintf(r.stderr, "mailkeep restore: %s\n", tb)

@@ -34,7 +34,9 @@ func New(ctx context.Context, a *archive.Archive, run int64, opt Options) (*Sour
 	return &Source{a: a, sel: sel, run: run}, nil
 }
 
-// Folders lists the archive's folders the Options show.
+// Folders lists the archive's folders the Options show, less the Gmail
+// label views: their messages are those of the real folders (All Mail),
+// whose Message.Labels say where else they are shown (restore/labels.go).
 func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
 	fl, err := s.sel.Folders(ctx)
 	if err != nil {
@@ -42,6 +44,9 @@ func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
 	}
 	var out []restore.Folder
 	for _, f := range fl {
+		if f.IsView() {
+			continue
+		}
 		out = append(out, restore.Folder{Name: f.Name, Delim: f.Delim, SpecialUse: f.SpecialUse})
 	}
 	return out, nil
@@ -50,6 +55,12 @@ func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
 // Messages calls fn for each message of a folder to restore, in the order
 // they were archived.
 func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(restore.Message) error) error {
+	return s.MessagesWhere(ctx, folder, nil, fn)
+}
+
+// MessagesWhere implements restore.Filterer: keep (nil: every message)
+// chooses by the catalog's record, and only the chosen are read.
+func (s *Source) MessagesWhere(ctx context.Context, folder restore.Folder, keep func(restore.Message) bool, fn func(restore.Message) error) error {
 	f, err := s.a.Cat.Folder(ctx, folder.Name)
 	if err != nil {
 		return err
@@ -60,6 +71,15 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 	if err != nil {
 		return err
 	}
+	if keep != nil {
+		chosen := sel[:0:0]
+		for _, m := range sel {
+			if keep(meta(m, flagsOf)) {
+				chosen = append(chosen, m)
+			}
+		}
+		sel = chosen
+	}
 	// Walk reads the folder's file front to back once; a second Open of the
 	// same message (the engine re-reads large ones) seeks to it instead.
 	return s.a.Walk(ctx, f, sel, func(m *catalog.Message, r io.Reader) error {
@@ -67,23 +87,56 @@ func (s *Source) Messages(ctx context.Context, folder restore.Folder, fn func(re
 			return err
 		}
 		used := false
-		return fn(restore.Message{
-			Key:          Key(m),
-			Flags:        flagsOf[m.ID],
-			InternalDate: m.InternalDate,
-			Size:         m.Size,
-			SHA256:       m.SHA256,
-			MessageID:    m.MessageID,
-			Open: func() (io.ReadCloser, error) {
-				if !used {
-					used = true
-					return io.NopCloser(r), nil
-				}
-				return s.a.Open(m)
-			},
-		})
+		rm := meta(m, flagsOf)
+		rm.Open = func() (io.ReadCloser, error) {
+			if !used {
+				used = true
+				return io.NopCloser(r), nil
+			}
+			return s.a.Open(m)
+		}
+		return fn(rm)
 	})
 }
+
+// meta is a catalogued message as a restore.Message without Open.
+func meta(m *catalog.Message, flagsOf map[int64][]string) restore.Message {
+	return restore.Message{
+		Key:          Key(m),
+		Flags:        flagsOf[m.ID],
+		InternalDate: m.InternalDate,
+		Size:         m.Size,
+		SHA256:       m.SHA256,
+		MessageID:    m.MessageID,
+		Labels:       m.Labels,
+	}
+}
+
+// LabelViews implements restore.LabelViewer: the archive's Gmail label
+// views by label, so that a label is restored under the name its folder
+// had (in the account's language).
+func (s *Source) LabelViews(ctx context.Context) (map[string]restore.Folder, error) {
+	fl, err := s.a.Cat.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]restore.Folder{}
+	for _, f := range fl {
+		if f.IsView() && f.Label != "" {
+			out[f.Label] = restore.Folder{Name: f.Name, Delim: f.Delim, SpecialUse: f.SpecialUse}
+		}
+	}
+	return out, nil
+}
+
+// HasLabels implements restore.LabelChecker.
+func (s *Source) HasLabels(ctx context.Context) (bool, error) { return s.a.Cat.HasLabels(ctx) }
+
+var (
+	_ restore.Filterer     = (*Source)(nil)
+	_ restore.LabelViewer  = (*Source)(nil)
+	_ restore.LabelChecker = (*Source)(nil)
+)
 
 // Key is a message's restore key: its catalog row id, which survives
 // UIDVALIDITY changes.
