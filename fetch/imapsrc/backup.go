@@ -62,6 +62,11 @@ type Options struct {
 	// Budget bounds what one run downloads (max_bytes_per_run,
 	// max_messages_per_run; limits.go).
 	Budget provlimit.Budget
+	// Gmail turns Gmail mode on for a server that offers X-GM-EXT-1: All
+	// Mail, Spam and Trash are backed up with each message's labels, the
+	// other folders become views (gmail.go). cmd/mailkeep sets it unless
+	// the config says gmail = false.
+	Gmail bool
 }
 
 // Stats is what a backup did.
@@ -80,6 +85,7 @@ type backup struct {
 	mu    sync.Mutex
 	stats Stats
 	lim   limits // limits.go
+	gm    *gmailState // Gmail mode (gmail.go); nil otherwise
 }
 
 // folderJob is a folder that needs synchronising.
@@ -99,6 +105,9 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	}
 	defer s.close()
 	b, c := s.b, s.c
+	if err := b.gmailSetup(c, s.jobs); err != nil {
+		return b.stats, err
+	}
 	jobs, err := b.plan(s.jobs, s.sel)
 	if err != nil {
 		return b.stats, err
@@ -219,7 +228,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 		return nil, err
 	}
 	for _, f := range known {
-		if seen[f.Name] || f.GoneRun != 0 || !sel.Match(folderPath(f)) {
+		if seen[f.Name] || f.GoneRun != 0 || f.IsFrozen() || !sel.Match(folderPath(f)) {
 			continue
 		}
 		n, err := b.a.Cat.MarkFolderGone(b.ctx, f.ID, b.run)
@@ -242,7 +251,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	for i, j := range jobs {
 		f := cats[i]
 		j.cat = f
-		if unchanged(f, j.status, b.condstore) {
+		if b.skipView(f) || (unchanged(f, j.status, b.condstore) && !b.gm.forced(f)) {
 			b.stats.Unchanged++
 			continue
 		}
