@@ -84,7 +84,7 @@ type backup struct {
 
 	mu    sync.Mutex
 	stats Stats
-	lim   limits // limits.go
+	lim   limits      // limits.go
 	gm    *gmailState // Gmail mode (gmail.go); nil otherwise
 }
 
