@@ -84,8 +84,9 @@ type backup struct {
 
 	mu    sync.Mutex
 	stats Stats
-	lim   limits      // limits.go
-	gm    *gmailState // Gmail mode (gmail.go); nil otherwise
+	lim   limits // limits.go
+
+	gm *gmailState // Gmail mode (gmail.go); nil otherwise
 }
 
 // folderJob is a folder that needs synchronising.
