@@ -76,6 +76,15 @@ func TestGmailCLI(t *testing.T) {
 	if r = mailkeep(t, nil, "verify", "--archive", dir); r.code != 0 {
 		t.Errorf("verify: %d %s %s", r.code, r.stdout, r.stderr)
 	}
+	// Against the server: the views are not compared with the label
+	// folders' own UIDs; nothing differs right after the backup.
+	if r = mailkeep(t, pwEnv(), "verify", "--archive", dir, "--server", "--imap", url, "--tls", "none"); r.code != 0 {
+		t.Errorf("verify --server: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = mailkeep(t, pwEnv(), "check", "--imap", url, "--tls", "none", "--archive", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "Gmail label") || !strings.Contains(r.stdout, "fetch 0 messages") {
+		t.Errorf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 
 	// --gmail=false: folder by folder, every label folder its own copy.
 	off := filepath.Join(t.TempDir(), "off")
