@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
+	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
 
 // TestGmailCLI: backup of a Gmail account stores each message once and
@@ -85,6 +88,19 @@ func TestGmailCLI(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Gmail label") || !strings.Contains(r.stdout, "fetch 0 messages") {
 		t.Errorf("check: %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
+
+	// serve: each label is a mailbox with its messages' bytes.
+	sc := imaptest.Dial(t, startServe(t, nil, "--archive", dir), user, "x")
+	msgs := fetchAll(t, sc, "Work", &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}}})
+	if len(msgs) != len(work) {
+		t.Errorf("serve: Work holds %d messages, want %d", len(msgs), len(work))
+	}
+	for _, m := range msgs {
+		if !strings.Contains(string(m.BodySection[0].Bytes), "gmail cli") {
+			t.Errorf("serve: Work uid %d: %q", m.UID, m.BodySection[0].Bytes)
+		}
+	}
+	sc.Logout().Wait()
 
 	// --gmail=false: folder by folder, every label folder its own copy.
 	off := filepath.Join(t.TempDir(), "off")
