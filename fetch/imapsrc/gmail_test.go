@@ -430,3 +430,53 @@ func TestGmailDailyLimit(t *testing.T) {
 	t.Logf("finished after %d runs", runs+1)
 	checkGmailArchive(t, g, dir)
 }
+
+// TestGmailMeasure measures what Gmail mode saves: an account of 200
+// messages with 1-3 labels each (and its system folders) backed up in
+// Gmail mode and folder by folder (gmail = false), bytes downloaded (the
+// double's count of message bytes served) and stored (mail files and
+// catalog rows).
+func TestGmailMeasure(t *testing.T) {
+	fill := func(g *gmailtest.Server) {
+		r := rand.New(rand.NewPCG(13, 13))
+		words := strings.Fields("the a report meeting budget quarter invoice please find attached regards thanks project deadline review draft schedule office customer order shipping")
+		pool := []string{gmailtest.LabelInbox, gmailtest.LabelSent, gmailtest.LabelImportant, gmailtest.LabelStarred, "Work", "Work/2014", "Family", "Receipts", "Travel"}
+		for i := 0; i < 200; i++ {
+			var sb strings.Builder
+			for w := 0; w < 200+r.IntN(2000); w++ {
+				sb.WriteString(words[r.IntN(len(words))])
+				if w%12 == 11 {
+					sb.WriteString("\r\n")
+				} else {
+					sb.WriteByte(' ')
+				}
+			}
+			var labels []string
+			for _, j := range r.Perm(len(pool))[:1+r.IntN(3)] {
+				labels = append(labels, pool[j])
+			}
+			body := fmt.Sprintf("From: s%d@example.com\r\nMessage-ID: <m%d@example.com>\r\nSubject: message %d\r\n\r\n%s\r\n", i%17, i, i, sb.String())
+			g.Add(gmailtest.NewMessage{Body: []byte(body), Labels: labels})
+		}
+	}
+	type result struct {
+		down, files int64
+		rows        int
+	}
+	measure := func(gmail bool) (result, int64) {
+		g := gmailtest.Start(t, user, pass, gmailtest.Options{})
+		fill(g)
+		dir := t.TempDir()
+		if st := gmBackup(t, dir, g, gmail); len(st.Failures) > 0 {
+			t.Fatal(st.Failures)
+		}
+		return result{g.Downloaded(), archiveSize(t, dir), ownRows(t, dir)}, bodyBytes(g)
+	}
+	on, unique := measure(true)
+	off, _ := measure(false)
+	t.Logf("200 messages, %d bytes once: Gmail mode downloaded %d bytes, stored %d bytes of files in %d rows; folder by folder downloaded %d bytes (%.2fx), stored %d bytes (%.2fx) in %d rows",
+		unique, on.down, on.files, on.rows, off.down, float64(off.down)/float64(on.down), off.files, float64(off.files)/float64(on.files), off.rows)
+	if on.down != unique || on.rows != 200 || off.down <= on.down || off.files <= on.files {
+		t.Errorf("Gmail mode %+v, folder by folder %+v, unique %d", on, off, unique)
+	}
+}
