@@ -334,15 +334,16 @@ func (c *Catalog) ByGmailMsgIDs(ctx context.Context, folderID int64, ids []uint6
 }
 
 // GmailMissing reports whether a folder has live messages under
-// uidValidity without an X-GM-MSGID (backed up before Gmail mode, or
-// stored while Gmail did not answer for them): the next Gmail-mode run
-// reads the ids and labels of the whole folder once.
-func (c *Catalog) GmailMissing(ctx context.Context, folderID int64, uidValidity uint32) (bool, error) {
+// uidValidity with a UID above after without an X-GM-MSGID (backed up
+// before Gmail mode, or stored while Gmail did not answer for them): the
+// next Gmail-mode run reads the ids and labels of the whole folder once.
+// It walks the UID key from after on: 0 looks at the whole folder.
+func (c *Catalog) GmailMissing(ctx context.Context, folderID int64, uidValidity, after uint32) (bool, error) {
 	if !c.v5 {
 		return false, nil
 	}
 	var n int
-	err := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages WHERE folder_id=? AND uidvalidity=? AND expunged_run IS NULL AND gm_msgid IS NULL)`, folderID, uidValidity).Scan(&n)
+	err := c.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL AND gm_msgid IS NULL)`, folderID, uidValidity, after).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("catalog: folder %d: %w", folderID, err)
 	}

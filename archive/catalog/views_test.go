@@ -185,7 +185,7 @@ func TestReviveByGmailID(t *testing.T) {
 	if err := c.MarkExpunged(t.Context(), run, []int64{ms[1].ID}); err != nil {
 		t.Fatal(err)
 	}
-	if miss, err := c.GmailMissing(t.Context(), all.ID, 9); err != nil || miss {
+	if miss, err := c.GmailMissing(t.Context(), all.ID, 9, 0); err != nil || miss {
 		t.Fatalf("GmailMissing %v %v", miss, err)
 	}
 	got, err := c.ByGmailMsgIDs(t.Context(), all.ID, []uint64{ms[1].GmailMsgID, 77})

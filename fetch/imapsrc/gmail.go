@@ -147,7 +147,7 @@ func (b *backup) gmailSetup(c *imapclient.Client, jobs []*folderJob) error {
 		if f.UIDValidity == 0 {
 			continue
 		}
-		miss, err := b.a.Cat.GmailMissing(b.ctx, f.ID, f.UIDValidity)
+		miss, err := b.gmailMissing(f, f.UIDValidity)
 		if err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func (b *backup) gmailSync(s *folderSync) error {
 	if b.gm == nil || !b.gm.synced[s.f.Name] || s.sel.NumMessages == 0 {
 		return nil
 	}
-	missing, err := b.a.Cat.GmailMissing(b.ctx, s.f.ID, s.sel.UIDValidity)
+	missing, err := b.gmailMissing(s.f, s.sel.UIDValidity)
 	if err != nil {
 		return err
 	}
@@ -259,7 +259,57 @@ func (b *backup) gmailSync(s *folderSync) error {
 		}
 	}
 	raw.Logout()
+	// Every message of the folder has its ids once the fresh ones are
+	// stored: the next runs need not look for missing ones.
+	complete := true
+	for _, m := range s.fresh {
+		complete = complete && m.gm != nil
+	}
+	if err := b.setGmailComplete(s.f, s.sel.UIDValidity, uint32(s.sel.UIDNext), complete); err != nil {
+		return err
+	}
 	return b.gmailRevive(s)
+}
+
+// gmailMetaKey is the meta key that records that every message of a
+// folder stored under a UIDVALIDITY below a UID has its Gmail ids (value
+// "UIDVALIDITY:UIDNEXT"), so that a run looks for missing ones only among
+// the messages stored since (a run with gmail = false stores them
+// without).
+func gmailMetaKey(f *catalog.Folder) string { return "gmail_ids_folder_" + strconv.FormatInt(f.ID, 10) }
+
+// gmailMissing reports whether some live messages of folder f under
+// uidValidity lack their Gmail ids (backed up before Gmail mode, or not
+// answered for): then the folder is listed in full once.
+func (b *backup) gmailMissing(f *catalog.Folder, uidValidity uint32) (bool, error) {
+	v, err := b.a.Cat.Meta(b.ctx, gmailMetaKey(f))
+	if err != nil {
+		return false, err
+	}
+	var after uint32
+	if uv, next, ok := strings.Cut(v, ":"); ok && uv == strconv.FormatUint(uint64(uidValidity), 10) {
+		if n, err := strconv.ParseUint(next, 10, 32); err == nil && n > 0 {
+			after = uint32(n - 1)
+		}
+	}
+	return b.a.Cat.GmailMissing(b.ctx, f.ID, uidValidity, after)
+}
+
+// setGmailComplete records (or forgets) that every message of f under
+// uidValidity below uidNext will have its Gmail ids once this sync
+// commits. It is written before the bodies: a run that then stops leaves
+// only messages not in the catalog, which the next run fetches with their
+// ids.
+func (b *backup) setGmailComplete(f *catalog.Folder, uidValidity, uidNext uint32, complete bool) error {
+	v := ""
+	if complete {
+		v = strconv.FormatUint(uint64(uidValidity), 10) + ":" + strconv.FormatUint(uint64(uidNext), 10)
+	}
+	old, err := b.a.Cat.Meta(b.ctx, gmailMetaKey(f))
+	if err != nil || old == v {
+		return err
+	}
+	return b.a.Cat.SetMeta(b.ctx, gmailMetaKey(f), v)
 }
 
 // gmailChanges compares Gmail's ids and labels of known messages with the
