@@ -3,6 +3,7 @@ package catalog
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -199,5 +200,55 @@ func TestReviveByGmailID(t *testing.T) {
 	m, err := c.ByUID(t.Context(), work, 40)
 	if err != nil || m.ExpungedRun != 0 || m.ID != ms[1].ID {
 		t.Fatalf("revived: %+v %v", m, err)
+	}
+}
+
+// The queries of Gmail mode and of the views use an index.
+func TestViewQueriesUseIndex(t *testing.T) {
+	c := open(t)
+	fill(t, c, 3, 50)
+	v := viewInfo{of: 1, label: "Work"}
+	viewed := func(q string, n int) string {
+		out, _ := viewQuery(q, v, make([]any, n))
+		return out
+	}
+	for _, q := range []struct {
+		use, q string
+		sortOK bool
+	}{
+		{"view: Live", viewed(`SELECT `+msgCols5+liveFrom, 1), true},
+		{"view: All", viewed(`SELECT `+msgCols5+allFrom, 1), false},
+		{"view: ByUID", viewed(`SELECT `+msgCols5+byUIDFrom, 3), false},
+		{"view: Counts", viewed(`SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, 1), false},
+		{"view: folder", `SELECT COALESCE(view_of,0), COALESCE(label,'') FROM folders WHERE id=?`, false},
+		{"gmail: ByGmailMsgIDs", `SELECT ` + msgCols5 + ` FROM messages WHERE gm_msgid IN (?,?) AND folder_id=? ORDER BY id`, true},
+		{"gmail: GmailMissing", `SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL AND gm_msgid IS NULL)`, false},
+	} {
+		args := make([]any, strings.Count(q.q, "?"))
+		for i := range args {
+			args[i] = i + 1
+		}
+		rows, err := c.db.Query(`EXPLAIN QUERY PLAN `+q.q, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q.use, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		for _, step := range plan {
+			if strings.HasPrefix(step, "SCAN ") && step != "SCAN CONSTANT ROW" && !strings.HasPrefix(step, "SCAN (subquery") {
+				t.Errorf("%s: scans a table: %s", q.use, strings.Join(plan, "; "))
+			}
+			if strings.Contains(step, "TEMP B-TREE") && !q.sortOK {
+				t.Errorf("%s: sorts: %s", q.use, strings.Join(plan, "; "))
+			}
+		}
 	}
 }
