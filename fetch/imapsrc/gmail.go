@@ -200,7 +200,7 @@ func (b *backup) gmailSync(s *folderSync) error {
 	}
 	raw, err := b.gm.dial.DialRaw(b.ctx)
 	if err != nil {
-		return fmt.Errorf("Gmail ids: %w", err)
+		return fmt.Errorf("X-GM-MSGID, X-GM-LABELS: %w", err)
 	}
 	stop := context.AfterFunc(b.ctx, func() { raw.Close() })
 	defer func() {
@@ -208,7 +208,7 @@ func (b *backup) gmailSync(s *folderSync) error {
 		raw.Close()
 	}()
 	if err := examineRaw(raw, s.f.Name, s.sel.UIDValidity); err != nil {
-		return fmt.Errorf("Gmail ids: %w", err)
+		return fmt.Errorf("X-GM-MSGID, X-GM-LABELS: %w", err)
 	}
 	gc := gmailext.NewBuffered(raw.R, raw.W, nil)
 	fresh := make(map[uint32]int, len(s.fresh))
@@ -236,7 +236,7 @@ func (b *backup) gmailSync(s *folderSync) error {
 	}
 	opt := gmailext.FetchOptions{ModSeq: b.condstore, ChangedSince: since}
 	if _, err := gc.FetchMetaEach(b.ctx, "1:*", opt, each); err != nil {
-		return fmt.Errorf("Gmail ids: %w", err)
+		return fmt.Errorf("X-GM-MSGID, X-GM-LABELS: %w", err)
 	}
 	if err := b.gmailChanges(s, batch); err != nil {
 		return err
@@ -253,7 +253,7 @@ func (b *backup) gmailSync(s *folderSync) error {
 		for len(uids) > 0 {
 			n := min(len(uids), catalog.MaxUIDBatch)
 			if _, err := gc.FetchMetaEach(b.ctx, uidSet(uids[:n]), gmailext.FetchOptions{ModSeq: b.condstore}, each); err != nil {
-				return fmt.Errorf("Gmail ids: %w", err)
+				return fmt.Errorf("X-GM-MSGID, X-GM-LABELS: %w", err)
 			}
 			uids = uids[n:]
 		}
