@@ -285,7 +285,7 @@ func (b *backup) ensureFolders(jobs []*folderJob, known []*catalog.Folder) ([]*c
 	for i, j := range jobs {
 		name := normInbox(j.list.Mailbox, j.list.Delim)
 		su := specialUse(j.list.Attrs)
-		if f := byName[name]; f != nil && f.Unchanged(j.list.Delim, su) {
+		if f := byName[name]; f != nil && (f.Unchanged(j.list.Delim, su) || f.IsView()) { // views: gmail.go
 			out[i] = f
 			continue
 		}
