@@ -260,15 +260,22 @@ func (b *backup) gmailSync(s *folderSync) error {
 	}
 	raw.Logout()
 	// Every message of the folder has its ids once the fresh ones are
-	// stored: the next runs need not look for missing ones.
-	complete := true
+	// stored (gmailDone records it then).
+	s.gmComplete = true
 	for _, m := range s.fresh {
-		complete = complete && m.gm != nil
-	}
-	if err := b.setGmailComplete(s.f, s.sel.UIDValidity, uint32(s.sel.UIDNext), complete); err != nil {
-		return err
+		s.gmComplete = s.gmComplete && m.gm != nil
 	}
 	return b.gmailRevive(s)
+}
+
+// gmailDone runs after a Gmail folder synchronised without a failure:
+// when every message then had its ids, the next runs look for missing
+// ones only among messages stored after it.
+func (b *backup) gmailDone(s *folderSync) error {
+	if b.gm == nil || !b.gm.synced[s.f.Name] || !s.gmComplete {
+		return nil
+	}
+	return b.setGmailComplete(s.f, s.sel.UIDValidity, uint32(s.sel.UIDNext), true)
 }
 
 // gmailMetaKey is the meta key that records that every message of a
@@ -296,10 +303,7 @@ func (b *backup) gmailMissing(f *catalog.Folder, uidValidity uint32) (bool, erro
 }
 
 // setGmailComplete records (or forgets) that every message of f under
-// uidValidity below uidNext will have its Gmail ids once this sync
-// commits. It is written before the bodies: a run that then stops leaves
-// only messages not in the catalog, which the next run fetches with their
-// ids.
+// uidValidity below uidNext has its Gmail ids.
 func (b *backup) setGmailComplete(f *catalog.Folder, uidValidity, uidNext uint32, complete bool) error {
 	v := ""
 	if complete {

@@ -63,6 +63,7 @@ type folderSync struct {
 
 	flagChanges, expunged int
 	labelChanges          int  // Gmail mode: messages whose labels changed
+	gmComplete            bool // Gmail mode: every message will have its ids (gmail.go)
 	done                  bool // finish ran
 }
 
@@ -93,7 +94,10 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 		return err
 	}
 	failed, err := s.storeNew()
-	return s.finish(failed, err)
+	if err := s.finish(failed, err); err != nil || failed {
+		return err
+	}
+	return b.gmailDone(s) // gmail.go
 }
 
 // examined is a folder after EXAMINE.
