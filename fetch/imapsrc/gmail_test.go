@@ -406,14 +406,20 @@ func TestGmailCatalogLoss(t *testing.T) {
 // Gmail-mode backup part way; the next days' runs finish it, with every
 // message stored once and every label listed.
 func TestGmailDailyLimit(t *testing.T) {
+	for _, bye := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bye %v", bye), func(t *testing.T) { testGmailDailyLimit(t, bye) })
+	}
+}
+
+func testGmailDailyLimit(t *testing.T, bye bool) {
 	clk := &dayClock{now: time.Date(2026, 2, 1, 12, 0, 0, 0, time.UTC)}
-	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyDownload: 8000, Now: clk.Now})
+	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyDownload: 8000, Now: clk.Now, ByeOnQuota: bye})
 	gmailAccount(t, g, 30, 6)
 	dir := t.TempDir()
 	runs := 0
 	for ; runs < 20; runs++ {
 		st := gmBackup(t, dir, g, true)
-		if runs == 0 && (st.Stopped == nil || st.Fetched == 0) {
+		if runs == 0 && (st.Stopped == nil || st.Fetched == 0 || st.Fetched >= 30) {
 			t.Fatalf("first run not stopped by the quota: %+v", st)
 		}
 		if st.Stopped == nil {
