@@ -51,7 +51,6 @@ type View struct {
 	Delim      rune
 	SpecialUse string
 	Label      string // the label as X-GM-LABELS names it: \Inbox, \Sent, Work/2014
-	Path       string // the archive path a folder of this name would have (kept unused)
 }
 
 // viewPath is the folders.path of a view: unique (the column is), and

@@ -133,7 +133,7 @@ func (b *backup) gmailSetup(c *imapclient.Client, jobs []*folderJob) error {
 			}
 			continue
 		}
-		views = append(views, catalog.View{Name: name, Delim: j.list.Delim, SpecialUse: su, Label: gmailLabel(name, su), Path: b.a.FolderPath(name, j.list.Delim)})
+		views = append(views, catalog.View{Name: name, Delim: j.list.Delim, SpecialUse: su, Label: gmailLabel(name, su)})
 	}
 	cats, err := b.ensureFolders(own, known)
 	if err != nil {
