@@ -356,7 +356,13 @@ func (a *Archive) Walk(ctx context.Context, f *catalog.Folder, msgs []*catalog.M
 	defer rc.Close()
 	// The stream holds every message stored from the first wanted one on;
 	// skip those not asked for by counting them off the catalog.
-	all, err := a.Cat.All(ctx, f.ID)
+	// A Gmail label view's messages live in the file of the folder it
+	// shows: count off every message of that file.
+	fileFolder := f.ID
+	if f.IsView() {
+		fileFolder = f.ViewOf
+	}
+	all, err := a.Cat.All(ctx, fileFolder)
 	if err != nil {
 		return err
 	}

@@ -272,6 +272,7 @@ func (a *Archive) reindexFiles(ctx context.Context, run int64, trusted bool, st 
 		byPath[p] = f
 		folders = append(folders, f)
 	}
+	folders = ownFolders(folders) // a Gmail label view has no file
 	st.Folders = len(folders)
 	for _, f := range folders {
 		known := trusted && f.CommittedSize > 0

@@ -34,6 +34,7 @@ func (a *Archive) repair(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	folders = ownFolders(folders) // a Gmail label view has no file
 	killedSince, err := a.Cat.UnfinishedSince(ctx)
 	if err != nil {
 		return err

@@ -27,6 +27,10 @@ type Incoming struct {
 	ModSeq       uint64
 	InternalDate time.Time // IMAP INTERNALDATE; zero for POP3 (the Received: date or now is used)
 	Flags        []string
+	// Gmail (X-GM-MSGID, X-GM-THRID, X-GM-LABELS), committed with the
+	// message; zero and nil elsewhere.
+	GmailMsgID, GmailThrID uint64
+	Labels                 []string
 }
 
 // FolderWriter appends messages to one folder of an archive. Stored
@@ -105,6 +109,9 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 		ModSeq:       in.ModSeq,
 		InternalDate: in.InternalDate,
 		Flags:        in.Flags,
+		GmailMsgID:   in.GmailMsgID,
+		GmailThrID:   in.GmailThrID,
+		Labels:       in.Labels,
 		MessageID:    hdr.MessageID,
 		Sender:       hdr.From,
 		Subject:      hdr.Subject,

@@ -65,6 +65,12 @@ type Catalog struct {
 	folders      []Folder
 	foldersGen   uint64
 	foldersOK    bool
+
+	// views caches the label folders of a writing open (views.go).
+	viewsMu  sync.Mutex
+	views    map[int64]viewInfo
+	viewsGen uint64
+	viewsOK  bool
 }
 
 // detectSchema sets c.v4 from the messages table's columns.
@@ -434,6 +440,7 @@ func (c *Catalog) readFolders(ctx context.Context) ([]Folder, error) {
 		return nil, err
 	}
 	slices.SortFunc(out, func(a, b Folder) int { return strings.Compare(a.Name, b.Name) })
+	resolveViews(out)
 	return out, nil
 }
 
@@ -443,7 +450,10 @@ func (c *Catalog) Folder(ctx context.Context, name string) (*Folder, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("folder %q: %w", name, ErrNotFound)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return f, c.resolveView(ctx, f)
 }
 
 // Unchanged reports whether EnsureFolder would return f as it is for the
@@ -748,22 +758,34 @@ const (
 
 // Live returns the messages of a folder that are not marked expunged, in UID order.
 func (c *Catalog) Live(ctx context.Context, folderID int64) ([]*Message, error) {
-	return c.query(ctx, `SELECT `+c.msgCols()+liveFrom, folderID)
+	q, args, err := c.forFolder(ctx, `SELECT `+c.msgCols()+liveFrom, folderID)
+	if err != nil {
+		return nil, err
+	}
+	return c.query(ctx, q, args...)
 }
 
 // All returns every message of a folder, expunged ones included, in storage order.
 func (c *Catalog) All(ctx context.Context, folderID int64) ([]*Message, error) {
-	return c.query(ctx, `SELECT `+c.msgCols()+allFrom, folderID)
+	q, args, err := c.forFolder(ctx, `SELECT `+c.msgCols()+allFrom, folderID)
+	if err != nil {
+		return nil, err
+	}
+	return c.query(ctx, q, args...)
 }
 
 // Each calls fn for every message of a folder in storage order without
 // holding them all in memory.
 func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) error) error {
-	st, err := c.prepared(ctx, `SELECT `+c.msgCols()+allFrom)
+	q, args, err := c.forFolder(ctx, `SELECT `+c.msgCols()+allFrom, folderID)
 	if err != nil {
 		return err
 	}
-	rows, err := st.QueryContext(ctx, folderID)
+	st, err := c.prepared(ctx, q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}
@@ -783,12 +805,19 @@ func (c *Catalog) Each(ctx context.Context, folderID int64, fn func(*Message) er
 // ByUID returns the message of a folder with the given UID, preferring the
 // folder's current UIDVALIDITY.
 func (c *Catalog) ByUID(ctx context.Context, f *Folder, uid uint32) (*Message, error) {
-	ms, err := c.query(ctx, `SELECT `+c.msgCols()+byUIDFrom, f.ID, f.UIDValidity, uid)
+	q, args, err := c.forFolder(ctx, `SELECT `+c.msgCols()+byUIDFrom, f.ID, f.UIDValidity, uid)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := c.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
-		if ms, err = c.query(ctx, `SELECT `+c.msgCols()+byUIDAnyFrom, f.ID, uid); err != nil {
+		if q, args, err = c.forFolder(ctx, `SELECT `+c.msgCols()+byUIDAnyFrom, f.ID, uid); err != nil {
+			return nil, err
+		}
+		if ms, err = c.query(ctx, q, args...); err != nil {
 			return nil, err
 		}
 	}
@@ -962,7 +991,11 @@ func (c *Catalog) RunStarted(ctx context.Context, id int64) (time.Time, error) {
 
 // Counts returns the number of messages of a folder, and of those marked expunged.
 func (c *Catalog) Counts(ctx context.Context, folderID int64) (total, expunged int, bytes int64, err error) {
-	err = c.queryRow(ctx, `SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID).Scan(&total, &expunged, &bytes)
+	q, args, err := c.forFolder(ctx, `SELECT COUNT(*), COUNT(expunged_run), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`, folderID)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	err = c.queryRow(ctx, q, args...).Scan(&total, &expunged, &bytes)
 	return
 }
 

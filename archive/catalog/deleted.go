@@ -60,11 +60,15 @@ func (c *Catalog) Deleted(ctx context.Context, folderID int64) (Deleted, error) 
 	if !v2 {
 		q = `SELECT id, expunged_run FROM messages WHERE folder_id=? AND expunged_run IN (` + deletingRuns + `)`
 	}
+	q, args, err := c.forFolder(ctx, q, folderID)
+	if err != nil {
+		return nil, err
+	}
 	st, err := c.prepared(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
 	}
-	rows, err := st.QueryContext(ctx, folderID)
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: deleted messages: %w", err)
 	}
@@ -104,7 +108,11 @@ func (c *Catalog) CountStates(ctx context.Context, folderID int64) (FolderCounts
 		q = `SELECT COUNT(*), COUNT(expunged_run) - COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0),
 			COALESCE(SUM(expunged_run IN (` + deletingRuns + `)),0), COALESCE(SUM(size),0) FROM messages WHERE folder_id=?`
 	}
-	err = c.queryRow(ctx, q, folderID).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
+	q, args, err := c.forFolder(ctx, q, folderID)
+	if err != nil {
+		return n, err
+	}
+	err = c.queryRow(ctx, q, args...).Scan(&n.Total, &n.Expunged, &n.Deleted, &n.Bytes)
 	return n, err
 }
 

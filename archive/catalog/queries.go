@@ -20,11 +20,15 @@ func (c *Catalog) fileOrderQuery() string {
 // statement, one read transaction). Nothing is held beyond the current
 // row. It is verify's reading of a folder.
 func (c *Catalog) EachInFileOrder(ctx context.Context, folderID int64, fn func(m *Message, committedSize int64) error) error {
-	st, err := c.prepared(ctx, c.fileOrderQuery())
+	q, args, err := c.forFolder(ctx, c.fileOrderQuery(), folderID)
 	if err != nil {
 		return err
 	}
-	rows, err := st.QueryContext(ctx, folderID)
+	st, err := c.prepared(ctx, q)
+	if err != nil {
+		return err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return err
 	}

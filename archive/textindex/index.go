@@ -282,6 +282,9 @@ func (ix *Index) Update(ctx context.Context, a *archive.Archive, opt UpdateOptio
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
+		if f.IsView() { // a Gmail label: its messages are indexed once, in All Mail
+			continue
+		}
 		if err := ix.updateFolder(ctx, a, f, opt, ids, &st); err != nil {
 			if ctx.Err() != nil {
 				return st, err
@@ -670,6 +673,12 @@ func (ix *Index) Search(ctx context.Context, catalogPath string, q Node, limit i
 	}
 	defer conn.ExecContext(context.Background(), `DETACH DATABASE cat`)
 	var c compiler
+	// Gmail labels (catalog schema 5) for folder: and label:.
+	var gm int
+	if err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages','cat') WHERE name='labels'`).Scan(&gm); err != nil {
+		return nil, fmt.Errorf("reading the catalog: %w", err)
+	}
+	c.gmail = gm > 0
 	var where string
 	// Row ids order by date (see ids): read newest first and stop at the
 	// limit. A query with a full-text part is driven by FTS5, which hands
@@ -769,7 +778,10 @@ func (ix *Index) Count(ctx context.Context) (int, error) {
 
 // compiler turns a query into an SQL condition over docs d and the
 // catalog's messages m.
-type compiler struct{ args []any }
+type compiler struct {
+	args  []any
+	gmail bool // the catalog has Gmail labels (schema 5)
+}
 
 // driver splits a query for an FTS5-driven search: the full-text
 // expression (the query itself, or the text terms of a top-level AND,
@@ -894,6 +906,12 @@ func (c *compiler) match(e string) string {
 	return "d.id IN (SELECT rowid FROM fts WHERE fts MATCH " + c.arg(e) + ")"
 }
 
+// hasGmailLabel is the SQL test that the message's Gmail labels (one per
+// line, matched without case) hold the label expression.
+func hasGmailLabel(label string) string {
+	return "instr(char(10) || lower(COALESCE(m.labels, '')) || char(10), char(10) || lower(" + label + ") || char(10)) > 0"
+}
+
 func hasFlag(flag string) string {
 	return "instr(lower(' ' || m.flags || ' '), ' " + flag + " ') > 0"
 }
@@ -901,9 +919,21 @@ func hasFlag(flag string) string {
 func (c *compiler) term(t Term) string {
 	switch t.Field {
 	case "folder":
-		return "d.folder = " + c.arg(t.Value) + " COLLATE NOCASE"
+		if !c.gmail {
+			return "d.folder = " + c.arg(t.Value) + " COLLATE NOCASE"
+		}
+		// Or a Gmail label folder (a view): the messages of the folder it
+		// shows that carry its label.
+		return "(d.folder = " + c.arg(t.Value) + " COLLATE NOCASE OR EXISTS (SELECT 1 FROM cat.folders vf WHERE vf.name = " + c.arg(t.Value) +
+			" COLLATE NOCASE AND vf.view_of = m.folder_id AND " + hasGmailLabel("vf.label") + "))"
 	case "label":
-		return "instr(lower(' ' || m.flags || ' '), " + c.arg(" "+strings.ToLower(t.Value)+" ") + ") > 0"
+		// An IMAP keyword, or a Gmail label (label:work, label:inbox for \Inbox).
+		v := strings.ToLower(t.Value)
+		if !c.gmail {
+			return "instr(lower(' ' || m.flags || ' '), " + c.arg(" "+v+" ") + ") > 0"
+		}
+		return "(instr(lower(' ' || m.flags || ' '), " + c.arg(" "+v+" ") + ") > 0 OR " + hasGmailLabel(c.arg(v)) +
+			" OR " + hasGmailLabel(c.arg(`\`+v)) + ")"
 	case "has":
 		return "d.attachments > 0"
 	case "is":

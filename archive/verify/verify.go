@@ -191,7 +191,7 @@ func Run(ctx context.Context, a *archive.Archive, opt Options) (*Report, error) 
 		return v.rep, fmt.Errorf("archive %s: reading folders: %w", a.Dir, err)
 	}
 	for _, f := range folders {
-		if !v.sel.Match(folderPath(f)) {
+		if !v.sel.Match(folderPath(f)) || f.IsView() { // a Gmail label view: its messages are All Mail's
 			continue
 		}
 		v.rep.Folders++

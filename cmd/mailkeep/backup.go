@@ -116,6 +116,7 @@ type backupJob struct {
 	pop3             pop3Flags
 	index            bool             // update the search index after the backup (--index)
 	budget           provlimit.Budget // max_bytes_per_run, max_messages_per_run
+	noGmail          bool             // gmail = false, --gmail=false
 	// server resolves the connection settings (reads the password).
 	server func(ctx context.Context) (account.Server, imapconn.Config, error)
 }
@@ -135,6 +136,7 @@ type backupOpts struct {
 	shard                    shardFlag
 	metricsPush              string
 	budget                   provlimit.Budget
+	gmail                    bool
 }
 
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -159,6 +161,7 @@ func (o *backupOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsFile, "metrics-file", "", "write Prometheus textfile metrics here after the run")
 	fs.BoolVar(&o.index, "index", false, "update the search index after the backup (always done once the archive has one)")
 	budgetVars(fs, &o.budget)
+	gmailVar(fs, &o.gmail)
 }
 
 func (o *backupOpts) run(ctx context.Context) error {
@@ -195,7 +198,7 @@ func (o *backupOpts) exec(ctx context.Context) int {
 		}
 		fmtOpt = f
 	}
-	job := backupJob{dir: o.dir, format: fmtOpt, level: o.level, folders: o.folders, exclude: o.exclude, conns: o.conns, pop3: o.pf, server: o.cf.server, index: o.index, budget: o.budget}
+	job := backupJob{dir: o.dir, format: fmtOpt, level: o.level, folders: o.folders, exclude: o.exclude, conns: o.conns, pop3: o.pf, server: o.cf.server, index: o.index, budget: o.budget, noGmail: !o.gmail}
 	bar := progress.New(o.stderr, "backup", o.com.quiet)
 	totals := &plannedTotals{line: bar}
 	sum, err := runBackup(ctx, job, o.stdout, log, backupProgress{add: bar.Add, planned: totals.add})
@@ -257,7 +260,7 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 		prefix = job.name + ": "
 	}
 	src := newSource(srv, cfg, sourceSettings{folders: job.folders, exclude: job.exclude, conns: job.conns, budget: job.budget,
-		pop3: job.pop3, log: log, prog: prog, stdout: stdout, prefix: prefix})
+		noGmail: job.noGmail, pop3: job.pop3, log: log, prog: prog, stdout: stdout, prefix: prefix})
 	st, err := src.backup(ctx, a, run)
 	sum.Seconds = time.Since(start).Seconds()
 	sum.Folders, sum.Unchanged, sum.Fetched, sum.Bytes = st.Folders, st.Unchanged, st.Fetched, st.Bytes

@@ -44,7 +44,7 @@ func backupConfigured(ctx context.Context, fs *flag.FlagSet, cf configFlag, com 
 	var bad []string
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "archive", "format", "folder", "exclude", "connections", "tls", "ca-file", "password-file", "password-command", "delete", "keep-days", "no-uidl", "max-bytes-per-run", "max-messages-per-run":
+		case "archive", "format", "folder", "exclude", "connections", "tls", "ca-file", "password-file", "password-command", "delete", "keep-days", "no-uidl", "max-bytes-per-run", "max-messages-per-run", "gmail":
 			bad = append(bad, "--"+f.Name)
 		}
 	})
@@ -152,8 +152,9 @@ func configJob(a config.Account, dryRun bool) backupJob {
 	job := backupJob{
 		name: a.Name, dir: a.Archive, format: archive.Format(a.Format), level: a.CompressionLevel,
 		folders: a.Folders, exclude: a.Exclude, conns: a.Connections,
-		budget: provlimit.Budget{MaxBytes: a.MaxBytesPerRun, MaxMessages: a.MaxMessagesPerRun},
-		server: func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, a) },
+		budget:  provlimit.Budget{MaxBytes: a.MaxBytesPerRun, MaxMessages: a.MaxMessagesPerRun},
+		noGmail: a.Gmail != nil && !*a.Gmail,
+		server:  func(ctx context.Context) (account.Server, imapconn.Config, error) { return accountServer(ctx, a) },
 	}
 	if a.POP3 != "" {
 		job.pop3 = pop3Flags{del: a.Delete, keepDays: a.KeepDays, noUIDL: a.NoUIDL, dryRun: dryRun}

@@ -30,6 +30,7 @@ type sourceSettings struct {
 	folders, exclude []string // IMAP folder globs
 	conns            int
 	budget           provlimit.Budget
+	noGmail          bool // gmail = false, --gmail=false: no Gmail mode
 	pop3             pop3Flags
 	log              *slog.Logger
 	prog             backupProgress
@@ -56,6 +57,7 @@ func (i imapSource) options() imapsrc.Options {
 func (i imapSource) backup(ctx context.Context, a *archive.Archive, run int64) (fetch.Stats, error) {
 	opt := i.options()
 	opt.Progress, opt.Planned, opt.Budget = i.s.prog.add, i.s.prog.planned, i.s.budget
+	opt.Gmail = !i.s.noGmail
 	return imapsrc.Backup(ctx, a, run, opt)
 }
 

@@ -19,7 +19,7 @@ func archiveTotals(ctx context.Context, a *archive.Archive, include, exclude []s
 	var n int
 	var b int64
 	for _, f := range fl {
-		if !sel.Match(f.Name) {
+		if !sel.Match(f.Name) || f.IsView() { // a Gmail label: its messages are counted in All Mail
 			continue
 		}
 		c, err := a.Cat.CountStates(ctx, f.ID)

@@ -66,6 +66,11 @@ type Options struct {
 	// again (nil: the wall clock); Backoff is the policy (retry.go).
 	Sleeper provlimit.Sleeper
 	Backoff provlimit.Backoff
+	// Gmail turns Gmail mode on for a server that offers X-GM-EXT-1: All
+	// Mail, Spam and Trash are backed up with each message's labels, the
+	// other folders become views (gmail.go). cmd/mailkeep sets it unless
+	// the config says gmail = false.
+	Gmail bool
 }
 
 // Stats is what a backup did.
@@ -84,6 +89,8 @@ type backup struct {
 	mu    sync.Mutex
 	stats Stats
 	lim   limits // limits.go
+
+	gm *gmailState // Gmail mode (gmail.go); nil otherwise
 }
 
 // folderJob is a folder that needs synchronising.
@@ -103,6 +110,9 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 	}
 	defer s.close()
 	b, c := s.b, s.c
+	if err := b.gmailSetup(c, s.jobs); err != nil {
+		return b.stats, err
+	}
 	jobs, err := b.plan(s.jobs, s.sel)
 	if err != nil {
 		return b.stats, err
@@ -223,7 +233,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 		return nil, err
 	}
 	for _, f := range known {
-		if seen[f.Name] || f.GoneRun != 0 || !sel.Match(folderPath(f)) {
+		if seen[f.Name] || f.GoneRun != 0 || f.IsFrozen() || !sel.Match(folderPath(f)) {
 			continue
 		}
 		n, err := b.a.Cat.MarkFolderGone(b.ctx, f.ID, b.run)
@@ -246,7 +256,7 @@ func (b *backup) plan(jobs []*folderJob, sel *glob.Set) ([]*folderJob, error) {
 	for i, j := range jobs {
 		f := cats[i]
 		j.cat = f
-		if unchanged(f, j.status, b.condstore) {
+		if b.skipView(f) || (unchanged(f, j.status, b.condstore) && !b.gm.forced(f)) {
 			b.stats.Unchanged++
 			continue
 		}
@@ -279,7 +289,7 @@ func (b *backup) ensureFolders(jobs []*folderJob, known []*catalog.Folder) ([]*c
 	for i, j := range jobs {
 		name := normInbox(j.list.Mailbox, j.list.Delim)
 		su := specialUse(j.list.Attrs)
-		if f := byName[name]; f != nil && f.Unchanged(j.list.Delim, su) {
+		if f := byName[name]; f != nil && (f.Unchanged(j.list.Delim, su) || f.IsView()) { // views: gmail.go
 			out[i] = f
 			continue
 		}

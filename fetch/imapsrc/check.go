@@ -44,6 +44,15 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 		seen[name] = true
 		fc := fetch.FolderCheck{Folder: name, Server: int(msgCount(j.status))}
 		f := known[name]
+		if f != nil && f.IsView() {
+			total, x, _, err := cat.Counts(ctx, f.ID)
+			if err != nil {
+				return out, err
+			}
+			fc.Archived, fc.Note = total-x, "Gmail label: shown from All Mail, nothing fetched for it"
+			out.Folders = append(out.Folders, fc)
+			continue
+		}
 		var last uint32
 		switch {
 		case f == nil || f.GoneRun != 0:
@@ -74,7 +83,7 @@ func Check(ctx context.Context, cat *catalog.Catalog, opt Options) (fetch.Check,
 		out.Folders = append(out.Folders, fc)
 	}
 	for name, f := range known {
-		if !seen[name] && f.GoneRun == 0 && sel.Match(folderPath(f)) {
+		if !seen[name] && f.GoneRun == 0 && !f.IsFrozen() && sel.Match(folderPath(f)) {
 			total, x, _, _ := cat.Counts(ctx, f.ID)
 			out.Folders = append(out.Folders, fetch.FolderCheck{Folder: name, Server: -1, Archived: total - x, Note: "gone from server: archived mail is kept"})
 		}

@@ -70,6 +70,9 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 	for _, j := range jobs {
 		name := normInbox(j.list.Mailbox, j.list.Delim)
 		seen[name] = true
+		if f := byName[name]; f != nil && f.IsView() {
+			continue // a Gmail label: its messages are All Mail's, compared there
+		}
 		d, err := compareFolder(ctx, c, cat, j, byName[name])
 		if err != nil {
 			return out, err
@@ -78,7 +81,7 @@ func Compare(ctx context.Context, cat *catalog.Catalog, opt Options) ([]*FolderD
 		out = append(out, d)
 	}
 	for _, f := range known {
-		if !seen[f.Name] && f.GoneRun == 0 && sel.Match(folderPath(f)) {
+		if !seen[f.Name] && f.GoneRun == 0 && !f.IsFrozen() && sel.Match(folderPath(f)) {
 			d := &FolderDiff{Folder: f.Name, InArchive: true, ArchiveValidity: f.UIDValidity}
 			if d.Gone, err = liveUIDs(ctx, cat, f, f.UIDValidity); err != nil {
 				return out, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -41,6 +42,7 @@ type srvMsg struct {
 	size   int64
 	modseq uint64
 	msgID  string
+	gm     *gmailext.Message // Gmail mode: ids and labels (gmail.go)
 }
 
 // folderSync is one folder being synchronised. Its memory follows what
@@ -60,6 +62,8 @@ type folderSync struct {
 	w       *archive.FolderWriter // opened at the first write: an empty folder gets no file
 
 	flagChanges, expunged int
+	labelChanges          int  // Gmail mode: messages whose labels changed
+	gmComplete            bool // Gmail mode: every message will have its ids (gmail.go)
 	done                  bool // finish ran
 	unsure                bool // expunges not marked (search.go): status left unrecorded
 }
@@ -90,8 +94,14 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	if err := s.expunges(full); err != nil {
 		return err
 	}
+	if err := b.gmailSync(s); err != nil { // gmail.go
+		return err
+	}
 	failed, err := s.storeNew()
-	return s.finish(failed || s.unsure, err)
+	if err := s.finish(failed || s.unsure, err); err != nil || failed {
+		return err
+	}
+	return b.gmailDone(s) // gmail.go
 }
 
 // examined is a folder after EXAMINE.
@@ -373,7 +383,7 @@ func (s *folderSync) finish(failed bool, err error) error {
 		n, by = w.Stored()
 	}
 	b.mu.Lock()
-	b.stats.FlagChanges += s.flagChanges
+	b.stats.FlagChanges += s.flagChanges + s.labelChanges
 	b.stats.Expunged += s.expunged
 	b.stats.Fetched += n
 	b.stats.Bytes += by
@@ -471,7 +481,9 @@ func (b *backup) storeNew(c *imapclient.Client, w *archive.FolderWriter, uidVali
 	name := w.Folder().Name
 	store := func(uid imap.UID, r io.Reader) error {
 		s := meta[uid]
-		_, err := w.Add(&archive.Incoming{UIDValidity: uidValidity, UID: uint32(uid), ModSeq: s.modseq, InternalDate: s.date, Flags: s.flags}, r)
+		in := &archive.Incoming{UIDValidity: uidValidity, UID: uint32(uid), ModSeq: s.modseq, InternalDate: s.date, Flags: s.flags}
+		s.setGmail(in)
+		_, err := w.Add(in, r)
 		if err != nil {
 			return err
 		}

@@ -91,6 +91,10 @@ type Account struct {
 	// downloads (0: no bound); the next run continues. IMAP only.
 	MaxBytesPerRun    int64 `toml:"max_bytes_per_run"`
 	MaxMessagesPerRun int64 `toml:"max_messages_per_run"`
+	// Gmail, when false, turns Gmail mode off (a Gmail account is then
+	// backed up folder by folder); unset or true: on where the server
+	// offers X-GM-EXT-1. IMAP only.
+	Gmail *bool `toml:"gmail"`
 
 	// POP3 only.
 	Delete   bool `toml:"delete"`
@@ -371,6 +375,9 @@ func (c *checker) protocol(cfg *Config, i int, a *Account, where string) {
 				c.add(c.pos.accountKey(i, k.key), "%s: %s is a POP3 option", where, k.key)
 			}
 		}
+	}
+	if a.POP3 != "" && a.Gmail != nil {
+		c.add(c.pos.accountKey(i, "gmail"), "%s: gmail is an IMAP option", where)
 	}
 	if a.POP3 != "" && (len(a.Folders) > 0 || len(a.Exclude) > 0) {
 		c.add(c.pos.accountKey(i, "folders"), "%s: folders and exclude are IMAP options (POP3 has only INBOX)", where)
