@@ -139,7 +139,7 @@ func (fr *folderRun) storeLabels() error {
 	if _, err = raw.Cmd("SELECT " + imapconn.Mailbox(fr.dst)); err != nil {
 		return fmt.Errorf("SELECT %q to store Gmail labels: %w", fr.dst, err)
 	}
-	g := gmailext.NewBuffered(raw.R, raw.W, nil)
+	g := gmailext.NewBuffered(raw.Reader(), raw.Writer(), nil)
 	uids := make([]imap.UID, 0, len(keyOf))
 	for uid := range keyOf {
 		uids = append(uids, uid)

@@ -127,7 +127,6 @@ import (
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/archive/layout"
 	"github.com/mailkeep/mailkeep/internal/glob"
-	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -219,6 +218,20 @@ type AppendConn interface {
 	Close() error
 }
 
+// LabelConn is the raw connection Gmail labels are read and stored over
+// (gmail.go): internal/imapconn's Raw, which cmd/mailkeep dials.
+type LabelConn interface {
+	// Cmd sends one command and reads to its completion: the untagged
+	// lines, or an error for NO and BAD.
+	Cmd(cmd string) ([]string, error)
+	// Reader and Writer are the connection's buffers, for the Gmail
+	// extension's own reader (internal/gmailext).
+	Reader() *bufio.Reader
+	Writer() *bufio.Writer
+	Logout()
+	Close() error
+}
+
 // Event reports one appended message, for a progress display.
 type Event struct {
 	Folder string // source folder name
@@ -275,7 +288,7 @@ type Options struct {
 	// DialLabels opens the raw connection Gmail labels are stored over
 	// (UID STORE +X-GM-LABELS, gmail.go), when the destination is Gmail.
 	// Without it, labels onto Gmail are not stored (a warning says so).
-	DialLabels func(context.Context) (*imapconn.Raw, error)
+	DialLabels func(context.Context) (LabelConn, error)
 }
 
 // Stats count what a restore did.

@@ -79,7 +79,7 @@ func doRestore(t *testing.T, dir, addr, user string, o restoreOpts) (restore.Sta
 		o.DialRaw = func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
 	}
 	if o.DialLabels == nil {
-		o.DialLabels = func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
+		o.DialLabels = func(ctx context.Context) (restore.LabelConn, error) { return imapconn.DialRaw(ctx, acct(addr, user)) }
 	}
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: addr, User: user}, src, src, o.Options)
 	a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: "test"})

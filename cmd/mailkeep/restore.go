@@ -282,7 +282,7 @@ func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog resto
 	opt := restore.Options{Folders: f.folders, Exclude: f.exclude, Prefix: f.prefix, NoSpecialUse: f.noSpecial, RenameCollisions: f.renameColl, Verify: f.verify, DryRun: f.dryRun, Connections: f.conns, Logger: f.com.logger(r.stderr),
 		DialRaw:    func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, r.cfg) },
 		Labels:     f.labels,
-		DialLabels: func(ctx context.Context) (*imapconn.Raw, error) { return imapconn.DialRaw(ctx, r.cfg) }}
+		DialLabels: func(ctx context.Context) (restore.LabelConn, error) { return imapconn.DialRaw(ctx, r.cfg) }}
 	if r.a == nil {
 		opt.Folders = nil // --folder named the destination
 	}

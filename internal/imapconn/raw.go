@@ -302,6 +302,9 @@ func (r *Raw) Has(capability string) bool { return r.Caps[capability] }
 // Writer is the buffered writer commands go out on (W).
 func (r *Raw) Writer() *bufio.Writer { return r.W }
 
+// Reader is the buffered reader of the connection's responses.
+func (r *Raw) Reader() *bufio.Reader { return r.R }
+
 // ParseStatus parses the status part of a tagged response ("NO [CODE
 // args] text"): the status (upper case), the response code's atom and the
 // text after it. Raw reports a tagged NO or BAD as this *imap.Error, as
