@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,8 +60,17 @@ func TestYahooLimitedViewRestore(t *testing.T) {
 
 			// Again without the record, verifying: the destination shows
 			// 50 of the first run's messages.
-			st, err = tg.run(context.Background(), src, newProgress(), restore.Options{Verify: true})
+			logs := &syncBuffer{}
+			st, err = tg.run(context.Background(), src, newProgress(), restore.Options{Verify: true, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			noErr(t, "rerun without the record", st, err)
+			if !strings.Contains(logs.String(), "paging through UID ranges") {
+				t.Errorf("no paging logged: the test proves nothing\n%s", logs.String())
+			}
+			for _, l := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(l, "paged through UID ranges") {
+					t.Log(l)
+				}
+			}
 			if st.Appended+st.Skipped != total || st.Appended > total-cancelAt {
 				t.Errorf("rerun without the record: appended %d, skipped %d; want at most %d appended, %d in all", st.Appended, st.Skipped, total-cancelAt, total)
 			}
@@ -139,4 +150,23 @@ func TestYahooCRLFUpFront(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
