@@ -241,7 +241,9 @@ func (fr *folderRun) settle(n uint32) uint32 {
 }
 
 // index lists what the destination folder already holds, with one
-// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]).
+// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]),
+// then by UID ranges where the folder shows fewer messages than STATUS
+// counted (hidden.go).
 func (fr *folderRun) index(n uint32) error {
 	fr.present = map[presentKey][]imap.UID{}
 	fr.bySize = map[presentKey][]imap.UID{}
