@@ -29,9 +29,9 @@ func isRefusal(err error) bool {
 // offers LITERAL-). The returned pendingAppend's wait gives the outcome.
 func (fr *folderRun) send(b *body, flags []imap.Flag) (*pendingAppend, error) {
 	m := b.m
-	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags}
+	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags, crlf: b.orig != nil}
 	if fr.r.opt.Verify {
-		p.msg = m
+		p.msg = b.source() // verify compares the destination with the archived bytes
 	}
 	if raw := fr.r.rawConn(fr.cn); raw != nil {
 		tag, err := rawAppend(raw, fr.dst, flags, m.InternalDate, b)

@@ -26,6 +26,17 @@ type body struct {
 	// it has none, they equal Size and sum.
 	crlfSize int64
 	crlfSum  string
+	// orig is the source's message when a final CRLF was added to buf
+	// (crlf.go): m then describes the bytes sent.
+	orig *Message
+}
+
+// source is the message as the source has it (before a final CRLF added).
+func (b *body) source() Message {
+	if b.orig != nil {
+		return *b.orig
+	}
+	return b.m
 }
 
 // damageError is a failure of the source's bytes (not of the connection).

@@ -6,6 +6,9 @@ import (
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailkeep/mailkeep/internal/uidpage"
 )
 
 // Lister is a Progress that can list what it recorded as restored into
@@ -73,6 +76,22 @@ func (fr *folderRun) checkRecorded() error {
 				have[uid] = true
 			}
 		}
+		// SEARCH sees only what the folder shows (hidden.go): the
+		// recorded UIDs it did not find are fetched by UID.
+		if fr.hiding(uint64(n)) {
+			var rest []imap.UID
+			for _, u := range uids {
+				if !have[u] {
+					rest = append(rest, u)
+				}
+			}
+			if len(rest) > 0 {
+				err := fr.fetchList(slices.Compact(rest), &imap.FetchOptions{UID: true}, func(m *imapclient.FetchMessageBuffer) { have[m.UID] = true })
+				if err != nil {
+					return fmt.Errorf("UID FETCH of recorded UIDs in %q: %w", fr.dst, err)
+				}
+			}
+		}
 	}
 	for k, rec := range recs {
 		if rec.UIDValidity == fr.uidValidity && have[imap.UID(rec.UID)] {
@@ -88,22 +107,4 @@ func (fr *folderRun) checkRecorded() error {
 }
 
 // uidSets splits sorted, distinct uids into sets of at most max ranges.
-func uidSets(uids []imap.UID, max int) []imap.UIDSet {
-	var out []imap.UIDSet
-	var cur imap.UIDSet
-	for _, u := range uids {
-		if k := len(cur); k > 0 && cur[k-1].Stop+1 == u {
-			cur[k-1].Stop = u
-			continue
-		}
-		if len(cur) == max {
-			out = append(out, cur)
-			cur = nil
-		}
-		cur = append(cur, imap.UIDRange{Start: u, Stop: u})
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out
-}
+func uidSets(uids []imap.UID, max int) []imap.UIDSet { return uidpage.Sets(uids, max) }

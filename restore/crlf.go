@@ -17,7 +17,10 @@ import (
 // it with [CLIENTBUG], is sent once more with a CRLF added, and stored:
 // the destination's copy is then the archived bytes plus CRLF. The
 // warning names it (folder and message) and --verify reports it altered
-// ("line ends"), never exact. A message refused with [CLIENTBUG] that
+// ("line ends"), never exact. Once the destination has refused one
+// message so in a run, every later message of the run that lacks the
+// final CRLF gets it before its first APPEND (with the same warning): one
+// refused APPEND a run, not one a message. A message refused with [CLIENTBUG] that
 // does end in CRLF (or that is too large to be held in memory) is refused
 // as before.
 
@@ -42,11 +45,8 @@ func (fr *folderRun) againCRLF(p *pendingAppend, err error) (bool, error) {
 	if b.buf == nil || bytes.HasSuffix(b.buf, []byte("\r\n")) {
 		return false, nil
 	}
-	fixed := *b
-	fixed.buf = append(b.buf[:len(b.buf):len(b.buf)], '\r', '\n')
-	fixed.m.Size += 2
-	fixed.crlfSize, fixed.crlfSum = 0, ""
-	q, serr := fr.send(&fixed, p.flags)
+	fr.r.crlfFirst.Store(true)
+	q, serr := fr.send(withCRLF(b), p.flags)
 	if serr != nil {
 		fr.cn.close()
 		return true, &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, serr)}
@@ -60,4 +60,26 @@ func (fr *folderRun) againCRLF(p *pendingAppend, err error) (bool, error) {
 		"folder", fr.f.Name, "message", fr.r.msgName(fr.f.Name, p.key), "answer", err.Error())
 	fr.pending = append(fr.pending, q)
 	return true, nil
+}
+
+// withCRLF is b (in memory, without a final CRLF) with CRLF added.
+func withCRLF(b *body) *body {
+	fixed := *b
+	orig := b.source()
+	fixed.orig = &orig
+	fixed.buf = append(b.buf[:len(b.buf):len(b.buf)], '\r', '\n')
+	fixed.m.Size += 2
+	fixed.crlfSize, fixed.crlfSum = 0, ""
+	return &fixed
+}
+
+// crlfUpFront adds the final CRLF to b before its first APPEND once the
+// destination has refused a message without one in this run.
+func (fr *folderRun) crlfUpFront(b *body) *body {
+	if !fr.r.crlfFirst.Load() || b.buf == nil || b.orig != nil || bytes.HasSuffix(b.buf, []byte("\r\n")) {
+		return b
+	}
+	fr.r.log.Warn("the destination refuses messages without a final CRLF: sent with one added; its copy differs from the archive by that CRLF",
+		"folder", fr.f.Name, "message", fr.r.msgName(fr.f.Name, b.m.Key))
+	return withCRLF(b)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailkeep/mailkeep/internal/uidpage"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -35,6 +36,8 @@ type folderRun struct {
 	dst string
 
 	uidValidity uint32
+	selUIDNext  uint32                    // UIDNEXT of the SELECT
+	status      destStatus                // STATUS before the SELECT (hidden.go)
 	allowKw     map[string]bool           // PERMANENTFLAGS, lower case
 	allowAll    bool                      // PERMANENTFLAGS has \*
 	present     map[presentKey][]imap.UID // by Message-ID, size, date
@@ -193,11 +196,12 @@ func (fr *folderRun) quiet(n uint32) time.Duration {
 // EXAMINE: a read-only mailbox reports no permanent flags. go-imap cannot
 // tell an absent PERMANENTFLAGS from an empty one; both mean no keywords.
 func (fr *folderRun) selectFolder() (uint32, error) {
+	fr.statusBeforeSelect()
 	sel, err := fr.cn.c.Select(fr.dst, nil).Wait()
 	if err != nil {
 		return 0, fmt.Errorf("SELECT %q: %w", fr.dst, err)
 	}
-	fr.uidValidity = sel.UIDValidity
+	fr.uidValidity, fr.selUIDNext = sel.UIDValidity, uint32(sel.UIDNext)
 	fr.allowKw = map[string]bool{}
 	for _, p := range sel.PermanentFlags {
 		if p == imap.FlagWildcard {
@@ -237,7 +241,9 @@ func (fr *folderRun) settle(n uint32) uint32 {
 }
 
 // index lists what the destination folder already holds, with one
-// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]).
+// UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]),
+// then by UID ranges where the folder shows fewer messages than STATUS
+// counted (hidden.go).
 func (fr *folderRun) index(n uint32) error {
 	fr.present = map[presentKey][]imap.UID{}
 	fr.bySize = map[presentKey][]imap.UID{}
@@ -249,29 +255,44 @@ func (fr *folderRun) index(n uint32) error {
 		return nil
 	}
 	sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
-	cmd := fr.cn.c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{sec}})
-	for {
-		msg := cmd.Next()
-		if msg == nil {
-			break
-		}
-		m, err := msg.Collect()
-		if err != nil {
-			break // reported by Close
-		}
-		if m.UID == 0 || m.InternalDate.IsZero() {
-			continue // unsolicited FETCH (a flag change by another session)
-		}
-		id := parseMessageID(m.FindBodySection(sec))
-		k := presentKey{id, m.RFC822Size, m.InternalDate.Unix()}
-		if id != "" {
-			fr.present[k] = append(fr.present[k], m.UID)
-		}
-		k.msgID = ""
-		fr.bySize[k] = append(fr.bySize[k], m.UID)
+	opt := &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{sec}}
+	seen := map[imap.UID]bool{}
+	list := func(set imap.UIDSet) (uidpage.Answer, error) {
+		return fr.fetchSet(set, opt, func(msg *imapclient.FetchMessageData, in func(imap.UID) bool) imap.UID {
+			m, err := msg.Collect()
+			if err != nil {
+				return 0 // reported by Close
+			}
+			if m.UID == 0 || m.InternalDate.IsZero() {
+				return 0 // unsolicited FETCH (a flag change by another session)
+			}
+			if seen[m.UID] {
+				return m.UID // listed already
+			}
+			seen[m.UID] = true
+			id := parseMessageID(m.FindBodySection(sec))
+			k := presentKey{id, m.RFC822Size, m.InternalDate.Unix()}
+			if id != "" {
+				fr.present[k] = append(fr.present[k], m.UID)
+			}
+			k.msgID = ""
+			fr.bySize[k] = append(fr.bySize[k], m.UID)
+			return m.UID
+		})
 	}
-	if err := cmd.Close(); err != nil {
+	if _, err := list(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}); err != nil {
 		return fmt.Errorf("listing destination folder %q: %w", fr.dst, err)
+	}
+	// A folder larger than the server shows (hidden.go).
+	if want := max(uint64(fr.status.messages), uint64(n)); fr.hiding(uint64(len(seen))) {
+		fr.r.log.Info("the destination folder shows fewer messages than STATUS counts: paging through UID ranges", "folder", fr.dst, "listed", len(seen), "status", fr.status.messages)
+		cmds, err := uidpage.Ranges(fr.top(), want, func() uint64 { return uint64(len(seen)) }, func(r imap.UIDRange) (uidpage.Answer, error) {
+			return list(imap.UIDSet{r})
+		})
+		if err != nil {
+			return fmt.Errorf("listing destination folder %q by UID ranges: %w", fr.dst, err)
+		}
+		fr.r.log.Info("paged through UID ranges", "folder", fr.dst, "commands", cmds, "seen", len(seen), "status", fr.status.messages)
 	}
 	return nil
 }
@@ -383,6 +404,7 @@ func (fr *folderRun) message(m Message) error {
 		fr.appended++
 		return nil
 	}
+	b = fr.crlfUpFront(b) // crlf.go
 	if b.inMemory() {
 		if raw := fr.multiRaw(); raw != nil {
 			if err := fr.sendBatched(raw, b, flags); err != nil {

@@ -79,7 +79,7 @@ func (fr *folderRun) noteLabels(m Message) {
 	if !fr.r.gmail {
 		return
 	}
-	if ls := gmailStored(m.Labels); len(ls) > 0 {
+	if ls := fr.r.prefixLabels(gmailStored(m.Labels)); len(ls) > 0 {
 		if fr.r.opt.DryRun {
 			fr.r.dryRunf("would add Gmail labels %q in %q to %s of %q (unless it has them)\n", ls, fr.dst, fr.r.msgName(fr.f.Name, m.Key), fr.f.Name)
 			return
@@ -90,6 +90,44 @@ func (fr *folderRun) noteLabels(m Message) {
 		}
 		fr.labels[m.Key] = ls
 	}
+}
+
+// With Options.Prefix onto Gmail, the prefix is a parent label: the
+// user labels are restored under it ("Work" is "Old mail/Work"), as are
+// the folders of a source that is not a Gmail archive, so what was
+// restored can be told apart from the mail already there. The system
+// labels (\Inbox, \Sent, \Important) stay what they are, and the
+// folders with the special-use attributes \All, \Junk and \Trash (a
+// Gmail archive's All Mail, Spam and Trash) still go to the destination's
+// All Mail, Spam and Trash: on Gmail a folder is a label, and a label
+// named "Old mail/[Gmail]/All Mail" or "Old mail/Trash" would be put on
+// every restored message, or show deleted mail and spam among the rest.
+
+// gmailSystemFolders are the special-use attributes still mapped with a
+// prefix onto Gmail.
+var gmailSystemFolders = map[string]bool{`\all`: true, `\junk`: true, `\trash`: true}
+
+// prefixSpecial reports whether f goes to the destination's special-use
+// folder although Options.Prefix is given (onto Gmail, see above).
+func (r *run) prefixSpecial(f Folder) bool {
+	return r.gmail && gmailSystemFolders[strings.ToLower(f.SpecialUse)]
+}
+
+// prefixLabels puts Options.Prefix in front of the user labels in ls.
+func (r *run) prefixLabels(ls []string) []string {
+	p := strings.Trim(r.opt.Prefix, "/")
+	if p == "" || len(ls) == 0 {
+		return ls
+	}
+	out := make([]string, len(ls))
+	for i, l := range ls {
+		if strings.HasPrefix(l, `\`) {
+			out[i] = l // a system label
+		} else {
+			out[i] = p + "/" + l
+		}
+	}
+	return out
 }
 
 // placed records the destination UID of a message with labels to store.

@@ -36,6 +36,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -115,6 +116,43 @@ type labeled struct {
 	// Folder.label marks the label folders: a real folder may have the
 	// same name (the collision check then stops or renames one).
 	origin sync.Map // copy key -> [2]string{source folder, key}
+
+	// Counted while the labels are read (folders mode): the messages of
+	// each label, and those of each folder labels are drawn from that
+	// have a user label (restored in their labels' folders instead).
+	perLabel map[string]tally
+	moved    map[string]tally
+}
+
+// tally is a number of messages and their bytes.
+type tally struct {
+	n     int
+	bytes int64
+}
+
+func (t *tally) add(size int64) { t.n++; t.bytes += size }
+
+// labelKey is a label as hasLabel compares it: system labels in any case.
+func labelKey(l string) string {
+	if gmaillabels.IsSystem(l) {
+		return strings.ToLower(l)
+	}
+	return l
+}
+
+// planCount is, for a planned folder, the label copies it receives and
+// the messages it leaves to label folders (folders mode; zero otherwise).
+func (s *labeled) planCount(f Folder) (copies, moved tally) {
+	if !s.copies() || s.byLabel == nil {
+		return tally{}, tally{}
+	}
+	if f.label != "" {
+		return s.perLabel[labelKey(f.label)], tally{}
+	}
+	if labelsFrom(f) {
+		return tally{}, s.moved[f.Name]
+	}
+	return tally{}, tally{}
 }
 
 // wrapLabels returns the Source a restore onto a Gmail (gmail) or other
@@ -145,13 +183,26 @@ func (s *labeled) Folders(ctx context.Context) ([]Folder, error) {
 		}
 	}
 	seen := map[string]bool{}
+	s.perLabel, s.moved = map[string]tally{}, map[string]tally{}
 	for _, f := range real {
 		if !labelsFrom(f) {
 			continue
 		}
 		err := s.where(ctx, f, func(m Message) bool {
+			var keys []string
 			for _, l := range m.Labels {
+				if k := labelKey(l); !slices.Contains(keys, k) {
+					keys = append(keys, k)
+					t := s.perLabel[k]
+					t.add(m.Size)
+					s.perLabel[k] = t
+				}
 				seen[l] = true
+			}
+			if hasUserLabel(m.Labels) {
+				t := s.moved[f.Name]
+				t.add(m.Size)
+				s.moved[f.Name] = t
 			}
 			return false
 		}, func(Message) error { return nil })

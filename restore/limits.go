@@ -116,7 +116,7 @@ func (fr *folderRun) again(p *pendingAppend) error {
 		fr.damaged(p.src, err)
 		return nil
 	}
-	q, err := fr.send(b, p.flags)
+	q, err := fr.send(fr.crlfUpFront(b), p.flags) // crlf.go
 	if err != nil {
 		fr.cn.close()
 		return &FolderError{Folder: fr.f.Name, Key: p.key, Err: fmt.Errorf("APPEND to %q: %w", fr.dst, err)}

@@ -115,9 +115,9 @@ func (fr *folderRun) sendBatched(raw AppendConn, b *body, flags []imap.Flag) err
 	bt.n++
 	bt.size += m.Size
 	bt.text += 48 + len(strings.Join(fl, " "))
-	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags, batch: bt, src: m}
+	p := &pendingAppend{key: m.Key, size: m.Size, flags: flags, batch: bt, src: b.source(), crlf: b.orig != nil}
 	if fr.r.opt.Verify {
-		p.msg = m
+		p.msg = b.source()
 	}
 	p.wait = func() (*imap.AppendData, error) { return bt.wait(i) }
 	fr.pending = append(fr.pending, p)
@@ -179,6 +179,7 @@ func (fr *folderRun) fallBack(first *pendingAppend, err error) error {
 			fr.damaged(p.src, lerr)
 			continue
 		}
+		b = fr.crlfUpFront(b) // crlf.go
 		tag, werr := rawAppend(raw, fr.dst, p.flags, p.src.InternalDate, b)
 		if werr != nil {
 			// In memory and checked: a write error is the connection's.
@@ -187,6 +188,7 @@ func (fr *folderRun) fallBack(first *pendingAppend, err error) error {
 		}
 		single := *p
 		single.batch = nil
+		single.crlf = p.crlf || b.orig != nil
 		single.wait = func() (*imap.AppendData, error) { return rawWait(raw, tag) }
 		fr.pending = append(fr.pending, &single)
 	}

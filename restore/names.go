@@ -89,7 +89,7 @@ func (r *run) destName(f Folder) (string, error) {
 // specialName is the destination's special-use folder that f goes to, if
 // any (see destName).
 func (r *run) specialName(f Folder) (string, bool) {
-	if r.opt.NoSpecialUse || r.opt.Prefix != "" {
+	if r.opt.NoSpecialUse || r.opt.Prefix != "" && !r.prefixSpecial(f) { // gmail.go
 		return "", false
 	}
 	comps := r.relative(layout.Components(f.Name, f.Delim))

@@ -161,3 +161,25 @@ func (r *run) collisionKey(name string) string {
 	}
 	return name
 }
+
+// planExtra is what the plan restores beyond its source folders' own
+// messages: copies into label folders (folders mode), less the messages
+// that a folder labels are drawn from (All Mail) leaves to their labels'
+// folders. Folders that failed to plan count nothing.
+func (r *run) planExtra(ps []planned) (int, int64) {
+	l, ok := r.src.(*labeled)
+	if !ok {
+		return 0, 0
+	}
+	var n int
+	var b int64
+	for _, p := range ps {
+		if p.err != nil {
+			continue
+		}
+		c, m := l.planCount(p.f)
+		n += c.n - m.n
+		b += c.bytes - m.bytes
+	}
+	return n, b
+}

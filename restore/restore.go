@@ -22,14 +22,14 @@
 // OK, with the APPENDUID (UIDVALIDITY and UID) where the server has UIDPLUS.
 // That record is a hint, never a reason to skip on its own: when the
 // Progress is a Lister, each folder's records are first checked on the
-// destination with one SELECT and one UID SEARCH UID <recorded set>. A
+// destination with one STATUS, one SELECT and one UID SEARCH UID <recorded set>. A
 // recorded message is skipped only if the folder's UIDVALIDITY is the
 // recorded one and its UID still exists; otherwise (folder deleted or
 // re-created, account wiped, message expunged) it is restored again and
 // counted in Stats.Missing. Records without a UID (no UIDPLUS), and every
 // record of a Progress that is not a Lister, go through the already-present
-// rule below. A rerun onto an intact destination costs a SELECT and a UID
-// SEARCH per folder and fetches nothing. A progress record that cannot be
+// rule below. A rerun onto an intact destination costs a STATUS, a SELECT
+// and a UID SEARCH per folder and fetches nothing. A progress record that cannot be
 // written (catalog.ErrReadOnly: an archive on read-only media) is given up
 // with one warning (Stats.ProgressNotRecorded); the destination check
 // tells a rerun what is there.
@@ -54,6 +54,12 @@
 // nothing from them. A folder that holds mail is first watched
 // until its message count stays put for 150 ms: APPENDs that a killed run
 // left in flight may still be being stored.
+//
+// A destination folder larger than the server shows (Yahoo's limited
+// view: SELECT, FETCH 1:* and SEARCH see only its newest 10,000
+// messages) is noticed by its STATUS MESSAGES, asked before the SELECT:
+// the index and the check of recorded UIDs then reach the hidden
+// messages by explicit UID ranges (hidden.go, internal/uidpage).
 //
 // # Folders and flags
 //
@@ -245,7 +251,9 @@ type Options struct {
 	Folders, Exclude []string
 	// Prefix, written with '/', is a parent folder for everything restored,
 	// under the destination's personal namespace. Special-use mapping is
-	// off when a prefix is given: the restore stays under it.
+	// off when a prefix is given: the restore stays under it. Onto Gmail
+	// the user labels go under it too, and All Mail, Spam and Trash
+	// (\All, \Junk, \Trash) still go to Gmail's own (gmail.go).
 	Prefix       string
 	NoSpecialUse bool
 	// RenameCollisions restores a source folder that would land in the
@@ -270,6 +278,12 @@ type Options struct {
 	Connections  int // default 4
 	Logger       *slog.Logger
 	Progress     func(Event) // called after each APPEND's OK, from several goroutines
+	// Planned, when set, is called once before the first APPEND with what
+	// the plan restores beyond the selected source folders' own messages
+	// (a progress total counts those): with Labels "folders", the copies
+	// into label folders, less the messages All Mail leaves to their
+	// labels' folders (plan.go). It is not called when that is nothing.
+	Planned func(messages int, bytes int64)
 	// DialRaw, when set, opens a second connection per worker for APPEND
 	// alone, pipelined with LITERAL+ when the server offers it.
 	DialRaw func(context.Context) (AppendConn, error)
@@ -381,6 +395,7 @@ type run struct {
 	stats Stats
 
 	throttled atomic.Bool // the destination asked to slow down (limits.go)
+	crlfFirst atomic.Bool // the destination refused a message without a final CRLF (crlf.go)
 }
 
 type job struct {
@@ -446,6 +461,9 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 	if err != nil {
 		first.logout()
 		return r.stats, err
+	}
+	if n, b := r.planExtra(plan); opt.Planned != nil && (n != 0 || b != 0) {
+		opt.Planned(n, b)
 	}
 	var jobs []job
 	for _, p := range plan {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 )
 
 // FolderReport says what one destination folder kept of what was
@@ -241,22 +242,11 @@ func (fr *folderRun) fetchFlags(msgs []appendedMsg, size bool) (map[imap.UID]sto
 	slices.Sort(uids)
 	uids = slices.Compact(uids)
 	out := map[imap.UID]storedState{}
-	for _, set := range uidSets(uids, maxSearchRanges) {
-		cmd := fr.cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: size})
-		for {
-			msg := cmd.Next()
-			if msg == nil {
-				break
-			}
-			m, err := msg.Collect()
-			if err != nil || m.UID == 0 {
-				continue
-			}
-			out[m.UID] = storedState{flags: m.Flags, size: m.RFC822Size}
-		}
-		if err := cmd.Close(); err != nil {
-			return nil, fmt.Errorf("UID FETCH FLAGS in %q: %w", fr.dst, err)
-		}
+	err := fr.fetchList(uids, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: size}, func(m *imapclient.FetchMessageBuffer) {
+		out[m.UID] = storedState{flags: m.Flags, size: m.RFC822Size}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("UID FETCH FLAGS in %q: %w", fr.dst, err)
 	}
 	return out, nil
 }

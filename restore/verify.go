@@ -81,40 +81,39 @@ func (fr *folderRun) verify(check []appendedMsg) error {
 	slices.Sort(uids)
 	seen := map[imap.UID]bool{}
 	sec := &imap.FetchItemBodySection{Peek: true}
-	for _, set := range uidSets(uids, maxSearchRanges) {
-		cmd := fr.cn.c.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{sec}})
-		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
-			var got fetchedCopy
-			for item := msg.Next(); item != nil; item = msg.Next() {
-				switch it := item.(type) {
-				case imapclient.FetchItemDataUID:
-					got.uid = it.UID
-				case imapclient.FetchItemDataFlags:
-					got.flags = it.Flags
-				case imapclient.FetchItemDataInternalDate:
-					got.date = it.Time.Unix()
-				case imapclient.FetchItemDataRFC822Size:
-					got.size = it.Size
-				case imapclient.FetchItemDataBodySection:
-					if it.Literal != nil {
-						got.readBody(it.Literal)
-					}
+	opt := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{sec}}
+	err := fr.streamList(uids, opt, func(msg *imapclient.FetchMessageData, in func(imap.UID) bool) imap.UID {
+		var got fetchedCopy
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				got.uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				got.flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				got.date = it.Time.Unix()
+			case imapclient.FetchItemDataRFC822Size:
+				got.size = it.Size
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal != nil {
+					got.readBody(it.Literal)
 				}
 			}
-			a, ok := byUID[got.uid]
-			if !ok || seen[got.uid] || got.sum == "" {
-				continue // unsolicited, or no body
-			}
-			seen[got.uid] = true
-			if kinds := compareCopy(a, &got); len(kinds) > 0 {
-				rep.Altered = append(rep.Altered, Alteration{Message: fr.r.msgName(fr.f.Name, a.key), Kinds: kinds})
-			} else {
-				rep.Exact++
-			}
 		}
-		if err := cmd.Close(); err != nil {
-			return fmt.Errorf("UID FETCH BODY.PEEK[] in %q: %w", fr.dst, err)
+		a, ok := byUID[got.uid]
+		if !ok || !in(got.uid) || seen[got.uid] || got.sum == "" {
+			return 0 // unsolicited, or no body
 		}
+		seen[got.uid] = true
+		if kinds := compareCopy(a, &got); len(kinds) > 0 {
+			rep.Altered = append(rep.Altered, Alteration{Message: fr.r.msgName(fr.f.Name, a.key), Kinds: kinds})
+		} else {
+			rep.Exact++
+		}
+		return got.uid
+	})
+	if err != nil {
+		return fmt.Errorf("UID FETCH BODY.PEEK[] in %q: %w", fr.dst, err)
 	}
 	rep.Unverified += len(byUID) - len(seen)
 	return nil

@@ -292,6 +292,10 @@ func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog resto
 	bar := progress.New(r.stderr, "restore", f.com.quiet)
 	bar.SetTotal(r.totalN, r.totalB)
 	opt.Progress = func(ev restore.Event) { bar.Add(ev.Folder, 1, ev.Bytes) }
+	if r.totalN > 0 {
+		// Label folders' copies (--labels folders) are not in the archive's count.
+		opt.Planned = func(n int, b int64) { bar.SetTotal(r.totalN+n, r.totalB+b) }
+	}
 	dial := func(ctx context.Context) (*imapclient.Client, error) { return imapconn.Dial(ctx, r.cfg) }
 	st, err := restore.Run(ctx, dial, restore.Destination{Server: r.srv.Addr, User: r.srv.User}, src, prog, opt)
 	bar.Done()

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailkeep/mailkeep/internal/uidpage"
 )
 
 // Servers that show a partial view of a large folder. Yahoo shows only
@@ -19,6 +21,7 @@ import (
 // UIDNEXT, or a range comes back empty. The messages found are compared
 // with the catalog like the listing's, and count as present for the
 // expunge step: a message hidden by the view is never marked expunged.
+// The paging itself is internal/uidpage's, which restore uses as well.
 
 // pageHidden pages through the UIDs a full listing did not show when
 // STATUS (st, read before EXAMINE under the same UIDVALIDITY) counted
@@ -33,47 +36,38 @@ func (s *folderSync) pageHidden(st *imap.StatusData, full bool) error {
 	if listed >= want {
 		return nil
 	}
-	top := uint32(s.sel.UIDNext)
-	if top == 0 {
-		top = uint32(st.UIDNext)
-	}
-	if top == 0 {
-		top = ^uint32(0)
-	} else {
-		top--
-	}
+	top := uidpage.Top(uint32(s.sel.UIDNext), uint32(st.UIDNext))
 	b := s.b
 	b.log.Info("the server listed fewer messages than STATUS counts: paging through UID ranges", "account", b.acct, "folder", s.f.Name, "listed", listed, "status", want)
 	opt := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, RFC822Size: true, ModSeq: b.condstore}
-	start, pages, found := imap.UID(1), 0, 0
-	for uint32(start) <= top && listed < want {
-		cmd := s.c.Fetch(imap.UIDSet{{Start: start, Stop: imap.UID(top)}}, opt)
+	found := 0
+	pages, err := uidpage.Ranges(top, want, func() uint64 { return listed }, func(r imap.UIDRange) (uidpage.Answer, error) {
+		start, top := r.Start, r.Stop
+		cmd := s.c.Fetch(imap.UIDSet{r}, opt)
 		var batch []srvMsg
-		var high imap.UID
-		n := 0
+		var a uidpage.Answer
 		for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 			buf, err := msg.Collect()
 			if err != nil {
 				abandonOne(s.c, cmd)
-				return fmt.Errorf("UID FETCH %d:%d metadata: %w", start, top, err)
+				return a, fmt.Errorf("UID FETCH %d:%d metadata: %w", start, top, err)
 			}
-			if buf.UID == 0 || buf.UID < start || uint32(buf.UID) > top {
+			if buf.UID == 0 || buf.UID < start || buf.UID > top {
 				continue // not asked for: a broken server
 			}
-			n++
-			high = max(high, buf.UID)
+			a.N++
+			a.High = max(a.High, buf.UID)
 			if s.present.has(buf.UID) {
 				continue
 			}
 			batch = append(batch, srvMsg{uid: buf.UID, flags: flagStrings(buf.Flags), date: buf.InternalDate, size: buf.RFC822Size, modseq: buf.ModSeq})
 		}
 		if err := cmd.Close(); err != nil {
-			return fmt.Errorf("UID FETCH %d:%d metadata: %w", start, top, err)
+			return a, fmt.Errorf("UID FETCH %d:%d metadata: %w", start, top, err)
 		}
-		pages++
 		for i := 0; i < len(batch); i += listBatch {
 			if err := s.compare(batch[i:min(i+listBatch, len(batch))]); err != nil {
-				return err
+				return a, err
 			}
 		}
 		for _, m := range batch {
@@ -82,10 +76,10 @@ func (s *folderSync) pageHidden(st *imap.StatusData, full bool) error {
 		s.present.normalize()
 		listed = s.present.count()
 		found += len(batch)
-		if n == 0 || high == ^imap.UID(0) {
-			break
-		}
-		start = high + 1
+		return a, nil
+	})
+	if err != nil {
+		return err
 	}
 	b.log.Info("paged through UID ranges", "account", b.acct, "folder", s.f.Name, "commands", pages, "found", found, "seen", listed, "status", want)
 	return nil

@@ -29,7 +29,9 @@
 //     see those alone. STATUS MESSAGES tells the whole count, and a UID
 //     FETCH of an explicit range a:b reaches any message of it, at most
 //     MessageLimit per command (the lowest UIDs first), as RFC 9738's
-//     MESSAGELIMIT describes. These details are the double's choice where
+//     MESSAGELIMIT describes. The view follows the folder: messages
+//     appended since the SELECT (over any connection) join it as its
+//     newest. These details are the double's choice where
 //     Yahoo's documentation is silent; sequence numbers in FETCH answers
 //     are the folder's real ones, and after ENABLE UIDONLY answers are
 //     still FETCH, not RFC 9586's UIDFETCH (go-imap cannot send them).
@@ -83,6 +85,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	clientBugs int // APPENDs refused for their missing final CRLF
+	limit      int // the limited view (opt.MessageLimit until SetMessageLimit)
 
 	ln     net.Listener
 	srv    *imapserver.Server
@@ -119,7 +122,7 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	if err != nil {
 		return nil, fmt.Errorf("yahootest: %w", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), opt: opt, user: u, username: username, served: make(chan error, 1)}
+	s := &Server{Addr: ln.Addr().String(), opt: opt, limit: opt.MessageLimit, user: u, username: username, served: make(chan error, 1)}
 	s.ln = &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks { return &tap{} }}
 	if logger == nil {
 		logger = discard{}
@@ -171,6 +174,21 @@ func (s *Server) ClientBugs() int {
 	return s.clientBugs
 }
 
+// SetMessageLimit changes the limited view for the commands that follow
+// (n < 0: no limit), e.g. to look at a whole folder with an ordinary
+// client after a test.
+func (s *Server) SetMessageLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = n
+}
+
+func (s *Server) messageLimit() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit
+}
+
 // session is imapmemserver's UserSession with Yahoo's APPEND rule and
 // limited view.
 type session struct {
@@ -204,7 +222,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 // limited reports whether the selected folder shows its limited view,
 // and how many of its oldest messages it hides.
 func (s *session) limited() (bool, int) {
-	lim := s.srv.opt.MessageLimit
+	lim := s.srv.messageLimit()
 	if lim < 0 || (s.tap != nil && s.tap.uidOnly()) || len(s.uids) <= lim {
 		return false, 0
 	}
@@ -216,20 +234,8 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	if err != nil {
 		return nil, err
 	}
-	s.uids = nil
-	if data.NumMessages > 0 {
-		all, err := s.UserSession.Search(imapserver.NumKindUID, &imap.SearchCriteria{}, &imap.SearchOptions{ReturnAll: true})
-		if err != nil {
-			return nil, err
-		}
-		if set, ok := all.All.(imap.UIDSet); ok {
-			for _, r := range set {
-				for u := r.Start; u <= r.Stop && r.Stop != 0; u++ {
-					s.uids = append(s.uids, u)
-				}
-			}
-		}
-		slices.Sort(s.uids)
+	if err := s.refresh(); err != nil {
+		return nil, err
 	}
 	if ok, hidden := s.limited(); ok {
 		d := *data
@@ -239,12 +245,34 @@ func (s *session) Select(name string, options *imap.SelectOptions) (*imap.Select
 	return data, nil
 }
 
+// refresh learns the selected folder's UIDs again: messages appended
+// since (over another connection too) join the view as its newest.
+func (s *session) refresh() error {
+	s.uids = nil
+	all, err := s.UserSession.Search(imapserver.NumKindUID, &imap.SearchCriteria{}, &imap.SearchOptions{ReturnAll: true})
+	if err != nil {
+		return err
+	}
+	if set, ok := all.All.(imap.UIDSet); ok {
+		for _, r := range set {
+			for u := r.Start; u <= r.Stop && r.Stop != 0; u++ {
+				s.uids = append(s.uids, u)
+			}
+		}
+	}
+	slices.Sort(s.uids)
+	return nil
+}
+
 func (s *session) Unselect() error {
 	s.uids = nil
 	return s.UserSession.Unselect()
 }
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if err := s.refresh(); err != nil {
+		return err
+	}
 	ok, hidden := s.limited()
 	if !ok {
 		return s.UserSession.Fetch(w, numSet, options)
@@ -282,8 +310,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				want = append(want, u)
 			}
 		}
-		if !star && len(want) > s.srv.opt.MessageLimit {
-			want = want[:s.srv.opt.MessageLimit] // MESSAGELIMIT per command
+		if lim := s.srv.messageLimit(); !star && lim >= 0 && len(want) > lim {
+			want = want[:lim] // MESSAGELIMIT per command
 		}
 	}
 	if len(want) == 0 {
@@ -313,6 +341,9 @@ func inUIDSet(set imap.UIDSet, u, max imap.UID) bool {
 }
 
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	if err := s.refresh(); err != nil {
+		return nil, err
+	}
 	data, err := s.UserSession.Search(kind, criteria, options)
 	ok, hidden := s.limited()
 	if err != nil || !ok {
