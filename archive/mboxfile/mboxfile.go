@@ -234,11 +234,16 @@ func (w *Writer) newEncoder() error {
 		case w.opt.Level > 0:
 			level = zstd.EncoderLevelFromZstd(w.opt.Level)
 		}
-		// Concurrency 1: blocks are compressed on the writing goroutine
-		// (the archive's writer already calls Write from a goroutine of
-		// its own, behind a queue from the one reading the network).
-		// Frames are independent, so the encoder is reused with Reset.
-		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+		// Concurrency 2: a full block (128 KiB) is compressed on a
+		// goroutine of the encoder's while Write returns and the caller
+		// reads, hashes and quotes the next one from the network, and
+		// the compressed block is written out behind it: a folder keeps
+		// two cores busy where one goroutine did everything in turn.
+		// Memory stays bounded: at most one block being filled, one
+		// being compressed and one being written. Frames are
+		// independent, so the encoder is reused with Reset (which waits
+		// for the block in flight).
+		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(2),
 			zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithAllLitEntropyCompression(allLit))
 		if err != nil {
 			return err
