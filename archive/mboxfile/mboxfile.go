@@ -394,6 +394,50 @@ func (w *Writer) Sync() (committed int64, err error) {
 	return w.committed, nil
 }
 
+// Cut closes the open frame and writes out the buffer, without an fsync,
+// and returns the file size: a frame boundary that SyncTo can make durable
+// on another goroutine while Write goes on appending behind it. After an
+// error the Writer refuses everything but Abort and Close.
+func (w *Writer) Cut() (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := w.endFrame(); err != nil {
+		w.err = err
+		return 0, err
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = fmt.Errorf("mboxfile %s: %w", w.path, err)
+		return 0, w.err
+	}
+	return w.cw.n, nil
+}
+
+// SyncTo fsyncs the file (and, the first time after OpenAppend created
+// it, its directory and those created with it), so that its first size
+// bytes, a size Cut returned, are durable; on success size is the
+// committed size that Abort truncates back to. It may run on another
+// goroutine while Write appends (it touches only the file and those
+// fields); the caller must not call Cut, Sync, Abort or Close, nor SyncTo
+// again, until it has returned. An error leaves the committed size as it
+// was and is not sticky: the caller Aborts.
+func (w *Writer) SyncTo(size int64) error {
+	if size < w.committed {
+		return fmt.Errorf("mboxfile %s: sync to %d, below the committed %d", w.path, size, w.committed)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("mboxfile %s: %w", w.path, err)
+	}
+	for _, d := range w.syncDirs {
+		if err := safefs.SyncDir(w.root, d); err != nil {
+			return fmt.Errorf("mboxfile %s: %w", w.path, err)
+		}
+	}
+	w.syncDirs = nil
+	w.committed = size
+	return nil
+}
+
 // Abort drops everything written since the last Sync (or OpenAppend): the
 // file is truncated back to the committed size and the encoder starts
 // afresh, whether or not frames were closed in between. It clears an error
