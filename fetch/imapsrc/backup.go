@@ -80,6 +80,8 @@ type backup struct {
 	mu    sync.Mutex
 	stats Stats
 	lim   limits // limits.go
+
+	finishing sync.WaitGroup // folders whose last commit runs behind (syncFolder)
 }
 
 // folderJob is a folder that needs synchronising.
@@ -128,6 +130,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 		})
 	}
 	g.Wait()
+	b.finishing.Wait()
 	for _, ic := range p.drain() {
 		if ic != c {
 			_ = ic.Logout().Wait()
