@@ -37,6 +37,13 @@ type Incoming struct {
 // messages become visible in the catalog only at Commit, after their data
 // is durable; a writer that is dropped without Commit leaves nothing behind
 // that the next run would keep. Not safe for concurrent use.
+//
+// For the mbox formats the commits Add makes by itself run behind the
+// writer: the open frame is closed and written out, and a goroutine
+// fsyncs the file and then records the batch in the catalog while Add
+// goes on appending after it. At most one such commit is in flight; the
+// next one, Commit, Close and Abort wait for it first, and its error is
+// returned by the call that waits.
 type FolderWriter struct {
 	ctx     context.Context // NewWriter's: the catalog writes run under it
 	a       *Archive
@@ -55,6 +62,18 @@ type FolderWriter struct {
 	lastUID uint32
 	bytes   int64
 	stored  int
+	flight  *behind // the commit running behind Add, or nil
+}
+
+// behind is a batch being made durable and committed on a goroutine of
+// its own (commitBehind).
+type behind struct {
+	done    chan error
+	msgs    []*catalog.Message
+	extr    []any
+	by      int64
+	size    int64
+	lastUID uint32
 }
 
 // NewWriter opens a folder for appending on behalf of run. For mbox formats
@@ -162,11 +181,63 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 		w.lastUID = m.UID
 	}
 	if w.pendBy >= w.a.opt.CommitBytes || len(w.pending) >= 2000 {
-		if err := w.Commit(); err != nil {
+		commit := w.Commit
+		if w.mw != nil {
+			commit = w.commitBehind
+		}
+		if err := commit(); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// commitBehind hands the pending messages to a goroutine that makes them
+// durable (fsync) and then records them in the catalog, while the caller
+// goes on writing after them. It first waits for the previous one.
+func (w *FolderWriter) commitBehind() error {
+	if err := w.land(); err != nil {
+		w.Abort()
+		return err
+	}
+	size, err := w.mw.Cut()
+	if err != nil {
+		w.Abort()
+		return fmt.Errorf("folder %q: sync %s: %w", w.f.Name, w.f.Path, err)
+	}
+	b := &behind{done: make(chan error, 1), msgs: w.pending, extr: w.extr, by: w.pendBy, size: size, lastUID: w.lastUID}
+	w.pending, w.extr, w.pendBy = nil, nil, 0
+	w.flight = b
+	// The bytes are durable before the catalog names them; a cancelled
+	// run still records what is durable, as Close does.
+	ctx := context.WithoutCancel(w.ctx)
+	go func() {
+		if err := w.mw.SyncTo(b.size); err != nil {
+			b.done <- fmt.Errorf("sync %s: %w", w.f.Path, err)
+			return
+		}
+		b.done <- w.a.Cat.Commit(ctx, w.f.ID, b.size, b.lastUID, w.run, b.msgs)
+	}()
+	return nil
+}
+
+// land waits for the commit in flight, if any, and counts it.
+func (w *FolderWriter) land() error {
+	b := w.flight
+	if b == nil {
+		return nil
+	}
+	w.flight = nil
+	if err := <-b.done; err != nil {
+		return fmt.Errorf("folder %q: %w", w.f.Name, err)
+	}
+	w.f.CommittedSize = b.size
+	if w.a.opt.OnCommit != nil {
+		w.a.opt.OnCommit(w.f, b.msgs, b.extr)
+	}
+	w.stored += len(b.msgs)
+	w.bytes += b.by
+	return nil
 }
 
 func (w *FolderWriter) writeMbox(sender string, date time.Time, src io.Reader) (int64, error) {
@@ -187,6 +258,10 @@ func (w *FolderWriter) Commit() error { return w.commit(w.ctx) }
 
 // commit is Commit under ctx.
 func (w *FolderWriter) commit(ctx context.Context) error {
+	if err := w.land(); err != nil {
+		w.Abort()
+		return err
+	}
 	if len(w.pending) == 0 {
 		return nil
 	}
@@ -249,8 +324,12 @@ func (e *extraction) finish(err error) any {
 // Stored returns how many messages and bytes this writer has committed.
 func (w *FolderWriter) Stored() (int, int64) { return w.stored, w.bytes }
 
-// Abort drops the pending messages.
+// Abort drops the pending messages. A commit in flight is waited for
+// first: what it recorded stays.
 func (w *FolderWriter) Abort() {
+	if w.flight != nil {
+		w.land()
+	}
 	if w.mw != nil {
 		w.mw.Abort()
 	}

@@ -91,6 +91,7 @@ type backup struct {
 	lim   limits // limits.go
 
 	gm *gmailState // Gmail mode (gmail.go); nil otherwise
+	finishing sync.WaitGroup // folders whose last commit runs behind (syncFolder)
 }
 
 // folderJob is a folder that needs synchronising.
@@ -142,6 +143,7 @@ func Backup(ctx context.Context, a *archive.Archive, run int64, opt Options) (St
 		})
 	}
 	g.Wait()
+	b.finishing.Wait()
 	for _, ic := range p.drain() {
 		if ic != c {
 			_ = ic.Logout().Wait()

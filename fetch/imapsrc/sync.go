@@ -83,7 +83,12 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 		}
 	}
 	s := &folderSync{b: b, c: c, f: f, sel: ex.sel, live: ex.state.Live}
-	defer s.abort()
+	behind := false // finish runs on a goroutine of its own
+	defer func() {
+		if !behind {
+			s.abort()
+		}
+	}()
 	full, err := s.list(ex)
 	if err != nil {
 		return err
@@ -98,6 +103,22 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 		return err
 	}
 	failed, err := s.storeNew()
+	if err == nil && s.w != nil {
+		// The folder's last commit (fsync, then the catalog) and its
+		// status run behind: the connection goes back to the pool and
+		// takes the next folder meanwhile. Backup waits for them.
+		behind = true
+		b.finishing.Go(func() {
+			err := s.finish(failed || s.unsure, nil)
+			if err == nil && !failed {
+				err = b.gmailDone(s) // gmail.go
+			}
+			if err != nil && b.ctx.Err() == nil {
+				b.fail(s.f.Name, 0, err)
+			}
+		})
+		return nil
+	}
 	if err := s.finish(failed || s.unsure, err); err != nil || failed {
 		return err
 	}
