@@ -90,7 +90,7 @@ type backup struct {
 	stats Stats
 	lim   limits // limits.go
 
-	gm *gmailState // Gmail mode (gmail.go); nil otherwise
+	gm        *gmailState    // Gmail mode (gmail.go); nil otherwise
 	finishing sync.WaitGroup // folders whose last commit runs behind (syncFolder)
 }
 
