@@ -65,6 +65,9 @@ var ErrUnsafe = errors.New("not a regular file")
 
 const schemaVersion = "2"
 
+// ftsAutomerge is FTS5's automerge setting for the index (see Open).
+const ftsAutomerge = 8
+
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS docs (
@@ -177,6 +180,15 @@ func Open(dir string) (*Index, error) {
 		err = fmt.Errorf("schema version %s, this mailkeep writes %s: delete %s and run mailkeep index", v, schemaVersion, p)
 	}
 	if err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("index of %s: %w", dir, err)
+	}
+	// FTS5 merges its segments 8 at a time instead of 4: indexing (a
+	// backup --index, mailkeep index) rewrites each entry fewer times,
+	// about 15% less CPU, for the same size and query times (measured
+	// with bench/ and BenchmarkSearch). The setting is stored in the
+	// index; setting it on every writing open upgrades older indexes.
+	if _, err := db.Exec(`INSERT INTO fts(fts, rank) VALUES('automerge', ?)`, ftsAutomerge); err != nil {
 		ix.Close()
 		return nil, fmt.Errorf("index of %s: %w", dir, err)
 	}
