@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -61,8 +62,8 @@ func BenchmarkIndex(b *testing.B) {
 // one, MAILKEEP_BENCH_AB rounds (default 5), and reports the medians of
 // the wall time, CPU time and peak RSS of each and the ratio --index/plain
 // of each build, for a ratio a busy machine does not spoil.
-// MAILKEEP_BENCH_PROFILE=DIR writes a CPU profile of each --index run of
-// this build there.
+// MAILKEEP_BENCH_PROFILE=DIR writes a CPU profile of each run of this
+// build there (plain-N.pprof, index-N.pprof).
 func BenchmarkIndexAB(b *testing.B) {
 	prev := os.Getenv("MAILKEEP_BENCH_PREV")
 	if prev == "" {
@@ -96,9 +97,9 @@ func BenchmarkIndexAB(b *testing.B) {
 					if idx {
 						args = append(args, "--index")
 						k = name + " index"
-						if prof != "" && bin == e.bin {
-							env = append(env, "MAILKEEP_CPUPROFILE="+filepath.Join(prof, fmt.Sprintf("index-%d.pprof", r)))
-						}
+					}
+					if prof != "" && bin == e.bin {
+						env = append(env, "MAILKEEP_CPUPROFILE="+filepath.Join(prof, fmt.Sprintf("%s-%d.pprof", strings.Fields(k)[1], r)))
 					}
 					res := run(b, env, bin, args...)
 					x := s[k]
