@@ -16,7 +16,7 @@ import (
 // maxLiveQueue bounds the messages a live index holds waiting to be
 // indexed. Past it, commits are no longer queued: the catch-up at the end
 // of the backup indexes them.
-const maxLiveQueue = 20000
+var maxLiveQueue = 20000 // a variable for tests
 
 // maxLiveText bounds the text a live index holds parsed (of messages
 // stored but not yet committed, or committed but not yet indexed). Past
