@@ -266,6 +266,11 @@ type UpdateOptions struct {
 	MaxText  int                          // per message; default DefaultMaxText
 	BatchMsg int                          // messages per commit; default 500
 	Progress func(folder string, s Stats) // called after each commit
+	// Nice, when above 0, is the nice value (Linux) of the OS thread that
+	// writes the index (FTS5 tokenizing, most of an update's CPU time):
+	// a backup indexing while it fetches leaves the CPU to the fetch and
+	// indexes with what the fetch leaves.
+	Nice int
 }
 
 // Update indexes every message of the archive that the index does not
@@ -524,6 +529,7 @@ func (ix *Index) indexMessages(ctx context.Context, a *archive.Archive, f *catal
 	batches := make(chan []doc)
 	written := make(chan error, 1)
 	go func() {
+		lowerPriority(opt.Nice)
 		var werr error
 		for batch := range batches {
 			if werr != nil {

@@ -18,6 +18,11 @@ import (
 // of the backup indexes them.
 var maxLiveQueue = 20000 // a variable for tests
 
+// liveNice is the nice value of the thread that writes the index while
+// the backup fetches (see textindex.UpdateOptions.Nice): the fetch and the
+// server keep the CPU they need, the index takes what they leave.
+const liveNice = 10
+
 // maxLiveText bounds the text a live index holds parsed (of messages
 // stored but not yet committed, or committed but not yet indexed). Past
 // it, messages are not parsed as they are stored but read back later.
@@ -257,7 +262,7 @@ func (l *liveIndex) run(ctx context.Context) {
 	defer close(l.done)
 	// Earlier runs' mail first (messages this run commits meanwhile are
 	// indexed by it too; Add then skips them).
-	st, err := l.ix.Update(ctx, l.a, textindex.UpdateOptions{})
+	st, err := l.ix.Update(ctx, l.a, textindex.UpdateOptions{Nice: liveNice})
 	l.st.Indexed += st.Indexed
 	if err != nil {
 		if ctx.Err() != nil {
@@ -275,9 +280,15 @@ func (l *liveIndex) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// While the fetch goes on, the index is written at a lower
+		// priority; once it is over, what is left at the normal one.
+		opt := textindex.UpdateOptions{Nice: liveNice}
+		if stopping {
+			opt.Nice = 0
+		}
 		for _, c := range l.take() {
 			parsed := resolve(c.ext)
-			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, parsed, textindex.UpdateOptions{})
+			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, parsed, opt)
 			l.release(parsed)
 			l.st.Indexed += st.Indexed
 			l.log.Debug("indexed", "archive", l.a.Dir, "folder", c.f.Name, "messages", st.Indexed)
