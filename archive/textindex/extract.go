@@ -135,8 +135,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 type parser struct {
 	msg   *Message
 	opt   ParseOptions
-	text  int // decoded text bytes kept so far
-	index int // attachments seen
+	text  int  // decoded text bytes kept so far
+	index int  // attachments seen
+	plain bool // msg.Plain has more than white space: Text() is Plain
 }
 
 func (p *parser) header(h message.Header) {
@@ -185,7 +186,9 @@ func addrs(h mail.Header, key string) string {
 }
 
 func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	return strings.Join(strings.Fields(s), " ")
 }
 
@@ -265,6 +268,13 @@ func (p *parser) entity(e *message.Entity, depth int, inAlt bool) error {
 		p.addText(&p.msg.Plain, strings.NewReader(sb.String()), false)
 		return p.entity(inner, depth+1, false)
 	case mt == "text/html":
+		if p.plain {
+			// Text() is the plain text once there is some: an HTML
+			// alternative (or a second body) is not reduced to text
+			// that nobody reads. It is read through unparsed.
+			io.Copy(io.Discard, e.Body)
+			return nil
+		}
 		p.addText(&p.msg.HTML, e.Body, true)
 	default:
 		p.addText(&p.msg.Plain, e.Body, false)
@@ -371,15 +381,17 @@ func (p *parser) addText(dst *string, r io.Reader, isHTML bool) {
 	if len(t) > left {
 		t = t[:left]
 	}
-	t = strings.ToValidUTF8(t, "\uFFFD")
-	if !utf8.ValidString(t) {
-		t = ""
+	if !utf8.ValidString(t) { // the fast check first: most text is valid
+		t = strings.ToValidUTF8(t, "\uFFFD")
 	}
 	p.text += len(t)
 	if *dst != "" && t != "" {
 		*dst += "\n"
 	}
 	*dst += t
+	if dst == &p.msg.Plain && !p.plain {
+		p.plain = strings.TrimSpace(t) != ""
+	}
 }
 
 // htmlText writes the text of an HTML document to sb (at most max bytes):

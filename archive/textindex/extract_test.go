@@ -156,3 +156,30 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseAlternative: the HTML alternative of a message with a plain
+// text part is read through, not reduced to text (Text() is the plain
+// text either way); an HTML part before any plain text still is.
+func TestParseAlternative(t *testing.T) {
+	for _, tt := range []struct {
+		name, mail string
+		text, html string
+	}{
+		{"plain first", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain aardvark\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html aardvark</p>\r\n--b--\r\n",
+			"plain aardvark", ""},
+		{"blank plain first", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n \r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html aardvark</p>\r\n--b--\r\n",
+			"html aardvark", "html aardvark"},
+		{"html first", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html aardvark</p>\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain aardvark\r\n--b--\r\n",
+			"plain aardvark", "html aardvark"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Parse(strings.NewReader("From: a@example.com\r\nSubject: s\r\nMIME-Version: 1.0\r\n"+tt.mail), ParseOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.TrimSpace(m.Text()) != tt.text || strings.TrimSpace(m.HTML) != tt.html || len(m.Problems) > 0 {
+				t.Errorf("text %q html %q problems %q, want %q %q", m.Text(), m.HTML, m.Problems, tt.text, tt.html)
+			}
+		})
+	}
+}

@@ -65,6 +65,9 @@ var ErrUnsafe = errors.New("not a regular file")
 
 const schemaVersion = "2"
 
+// ftsAutomerge is FTS5's automerge setting for the index (see Open).
+const ftsAutomerge = 8
+
 const schema = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS docs (
@@ -180,6 +183,15 @@ func Open(dir string) (*Index, error) {
 		ix.Close()
 		return nil, fmt.Errorf("index of %s: %w", dir, err)
 	}
+	// FTS5 merges its segments 8 at a time instead of 4: indexing (a
+	// backup --index, mailkeep index) rewrites each entry fewer times,
+	// about 15% less CPU, for the same size and query times (measured
+	// with bench/ and BenchmarkSearch). The setting is stored in the
+	// index; setting it on every writing open upgrades older indexes.
+	if _, err := db.Exec(`INSERT INTO fts(fts, rank) VALUES('automerge', ?)`, ftsAutomerge); err != nil {
+		ix.Close()
+		return nil, fmt.Errorf("index of %s: %w", dir, err)
+	}
 	// The files SQLite made beside the index must be regular files too.
 	if err := checkFiles(dir); err != nil {
 		ix.Close()
@@ -254,6 +266,11 @@ type UpdateOptions struct {
 	MaxText  int                          // per message; default DefaultMaxText
 	BatchMsg int                          // messages per commit; default 500
 	Progress func(folder string, s Stats) // called after each commit
+	// Nice, when above 0, is the nice value (Linux) of the OS thread that
+	// writes the index (FTS5 tokenizing, most of an update's CPU time):
+	// a backup indexing while it fetches leaves the CPU to the fetch and
+	// indexes with what the fetch leaves.
+	Nice int
 }
 
 // Update indexes every message of the archive that the index does not
@@ -515,6 +532,7 @@ func (ix *Index) indexMessages(ctx context.Context, a *archive.Archive, f *catal
 	batches := make(chan []doc)
 	written := make(chan error, 1)
 	go func() {
+		lowerPriority(opt.Nice)
 		var werr error
 		for batch := range batches {
 			if werr != nil {

@@ -429,3 +429,24 @@ func TestUpdateDamagedFolder(t *testing.T) {
 		t.Errorf("indexed %d", st.Indexed)
 	}
 }
+
+// TestAutomerge: a writing open sets FTS5's automerge (see Open), also on
+// an index made before it was set.
+func TestAutomerge(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		ix, err := Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		if err := ix.DB().QueryRow(`SELECT v FROM fts_config WHERE k='automerge'`).Scan(&v); err != nil || v != ftsAutomerge {
+			t.Errorf("open %d: automerge %d, %v; want %d", i, v, err, ftsAutomerge)
+		}
+		// An older index: FTS5's default.
+		if _, err := ix.DB().Exec(`DELETE FROM fts_config WHERE k='automerge'`); err != nil {
+			t.Fatal(err)
+		}
+		ix.Close()
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -15,7 +16,12 @@ import (
 // maxLiveQueue bounds the messages a live index holds waiting to be
 // indexed. Past it, commits are no longer queued: the catch-up at the end
 // of the backup indexes them.
-const maxLiveQueue = 20000
+var maxLiveQueue = 20000 // a variable for tests
+
+// liveNice is the nice value of the thread that writes the index while
+// the backup fetches (see textindex.UpdateOptions.Nice): the fetch and the
+// server keep the CPU they need, the index takes what they leave.
+const liveNice = 10
 
 // maxLiveText bounds the text a live index holds parsed (of messages
 // stored but not yet committed, or committed but not yet indexed). Past
@@ -27,13 +33,17 @@ const maxLiveText = 64 << 20
 // indexes the committed messages while the fetch goes on, reading back
 // only them, so that the backup's waits on the server pay for most of the
 // indexing. Only committed messages reach it, so the index never names a
-// message the catalog does not hold. At the end, finish runs the full
-// Update, which catches up whatever the live part missed (a commit past
-// the queue's bound, a message it could not read, mail of earlier runs).
+// message the catalog does not hold. Mail of earlier runs that the index
+// lacks (an index made now, a run killed before it indexed) is caught up
+// by a full Update the goroutine runs first, while the fetch begins; at
+// the end, finish runs another only when the live part missed something
+// (a commit past the queue's bound, a folder it failed on), so that the
+// backup does not end with a pass over the whole catalog.
 // Indexing never fails the backup: a problem is logged and the next
 // backup or "mailkeep index" catches up.
 type liveIndex struct {
 	active atomic.Bool // set by start once the index is open
+	missed atomic.Bool // a commit was not indexed live: finish runs Update
 
 	mu     sync.Mutex
 	queue  []liveCommit
@@ -42,6 +52,8 @@ type liveIndex struct {
 	// maxLiveText). Text of messages whose writer failed is never given
 	// back: past failures only make the bound tighter.
 	held atomic.Int64
+
+	parses chan struct{} // capacity maxAsyncParses: the parses under way off the writer's path
 
 	wake chan struct{} // capacity 1: there is work
 	stop chan struct{} // closed by finish: the fetch is over
@@ -55,9 +67,9 @@ type liveIndex struct {
 
 // liveCommit is one commit of a folder writer.
 type liveCommit struct {
-	f      catalog.Folder
-	msgs   []*catalog.Message
-	parsed []*textindex.Message // beside msgs; nil where not parsed
+	f    catalog.Folder
+	msgs []*catalog.Message
+	ext  []any // Extract's results beside msgs (see resolve)
 }
 
 func textSize(m *textindex.Message) int64 {
@@ -67,6 +79,26 @@ func textSize(m *textindex.Message) int64 {
 	return int64(len(m.Plain) + len(m.HTML) + len(m.Subject) + len(m.From) + len(m.To) + len(m.Cc) + len(m.ReplyTo))
 }
 
+// A message of at most maxAsyncMsg bytes is copied aside as it is stored
+// and parsed on a goroutine of its own, so that the archive's writer,
+// which waits for its Extract function, does not wait for the parse; at
+// most maxAsyncParses are parsed so at once (their copies held meanwhile).
+// A bigger message, or one stored while that many are being parsed, is
+// parsed as it streams by, as the writer stores it.
+const (
+	maxAsyncMsg    = 256 << 10
+	maxAsyncParses = 4
+)
+
+// parsing is a message being parsed off the writer's path: an Extract
+// result that the live goroutine waits for (see resolve).
+type parsing struct {
+	done chan struct{}
+	msg  *textindex.Message // nil: not parsed (read back later)
+}
+
+var parseBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // extract is the archive's Extract hook: while the index is live, each
 // message is parsed for it as it is stored, so that it is not read back
 // and decompressed again.
@@ -75,13 +107,65 @@ func (l *liveIndex) extract(*catalog.Folder) func(io.Reader) any {
 		return nil
 	}
 	return func(r io.Reader) any {
-		msg, err := textindex.Parse(r, textindex.ParseOptions{})
-		if err != nil {
-			return nil // read back later, or not committed at all
+		select {
+		case l.parses <- struct{}{}:
+		default:
+			return l.parse(r) // as many parses under way as allowed
 		}
-		l.held.Add(textSize(msg))
-		return msg
+		buf := parseBufs.Get().(*bytes.Buffer)
+		buf.Reset()
+		n, err := buf.ReadFrom(io.LimitReader(r, maxAsyncMsg+1))
+		if err != nil || n > maxAsyncMsg {
+			// Not read whole (the writer failed) or too big to hold:
+			// parsed as it streams by, from where the copy stopped.
+			var res any
+			if err == nil {
+				res = l.parse(io.MultiReader(bytes.NewReader(buf.Bytes()), r))
+			}
+			parseBufs.Put(buf)
+			<-l.parses
+			return res
+		}
+		p := &parsing{done: make(chan struct{})}
+		go func() {
+			defer close(p.done)
+			if msg, ok := l.parse(bytes.NewReader(buf.Bytes())).(*textindex.Message); ok {
+				p.msg = msg
+			}
+			if buf.Cap() <= 4*maxAsyncMsg {
+				parseBufs.Put(buf)
+			}
+			<-l.parses
+		}()
+		return p
 	}
+}
+
+// parse parses one message for the index; nil when its bytes did not
+// read (the message is read back later, or was not committed at all).
+func (l *liveIndex) parse(r io.Reader) any {
+	msg, err := textindex.Parse(r, textindex.ParseOptions{})
+	if err != nil {
+		return nil
+	}
+	l.held.Add(textSize(msg))
+	return msg
+}
+
+// resolve turns Extract's results into parsed messages, waiting for
+// those being parsed.
+func resolve(extracted []any) []*textindex.Message {
+	out := make([]*textindex.Message, len(extracted))
+	for i, x := range extracted {
+		switch v := x.(type) {
+		case *textindex.Message:
+			out[i] = v
+		case *parsing:
+			<-v.done
+			out[i] = v.msg
+		}
+	}
+	return out
 }
 
 // onCommit is the archive's OnCommit hook: it queues copies of the
@@ -91,14 +175,11 @@ func (l *liveIndex) onCommit(f *catalog.Folder, msgs []*catalog.Message, extract
 	if len(msgs) == 0 {
 		return
 	}
-	parsed := make([]*textindex.Message, len(msgs))
-	for i := range msgs {
-		if i < len(extracted) {
-			parsed[i], _ = extracted[i].(*textindex.Message)
-		}
-	}
+	ext := make([]any, len(msgs))
+	copy(ext, extracted)
 	if !l.active.Load() {
-		l.release(parsed)
+		l.missed.Store(true)
+		l.drop(ext)
 		return
 	}
 	cp := make([]*catalog.Message, len(msgs))
@@ -110,16 +191,23 @@ func (l *liveIndex) onCommit(f *catalog.Folder, msgs []*catalog.Message, extract
 	l.mu.Lock()
 	if l.queued+len(cp) > maxLiveQueue {
 		l.mu.Unlock()
-		l.release(parsed)
+		l.missed.Store(true)
+		l.drop(ext)
 		return // the catch-up indexes them
 	}
-	l.queue = append(l.queue, liveCommit{f: *f, msgs: cp, parsed: parsed})
+	l.queue = append(l.queue, liveCommit{f: *f, msgs: cp, ext: ext})
 	l.queued += len(cp)
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
 	default:
 	}
+}
+
+// drop gives back the text bound's share of Extract results that are not
+// indexed, once their parses are over (without blocking the writer).
+func (l *liveIndex) drop(ext []any) {
+	go l.release(resolve(ext))
 }
 
 // start opens the archive's index when it has one or want (--index) asks
@@ -135,6 +223,7 @@ func (l *liveIndex) start(ctx context.Context, a *archive.Archive, want bool, lo
 	}
 	l.ix, l.a, l.log = ix, a, log
 	l.wake, l.stop, l.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	l.parses = make(chan struct{}, maxAsyncParses)
 	l.active.Store(true)
 	go l.run(ctx)
 }
@@ -151,7 +240,7 @@ func (l *liveIndex) take() []liveCommit {
 	for _, c := range q {
 		if i, ok := at[c.f.ID]; ok {
 			out[i].msgs = append(out[i].msgs, c.msgs...)
-			out[i].parsed = append(out[i].parsed, c.parsed...)
+			out[i].ext = append(out[i].ext, c.ext...)
 			continue
 		}
 		at[c.f.ID] = len(out)
@@ -171,6 +260,17 @@ func (l *liveIndex) release(parsed []*textindex.Message) {
 
 func (l *liveIndex) run(ctx context.Context) {
 	defer close(l.done)
+	// Earlier runs' mail first (messages this run commits meanwhile are
+	// indexed by it too; Add then skips them).
+	st, err := l.ix.Update(ctx, l.a, textindex.UpdateOptions{Nice: liveNice})
+	l.st.Indexed += st.Indexed
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		l.missed.Store(true)
+		l.log.Debug("search index: catching up failed; tried again at the end", "archive", l.a.Dir, "err", err)
+	}
 	for {
 		stopping := false
 		select {
@@ -180,9 +280,16 @@ func (l *liveIndex) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		// While the fetch goes on, the index is written at a lower
+		// priority; once it is over, what is left at the normal one.
+		opt := textindex.UpdateOptions{Nice: liveNice}
+		if stopping {
+			opt.Nice = 0
+		}
 		for _, c := range l.take() {
-			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, c.parsed, textindex.UpdateOptions{})
-			l.release(c.parsed)
+			parsed := resolve(c.ext)
+			st, err := l.ix.Add(ctx, l.a, &c.f, c.msgs, parsed, opt)
+			l.release(parsed)
 			l.st.Indexed += st.Indexed
 			l.log.Debug("indexed", "archive", l.a.Dir, "folder", c.f.Name, "messages", st.Indexed)
 			if err != nil {
@@ -190,6 +297,7 @@ func (l *liveIndex) run(ctx context.Context) {
 					return
 				}
 				// The catch-up at the end reads the folder again.
+				l.missed.Store(true)
 				l.log.Debug("search index: live update of a folder failed; caught up at the end", "folder", c.f.Name, "err", err)
 			}
 		}
@@ -200,7 +308,8 @@ func (l *liveIndex) run(ctx context.Context) {
 }
 
 // finish stops the live part once it has indexed what is queued, brings
-// the index fully up to date and closes it.
+// the index fully up to date (when the live part missed something) and
+// closes it.
 func (l *liveIndex) finish(ctx context.Context) {
 	if !l.active.Load() {
 		return
@@ -209,7 +318,7 @@ func (l *liveIndex) finish(ctx context.Context) {
 	close(l.stop)
 	<-l.done
 	defer l.ix.Close()
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || !l.missed.Load() {
 		return
 	}
 	st, err := l.ix.Update(ctx, l.a, textindex.UpdateOptions{})
