@@ -34,6 +34,7 @@ import (
 //	MAILKEEP_BENCH_SCALE_KEEP     a directory (same file system as TMPDIR) to move the million-message archive to
 //	MAILKEEP_BENCH_SCALE_DOVECOT  the folders case's Dovecot configurations (stock,large)
 //	MAILKEEP_BENCH_SCALE_SHAPE    the folders case's shape: flat or tree (flat)
+//	MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT  the one-folder case's Dovecot configurations (stock)
 
 // The scale cases have a Dovecot of their own that does not fsync
 // (mail_fsync = never): filling and indexing 100,000 folders would
@@ -220,9 +221,17 @@ func growth(label string, sizes []int, cases []string, wall map[string][]float64
 	}
 }
 
-// BenchmarkScaleFolder: one folder of 10k / 50k / 200k messages.
+// BenchmarkScaleFolder: one folder of 10k / 50k / 200k messages, on the
+// scale Dovecots of MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT (default
+// "stock"; "stock,large" for both: scaleConfigs).
 func BenchmarkScaleFolder(b *testing.B) {
-	e := scaleOn(b)
+	for _, conf := range strings.Split(cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT"), "stock"), ",") {
+		fmt.Printf("Dovecot %s\n", conf)
+		scaleFolder(b, scaleOnConfig(b, conf), conf)
+	}
+}
+
+func scaleFolder(b *testing.B, e *env, conf string) {
 	sizes := envInts("MAILKEEP_BENCH_SCALE_SIZES", []int{10000, 50000, 200000})
 	if len(sizes) > 5 {
 		b.Fatal("at most 5 sizes")
@@ -252,7 +261,7 @@ func BenchmarkScaleFolder(b *testing.B) {
 		step := func(c string, msgs int) {
 			for _, bu := range builds(e) {
 				r := mk(bu, dirs[bu.name])
-				report(b, fmt.Sprintf("%s %s, %d msgs", bu.name, c, n), r, msgs, 0, 0, "")
+				report(b, fmt.Sprintf("%s %s, %d msgs %s", bu.name, c, n, conf), r, msgs, 0, 0, "")
 				wall[bu.name][c] = append(wall[bu.name][c], r.secs)
 			}
 		}
@@ -278,7 +287,7 @@ func BenchmarkScaleFolder(b *testing.B) {
 		}
 	}
 	for _, bu := range builds(e) {
-		growth(bu.name, sizes, cases, wall[bu.name])
+		growth(bu.name+" "+conf, sizes, cases, wall[bu.name])
 	}
 }
 
