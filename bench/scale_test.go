@@ -22,7 +22,7 @@ import (
 // minutes): one folder of 10k / 50k / 200k messages (full, no-op, +100
 // new, 1,000 flag changes), 100,000 mostly empty folders (full, no-op,
 // ls, verify) and 1,000,000 small messages over 100 folders (full, no-op,
-// ls, verify). Each case prints wall, CPU and peak RSS, and the growth
+// ls, verify, index, search, catalog bytes per message). Each case prints wall, CPU and peak RSS, and the growth
 // ratio from one size to the next. With MAILKEEP_BENCH_PREV the previous
 // build runs each case too, right before this one, on the same server
 // state. The mail is written straight into the private Dovecot's Maildirs
@@ -31,58 +31,102 @@ import (
 //	MAILKEEP_BENCH_SCALE_SIZES    messages per folder sizes (10000,50000,200000)
 //	MAILKEEP_BENCH_SCALE_FOLDERS  folder count (100000; 0 skips)
 //	MAILKEEP_BENCH_SCALE_MILLION  messages over 100 folders (1000000; 0 skips)
+//	MAILKEEP_BENCH_SCALE_KEEP     a directory (same file system as TMPDIR) to move the million-message archive to
+//	MAILKEEP_BENCH_SCALE_DOVECOT  the folders case's Dovecot configurations (stock,large)
+//	MAILKEEP_BENCH_SCALE_SHAPE    the folders case's shape: flat or tree (flat)
+//	MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT  the one-folder case's Dovecot configurations (stock)
 
 // The scale cases have a Dovecot of their own that does not fsync
 // (mail_fsync = never): filling and indexing 100,000 folders would
 // otherwise take most of an hour, and mailkeep's figures are what is
 // measured. Its accounts are created up front (Dovecot notices
 // passwd-file changes by mtime only).
+//
+// BenchmarkScaleFolders also runs against a second Dovecot configured as
+// a large installation is (scaleConfigs, bench/README.md): Dovecot's
+// defaults re-read the whole folder tree at every login, which costs time
+// quadratic in the number of sibling folders.
 var (
-	scaleOnce  sync.Once
-	scaleDV    *dovecottest.Server
-	scaleErr   error
+	scaleMu    sync.Mutex
+	scaleDVs   = map[string]*dovecottest.Server{}
 	scaleUsers = []string{"scale0", "scale1", "scale2", "scale3", "scale4", "folders", "million"}
 )
+
+// scaleConfigs are the scale Dovecots' configurations beyond
+// mail_fsync = never. "stock" is Dovecot 2.3's defaults (the mailbox list
+// index is on, and refreshed from the file system at every login);
+// "large" is what a large Maildir installation that delivers through
+// Dovecot (LMTP or LDA, never a foreign MDA writing into the Maildirs)
+// sets: the list index and each folder's index are trusted without a
+// stat() of every folder directory.
+var scaleConfigs = map[string]string{
+	"stock": "",
+	"large": "mailbox_list_index = yes\nmailbox_list_index_very_dirty_syncs = yes\nmaildir_very_dirty_syncs = yes",
+}
 
 // The scale cases' server directory is MAILKEEP_BENCH_SCALE_SERVERDIR
 // (default /dev/shm when it exists).
 
 // scaleOn skips the case unless MAILKEEP_BENCH_SCALE is set, and returns
-// the bench environment with the scale Dovecot in place of the shared one.
+// the bench environment with the stock scale Dovecot in place of the
+// shared one.
 func scaleOn(b *testing.B) *env {
+	return scaleOnConfig(b, "stock")
+}
+
+// scaleOnConfig is scaleOn with the scale Dovecot of configuration conf
+// (scaleConfigs), started at its first use.
+func scaleOnConfig(b *testing.B, conf string) *env {
 	b.Helper()
 	if os.Getenv("MAILKEEP_BENCH_SCALE") == "" {
 		b.Skip("scale cases: set MAILKEEP_BENCH_SCALE=1")
 	}
+	extra, ok := scaleConfigs[conf]
+	if !ok {
+		b.Fatalf("no scale Dovecot configuration %q", conf)
+	}
 	e := setup(b)
-	scaleOnce.Do(func() {
-		// The server's mail lives in memory where it can (tmpfs): it stands
-		// for a server with a warm page cache, and filling 100,000 folders
-		// takes seconds instead of many minutes. The archives stay on disk.
-		if dir := cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_SERVERDIR"), "/dev/shm"); isDir(dir) {
-			old, had := os.LookupEnv("TMPDIR")
-			os.Setenv("TMPDIR", dir)
-			defer func() {
-				if had {
-					os.Setenv("TMPDIR", old)
-				} else {
-					os.Unsetenv("TMPDIR")
-				}
-			}()
+	scaleMu.Lock()
+	defer scaleMu.Unlock()
+	dv := scaleDVs[conf]
+	if dv == nil {
+		var err error
+		if dv, err = newScaleServer(extra); err != nil {
+			b.Fatal(err)
 		}
-		scaleDV, scaleErr = dovecottest.New(&dovecottest.Options{ExtraConfig: "mail_fsync = never"})
-		for _, u := range scaleUsers {
-			if scaleErr == nil {
-				scaleErr = scaleDV.CreateUser(u, benchPass)
-			}
-		}
-	})
-	if scaleErr != nil {
-		b.Fatal(scaleErr)
+		scaleDVs[conf] = dv
 	}
 	se := *e
-	se.dv = scaleDV
+	se.dv = dv
 	return &se
+}
+
+func newScaleServer(extra string) (*dovecottest.Server, error) {
+	// The server's mail lives in memory where it can (tmpfs): it stands
+	// for a server with a warm page cache, and filling 100,000 folders
+	// takes seconds instead of many minutes. The archives stay on disk.
+	if dir := cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_SERVERDIR"), "/dev/shm"); isDir(dir) {
+		old, had := os.LookupEnv("TMPDIR")
+		os.Setenv("TMPDIR", dir)
+		defer func() {
+			if had {
+				os.Setenv("TMPDIR", old)
+			} else {
+				os.Unsetenv("TMPDIR")
+			}
+		}()
+	}
+	dv, err := dovecottest.New(&dovecottest.Options{ExtraConfig: "mail_fsync = never\n" + extra})
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range scaleUsers {
+		if err := dv.CreateUser(u, benchPass); err != nil {
+			dv.Close()
+			return nil, err
+		}
+	}
+	return dv, nil
 }
 
 func isDir(p string) bool {
@@ -91,8 +135,10 @@ func isDir(p string) bool {
 }
 
 func closeScale() {
-	if scaleDV != nil {
-		scaleDV.Close()
+	scaleMu.Lock()
+	defer scaleMu.Unlock()
+	for _, dv := range scaleDVs {
+		dv.Close()
 	}
 }
 
@@ -175,9 +221,17 @@ func growth(label string, sizes []int, cases []string, wall map[string][]float64
 	}
 }
 
-// BenchmarkScaleFolder: one folder of 10k / 50k / 200k messages.
+// BenchmarkScaleFolder: one folder of 10k / 50k / 200k messages, on the
+// scale Dovecots of MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT (default
+// "stock"; "stock,large" for both: scaleConfigs).
 func BenchmarkScaleFolder(b *testing.B) {
-	e := scaleOn(b)
+	for _, conf := range strings.Split(cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_FOLDER_DOVECOT"), "stock"), ",") {
+		fmt.Printf("Dovecot %s\n", conf)
+		scaleFolder(b, scaleOnConfig(b, conf), conf)
+	}
+}
+
+func scaleFolder(b *testing.B, e *env, conf string) {
 	sizes := envInts("MAILKEEP_BENCH_SCALE_SIZES", []int{10000, 50000, 200000})
 	if len(sizes) > 5 {
 		b.Fatal("at most 5 sizes")
@@ -207,7 +261,7 @@ func BenchmarkScaleFolder(b *testing.B) {
 		step := func(c string, msgs int) {
 			for _, bu := range builds(e) {
 				r := mk(bu, dirs[bu.name])
-				report(b, fmt.Sprintf("%s %s, %d msgs", bu.name, c, n), r, msgs, 0, 0, "")
+				report(b, fmt.Sprintf("%s %s, %d msgs %s", bu.name, c, n, conf), r, msgs, 0, 0, "")
 				wall[bu.name][c] = append(wall[bu.name][c], r.secs)
 			}
 		}
@@ -233,49 +287,94 @@ func BenchmarkScaleFolder(b *testing.B) {
 		}
 	}
 	for _, bu := range builds(e) {
-		growth(bu.name, sizes, cases, wall[bu.name])
+		growth(bu.name+" "+conf, sizes, cases, wall[bu.name])
 	}
 }
 
 // BenchmarkScaleFolders: 100,000 folders, one in a hundred holding 3
-// messages, the rest empty.
+// messages, the rest empty, on each scale Dovecot configuration of
+// MAILKEEP_BENCH_SCALE_DOVECOT (default "stock,large"; scaleConfigs).
+// MAILKEEP_BENCH_SCALE_SHAPE is "flat" (default: every folder a child of
+// the root, Dovecot's worst case: its list index finds a folder among its
+// siblings by a linear search) or "tree" (a parent folder per hundred
+// folders: "P0001/F000100").
 func BenchmarkScaleFolders(b *testing.B) {
-	e := scaleOn(b)
 	n := envInts("MAILKEEP_BENCH_SCALE_FOLDERS", []int{100000})[0]
 	if n == 0 {
 		b.Skip("MAILKEEP_BENCH_SCALE_FOLDERS=0")
 	}
-	md := e.dv.Maildir("folders")
-	start := time.Now()
-	msgs := 0
+	shape := cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_SHAPE"), "flat")
+	if shape != "flat" && shape != "tree" {
+		b.Fatalf("MAILKEEP_BENCH_SCALE_SHAPE=%q: flat or tree", shape)
+	}
+	for _, conf := range strings.Split(cmp.Or(os.Getenv("MAILKEEP_BENCH_SCALE_DOVECOT"), "stock,large"), ",") {
+		scaleFolders(b, scaleOnConfig(b, conf), conf, shape, n)
+	}
+}
+
+// fillFolders writes n Maildir++ folders into md, one in a hundred
+// holding 3 messages; with shape "tree" under a parent folder per hundred.
+// It returns the folders and messages written.
+func fillFolders(md, shape string, n int) (folders, msgs int, err error) {
 	for fi := 1; fi <= n; fi++ {
-		dir := filepath.Join(md, fmt.Sprintf(".F%06d", fi))
+		name := fmt.Sprintf(".F%06d", fi)
+		if shape == "tree" {
+			parent := fmt.Sprintf(".P%04d", (fi-1)/100)
+			if (fi-1)%100 == 0 {
+				if err := fillMaildir(filepath.Join(md, parent), "cur", 0, 0, ""); err != nil {
+					return 0, 0, err
+				}
+				os.WriteFile(filepath.Join(md, parent, "maildirfolder"), nil, 0o600)
+				folders++
+			}
+			name = parent + name
+		}
+		dir := filepath.Join(md, name)
 		k := 0
 		if fi%100 == 0 {
 			k = 3
 		}
 		if err := fillMaildir(dir, "cur", fi*10, k, "S"); err != nil {
-			b.Fatal(err)
+			return 0, 0, err
 		}
-		msgs += k
 		os.WriteFile(filepath.Join(dir, "maildirfolder"), nil, 0o600)
+		folders++
+		msgs += k
 	}
-	if err := chownForDovecot(md); err != nil {
+	return folders, msgs, chownForDovecot(md)
+}
+
+func scaleFolders(b *testing.B, e *env, conf, shape string, n int) {
+	md := e.dv.Maildir("folders")
+	start := time.Now()
+	folders, msgs, err := fillFolders(md, shape, n)
+	if err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("%-34s %7.2f s (setup: %d folders, %d messages written)\n", "", time.Since(start).Seconds(), n, msgs)
+	defer func() {
+		// The next configuration's server is another one; this one's
+		// memory is given back.
+		entries, _ := os.ReadDir(md)
+		for _, d := range entries {
+			if strings.HasPrefix(d.Name(), ".") {
+				os.RemoveAll(filepath.Join(md, d.Name()))
+			}
+		}
+	}()
+	fmt.Printf("%-34s %7.2f s (setup: Dovecot %s, %s, %d folders, %d messages written)\n", "", time.Since(start).Seconds(), conf, shape, folders, msgs)
 	e.doveadm(b, "index", "-u", "folders", "*")
 	url := "imap://folders@" + e.dv.IMAPAddr
+	label := fmt.Sprintf("%d folders %s %s", folders, shape, conf)
 	// The server's share: one LIST with STATUS of every folder, the
-	// floor of a no-op backup.
-	report(b, fmt.Sprintf("floor LIST-STATUS, %d folders", n), rawListStatus(b, e.dv.IMAPAddr, "folders"), 0, 0, 0, "")
+	// floor of a no-op backup; and the LIST alone.
+	report(b, "floor LIST-STATUS, "+label, rawListStatus(b, e.dv.IMAPAddr, "folders", true), 0, 0, 0, "")
+	report(b, "LIST alone, "+label, rawListStatus(b, e.dv.IMAPAddr, "folders", false), 0, 0, 0, "")
 	for _, bu := range builds(e) {
 		dir := filepath.Join(e.tmp, "folders-"+bu.name)
 		os.RemoveAll(dir)
 		mk := func(args ...string) result {
 			return run(b, []string{"MAILKEEP_PASSWORD=" + benchPass}, bu.bin, args...)
 		}
-		label := fmt.Sprintf("%d folders", n)
 		// Dovecot answers a LIST of 100,000 Maildir++ folders after minutes
 		// of silence: more than mailkeep's default I/O timeout.
 		report(b, bu.name+" full, "+label, mk("backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet", "--timeout", "20m"), msgs, 0, 0, "")
@@ -294,6 +393,9 @@ func BenchmarkScaleFolders(b *testing.B) {
 		fmt.Printf("%-34s archive: %d folder files\n", "", files)
 		os.RemoveAll(dir)
 	}
+	// The floor once more, after the runs: on a busy machine one sample
+	// of it is not enough to tell mailkeep's share.
+	report(b, "floor LIST-STATUS again, "+label, rawListStatus(b, e.dv.IMAPAddr, "folders", true), 0, 0, 0, "")
 }
 
 // BenchmarkScaleMillion: 1,000,000 small messages over 100 folders.
@@ -334,13 +436,53 @@ func BenchmarkScaleMillion(b *testing.B) {
 		report(b, bu.name+" no-op, "+label, mk("backup", "--imap", url, "--tls", "none", "--archive", dir, "--quiet"), 0, 0, 0, "")
 		report(b, bu.name+" ls, "+label, mk("ls", "--archive", dir), 0, 0, 0, "")
 		report(b, bu.name+" verify, "+label, mk("verify", "--archive", dir, "--quiet"), per*100, 0, 0, "")
+		archiveSizes(b, bu.name, dir, per*100)
+		// The search index: built once over the whole archive, then one
+		// query of a word every message has, and one of a rare one.
+		report(b, bu.name+" index, "+label, mk("index", "--archive", dir, "--quiet"), per*100, 0, 0, "")
+		if fi, err := os.Stat(filepath.Join(dir, "index.db")); err == nil {
+			fmt.Printf("%-34s index.db %.1f MB, %.0f bytes/message\n", "", float64(fi.Size())/1e6, float64(fi.Size())/float64(per*100))
+			metric(b, bu.name+" index bytes per message", float64(fi.Size())/float64(per*100), "B/msg")
+		}
+		report(b, bu.name+" search common word, "+label, mk("search", "--archive", dir, "--limit", "50", "benchmark"), 0, 0, 0, "")
+		report(b, bu.name+" search rare subject, "+label, mk("search", "--archive", dir, "subject:\"scale message 123457\""), 0, 0, 0, "")
+		if keep := os.Getenv("MAILKEEP_BENCH_SCALE_KEEP"); keep != "" {
+			to := filepath.Join(keep, "million-"+bu.name)
+			if err := os.Rename(dir, to); err != nil {
+				b.Fatal(err)
+			}
+			fmt.Printf("%-34s archive kept: %s\n", "", to)
+			continue
+		}
 		os.RemoveAll(dir)
 	}
 }
 
-// rawListStatus times one LIST "" "*" RETURN (STATUS ...) on its own
-// connection, the answer read and discarded.
-func rawListStatus(b *testing.B, addr, user string) result {
+// archiveSizes prints the archive's mail bytes and the catalog's bytes
+// per message: the SQLite database (with its WAL) and its redo journal.
+func archiveSizes(b *testing.B, name, dir string, msgs int) {
+	b.Helper()
+	mail := treeBytes(filepath.Join(dir, "mbox"))
+	size := func(names ...string) (n int64) {
+		for _, s := range names {
+			if fi, err := os.Stat(filepath.Join(dir, s)); err == nil {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	db, journal := size("catalog.db", "catalog.db-wal"), size("catalog.journal")
+	per := func(n int64) float64 { return float64(n) / float64(msgs) }
+	fmt.Printf("%-34s archive: mail %.1f MB, catalog.db %.1f MB (%.0f B/msg), catalog.journal %.1f MB (%.0f B/msg), whole dir %.1f MB\n", "",
+		float64(mail)/1e6, float64(db)/1e6, per(db), float64(journal)/1e6, per(journal), float64(treeBytes(dir))/1e6)
+	metric(b, name+" catalog.db bytes per message", per(db), "B/msg")
+	metric(b, name+" catalog.journal bytes per message", per(journal), "B/msg")
+	metric(b, name+" archive mail MB", float64(mail)/1e6, "MB")
+}
+
+// rawListStatus times one LIST "" "*" (with status: RETURN (STATUS ...))
+// on its own connection, the answer read and discarded.
+func rawListStatus(b *testing.B, addr, user string, status bool) result {
 	b.Helper()
 	start := time.Now()
 	c, err := imapclient.DialInsecure(addr, nil)
@@ -351,7 +493,11 @@ func rawListStatus(b *testing.B, addr, user string) result {
 	if err := c.Login(user, benchPass).Wait(); err != nil {
 		b.Fatal(err)
 	}
-	cmd := c.List("", "*", &imap.ListOptions{ReturnStatus: &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}})
+	opt := &imap.ListOptions{}
+	if status {
+		opt.ReturnStatus = &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: true}
+	}
+	cmd := c.List("", "*", opt)
 	n := 0
 	for cmd.Next() != nil {
 		n++

@@ -15,6 +15,10 @@ func (b *backup) announce(jobs []*folderJob) {
 		if j.cat == nil {
 			continue
 		}
+		if n, ok := appended(j); ok {
+			msgs += n
+			continue
+		}
 		total, expunged, _, err := b.a.Cat.Counts(b.ctx, j.cat.ID)
 		if err != nil {
 			b.log.Debug("progress: no catalog count", "account", b.acct, "folder", j.cat.Name, "err", err)
@@ -23,4 +27,19 @@ func (b *backup) announce(jobs []*folderJob) {
 		msgs += max(int(msgCount(j.status))-(total-expunged), 0)
 	}
 	b.opt.Planned(msgs, 0)
+}
+
+// appended is the estimate for a folder synchronised completely before
+// (its status recorded, under the same UIDVALIDITY): the UIDs the server
+// handed out since, at most the messages it holds. It costs no catalog
+// count, which reads every row of the folder (a folder of 200,000
+// messages: a tenth of a second and more, for each run that finds new
+// mail in it). It counts a message appended and expunged in between, and
+// the messages a run interrupted in the folder stored.
+func appended(j *folderJob) (int, bool) {
+	st, f := j.status, j.cat
+	if st == nil || st.NumMessages == nil || st.UIDValidity == 0 || f.UIDValidity != st.UIDValidity || f.UIDNext == 0 || uint32(st.UIDNext) < f.UIDNext {
+		return 0, false
+	}
+	return int(min(uint32(st.UIDNext)-f.UIDNext, *st.NumMessages)), true
 }

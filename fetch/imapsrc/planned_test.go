@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/fetch/imapsrc"
@@ -76,6 +79,10 @@ func TestPlannedTotals(t *testing.T) {
 				{func() {}, 7},
 				{func() { appendN("INBOX", 3) }, 3},
 				{func() {}, 0},
+				// One old message expunged, two appended: two to fetch
+				// (a count of the server's messages less the archived
+				// ones said one).
+				{func() { expungeFirst(t, c, "INBOX"); appendN("INBOX", 2) }, 2},
 			} {
 				want.before()
 				planned, progressed, fetched := run()
@@ -84,5 +91,23 @@ func TestPlannedTotals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// expungeFirst expunges the folder's lowest UID.
+func expungeFirst(t *testing.T, c *imapclient.Client, folder string) {
+	t.Helper()
+	if _, err := c.Select(folder, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	uids := imap.UIDSetNum(1)
+	if err := c.Store(uids, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.UIDExpunge(uids).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unselect().Wait(); err != nil {
+		t.Fatal(err)
 	}
 }
