@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/imaptest"
 )
@@ -348,5 +349,59 @@ func TestGmailE2EExport(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(to, "Work.mbox")); err == nil {
 		t.Errorf("--labels keywords wrote a label folder")
+	}
+}
+
+// TestGmailE2ESpecialUse: onto a Dovecot whose Sent, Drafts, Junk and
+// Trash folders carry other names (special use), --labels folders puts
+// \Sent and \Draft copies and Spam and Trash there; a rerun appends
+// nothing.
+func TestGmailE2ESpecialUse(t *testing.T) {
+	_, dir := gmailE2E(t)
+	dv := dovecottest.Start(t, &dovecottest.Options{ExtraConfig: `namespace inbox {
+  mailbox "Sent Items" {
+    special_use = \Sent
+    auto = subscribe
+  }
+  mailbox Entwürfe {
+    special_use = \Drafts
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \Junk
+    auto = subscribe
+  }
+  mailbox Deleted {
+    special_use = \Trash
+    auto = subscribe
+  }
+}
+`})
+	dv.AddUser(t, "bob", pass)
+	sum := restoreJSON(t, "--archive", dir, "--imap", "imap://bob@"+dv.IMAPAddr)
+	where, _ := byBody(imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, "bob", pass), false))
+	want := map[int][]string{
+		0: {"INBOX", "Work", e2eLabel},
+		1: {"Sent Items", "Work"},
+		2: {gmailtest.AllMail, "Entwürfe"},
+		3: {gmailtest.AllMail, "INBOX"},
+		4: {"Junk"},
+		5: {"Deleted"},
+		6: {gmailtest.AllMail},
+		7: {e2eLabel},
+	}
+	n := 0
+	for i, w := range want {
+		sort.Strings(w)
+		n += len(w)
+		if got := where[sum256(e2eBody(i))]; !slices.Equal(got, w) {
+			t.Errorf("message %d is in %q, want %q", i, got, w)
+		}
+	}
+	if sum.Appended != n {
+		t.Errorf("appended %d, want %d", sum.Appended, n)
+	}
+	if sum = restoreJSON(t, "--archive", dir, "--imap", "imap://bob@"+dv.IMAPAddr); sum.Appended != 0 || sum.Skipped != n {
+		t.Errorf("rerun: %+v", sum)
 	}
 }
