@@ -10,9 +10,11 @@ import (
 // Frozen is what restore and export read of an archive's frozen folders
 // (catalog.Folder.IsFrozen: label folders backed up folder by folder
 // before Gmail mode, "[before Gmail mode]/NAME"). A frozen folder's
-// message whose SHA-256 is that of a message the Selection reads from All
-// Mail, Spam or Trash (the folders Gmail mode backs up) is left out: it
-// comes out of All Mail, through its labels. The others, mail only the
+// message whose SHA-256 is that of a live message of All Mail, Spam or
+// Trash (the folders Gmail mode backs up; live at AsOf with AsOf) is left
+// out: it comes out of there, through its labels. An expunged twin does
+// not count, even with IncludeExpunged: it carries no labels (Gmail mode
+// never read them), and the frozen copy keeps where the message was. The others, mail only the
 // old folder holds, are read as messages of All Mail (Into) carrying the
 // frozen folder's label (catalog.Message.Labels), so that restore and
 // export put them where that label goes: "--labels folders" into the
@@ -43,7 +45,7 @@ func (fz *Frozen) IsFrozenOut(f *catalog.Folder) bool { return fz != nil && f.Is
 // are read, or nil when there are none or the archive has no All Mail
 // among them (the frozen folders are then read as ordinary folders).
 // It reads the digests of All Mail, Spam and Trash once: by the catalog
-// (catalog.SHA256Set) without AsOf, by Select with it.
+// (catalog.SHA256Set) without AsOf, by Select (live at AsOf) with it.
 func (s *Selector) Frozen(ctx context.Context, folders []*catalog.Folder) (*Frozen, error) {
 	var frozen, twins []*catalog.Folder
 	var into *catalog.Folder
@@ -69,13 +71,14 @@ func (s *Selector) Frozen(ctx context.Context, folders []*catalog.Folder) (*Froz
 			ids[i] = f.ID
 		}
 		var err error
-		if set, err = s.a.Cat.SHA256Set(ctx, ids, s.opt.IncludeExpunged); err != nil {
+		if set, err = s.a.Cat.SHA256Set(ctx, ids, false); err != nil {
 			return nil, err
 		}
 	} else {
 		set = catalog.SHASet{}
+		live := &Selector{a: s.a, opt: Selection{AsOf: s.opt.AsOf}, runs: s.runs}
 		for _, f := range twins {
-			msgs, _, err := s.Select(ctx, f)
+			msgs, _, err := live.Select(ctx, f)
 			if err != nil {
 				return nil, err
 			}

@@ -10,8 +10,7 @@ import (
 // (IsFrozen: a label folder backed up folder by folder before Gmail mode)
 // holds copies of messages that All Mail, Spam or Trash hold too. Restore
 // and export leave out a frozen folder's message whose SHA-256 is that of
-// a message they read from those folders (it comes out through its
-// labels) and read the others (mail only the old folder holds) as
+// a live message of those folders (it comes out through its labels) and read the others (mail only the old folder holds) as
 // messages of All Mail carrying the frozen folder's label
 // (archive.Selector.Frozen). SHA256Set is the set they test against.
 
