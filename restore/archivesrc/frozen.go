@@ -2,6 +2,7 @@ package archivesrc
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 
@@ -76,4 +77,23 @@ func (s *Source) walk(ctx context.Context, f *catalog.Folder, sel []*catalog.Mes
 		}
 		return fn(rm)
 	})
+}
+
+// frozenName names a message of another folder than the one it is
+// restored from: `UID 4 in "[before Gmail mode]/Old"`.
+func (s *Source) frozenName(ctx context.Context, m *catalog.Message) string {
+	fl, err := s.a.Cat.Folders(ctx)
+	if err != nil {
+		return fmt.Sprintf("UID %d (UIDVALIDITY %d) of folder id %d", m.UID, m.UIDValidity, m.FolderID)
+	}
+	for _, f := range fl {
+		if f.ID == m.FolderID {
+			ref := archive.RefTo("", f.Name, m)
+			if f.UIDValidity == m.UIDValidity {
+				ref.UIDValidity = 0
+			}
+			return fmt.Sprintf("%s in %q", ref.Message(), f.Name)
+		}
+	}
+	return fmt.Sprintf("UID %d (UIDVALIDITY %d), its folder gone from the catalog", m.UID, m.UIDValidity)
 }
