@@ -142,6 +142,13 @@ func TestGmailFrozenRestore(t *testing.T) {
 	dv := startDovecot(t)
 	dv.AddUser(t, "bob", pass)
 	dv.AddUser(t, "carol", pass)
+	r := mailkeep(t, pwEnv(), "restore", "--archive", dir, "--imap", "imap://bob@"+dv.IMAPAddr, "--tls", "none", "--dry-run")
+	// It names the old folders' messages where `show` finds them, and
+	// makes no folder of them.
+	if out := r.stdout + r.stderr; r.code != 0 || strings.Contains(out, `would create folder "[before Gmail mode]`) || strings.Contains(out, `would append to "[before Gmail mode]`) ||
+		!strings.Contains(out, `would append to "Old" from "Old": UID 2 in "[before Gmail mode]/Old"`) {
+		t.Errorf("--dry-run: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	sum := restoreJSON(t, "--archive", dir, "--imap", "imap://bob@"+dv.IMAPAddr)
 	where, _ := byBody(imaptest.Snapshot(t, imaptest.Dial(t, dv.IMAPAddr, "bob", pass), false))
 	check("--labels folders", where)
@@ -245,7 +252,7 @@ func TestGmailFrozenRestore(t *testing.T) {
 		t.Errorf("export --labels keywords wrote %d entries at the top, want [Gmail] alone", len(ents))
 	}
 	// The frozen folders stay listed in the archive.
-	r := mailkeep(t, nil, "ls", "--archive", dir, "--folder", "[before Gmail mode]/Old")
+	r = mailkeep(t, nil, "ls", "--archive", dir, "--folder", "[before Gmail mode]/Old")
 	if r.code != 0 || strings.Count(r.stdout, "\n") != 1+5 {
 		t.Errorf("ls --folder '[before Gmail mode]/Old': %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
