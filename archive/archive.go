@@ -372,9 +372,12 @@ func (a *Archive) Walk(ctx context.Context, f *catalog.Folder, msgs []*catalog.M
 		}
 		return all[i].FramePos < all[j].FramePos
 	})
-	want := make(map[int64]bool, len(sorted))
+	// fn gets the caller's messages (which may carry more than the
+	// catalog's rows: restore and export give frozen folders' their
+	// labels), not the rows counted off.
+	want := make(map[int64]*catalog.Message, len(sorted))
 	for _, m := range sorted {
-		want[m.ID] = true
+		want[m.ID] = m
 	}
 	dec := mboxrd.NewDecoder(rc)
 	left := len(sorted)
@@ -386,10 +389,11 @@ func (a *Archive) Walk(ctx context.Context, f *catalog.Folder, msgs []*catalog.M
 		if err != nil {
 			return fmt.Errorf("folder %q uid %d: reading %s: %w", f.Name, m.UID, m.File, err)
 		}
-		if !want[m.ID] {
+		given := want[m.ID]
+		if given == nil {
 			continue
 		}
-		if err := fn(m, &exactReader{r: body, c: io.NopCloser(nil), left: m.Size, name: m.File}); err != nil {
+		if err := fn(given, &exactReader{r: body, c: io.NopCloser(nil), left: m.Size, name: m.File}); err != nil {
 			return err
 		}
 		if left--; left == 0 {

@@ -241,7 +241,7 @@ func (e *exporter) folder(ctx context.Context, of *outFolder) error {
 // out, numbering them from seq+1; it returns how many it went through.
 func (e *exporter) part(ctx context.Context, out folderOut, p part, seq int) (int, error) {
 	f := p.f
-	msgs, flags, err := e.src.Select(ctx, f)
+	msgs, flags, err := p.selected(ctx, e.src)
 	if err != nil {
 		out.Abort()
 		return 0, e.wrap(f.Name, nil, err)

@@ -48,6 +48,11 @@ type outFolder struct {
 type part struct {
 	f    *catalog.Folder
 	keep func(*catalog.Message) bool
+	// fixed: msgs and flags are the messages to choose from (a frozen
+	// folder's, frozen.go), not the folder's selection.
+	fixed bool
+	msgs  []*catalog.Message
+	flags map[int64][]string
 }
 
 // plan lists the folders to write: the archive's folders that sel
@@ -58,7 +63,14 @@ func plan(ctx context.Context, cat *catalog.Catalog, src *archive.Selector, fold
 	copies := mode == "" || mode == gmaillabels.ModeFolders
 	views := map[string]*catalog.Folder{}
 	var real []*catalog.Folder
+	fz, err := src.Frozen(ctx, folders)
+	if err != nil {
+		return nil, err
+	}
 	for _, f := range folders {
+		if fz.IsFrozenOut(f) {
+			continue
+		}
 		if f.IsView() {
 			if f.Label != "" {
 				views[f.Label] = f
@@ -91,6 +103,7 @@ func plan(ctx context.Context, cat *catalog.Catalog, src *archive.Selector, fold
 				}
 			}
 		}
+		frozenLabels(labels, fz)
 	}
 	var out []*outFolder
 	for _, f := range real {
@@ -133,6 +146,7 @@ func plan(ctx context.Context, cat *catalog.Catalog, src *archive.Selector, fold
 		}
 		out = append(out, of)
 	}
+	withFrozen(out, fz)
 	return out, nil
 }
 

@@ -6,8 +6,9 @@ package restore
 // A Gmail archive's messages are APPENDed once each, into the folder they
 // were archived in ([Gmail]/All Mail, whose APPENDs carry no label,
 // [Gmail]/Spam or [Gmail]/Trash; All Mail goes to the destination's \All
-// folder, whatever its language), with \Flagged for \Starred and \Draft
-// for \Draft. After the folder's APPENDs its labels are added on a raw
+// folder, whatever its language), with its archived flags and \Flagged
+// for \Starred (\Draft is stored as a label: the \Draft flag does not
+// make it). After the folder's APPENDs its labels are added on a raw
 // connection (Options.DialLabels) with the folder selected:
 //
 //	UID FETCH <uids> (UID X-GM-MSGID X-GM-THRID X-GM-LABELS FLAGS)
@@ -62,11 +63,11 @@ func (l LabelRefusal) String() string {
 }
 
 // gmailStored is the labels of a message that Gmail is given by STORE:
-// all but \Starred and \Draft, which are flags.
+// all but \Starred, which is the \Flagged flag.
 func gmailStored(labels []string) []string {
 	var out []string
 	for _, l := range labels {
-		if l == "" || strings.EqualFold(l, labelStarred) || strings.EqualFold(l, labelDraft) {
+		if l == "" || strings.EqualFold(l, labelStarred) {
 			continue
 		}
 		out = append(out, l)

@@ -8,10 +8,9 @@ package restore
 //   - Gmail (CAPABILITY X-GM-EXT-1): each message is APPENDed once, into
 //     the folder it was archived in (All Mail, Spam or Trash, mapped by
 //     name or special use like any folder), and its labels are added with
-//     UID STORE +X-GM-LABELS (gmail.go). \Starred is the \Flagged flag and
-//     \Draft the \Draft flag, both sent with the APPEND; \Inbox, \Sent,
-//     \Important and the user labels are stored as labels. Options.Labels
-//     does not apply.
+//     UID STORE +X-GM-LABELS (gmail.go). \Starred is the \Flagged flag,
+//     sent with the APPEND; \Inbox, \Sent, \Draft, \Important and the
+//     user labels are stored as labels. Options.Labels does not apply.
 //   - Any other server, Options.Labels "folders" (the default): a copy of
 //     the message in one folder per label. \Inbox is INBOX, \Sent and
 //     \Draft the destination's \Sent and \Drafts folders (through the
@@ -99,7 +98,6 @@ var (
 
 const (
 	labelInbox   = gmaillabels.Inbox
-	labelDraft   = gmaillabels.Draft
 	labelStarred = gmaillabels.Starred
 )
 
@@ -276,9 +274,12 @@ func (s *labeled) Messages(ctx context.Context, f Folder, fn func(Message) error
 	}
 	switch {
 	case s.gmail:
-		// Labels stay on the message for the STORE after its APPEND.
+		// Labels stay on the message for the STORE after its APPEND. The
+		// flags are Gmail's own as archived; \Draft is stored as a label.
 		return s.src.Messages(ctx, f, func(m Message) error {
-			m.Flags = labelFlags(m.Flags, m.Labels)
+			if hasLabel(m.Labels, labelStarred) {
+				m.Flags = labelFlags(m.Flags, []string{labelStarred})
+			}
 			return fn(m)
 		})
 	case s.mode == LabelsNone:

@@ -25,9 +25,15 @@ type storedMsg struct {
 }
 
 // storageOrder lists every message of an mbox folder (expunged ones too:
-// the file holds them) in storage order.
+// the file holds them) in storage order. A Gmail label view's file is its
+// All Mail's: the cursor counts every message of that file, not only the
+// view's (else it would read a neighbour's bytes for a view's message).
 func storageOrder(ctx context.Context, cat *catalog.Catalog, f *catalog.Folder) ([]storedMsg, map[int64]int, error) {
-	all, err := cat.All(ctx, f.ID)
+	id := f.ID
+	if f.IsView() {
+		id = f.ViewOf
+	}
+	all, err := cat.All(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -6,7 +6,6 @@ package archivesrc
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 
 	"github.com/mailkeep/mailkeep/archive"
@@ -23,6 +22,7 @@ type Source struct {
 	a   *archive.Archive
 	sel *archive.Selector
 	run int64
+	fz  frozenState
 }
 
 // New wraps an open archive; run is the restore's run id in its catalog.
@@ -36,15 +36,20 @@ func New(ctx context.Context, a *archive.Archive, run int64, opt Options) (*Sour
 
 // Folders lists the archive's folders the Options show, less the Gmail
 // label views: their messages are those of the real folders (All Mail),
-// whose Message.Labels say where else they are shown (restore/labels.go).
+// whose Message.Labels say where else they are shown (restore/labels.go);
+// and less the frozen folders, read through All Mail (frozen.go).
 func (s *Source) Folders(ctx context.Context) ([]restore.Folder, error) {
 	fl, err := s.sel.Folders(ctx)
 	if err != nil {
 		return nil, err
 	}
+	fz, err := s.frozen(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []restore.Folder
 	for _, f := range fl {
-		if f.IsView() {
+		if f.IsView() || fz.IsFrozenOut(f) {
 			continue
 		}
 		out = append(out, restore.Folder{Name: f.Name, Delim: f.Delim, SpecialUse: f.SpecialUse})
@@ -80,23 +85,10 @@ func (s *Source) MessagesWhere(ctx context.Context, folder restore.Folder, keep 
 		}
 		sel = chosen
 	}
-	// Walk reads the folder's file front to back once; a second Open of the
-	// same message (the engine re-reads large ones) seeks to it instead.
-	return s.a.Walk(ctx, f, sel, func(m *catalog.Message, r io.Reader) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		used := false
-		rm := meta(m, flagsOf)
-		rm.Open = func() (io.ReadCloser, error) {
-			if !used {
-				used = true
-				return io.NopCloser(r), nil
-			}
-			return s.a.Open(m)
-		}
-		return fn(rm)
-	})
+	if err := s.walk(ctx, f, sel, flagsOf, fn); err != nil {
+		return err
+	}
+	return s.frozenMessages(ctx, f, keep, fn)
 }
 
 // meta is a catalogued message as a restore.Message without Open.

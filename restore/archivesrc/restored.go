@@ -41,7 +41,13 @@ func (s *Source) MessageName(ctx context.Context, folder, key string) string {
 		return fmt.Sprintf("(not found in the catalog: %v)", err)
 	}
 	ref := archive.RefTo("", folder, m)
-	if f, err := s.a.Cat.Folder(ctx, folder); err == nil && f.UIDValidity == m.UIDValidity {
+	f, err := s.a.Cat.Folder(ctx, folder)
+	if err == nil && f.ID != m.FolderID {
+		// A frozen folder's message read through All Mail (frozen.go):
+		// named in its own folder, where `mailkeep show` finds it.
+		return s.frozenName(ctx, m)
+	}
+	if err == nil && f.UIDValidity == m.UIDValidity {
 		ref.UIDValidity = 0 // the folder's own: not worth saying
 	}
 	return ref.Message()
