@@ -12,7 +12,6 @@ import (
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
-	"github.com/mailkeep/mailkeep/archive/textindex"
 	"github.com/mailkeep/mailkeep/internal/account"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
@@ -234,12 +233,8 @@ func runBackup(ctx context.Context, job backupJob, stdout io.Writer, log *slog.L
 	if srv.Protocol == account.IMAP && job.pop3.any() {
 		return sum, usageErr("--delete, --keep-days, --dry-run and --no-uidl are POP3 options")
 	}
-	live := &liveIndex{}  // the search index follows the backup's commits
-	var commitBytes int64 // the archive's default
-	if job.index || textindex.Exists(job.dir) {
-		commitBytes = liveCommitBytes
-	}
-	a, err := archive.Open(job.dir, archive.Options{Format: job.format, CompressionLevel: job.level, CommitBytes: commitBytes, OnCommit: live.onCommit, Extract: live.extract})
+	live := &liveIndex{} // the search index follows the backup's commits
+	a, err := archive.Open(job.dir, archive.Options{Format: job.format, CompressionLevel: job.level, OnCommit: live.onCommit, Extract: live.extract})
 	if err != nil {
 		return sum, err
 	}

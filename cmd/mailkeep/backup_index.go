@@ -41,14 +41,6 @@ const maxLiveText = 64 << 20
 // backup does not end with a pass over the whole catalog.
 // Indexing never fails the backup: a problem is logged and the next
 // backup or "mailkeep index" catches up.
-// liveCommitBytes is how much a folder writer buffers before it commits
-// when the backup indexes: the index sees mail only once the catalog has
-// it, so commits at the default 16 MiB left the indexer idle for the first
-// quarter of a backup and gave it the last folders in one burst at the
-// end; smaller commits feed it as the fetch goes (an fsync and a catalog
-// transaction each, behind the fetch).
-const liveCommitBytes = 2 << 20
-
 type liveIndex struct {
 	active atomic.Bool // set by start once the index is open
 	missed atomic.Bool // a commit was not indexed live: finish runs Update
