@@ -58,19 +58,29 @@ func (c *Catalog) ByUIDs(ctx context.Context, folderID int64, uidValidity uint32
 	// One statement per batch length would fill the statement cache:
 	// batches are short, parsing is cheap next to the lookups.
 	q := `SELECT ` + c.msgCols() + ` FROM messages WHERE folder_id=? AND uidvalidity=? AND uid IN (?` + strings.Repeat(",?", len(uids)-1) + `)`
-	rows, err := c.db.QueryContext(ctx, q, args...)
+	err := c.eachUnprepared(ctx, q, args, func(m *Message) { out[m.UID] = m })
 	if err != nil {
 		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
+	}
+	return out, nil
+}
+
+// eachUnprepared runs a one-off message query (not kept in the statement
+// cache: batch lookups vary in length) and calls fn for every row.
+func (c *Catalog) eachUnprepared(ctx context.Context, q string, args []any, fn func(*Message)) error {
+	rows, err := c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		m, err := c.scanMessage(ctx, rows)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out[m.UID] = m
+		fn(m)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // UIDRef is a message's catalog id and UID.

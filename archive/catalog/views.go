@@ -317,19 +317,10 @@ func (c *Catalog) ByGmailMsgIDs(ctx context.Context, folderID int64, ids []uint6
 	}
 	args = append(args, folderID)
 	q := `SELECT ` + c.msgCols() + ` FROM messages WHERE gm_msgid IN (?` + strings.Repeat(",?", len(ids)-1) + `) AND folder_id=? ORDER BY id`
-	rows, err := c.db.QueryContext(ctx, q, args...)
-	if err != nil {
+	if err := c.eachUnprepared(ctx, q, args, func(m *Message) { out[m.GmailMsgID] = m }); err != nil {
 		return nil, fmt.Errorf("catalog: folder %d: %w", folderID, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		m, err := c.scanMessage(ctx, rows)
-		if err != nil {
-			return nil, err
-		}
-		out[m.GmailMsgID] = m
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // GmailMissing reports whether a folder has live messages under

@@ -179,3 +179,48 @@ func (l *UserLogin) Close() error {
 	}
 	return l.UserSession.Close()
 }
+
+// DoubleCaps are the capabilities the provider doubles built on
+// imapmemserver (mstest, yahootest) advertise.
+var DoubleCaps = imap.CapSet{
+	imap.CapIMAP4rev1:   {},
+	imap.CapUIDPlus:     {},
+	imap.CapMove:        {},
+	imap.CapChildren:    {},
+	imap.CapNamespace:   {},
+	imap.CapLiteralPlus: {},
+}
+
+// Double is go-imap's imapserver serving a provider double's sessions on a
+// listener (often an imaptap.Listener rewriting lines in front of it).
+type Double struct {
+	ln     net.Listener
+	srv    *imapserver.Server
+	served chan error
+	once   sync.Once
+}
+
+// ServeDouble starts serving newSession's sessions on ln with caps
+// (plaintext LOGIN allowed) until Close.
+func ServeDouble(ln net.Listener, caps imap.CapSet, logger imapserver.Logger, newSession func(*imapserver.Conn) imapserver.Session) *Double {
+	d := &Double{ln: ln, served: make(chan error, 1)}
+	d.srv = imapserver.New(&imapserver.Options{
+		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return newSession(c), nil, nil
+		},
+		Caps:         caps,
+		Logger:       logger,
+		InsecureAuth: true,
+	})
+	go func() { d.served <- d.srv.Serve(ln) }()
+	return d
+}
+
+// Close stops the server and its connections.
+func (d *Double) Close() {
+	d.once.Do(func() {
+		d.srv.Close()
+		d.ln.Close()
+		<-d.served
+	})
+}

@@ -101,10 +101,7 @@ type Server struct {
 	failSelect int
 	appends    int
 
-	ln     net.Listener
-	srv    *imapserver.Server
-	served chan error
-	once   sync.Once
+	double *memimap.Double
 }
 
 // Start starts a double with one user owning an empty INBOX and stops it
@@ -142,36 +139,19 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	if err != nil {
 		return nil, fmt.Errorf("mstest: %w", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), opt: opt, user: u, username: username, served: make(chan error, 1)}
-	s.ln = &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks {
+	s := &Server{Addr: ln.Addr().String(), opt: opt, user: u, username: username}
+	tapped := &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks {
 		return &tap{srv: s, conn: c, replace: map[string]string{}}
 	}}
-	s.srv = imapserver.New(&imapserver.Options{
-		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}, nil, nil
-		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1:   {},
-			imap.CapUIDPlus:     {},
-			imap.CapMove:        {},
-			imap.CapChildren:    {},
-			imap.CapNamespace:   {},
-			imap.CapLiteralPlus: {},
-		},
-		Logger:       logger,
-		InsecureAuth: true,
+	s.double = memimap.ServeDouble(tapped, memimap.DoubleCaps, logger, func(*imapserver.Conn) imapserver.Session {
+		return &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}
 	})
-	go func() { s.served <- s.srv.Serve(s.ln) }()
 	return s, nil
 }
 
 // Close stops the server and its connections.
 func (s *Server) Close() {
-	s.once.Do(func() {
-		s.srv.Close()
-		s.ln.Close()
-		<-s.served
-	})
+	s.double.Close()
 }
 
 // User returns the backend user, to create folders and append directly.

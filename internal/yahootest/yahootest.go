@@ -87,10 +87,7 @@ type Server struct {
 	clientBugs int // APPENDs refused for their missing final CRLF
 	limit      int // the limited view (opt.MessageLimit until SetMessageLimit)
 
-	ln     net.Listener
-	srv    *imapserver.Server
-	served chan error
-	once   sync.Once
+	double *memimap.Double
 }
 
 // Start starts a double with one user owning an empty INBOX and stops it
@@ -122,31 +119,18 @@ func New(username, password string, opt Options, logger imapserver.Logger) (*Ser
 	if err != nil {
 		return nil, fmt.Errorf("yahootest: %w", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), opt: opt, limit: opt.MessageLimit, user: u, username: username, served: make(chan error, 1)}
-	s.ln = &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks { return &tap{} }}
+	s := &Server{Addr: ln.Addr().String(), opt: opt, limit: opt.MessageLimit, user: u, username: username}
+	tapped := &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks { return &tap{} }}
 	if logger == nil {
 		logger = discard{}
 	}
-	s.srv = imapserver.New(&imapserver.Options{
-		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			sess := &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}
-			if tc, ok := c.NetConn().(*imaptap.Conn); ok {
-				sess.tap, _ = tc.Hooks().(*tap)
-			}
-			return sess, nil, nil
-		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1:   {},
-			imap.CapUIDPlus:     {},
-			imap.CapMove:        {},
-			imap.CapChildren:    {},
-			imap.CapNamespace:   {},
-			imap.CapLiteralPlus: {},
-		},
-		Logger:       logger,
-		InsecureAuth: true,
+	s.double = memimap.ServeDouble(tapped, memimap.DoubleCaps, logger, func(c *imapserver.Conn) imapserver.Session {
+		sess := &session{srv: s, UserLogin: memimap.UserLogin{Username: s.username, User: s.user}}
+		if tc, ok := c.NetConn().(*imaptap.Conn); ok {
+			sess.tap, _ = tc.Hooks().(*tap)
+		}
+		return sess
 	})
-	go func() { s.served <- s.srv.Serve(s.ln) }()
 	return s, nil
 }
 
@@ -156,11 +140,7 @@ func (discard) Printf(string, ...any) {}
 
 // Close stops the server and its connections.
 func (s *Server) Close() {
-	s.once.Do(func() {
-		s.srv.Close()
-		s.ln.Close()
-		<-s.served
-	})
+	s.double.Close()
 }
 
 // User returns the backend user, to create folders and append directly
