@@ -54,7 +54,7 @@ type Server struct {
 	uid     int // uid/gid owning homes when running as root, else -1
 	gid     int
 
-	mu    sync.Mutex // serialises writes to the users file
+	mu    sync.Mutex // serialises user creation
 	cmd   *exec.Cmd
 	done  chan struct{} // closed when cmd has exited
 	close sync.Once
@@ -76,7 +76,7 @@ type Options struct {
 	// style). The endpoint must answer 200 with a JSON object holding
 	// "active": "true" (or true) and "username" equal to the user logging
 	// in; anything else fails the login. Password logins (PLAIN, LOGIN)
-	// keep using the users file.
+	// keep using the per-user passwd-files.
 	OAuth2IntrospectionURL string
 }
 
@@ -197,15 +197,13 @@ func mkdirShort() (string, error) {
 	return dir, nil
 }
 
-// prepare creates the directory layout, the certificate and the users file.
+// prepare creates the directory layout (users.d holds one passwd-file per
+// user) and the certificate.
 func (s *Server) prepare() error {
-	for _, sub := range []string{"run", "state", "log", "home"} {
+	for _, sub := range []string{"run", "state", "log", "home", "users.d"} {
 		if err := os.Mkdir(filepath.Join(s.Dir, sub), 0o755); err != nil {
 			return fmt.Errorf("dovecottest: %w", err)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(s.Dir, "users"), nil, 0o644); err != nil {
-		return fmt.Errorf("dovecottest: %w", err)
 	}
 	if err := writeCert(s.CACertFile, filepath.Join(s.Dir, "key.pem")); err != nil {
 		return err
@@ -373,7 +371,7 @@ auth_cache_size = 0
 auth_verbose = yes
 passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%%u %[1]s/users%[11]s
+  args = scheme=PLAIN username_format=%%u %[1]s/users.d/%%u%[11]s
 }
 userdb {
   driver = static
@@ -533,15 +531,15 @@ func (s *Server) CreateUser(user, pass string) error {
 			}
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(s.Dir, "users"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
+	// A file per user: Dovecot looks at a passwd-file's mtime at most
+	// once a second, so a user appended to one shared file in the second
+	// of an earlier lookup was unknown until the next second (a LOGIN
+	// refused under -race). A new file is read at its first lookup.
+	p := filepath.Join(s.Dir, "users.d", user)
+	if err := os.WriteFile(p+".tmp", fmt.Appendf(nil, "%s:{PLAIN}%s\n", user, pass), 0o644); err != nil {
 		return fmt.Errorf("dovecottest: adding user %q: %w", user, err)
 	}
-	_, err = fmt.Fprintf(f, "%s:{PLAIN}%s\n", user, pass)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := os.Rename(p+".tmp", p); err != nil {
 		return fmt.Errorf("dovecottest: adding user %q: %w", user, err)
 	}
 	return nil
