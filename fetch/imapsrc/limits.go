@@ -2,6 +2,7 @@ package imapsrc
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -54,6 +55,11 @@ func (b *backup) stopAt(j *folderJob, c *imapclient.Client, err error) bool {
 	e := provlimit.FromError(err)
 	if text, ok := imapconn.Bye(c); e == nil && ok {
 		e = provlimit.Classify("BYE", "", text)
+	}
+	if e == nil && errors.Is(err, imapconn.ErrTooSlow) {
+		// Gmail past its daily limit may crawl below 1 KB/s instead of
+		// answering OVERQUOTA: the same stop.
+		e = &provlimit.Error{Kind: provlimit.DailyLimit, Text: err.Error()}
 	}
 	if e == nil || e.Kind != provlimit.DailyLimit {
 		return false

@@ -41,10 +41,26 @@ var ErrTimeout = netdial.ErrTimeout
 // a protocol line (or a non-body literal) longer than MaxLine.
 var ErrLineTooLong = errors.New("server sent an over-long line")
 
+// ErrTooSlow is wrapped by the error of a connection that moved fewer
+// than MinRate bytes a second (both directions together) over a whole
+// RateWindow while an answer was owed: Gmail's way of enforcing its
+// daily download limit is to crawl below 1 KB/s rather than refuse, and
+// such a run would take days. A backup treats it as the provider's daily
+// limit (a clean stop, outcome partial; the next run continues).
+var ErrTooSlow = errors.New("server sends too slowly")
+
+// MinRate and RateWindow are the crawl bound (ErrTooSlow): at 1 KB/s a
+// 25 MB message takes seven hours; five minutes lets a slow but working
+// link, or a server thinking over a big SEARCH, well past it.
+const (
+	MinRate    = 1024
+	RateWindow = 5 * time.Minute
+)
+
 // GuardError is why a guarded connection was ended.
 type GuardError struct {
 	Account string
-	Kind    error // ErrTimeout or ErrLineTooLong
+	Kind    error // ErrTimeout, ErrLineTooLong or ErrTooSlow
 	Detail  string
 }
 
@@ -95,12 +111,20 @@ type guard struct {
 	interactive string // tag of an AUTHENTICATE in progress
 	err         error  // sticky
 	bye         string // the server's last untagged BYE line (its first 64 bytes), see Bye
+
+	// The crawl bound (ErrTooSlow): the time spent blocked in the
+	// connection's Read and Write while an answer was owed, and the bytes
+	// they moved; mailkeep's own pauses (a disk, a commit) do not count.
+	now       func() time.Time
+	owedSince time.Time // when the pending answers began to be owed
+	winWait   time.Duration
+	winBytes  int64
 }
 
 func newGuard(c net.Conn, acct string, timeout time.Duration) *guard {
 	timeout = netdial.Timeout(timeout)
 	// The greeting is owed from the start.
-	g := &guard{Conn: c, acct: acct, timeout: timeout, pending: map[string]bool{greeting: true}}
+	g := &guard{Conn: c, acct: acct, timeout: timeout, pending: map[string]bool{greeting: true}, now: time.Now, owedSince: time.Now()}
 	g.rd = lineScan{max: MaxLine, onEnd: g.readLine}
 	g.wr = lineScan{onHead: g.wroteHead}
 	return g
@@ -127,6 +151,7 @@ func (g *guard) Read(p []byte) (int, error) {
 	netdial.ArmRead(g.Conn, len(g.pending) > 0, g.timeout)
 	g.mu.Unlock()
 
+	t0 := g.now()
 	n, err := g.Conn.Read(p)
 
 	g.mu.Lock()
@@ -143,7 +168,40 @@ func (g *guard) Read(p []byte) (int, error) {
 		g.Conn.Close()
 		return n, g.err
 	}
+	if g.crawling(n, t0) {
+		return 0, g.err
+	}
 	return n, err
+}
+
+// crawling counts n bytes moved by a Read or Write that began at t0
+// towards the crawl bound, and reports whether the connection is now
+// ended for moving too few over a whole RateWindow of waiting (called
+// with the lock held). Only the time an answer was owed counts (a read
+// blocked while the connection was idle is counted from the command that
+// made an answer owed); with none owed the window starts again.
+func (g *guard) crawling(n int, t0 time.Time) bool {
+	if len(g.pending) == 0 {
+		g.winWait, g.winBytes = 0, 0
+		return false
+	}
+	if g.owedSince.After(t0) {
+		t0 = g.owedSince
+	}
+	if w := g.now().Sub(t0); w > 0 {
+		g.winWait += w
+	}
+	g.winBytes += int64(n)
+	if g.winWait < RateWindow {
+		return false
+	}
+	if g.winBytes >= int64(MinRate*RateWindow.Seconds()) {
+		g.winWait, g.winBytes = 0, 0
+		return false
+	}
+	g.err = &GuardError{Account: g.acct, Kind: ErrTooSlow, Detail: fmt.Sprintf("%d bytes in %s of waiting for its answer%s (under %d bytes a second)", g.winBytes, g.winWait.Round(time.Second), g.rd.where(), MinRate)}
+	g.Conn.Close()
+	return true
 }
 
 func (g *guard) Write(p []byte) (int, error) {
@@ -158,7 +216,15 @@ func (g *guard) Write(p []byte) (int, error) {
 	}
 	netdial.ArmWrite(g.Conn, g.timeout)
 	g.mu.Unlock()
+	t0 := g.now()
 	n, err := g.Conn.Write(p)
+	g.mu.Lock()
+	if g.crawling(n, t0) {
+		err = g.err
+		g.mu.Unlock()
+		return n, err
+	}
+	g.mu.Unlock()
 	if err != nil && netdial.IsDeadline(err) {
 		g.mu.Lock()
 		if g.err == nil {
@@ -187,6 +253,9 @@ func (g *guard) wroteHead(head []byte) {
 		return
 	}
 	tag := string(f[0])
+	if len(g.pending) == 0 {
+		g.owedSince = g.now()
+	}
 	g.pending[tag] = true
 	if len(f) > 1 && bytes.EqualFold(f[1], []byte("AUTHENTICATE")) {
 		g.interactive = tag
