@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mailkeep/mailkeep/internal/imapconn"
 )
 
 // MaxResponse bounds one response: its lines and the literals inside it,
@@ -182,7 +184,7 @@ func EncodeLabel(l string) (string, error) {
 		}
 		return l, nil
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(EncodeUTF7(l)) + `"`, nil
+	return imapconn.Mailbox(l), nil // a label is quoted as a mailbox name is
 }
 
 func validSet(s string) bool {

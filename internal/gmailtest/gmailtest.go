@@ -94,6 +94,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/internal/imaptap"
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 // Gmail's limits, the defaults of [Options].
@@ -143,23 +144,20 @@ type Server struct {
 	throttled bool
 	cmds      []time.Time
 
-	ln     net.Listener
-	srv    *imapserver.Server
-	served chan error
-	once   sync.Once
+	double *memimap.Double
 }
 
 // Start starts a double for user/pass and stops it when the test ends.
 func Start(t testing.TB, user, pass string, opt Options) *Server {
 	t.Helper()
-	logger := &testLogger{t: t}
+	logger := memimap.NewTestLogger(t, "gmailtest")
 	s, err := New(user, pass, opt, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Close()
-		logger.stop()
+		logger.Stop()
 	})
 	return s
 }
@@ -182,43 +180,34 @@ func New(user, pass string, opt Options, logger imapserver.Logger) (*Server, err
 	if err != nil {
 		return nil, fmt.Errorf("gmailtest: %w", err)
 	}
-	s := &Server{Addr: ln.Addr().String(), opt: opt, user: user, pass: pass, acct: newAccount(), connsCh: make(chan struct{}), served: make(chan error, 1)}
-	s.ln = &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks {
+	s := &Server{Addr: ln.Addr().String(), opt: opt, user: user, pass: pass, acct: newAccount(), connsCh: make(chan struct{})}
+	tapped := &imaptap.Listener{Listener: ln, New: func(c *imaptap.Conn) imaptap.Hooks {
 		return &tap{srv: s, injects: map[imap.UID]string{}, selects: map[string]string{}, status: map[string]bool{}}
 	}}
-	s.srv = imapserver.New(&imapserver.Options{
-		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			sess := &session{srv: s, conn: c}
-			if tc, ok := c.NetConn().(*imaptap.Conn); ok {
-				sess.tap = tc.Hooks().(*tap)
-			}
-			return sess, nil, nil
-		},
-		Caps: imap.CapSet{
-			imap.CapIMAP4rev1:    {},
-			imap.CapNamespace:    {},
-			imap.CapUIDPlus:      {},
-			imap.CapESearch:      {},
-			imap.CapListExtended: {},
-			imap.CapListStatus:   {},
-			imap.CapMove:         {},
-			imap.CapSpecialUse:   {},
-			imap.CapChildren:     {},
-		},
-		Logger:       logger,
-		InsecureAuth: true,
+	caps := imap.CapSet{
+		imap.CapIMAP4rev1:    {},
+		imap.CapNamespace:    {},
+		imap.CapUIDPlus:      {},
+		imap.CapESearch:      {},
+		imap.CapListExtended: {},
+		imap.CapListStatus:   {},
+		imap.CapMove:         {},
+		imap.CapSpecialUse:   {},
+		imap.CapChildren:     {},
+	}
+	s.double = memimap.ServeDouble(tapped, caps, logger, func(c *imapserver.Conn) imapserver.Session {
+		sess := &session{srv: s, conn: c}
+		if tc, ok := c.NetConn().(*imaptap.Conn); ok {
+			sess.tap = tc.Hooks().(*tap)
+		}
+		return sess
 	})
-	go func() { s.served <- s.srv.Serve(s.ln) }()
 	return s, nil
 }
 
 // Close stops the server and its connections.
 func (s *Server) Close() {
-	s.once.Do(func() {
-		s.srv.Close()
-		s.ln.Close()
-		<-s.served
-	})
+	s.double.Close()
 }
 
 // NewMessage is a message for [Server.Add].
@@ -922,25 +911,4 @@ func (t *tap) Response(line []byte) []byte {
 // addCaps adds X-GM-EXT-1 and CONDSTORE to a capability list.
 func addCaps(line []byte) []byte {
 	return bytes.Replace(line, []byte("CAPABILITY IMAP4rev1"), []byte("CAPABILITY IMAP4rev1 X-GM-EXT-1 CONDSTORE"), 1)
-}
-
-// testLogger forwards server errors to the test log until the test ends.
-type testLogger struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (l *testLogger) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf("gmailtest: "+format, args...)
-	}
-}
-
-func (l *testLogger) stop() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
 }

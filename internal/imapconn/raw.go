@@ -264,6 +264,12 @@ func (r *Raw) AString(s string) string {
 // Mailbox encodes a UTF-8 mailbox name in modified UTF-7 (RFC 3501 5.1.3)
 // as a quoted string.
 func Mailbox(name string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(EncodeUTF7(name)) + `"`
+}
+
+// EncodeUTF7 encodes a UTF-8 mailbox name (or Gmail label) in modified
+// UTF-7 (RFC 3501 5.1.3); DecodeMailbox is its inverse.
+func EncodeUTF7(name string) string {
 	var sb strings.Builder
 	for i := 0; i < len(name); {
 		c := name[i]
@@ -289,7 +295,7 @@ func Mailbox(name string) string {
 		sb.WriteString(strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(u), "/", ","))
 		sb.WriteByte('-')
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(sb.String()) + `"`
+	return sb.String()
 }
 
 // SetWriteDeadline is kept for callers; the guard bounds every write by

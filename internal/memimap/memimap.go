@@ -59,7 +59,7 @@ type Server struct {
 // registers its shutdown with t.Cleanup.
 func Start(t testing.TB, user, pass string) *Server {
 	t.Helper()
-	logger := &testLogger{t: t}
+	logger := NewTestLogger(t, "memimap")
 	s, err := New(user, pass, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func Start(t testing.TB, user, pass string) *Server {
 		if err := s.Close(); err != nil {
 			t.Errorf("memimap: %v", err)
 		}
-		logger.stop()
+		logger.Stop()
 	})
 	return s
 }
@@ -128,23 +128,30 @@ func (s *Server) Close() error {
 	return s.cerr
 }
 
-// testLogger forwards server errors to the test log until the test ends.
-type testLogger struct {
+// TestLogger forwards an in-process server's errors to the test log until
+// the test ends (logging after a test has ended panics), each line
+// prefixed with the server's name.
+type TestLogger struct {
 	t    testing.TB
+	name string
 	mu   sync.Mutex
 	done bool
 }
 
-func (l *testLogger) Printf(format string, args ...any) {
+// NewTestLogger returns a TestLogger for t; call Stop when the server has
+// stopped.
+func NewTestLogger(t testing.TB, name string) *TestLogger { return &TestLogger{t: t, name: name} }
+
+func (l *TestLogger) Printf(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.done {
-		l.t.Logf("memimap: "+format, args...)
+		l.t.Logf(l.name+": "+format, args...)
 	}
 }
 
-// stop silences the logger: logging after a test has ended panics.
-func (l *testLogger) stop() {
+// Stop silences the logger.
+func (l *TestLogger) Stop() {
 	l.mu.Lock()
 	l.done = true
 	l.mu.Unlock()

@@ -108,14 +108,14 @@ type Server struct {
 // when the test ends.
 func Start(t testing.TB, username, password string, opt Options) *Server {
 	t.Helper()
-	logger := &testLogger{t: t}
+	logger := memimap.NewTestLogger(t, "mstest")
 	s, err := New(username, password, opt, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Close()
-		logger.stop()
+		logger.Stop()
 	})
 	return s
 }
@@ -341,25 +341,4 @@ func (t *tap) Response(line []byte) []byte {
 		}
 	}
 	return line
-}
-
-// testLogger forwards server errors to the test log until the test ends.
-type testLogger struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (l *testLogger) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf("mstest: "+format, args...)
-	}
-}
-
-func (l *testLogger) stop() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
 }

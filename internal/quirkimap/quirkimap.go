@@ -87,14 +87,14 @@ type Server struct {
 // its shutdown with t.Cleanup.
 func Start(t testing.TB, username, password string, opt Options) *Server {
 	t.Helper()
-	logger := &testLogger{t: t}
+	logger := memimap.NewTestLogger(t, "quirkimap")
 	s, err := New(username, password, opt, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		s.Close()
-		logger.stop()
+		logger.Stop()
 	})
 	return s
 }
@@ -436,25 +436,4 @@ func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) e
 	s.srv.folders[strings.TrimRight(newName, string(DotDelim))] = true
 	s.srv.mu.Unlock()
 	return nil
-}
-
-// testLogger forwards server errors to the test log until the test ends.
-type testLogger struct {
-	t    testing.TB
-	mu   sync.Mutex
-	done bool
-}
-
-func (l *testLogger) Printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.done {
-		l.t.Logf("quirkimap: "+format, args...)
-	}
-}
-
-func (l *testLogger) stop() {
-	l.mu.Lock()
-	l.done = true
-	l.mu.Unlock()
 }
