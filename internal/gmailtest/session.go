@@ -3,12 +3,12 @@ package gmailtest
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/mailkeep/mailkeep/internal/memimap"
 )
 
 // session is one connection's IMAP session over the account.
@@ -290,8 +290,8 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 // message over APPENDLIMIT never gets here: imapserver answers TOOBIG
 // and the tap rewrites it as Gmail says it (see Server).
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	var buf bytes.Buffer
-	if _, err := io.Copy(&buf, io.LimitReader(r, int64(s.srv.opt.AppendLimit)+1)); err != nil {
+	body, err := memimap.WholeLiteral(r) // imapserver checked APPENDLIMIT
+	if err != nil {
 		return nil, err
 	}
 	s.srv.mu.Lock()
@@ -309,7 +309,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	if date.IsZero() {
 		date = s.srv.opt.Now()
 	}
-	m := s.srv.addLocked(buf.Bytes(), labels, options.Flags, date, 0)
+	m := s.srv.addLocked(body, labels, options.Flags, date, 0)
 	return &imap.AppendData{UIDValidity: f.uidValidity, UID: f.uidOf(m)}, nil
 }
 

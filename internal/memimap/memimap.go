@@ -6,8 +6,10 @@
 package memimap
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"strings"
@@ -53,7 +55,12 @@ type Server struct {
 	served chan error
 	once   sync.Once
 	cerr   error
+	ended  chan struct{}
 }
+
+// Ended receives once for each session that has ended (its connection
+// closed and every command it read handled), up to 64 not yet received.
+func (s *Server) Ended() <-chan struct{} { return s.ended }
 
 // Start starts a server with one user (user/pass) owning an empty INBOX and
 // registers its shutdown with t.Cleanup.
@@ -90,6 +97,7 @@ func New(user, pass string, logger imapserver.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memimap: %w", err)
 	}
+	ended := make(chan struct{}, 64)
 	s := &Server{
 		Addr: ln.Addr().String(),
 		Mem:  mem,
@@ -97,13 +105,14 @@ func New(user, pass string, logger imapserver.Logger) (*Server, error) {
 		ln:   ln,
 		srv: imapserver.New(&imapserver.Options{
 			NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-				return mem.NewSession(), nil, nil
+				return session{mem.NewSession().(imapserver.SessionIMAP4rev2), ended}, nil, nil
 			},
 			Caps:         Caps,
 			Logger:       logger,
 			InsecureAuth: true,
 		}),
 		served: make(chan error, 1),
+		ended:  ended,
 	}
 	go func() { s.served <- s.srv.Serve(ln) }()
 	return s, nil
@@ -230,4 +239,60 @@ func (d *Double) Close() {
 		d.ln.Close()
 		<-d.served
 	})
+}
+
+// errShortLiteral is a literal that ended before its announced size.
+var errShortLiteral = errors.New("memimap: literal shorter than announced (connection closed mid-APPEND)")
+
+// WholeLiteral reads all of an APPEND's literal, and fails if the
+// connection ends before the size it announced: imapserver's literal
+// reader reports a cut as a plain end of file, and imapmemserver would
+// store the torn message, which no real server does (a restore killed
+// mid-APPEND must not leave half a message behind).
+func WholeLiteral(r imap.LiteralReader) ([]byte, error) {
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(r, r.Size())); err != nil {
+		return nil, err
+	}
+	if int64(buf.Len()) != r.Size() {
+		return nil, fmt.Errorf("%w: %d of %d bytes", errShortLiteral, buf.Len(), r.Size())
+	}
+	return buf.Bytes(), nil
+}
+
+// Append is imapmemserver's APPEND, of whole literals only (WholeLiteral).
+func (l *UserLogin) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	b, err := WholeLiteral(r)
+	if err != nil {
+		return nil, err
+	}
+	return l.UserSession.Append(mailbox, bytesLiteral{bytes.NewReader(b)}, options)
+}
+
+// bytesLiteral is a literal read already.
+type bytesLiteral struct{ *bytes.Reader }
+
+func (b bytesLiteral) Size() int64 { return b.Reader.Size() }
+
+// session is imapmemserver's session, with APPENDs of whole literals only.
+type session struct {
+	imapserver.SessionIMAP4rev2
+	ended chan<- struct{}
+}
+
+func (s session) Close() error {
+	err := s.SessionIMAP4rev2.Close()
+	select {
+	case s.ended <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+func (s session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
+	b, err := WholeLiteral(r)
+	if err != nil {
+		return nil, err
+	}
+	return s.SessionIMAP4rev2.Append(mailbox, bytesLiteral{bytes.NewReader(b)}, options)
 }

@@ -1,7 +1,10 @@
 package memimap_test
 
 import (
+	"bufio"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -131,5 +134,59 @@ func TestCloseImmediately(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("Close hangs")
 		}
+	}
+}
+
+// TestCutLiteral: a connection cut in the middle of an APPEND's literal
+// stores nothing (imapmemserver alone would store the torn half), and a
+// whole one is stored.
+func TestCutLiteral(t *testing.T) {
+	s := memimap.Start(t, "alice", "pw")
+	raw, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "Subject: torn\r\n\r\n" + strings.Repeat("x", 200) + "\r\n"
+	br := bufio.NewReader(raw)
+	fmt.Fprintf(raw, "a LOGIN alice pw\r\n")
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "a ") {
+			break
+		}
+	}
+	fmt.Fprintf(raw, "b APPEND INBOX {%d+}\r\n%s", len(msg), msg[:len(msg)/2])
+	raw.Close()
+	select {
+	case <-s.Ended(): // the server is done with the connection
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not end the cut connection's session")
+	}
+	c := dial(t, s.Addr)
+	if err := c.Login("alice", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *st.NumMessages != 0 {
+		t.Fatalf("INBOX holds %d messages after a cut APPEND, want 0", *st.NumMessages)
+	}
+	ac := c.Append("INBOX", int64(len(msg)), nil)
+	ac.Write([]byte(msg))
+	ac.Close()
+	if _, err := ac.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *st.NumMessages != 1 {
+		t.Fatalf("INBOX holds %d messages after a whole APPEND, want 1", *st.NumMessages)
 	}
 }

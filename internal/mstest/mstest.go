@@ -277,7 +277,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		io.Copy(io.Discard, r)
 		return nil, ErrTooBig
 	}
-	return s.UserSession.Append(mailbox, r, options)
+	return s.UserLogin.Append(mailbox, r, options)
 }
 
 // tap rewrites one connection's protocol.

@@ -27,7 +27,6 @@ package quirkimap
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"sort"
 	"strings"
@@ -261,7 +260,7 @@ type literal struct {
 func (l literal) Size() int64 { return l.n }
 
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	body, err := io.ReadAll(io.LimitReader(r, r.Size()+1))
+	body, err := memimap.WholeLiteral(r)
 	if err != nil {
 		return nil, err
 	}

@@ -186,7 +186,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		io.Copy(io.Discard, r)
 		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message too large"}
 	}
-	b, err := io.ReadAll(r)
+	b, err := memimap.WholeLiteral(r)
 	if err != nil {
 		return nil, err
 	}
