@@ -8,8 +8,9 @@
 // (max_bytes_per_run, max_messages_per_run).
 //
 // Response codes are matched where the provider sends one. Some answers
-// carry no code (Microsoft's throttling, its size refusal, Gmail's
-// connection cap under the generic ALERT): their text is matched here and
+// carry no code, or a generic one (Microsoft's throttling, its size
+// refusal, Gmail's connection cap and its daily upload or download limit
+// under ALERT or UNAVAILABLE): their text is matched here and
 // nowhere else in mailkeep; each string's source is cited in the table
 // tests (provlimit_test.go). Callers look at the result with errors.Is /
 // errors.As, never at the text.
@@ -121,6 +122,10 @@ var (
 	msNotConnected = regexp.MustCompile(`(?i)\buser is authenticated but not connected\b`)
 	// Gmail: "NO [ALERT] Too many simultaneous connections. (Failure)".
 	tooManyConns = regexp.MustCompile(`(?i)\btoo many simultaneous connections\b`)
+	// Gmail past its daily upload (or download) limit: "NO [ALERT]
+	// Account exceeded command or bandwidth limits. (Failure)", the same
+	// text under [OVERQUOTA], or a BYE [UNAVAILABLE] that ends the session.
+	gmailBandwidth = regexp.MustCompile(`(?i)\baccount exceeded command or bandwidth limits\b`)
 	// Gmail: "* BYE Session expired, please login again."
 	gmailExpired = regexp.MustCompile(`(?i)^session expired, please login again\b`)
 )
@@ -141,6 +146,13 @@ func Classify(status, code, text string) *Error {
 	}
 	text = strings.TrimSpace(text)
 	e := &Error{Status: status, Code: code, Text: text}
+	// Gmail's daily limit says so in its text whatever the code: ALERT
+	// and UNAVAILABLE alone mean something else (an alert to show, a
+	// temporary failure).
+	if status != "OK" && gmailBandwidth.MatchString(text) {
+		e.Kind = DailyLimit
+		return e
+	}
 	switch code {
 	case "THROTTLED": // Gmail, on OK (and NO) answers
 		e.Kind = Throttled

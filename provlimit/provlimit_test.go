@@ -19,6 +19,14 @@ func TestClassify(t *testing.T) {
 	}{
 		{"Gmail: developers.google.com/gmail/imap/imap-extensions; issue 13 (imapsync FAQ.Gmail)", "OK", "THROTTLED", "Success", Throttled, 0},
 		{"Gmail: IMAPClient users; issue 13", "NO", "OVERQUOTA", "Account exceeded command or bandwidth limits. (Failure)", DailyLimit, 0},
+		{"Gmail: APPEND past the daily upload limit (about 500 MB a day)", "NO", "ALERT", "Account exceeded command or bandwidth limits. (Failure)", DailyLimit, 0},
+		{"Gmail: upload limit, code with brackets", "NO", "[ALERT]", "Account exceeded command or bandwidth limits. (Failure)", DailyLimit, 0},
+		{"Gmail: upload limit ending the session", "BYE", "UNAVAILABLE", "Account exceeded command or bandwidth limits. (Failure)", DailyLimit, 0},
+		{"Gmail: upload limit without a code", "NO", "", "account exceeded command or bandwidth limits.", DailyLimit, 0},
+		{"Gmail: OVERQUOTA on APPEND", "NO", "[OVERQUOTA]", "Account exceeded command or bandwidth limits. (Failure)", DailyLimit, 0},
+		{"a bare BYE [UNAVAILABLE] stays a temporary failure (Dovecot, load shedding)", "BYE", "UNAVAILABLE", "Temporary System Error", Transient, 0},
+		{"an ALERT of something else is no limit", "NO", "ALERT", "Please log in via your web browser", None, 0},
+		{"an OK quoting the bandwidth text is no limit", "OK", "ALERT", "Account exceeded command or bandwidth limits.", None, 0},
 		{"Gmail: imapsync FAQ.Gmail; issue 13", "NO", "ALERT", "Too many simultaneous connections. (Failure)", TooManyConnections, 0},
 		{"Gmail: imapsync FAQ.Gmail (at the daily limit); issue 13", "BYE", "", "Session expired, please login again.", DailyLimit, 0},
 		{"Gmail: imapsync FAQ.Gmail, GYB users (APPEND over APPENDLIMIT); issue 13", "BAD", "TOOBIG", "Message too large.", MessageTooBig, 0},
@@ -62,6 +70,19 @@ func TestFromError(t *testing.T) {
 	e := FromError(fmt.Errorf("wrapped: %w", st))
 	if e == nil || e.Kind != Throttled || e.SuggestedDelay != 2*time.Second {
 		t.Errorf("raw status: %v", e)
+	}
+	for _, line := range []string{
+		"NO [ALERT] Account exceeded command or bandwidth limits. (Failure)",
+		"BYE [UNAVAILABLE] Account exceeded command or bandwidth limits. (Failure)",
+		"NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)",
+	} {
+		ie := &imap.Error{Type: imap.StatusResponseTypeNo, Text: "x"}
+		if st := ParseStatus(line); st != nil {
+			ie = &imap.Error{Type: imap.StatusResponseType(st.Type), Code: imap.ResponseCode(st.Code), Text: st.Text}
+		}
+		if !errors.Is(FromError(fmt.Errorf("APPEND: %w", ie)), ErrDailyLimit) {
+			t.Errorf("%q: %v, want the daily limit", line, FromError(ie))
+		}
 	}
 	if st := ParseStatus("NO [OVERQUOTA] Account exceeded"); st == nil || st.Code != "OVERQUOTA" || st.Text != "Account exceeded" {
 		t.Errorf("ParseStatus: %+v", st)
@@ -199,6 +220,7 @@ func FuzzClassify(f *testing.F) {
 	f.Add("BAD Request is throttled. Suggested Backoff Time: 299961 milliseconds")
 	f.Add("NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)")
 	f.Add("BYE Session expired, please login again.")
+	f.Add("NO [ALERT] Account exceeded command or bandwidth limits. (Failure)")
 	f.Fuzz(func(t *testing.T, line string) {
 		st := ParseStatus(line)
 		if st == nil {
