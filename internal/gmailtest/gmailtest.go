@@ -64,12 +64,18 @@
 //     Options.ByeOnQuota, the connection ends with "* BYE Session expired,
 //     please login again." (the other answer imapsync FAQ.Gmail reports);
 //     the quota resets when the injected clock enters a new UTC day.
+//     A daily upload quota (Gmail's IMAP upload limit, about 500 MB a
+//     day: support.google.com/a/answer/1071518) counted in the bytes of
+//     messages APPENDed, after which APPEND stores nothing and answers
+//     "NO [ALERT] Account exceeded command or bandwidth limits. (Failure)";
+//     it resets with the day as the download quota does.
 //     [THROTTLED] on OK responses while the account is throttled
 //     (switchable, or after Options.Throttle.Commands commands within
 //     Options.Throttle.Window of the injected clock).
 //
 // Not copied: the crawl below 1 KB/s that sometimes replaces the quota
-// answer, the 500 MB/day upload limit, APPEND's de-duplication by
+// answer, the BYE that sometimes answers an APPEND past the upload
+// quota, APPEND's de-duplication by
 // Message-ID, X-GM-RAW search, auto-expunge on STORE \Deleted, and
 // MODSEQ in unsolicited FETCH updates.
 package gmailtest
@@ -102,6 +108,7 @@ const (
 	MaxConns      = 15
 	AppendLimit   = 35651584
 	DailyDownload = 2500 << 20
+	DailyUpload   = 500 << 20
 )
 
 // Throttle marks OK responses [THROTTLED] once more than Commands
@@ -116,6 +123,7 @@ type Options struct {
 	MaxConns      int    // simultaneous logged-in connections; 0: 15
 	AppendLimit   uint32 // 0: 35651584
 	DailyDownload int64  // bytes of message a day; 0: 2,500 MiB
+	DailyUpload   int64  // bytes of message APPENDed a day; 0: 500 MiB
 	// ByeOnQuota ends the session with "* BYE Session expired, please login
 	// again." when the quota is spent, instead of NO [OVERQUOTA].
 	ByeOnQuota bool
@@ -141,6 +149,8 @@ type Server struct {
 	connsCh   chan struct{} // closed and replaced when conns changes
 	quotaDay  string
 	used      int64
+	upDay     string
+	uploaded  int64
 	throttled bool
 	cmds      []time.Time
 
@@ -172,6 +182,9 @@ func New(user, pass string, opt Options, logger imapserver.Logger) (*Server, err
 	}
 	if opt.DailyDownload == 0 {
 		opt.DailyDownload = DailyDownload
+	}
+	if opt.DailyUpload == 0 {
+		opt.DailyUpload = DailyUpload
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -383,6 +396,17 @@ func (s *Server) Downloaded() int64 {
 	return s.used
 }
 
+// Uploaded returns the message bytes APPENDed today (by the injected
+// clock) against the daily upload quota.
+func (s *Server) Uploaded() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.upDay != s.opt.Now().UTC().Format(time.DateOnly) {
+		return 0
+	}
+	return s.uploaded
+}
+
 // Conns returns the number of logged-in connections.
 func (s *Server) Conns() int {
 	s.mu.Lock()
@@ -425,6 +449,20 @@ func (s *Server) spend(now time.Time, n int64) bool {
 		return false
 	}
 	s.used += n
+	return true
+}
+
+// spendUpload counts an APPEND of n bytes against today's upload quota,
+// or reports that the quota is spent: as for downloads, a message is
+// taken while the quota is not yet reached. The caller holds s.mu.
+func (s *Server) spendUpload(now time.Time, n int64) bool {
+	if day := now.UTC().Format(time.DateOnly); day != s.upDay {
+		s.upDay, s.uploaded = day, 0
+	}
+	if s.uploaded >= s.opt.DailyUpload {
+		return false
+	}
+	s.uploaded += n
 	return true
 }
 

@@ -422,6 +422,52 @@ func TestDailyQuotaBye(t *testing.T) {
 	}
 }
 
+// TestDailyUpload: past the upload quota APPEND stores nothing and answers
+// as Gmail does; the next day (injected clock) it takes mail again.
+func TestDailyUpload(t *testing.T) {
+	clk := newClock()
+	s := gmailtest.Start(t, user, pass, gmailtest.Options{DailyUpload: 2500, Now: clk.Now})
+	c := login(t, s)
+	appendMsg := func(i int) error {
+		b := body(fmt.Sprint("up", i), 1000)
+		cmd := c.Append("INBOX", int64(len(b)), nil)
+		if _, err := cmd.Write(b); err != nil {
+			return err
+		}
+		if err := cmd.Close(); err != nil {
+			return err
+		}
+		_, err := cmd.Wait()
+		return err
+	}
+	for i := range 3 { // 3,000 bytes: the third starts under the quota
+		if err := appendMsg(i); err != nil {
+			t.Fatalf("APPEND %d under the quota: %v", i, err)
+		}
+	}
+	err := appendMsg(3)
+	var ie *imap.Error
+	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeNo || ie.Code != imap.ResponseCodeAlert || ie.Text != "Account exceeded command or bandwidth limits. (Failure)" {
+		t.Fatalf("APPEND past the quota: %v, want NO [ALERT] Account exceeded command or bandwidth limits. (Failure)", err)
+	}
+	if n := len(s.Messages()); n != 3 {
+		t.Errorf("%d messages stored, want 3 (nothing past the quota)", n)
+	}
+	if got := s.Uploaded(); got < 2500 || got > 3500 {
+		t.Errorf("Uploaded() = %d, want the quota plus at most one message", got)
+	}
+	if s.Downloaded() != 0 {
+		t.Errorf("uploads counted as downloads: %d", s.Downloaded())
+	}
+	clk.Advance(24 * time.Hour)
+	if err := appendMsg(3); err != nil {
+		t.Fatalf("next day: %v", err)
+	}
+	if n := len(s.Messages()); n != 4 {
+		t.Errorf("%d messages stored, want 4", n)
+	}
+}
+
 func TestThrottled(t *testing.T) {
 	clk := newClock()
 	s := gmailtest.Start(t, user, pass, gmailtest.Options{Throttle: gmailtest.Throttle{Commands: 4, Window: time.Minute}, Now: clk.Now})

@@ -288,7 +288,8 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 // is appended to (Gmail: a label is a folder; APPEND to "Work" makes a
 // message labelled Work, to [Gmail]/All Mail one without labels). A
 // message over APPENDLIMIT never gets here: imapserver answers TOOBIG
-// and the tap rewrites it as Gmail says it (see Server).
+// and the tap rewrites it as Gmail says it (see Server). Past the daily
+// upload quota nothing is stored and the answer is Gmail's.
 func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
 	body, err := memimap.WholeLiteral(r) // imapserver checked APPENDLIMIT
 	if err != nil {
@@ -304,6 +305,9 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	var labels []string
 	if f.kind == kindLabel {
 		labels = []string{f.label}
+	}
+	if !s.srv.spendUpload(s.srv.opt.Now(), int64(len(body))) {
+		return nil, errUploadQuota
 	}
 	date := options.Time
 	if date.IsZero() {
@@ -647,6 +651,10 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 	return quotaErr
 }
+
+// errUploadQuota is Gmail's answer to an APPEND past its daily upload
+// limit (imapsync FAQ.Gmail, GYB and IMAPClient users report it).
+var errUploadQuota = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlert, Text: "Account exceeded command or bandwidth limits. (Failure)"}
 
 var errOverQuota = &imap.Error{Type: imap.StatusResponseTypeNo, Code: "OVERQUOTA", Text: "Account exceeded command or bandwidth limits. (Failure)"}
 
