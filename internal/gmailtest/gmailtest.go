@@ -151,6 +151,7 @@ type Server struct {
 	used      int64
 	upDay     string
 	uploaded  int64
+	upRefused int
 	throttled bool
 	cmds      []time.Time
 
@@ -407,6 +408,14 @@ func (s *Server) Uploaded() int64 {
 	return s.uploaded
 }
 
+// UploadsRefused returns the number of APPENDs refused past the upload
+// quota, all days together.
+func (s *Server) UploadsRefused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upRefused
+}
+
 // Conns returns the number of logged-in connections.
 func (s *Server) Conns() int {
 	s.mu.Lock()
@@ -460,6 +469,7 @@ func (s *Server) spendUpload(now time.Time, n int64) bool {
 		s.upDay, s.uploaded = day, 0
 	}
 	if s.uploaded >= s.opt.DailyUpload {
+		s.upRefused++
 		return false
 	}
 	s.uploaded += n
