@@ -28,3 +28,6 @@ func IgnoreAppendLimit() func() {
 	ignoreAppendLimit = true
 	return func() { ignoreAppendLimit = false }
 }
+
+// AppendWindow is how many APPENDs may await their OK at once.
+const AppendWindow = appendWindow

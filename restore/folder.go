@@ -108,14 +108,30 @@ func (fr *folderRun) restore() error {
 	if err == nil {
 		err = r.src.Messages(r.ctx, fr.f, fr.message)
 	}
-	if ferr := fr.flush(0); err == nil {
+	if ferr := fr.flush(0); err == nil || errors.Is(err, errStopped) && ferr != nil {
 		err = ferr
 	}
-	if err == nil && !r.opt.DryRun {
-		err = fr.checkStored()
+	// Stopped at the daily limit: what was appended has its flags and
+	// labels seen to all the same, where the connection is still good.
+	good := func() bool {
+		return err == nil || errors.Is(err, errStopped) && fr.cn != nil && !fr.cn.closed
 	}
-	if err == nil && r.gmail && !r.opt.DryRun {
-		err = fr.storeLabels()
+	after := func(step func() error) {
+		if !good() || r.opt.DryRun {
+			return
+		}
+		if serr := step(); serr != nil {
+			if r.stopAt(fr.f.Name, serr) {
+				serr = errStopped
+			}
+			if err == nil || !errors.Is(serr, errStopped) {
+				err = serr
+			}
+		}
+	}
+	after(fr.checkStored)
+	if r.gmail {
+		after(fr.storeLabels)
 	}
 	if len(fr.dropped) > 0 {
 		var kws []string
@@ -137,7 +153,7 @@ func (fr *folderRun) restore() error {
 		r.log.Warn("messages recorded as restored were missing from the destination and were restored again", "folder", fr.dst, "missing", fr.missing)
 	}
 	r.log.Info("restored folder", "folder", fr.f.Name, "to", fr.dst, "appended", fr.appended, "skipped", fr.skipped, "missing", fr.missing, "seconds", time.Since(start).Seconds(), "err", err)
-	if err != nil {
+	if err != nil && !errors.Is(err, errStopped) {
 		var fe *FolderError
 		if !errors.As(err, &fe) {
 			err = &FolderError{Folder: fr.f.Name, Err: err}
@@ -328,6 +344,9 @@ func (fr *folderRun) message(m Message) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
+	if r.halted.Load() {
+		return errStopped // the daily limit: no more APPENDs (limits.go)
+	}
 	fr.noteLabels(m)
 	// The progress record is a hint: only a copy confirmed on the
 	// destination (checkRecorded) is skipped unseen. Other recorded
@@ -438,6 +457,9 @@ func (fr *folderRun) message(m Message) error {
 			return err
 		}
 		fr.cn.close()
+		if r.stopAt(fr.f.Name, err) || r.halted.Load() {
+			return errStopped // not stored; the next run sends it
+		}
 		switch e := limitOf(err); {
 		case e != nil && e.Kind == provlimit.MessageTooBig:
 			fr.tooBig(m.Key, m.Size, 0, err)
@@ -631,11 +653,19 @@ func (fr *folderRun) flush(keep int) error {
 	// (at once when the wait is short) must not index the destination
 	// while the server still stores one of them (limits.go).
 	var throttled error
-	for len(fr.pending) > keep || throttled != nil && len(fr.pending) > 0 {
+	stopped := false
+	for len(fr.pending) > keep || (throttled != nil || stopped) && len(fr.pending) > 0 {
 		p := fr.pending[0]
 		fr.pending = fr.pending[1:]
 		data, err := p.wait()
 		if err != nil {
+			// The daily limit (limits.go): the message was not stored and
+			// is left for the next run, as is every APPEND refused after
+			// the stop; those in flight are still collected and recorded.
+			if r.stopAt(fr.f.Name, err) || r.stoppedLeft(err) {
+				stopped = true
+				continue
+			}
 			if p.batch != nil && p.batch.n > 1 && isRefusal(err) {
 				if err := fr.fallBack(p, err); err != nil {
 					fr.pending = nil
@@ -703,6 +733,9 @@ func (fr *folderRun) flush(keep int) error {
 	if throttled != nil {
 		fr.cn.close()
 		return throttled
+	}
+	if stopped {
+		return errStopped
 	}
 	return nil
 }

@@ -40,6 +40,7 @@ import (
 
 	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // capGmail is Gmail's extension capability.
@@ -223,7 +224,7 @@ func (fr *folderRun) storeLabels() error {
 		for i := 0; i < len(all); i += storeBatch {
 			chunk := all[i:min(i+storeBatch, len(all))]
 			if _, serr := g.StoreLabels(r.ctx, uidSet(chunk), true, labels); serr != nil {
-				if !labelRefusal(serr) {
+				if !labelRefusal(serr) || dailyLimit(serr) {
 					err = serr
 					return fmt.Errorf("storing Gmail labels in %q: %w", fr.dst, err)
 				}
@@ -231,7 +232,7 @@ func (fr *folderRun) storeLabels() error {
 				for _, uid := range chunk {
 					for _, l := range labels {
 						if _, serr := g.StoreLabels(r.ctx, uidSet([]imap.UID{uid}), true, []string{l}); serr != nil {
-							if !labelRefusal(serr) {
+							if !labelRefusal(serr) || dailyLimit(serr) {
 								err = serr
 								return fmt.Errorf("storing Gmail labels in %q: %w", fr.dst, err)
 							}
@@ -254,6 +255,13 @@ func (fr *folderRun) storeLabels() error {
 func labelRefusal(err error) bool {
 	var se *gmailext.StatusError
 	return errors.As(err, &se) || errors.Is(err, gmailext.ErrBadLabel)
+}
+
+// dailyLimit reports whether err is the destination's daily limit (the
+// caller stops the run, limits.go), not a refusal of one label.
+func dailyLimit(err error) bool {
+	e := limitOf(err)
+	return e != nil && e.Kind == provlimit.DailyLimit
 }
 
 func (fr *folderRun) labelRefused(key string, uid imap.UID, label string, err error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -34,6 +35,20 @@ import (
 //     included) is run again the same way, on a new connection, after
 //     Options.Backoff's delay. A connection lost without throttling
 //     fails the folder as before (the next run resumes it).
+//   - When the destination says the account's daily allowance is used up
+//     (Gmail past its IMAP upload limit of about 500 MB a day: "NO [ALERT]
+//     Account exceeded command or bandwidth limits. (Failure)", the same
+//     text under [OVERQUOTA] or in a BYE), the restore stops cleanly: no
+//     APPEND is sent again or started on any connection, no folder is
+//     started, nothing is retried. APPENDs already in flight are
+//     collected and those the server took are recorded; those it refused
+//     are left for the next run, not failures. The folders whose
+//     connection is still good have the flags and labels of what they
+//     appended checked and stored as after a complete folder (labels
+//     already placed stay; a rerun adds the missing ones). Stats.Stopped
+//     is a *StopError ("stopped: Gmail's daily upload limit; run again
+//     after 24 h"), also the run's one failure (outcome partial). A rerun
+//     resumes from the progress record and appends nothing twice.
 
 // TooBig is a message the destination does not take for its size.
 type TooBig struct {
@@ -52,9 +67,64 @@ func (t TooBig) String() string {
 }
 
 // limitOf recognises a provider limit in an APPEND's (or a folder's)
-// error: a NO/BAD is an *imap.Error, from go-imap or the raw connection.
+// error: a NO/BAD is an *imap.Error, from go-imap or the raw connection,
+// or a *gmailext.StatusError from the labels' connection.
 func limitOf(err error) *provlimit.Error {
-	return provlimit.FromError(err)
+	if e := provlimit.FromError(err); e != nil {
+		return e
+	}
+	var se *gmailext.StatusError
+	if errors.As(err, &se) {
+		return provlimit.Classify(se.Status, se.Code, se.Text)
+	}
+	return nil
+}
+
+// StopError is a restore stopped at the destination's daily limit.
+// errors.Is finds provlimit.ErrDailyLimit in it.
+type StopError struct {
+	Gmail  bool             // the destination is Gmail
+	Folder string           // the source folder the limit was met in
+	Limit  *provlimit.Error // the server's answer
+}
+
+func (e *StopError) Error() string {
+	what := "the destination's daily limit; run again later"
+	if e.Gmail {
+		what = "Gmail's daily upload limit; run again after 24 h"
+	}
+	return fmt.Sprintf("stopped: %s (the next run resumes where this one stopped; the server said: %s)", what, e.Limit)
+}
+
+func (e *StopError) Unwrap() error { return e.Limit }
+
+// errStopped ends a folder's work once the run is stopped at the daily
+// limit; it is not a failure of the folder.
+var errStopped = errors.New("restore stopped at the destination's daily limit")
+
+// stopAt stops the run when err is a daily-limit answer, met in the
+// source folder folder; it reports whether it is one.
+func (r *run) stopAt(folder string, err error) bool {
+	e := limitOf(err)
+	if e == nil || e.Kind != provlimit.DailyLimit {
+		return false
+	}
+	if r.halted.CompareAndSwap(false, true) {
+		stop := &StopError{Gmail: r.gmail, Folder: folder, Limit: e}
+		r.log.Warn("the destination's daily limit is reached: stopping the restore; what was appended is kept and recorded, and the next run resumes", "folder", folder, "answer", e.Error())
+		r.count(func(s *Stats) {
+			s.Stopped = stop
+			s.Failures = append(s.Failures, &FolderError{Folder: folder, Err: stop})
+		})
+	}
+	return true
+}
+
+// stoppedLeft reports whether err, met after the run stopped, only
+// leaves the message or folder for the next run: the stop itself, or a
+// refusal or limit answer to an APPEND (nothing is retried any more).
+func (r *run) stoppedLeft(err error) bool {
+	return r.halted.Load() && (errors.Is(err, errStopped) || isRefusal(err) || limitOf(err) != nil)
 }
 
 // retryable reports whether a limit answer is worth sending again.
@@ -92,7 +162,7 @@ func (fr *folderRun) tooBig(key string, size, limit int64, answer error) {
 // are used up or the run was cancelled.
 func (r *run) wait(e *provlimit.Error, attempt int) bool {
 	r.throttled.Store(true)
-	if attempt >= r.opt.Backoff.MaxAttempts() {
+	if attempt >= r.opt.Backoff.MaxAttempts() || r.halted.Load() {
 		return false
 	}
 	d := r.opt.Backoff.Delay(attempt, e.SuggestedDelay)
@@ -131,6 +201,9 @@ func (fr *folderRun) again(p *pendingAppend) error {
 // once the destination has throttled, a connection it ended (waiting
 // Options.Backoff's delay), up to Options.Backoff's attempts.
 func (r *run) rerun(err error, attempt int) bool {
+	if r.halted.Load() {
+		return false
+	}
 	if e := limitOf(err); retryable(e) {
 		return r.wait(e, attempt)
 	}

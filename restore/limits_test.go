@@ -3,12 +3,14 @@ package restore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/mstest"
 	"github.com/mailkeep/mailkeep/provlimit"
@@ -198,5 +200,103 @@ func TestThrottleMicrosoft(t *testing.T) {
 			}
 			t.Logf("waits: %v", clk.slept)
 		})
+	}
+}
+
+// TestGmailDailyUploadLimit: a restore onto Gmail past its daily upload
+// limit stops cleanly: outcome "stopped: Gmail's daily upload limit",
+// one failure (the stop), no backoff, nothing retried, and the messages
+// on Gmail are exactly those appended and recorded. The same day a rerun
+// appends nothing; the next day it resumes and finishes with every
+// message once and every label.
+func TestGmailDailyUploadLimit(t *testing.T) {
+	var extra []gmailMsg
+	for i := 0; i < 40; i++ {
+		folder := allMail
+		if i%10 == 9 {
+			folder = trash
+		}
+		extra = append(extra, gmailMsg{folder, []string{fmt.Sprintf("L%d", i%3), `\Inbox`}, nil, nil})
+	}
+	msgs := gmailCorpus(extra...)
+	var total int64
+	for _, m := range msgs {
+		total += int64(len(m.body))
+	}
+	dir := gmailArchive(t, msgs, archive.MboxZstd)
+	clk := &fakeClock{now: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	g := gmailtest.Start(t, "dst", pass, gmailtest.Options{DailyUpload: total / 3, Now: clk.Now})
+	o := gmailOpts()
+	o.Sleeper = clk
+
+	stopped := func(what string, st restore.Stats, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		var se *restore.StopError
+		if !errors.As(st.Stopped, &se) || !se.Gmail || !errors.Is(st.Stopped, provlimit.ErrDailyLimit) {
+			t.Fatalf("%s: Stopped = %v, want Gmail's daily limit", what, st.Stopped)
+		}
+		if !strings.HasPrefix(st.Stopped.Error(), "stopped: Gmail's daily upload limit; run again after 24 h") {
+			t.Errorf("%s: %q", what, st.Stopped)
+		}
+		if len(st.Failures) != 1 || !errors.Is(st.Failures[0], provlimit.ErrDailyLimit) {
+			t.Errorf("%s: failures %v, want the stop alone", what, st.Failures)
+		}
+		if len(clk.slept) != 0 {
+			t.Errorf("%s: waited %v: the daily limit is not retried", what, clk.slept)
+		}
+		if len(st.LabelsRefused) != 0 {
+			t.Errorf("%s: labels refused %v", what, st.LabelsRefused)
+		}
+	}
+	st, err := doRestore(t, dir, g.Addr, "dst", o)
+	stopped("first run", st, err)
+	first := st.Appended
+	got := gmailByBody(t, g) // fails on a message stored twice
+	if first == 0 || first >= len(msgs) || len(got) != first {
+		t.Fatalf("first run appended %d of %d; Gmail holds %d", first, len(msgs), len(got))
+	}
+	if refused := g.UploadsRefused(); refused > 2*(restore.AppendWindow+1) {
+		t.Errorf("%d APPENDs refused: more than the ones in flight at the stop", refused)
+	}
+	t.Logf("first run: %d of %d messages, %d bytes uploaded (budget %d), %d APPENDs refused, %d labels", first, len(msgs), g.Uploaded(), total/3, g.UploadsRefused(), st.LabelsStored)
+
+	// The same day: every APPEND is refused; the run stops at once.
+	before := g.UploadsRefused()
+	st, err = doRestore(t, dir, g.Addr, "dst", o)
+	stopped("same day", st, err)
+	if st.Appended != 0 || len(g.Messages()) != first {
+		t.Fatalf("same day: appended %d, Gmail holds %d", st.Appended, len(g.Messages()))
+	}
+	if n := g.UploadsRefused() - before; n > 2*(restore.AppendWindow+1) {
+		t.Errorf("same day: %d APPENDs refused", n)
+	}
+
+	// The next day the rest goes, each message once, with its labels.
+	clk.now = clk.now.Add(24 * time.Hour)
+	for day := 0; ; day++ {
+		st, err = doRestore(t, dir, g.Addr, "dst", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Missing != 0 {
+			t.Errorf("day %d: %d recorded messages missing from Gmail", day+2, st.Missing)
+		}
+		if st.Stopped == nil {
+			break
+		}
+		if day > 3 || st.Appended == 0 {
+			t.Fatalf("day %d: stopped again after %d: %v", day+2, st.Appended, st.Stopped)
+		}
+		clk.now = clk.now.Add(24 * time.Hour)
+	}
+	noErr(t, "last run", st, err)
+	checkOnGmail(t, g, msgs)
+	st, err = doRestore(t, dir, g.Addr, "dst", o)
+	noErr(t, "rerun", st, err)
+	if st.Appended != 0 || st.LabelsStored != 0 || st.Skipped != len(msgs) {
+		t.Fatalf("rerun: %+v", st)
 	}
 }

@@ -339,6 +339,10 @@ type Stats struct {
 	// refused, each named (they are not failures).
 	LabelsStored  int
 	LabelsRefused []LabelRefusal
+	// Stopped is set (a *StopError) when the destination's daily limit
+	// stopped the restore (Gmail's upload limit, limits.go); it is also
+	// in Failures. A rerun resumes.
+	Stopped error
 }
 
 // FolderError is a failure of one folder or one message of it.
@@ -395,6 +399,7 @@ type run struct {
 	stats Stats
 
 	throttled atomic.Bool // the destination asked to slow down (limits.go)
+	halted    atomic.Bool // the destination's daily limit stopped the run (limits.go)
 	crlfFirst atomic.Bool // the destination refused a message without a final CRLF (crlf.go)
 }
 
@@ -493,7 +498,7 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 	var g errgroup.Group
 	g.SetLimit(workers)
 	for _, j := range jobs {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || r.halted.Load() {
 			break
 		}
 		g.Go(func() error {
@@ -517,7 +522,7 @@ func Run(ctx context.Context, dial func(context.Context) (*imapclient.Client, er
 // when none is idle, and gives the connection back to idle unless the
 // folder failed (the connection may then be in any state).
 func (r *run) restoreJob(idle chan *conn, j job) {
-	if r.ctx.Err() != nil {
+	if r.ctx.Err() != nil || r.halted.Load() {
 		return
 	}
 	var cn *conn
@@ -551,7 +556,9 @@ func (r *run) restoreJob(idle chan *conn, j job) {
 		cn = fr.cn
 	}
 	if err != nil {
-		if r.ctx.Err() == nil {
+		// A daily-limit answer outside APPEND (SELECT, FETCH) stops the
+		// run too; a folder the stop cut short is no failure (limits.go).
+		if r.ctx.Err() == nil && !r.stopAt(j.f.Name, err) && !r.stoppedLeft(err) {
 			var fe *FolderError
 			if !errors.As(err, &fe) {
 				fe = &FolderError{Folder: j.f.Name, Err: err}
@@ -633,6 +640,7 @@ type conn struct {
 	acStop   func() bool
 	stop     func() bool
 	triedRaw bool
+	closed   bool // by close: its state is unknown
 }
 
 // appendClient returns the go-imap connection APPENDs go over when there
@@ -681,6 +689,7 @@ func (r *run) rawConn(cn *conn) AppendConn {
 
 // close drops the connections at once (an aborted literal stays unfinished).
 func (cn *conn) close() {
+	cn.closed = true
 	cn.stop()
 	cn.c.Close()
 	if cn.raw != nil {
