@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,5 +87,44 @@ func TestRestoreGmailLabels(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(to, "[Gmail]", "All Mail.mbox"))
 	if err != nil || !bytes.Contains(b, []byte("X-Keywords: $label-+5CInbox $label-Work $label-Famille/Enfants+20+C3+A9")) {
 		t.Errorf("export: %v\n%s", err, b)
+	}
+}
+
+// TestRestoreGmailDailyUpload: `mailkeep restore` onto Gmail past its
+// daily upload limit stops: exit 3 (partial), the summary and --json say
+// why, and the next day's rerun restores the rest.
+func TestRestoreGmailDailyUpload(t *testing.T) {
+	dir := gmailArchive(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	// The first message goes (the quota is not reached), the second not.
+	g := gmailtest.Start(t, user, pass, gmailtest.Options{DailyUpload: 1, Now: clock})
+	args := []string{"restore", "--archive", dir, "--imap", "imap://" + user + "@" + g.Addr, "--tls", "none", "--json", "--connections", "1"}
+	r := mailkeep(t, pwEnv(), args...)
+	var sum restoreSummary
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 3 {
+		t.Fatalf("restore past the limit: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	const why = "stopped: Gmail's daily upload limit; run again after 24 h"
+	if sum.Outcome != "partial" || sum.Appended != 1 || !strings.HasPrefix(sum.Stopped, why) || len(sum.Failures) != 1 {
+		t.Errorf("summary: %+v", sum)
+	}
+	if !strings.Contains(r.stderr, "mailkeep restore: "+why) || strings.Contains(r.stderr, "failed: ") || !strings.Contains(r.stderr, "0 failures, stopped at the daily limit") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	if n := len(g.Messages()); n != 1 {
+		t.Fatalf("Gmail holds %d messages, want 1", n)
+	}
+	mu.Lock()
+	now = now.Add(24 * time.Hour)
+	mu.Unlock()
+	r = mailkeep(t, pwEnv(), args...)
+	sum = restoreSummary{}
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != 0 {
+		t.Fatalf("next day: exit %d, %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	if sum.Appended != 1 || sum.Skipped != 1 || sum.Stopped != "" || len(g.Messages()) != 2 {
+		t.Errorf("next day: %+v; Gmail holds %d", sum, len(g.Messages()))
 	}
 }

@@ -54,6 +54,9 @@ type restoreSummary struct {
 	// Gmail labels onto Gmail (restore_labels.go).
 	LabelsStored  int                    `json:"labels_stored"`
 	LabelsRefused []restore.LabelRefusal `json:"labels_refused,omitempty"`
+	// Stopped: the destination's daily limit stopped the restore (Gmail's
+	// upload limit); outcome partial, a rerun resumes. Also in Failures.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // nopProgress is the progress record of a foreign restore, which has no
@@ -326,8 +329,15 @@ func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) in
 		sum.ProgressNotRecorded = true
 		fmt.Fprintf(r.stderr, "mailkeep restore: archive %s is read-only: restore progress was not recorded (a rerun checks the destination instead)\n", r.f.dir)
 	}
+	var failed []string // printed as failures: all but the stop
 	for _, f := range st.Failures {
 		sum.Failures = append(sum.Failures, f.Error())
+		if !errors.Is(f, st.Stopped) {
+			failed = append(failed, f.Error())
+		}
+	}
+	if st.Stopped != nil {
+		sum.Stopped = st.Stopped.Error()
 	}
 	var code int
 	sum.Outcome, sum.Error, code = outcome(ctx, err, len(st.Failures))
@@ -340,7 +350,10 @@ func (r *restoreRun) finish(ctx context.Context, st restore.Stats, err error) in
 			err, code = eerr, exitFailed
 		}
 	}
-	printFailures(r.stderr, "restore", sum.Failures, err)
+	printFailures(r.stderr, "restore", failed, err)
+	if st.Stopped != nil {
+		fmt.Fprintf(r.stderr, "mailkeep restore: %v\n", st.Stopped)
+	}
 	reportLabels(r.stderr, sum, st)
 	sum.TooBig = st.TooBig
 	for _, tb := range st.TooBig {
@@ -370,8 +383,12 @@ func (r *restoreRun) printSummary(code int) {
 	if from == "" {
 		from = r.f.fromMbox + r.f.fromMaildir
 	}
-	fmt.Fprintf(r.stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures, %.1fs, from %s\n",
-		r.srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, len(sum.Failures), sum.Seconds, from)
+	failures, stopped := len(sum.Failures), ""
+	if sum.Stopped != "" {
+		failures, stopped = failures-1, ", stopped at the daily limit" // the stop is one of the failures
+	}
+	fmt.Fprintf(r.stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures%s, %.1fs, from %s\n",
+		r.srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, failures, stopped, sum.Seconds, from)
 }
 
 // restoreAccount resolves --account NAME: an IMAP account of the config
