@@ -345,7 +345,7 @@ func (fr *folderRun) message(m Message) error {
 		return err
 	}
 	if r.halted.Load() {
-		return errStopped // the daily limit: no more APPENDs (limits.go)
+		return errStopped // the daily limit or the budget: no more APPENDs (limits.go)
 	}
 	fr.noteLabels(m)
 	// The progress record is a hint: only a copy confirmed on the
@@ -422,6 +422,9 @@ func (fr *folderRun) message(m Message) error {
 		r.count(func(s *Stats) { s.Appended++; s.Bytes += m.Size })
 		fr.appended++
 		return nil
+	}
+	if !r.budgeted(fr.f.Name, m.Size) {
+		return errStopped // Options.Budget (limits.go)
 	}
 	b = fr.crlfUpFront(b) // crlf.go
 	if b.inMemory() {

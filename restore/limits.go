@@ -49,6 +49,12 @@ import (
 //     is a *StopError ("stopped: Gmail's daily upload limit; run again
 //     after 24 h"), also the run's one failure (outcome partial). A rerun
 //     resumes from the progress record and appends nothing twice.
+//   - Options.Budget (max_bytes_per_run, max_messages_per_run) stops the
+//     restore the same way before an APPEND would go past it (the run's
+//     first message always goes), so that a restore run once a day stays
+//     under a known daily limit (Gmail's 500 MB: a budget of 450 MB
+//     leaves room for the account's other clients). Stats.Stopped then
+//     wraps provlimit.ErrBudget.
 
 // TooBig is a message the destination does not take for its size.
 type TooBig struct {
@@ -80,15 +86,20 @@ func limitOf(err error) *provlimit.Error {
 	return nil
 }
 
-// StopError is a restore stopped at the destination's daily limit.
-// errors.Is finds provlimit.ErrDailyLimit in it.
+// StopError is a restore stopped at the destination's daily limit, or at
+// Options.Budget. errors.Is finds provlimit.ErrDailyLimit (or
+// provlimit.ErrBudget) in it.
 type StopError struct {
 	Gmail  bool             // the destination is Gmail
 	Folder string           // the source folder the limit was met in
-	Limit  *provlimit.Error // the server's answer
+	Limit  *provlimit.Error // the server's answer; nil: Options.Budget
+	Budget provlimit.Budget // Options.Budget, when it stopped the run
 }
 
 func (e *StopError) Error() string {
+	if e.Limit == nil {
+		return fmt.Sprintf("stopped: the run's budget is spent (max_bytes_per_run %d, max_messages_per_run %d); run again to continue, where this one stopped", e.Budget.MaxBytes, e.Budget.MaxMessages)
+	}
 	what := "the destination's daily limit; run again later"
 	if e.Gmail {
 		what = "Gmail's daily upload limit; run again after 24 h"
@@ -96,7 +107,12 @@ func (e *StopError) Error() string {
 	return fmt.Sprintf("stopped: %s (the next run resumes where this one stopped; the server said: %s)", what, e.Limit)
 }
 
-func (e *StopError) Unwrap() error { return e.Limit }
+func (e *StopError) Unwrap() error {
+	if e.Limit == nil {
+		return provlimit.ErrBudget
+	}
+	return e.Limit
+}
 
 // errStopped ends a folder's work once the run is stopped at the daily
 // limit; it is not a failure of the folder.
@@ -109,15 +125,46 @@ func (r *run) stopAt(folder string, err error) bool {
 	if e == nil || e.Kind != provlimit.DailyLimit {
 		return false
 	}
-	if r.halted.CompareAndSwap(false, true) {
-		stop := &StopError{Gmail: r.gmail, Folder: folder, Limit: e}
-		r.log.Warn("the destination's daily limit is reached: stopping the restore; what was appended is kept and recorded, and the next run resumes", "folder", folder, "answer", e.Error())
-		r.count(func(s *Stats) {
-			s.Stopped = stop
-			s.Failures = append(s.Failures, &FolderError{Folder: folder, Err: stop})
-		})
-	}
+	r.stop(&StopError{Gmail: r.gmail, Folder: folder, Limit: e})
 	return true
+}
+
+// stop records the run's stop, the first time.
+func (r *run) stop(stop *StopError) {
+	if !r.halted.CompareAndSwap(false, true) {
+		return
+	}
+	if stop.Limit != nil {
+		r.log.Warn("the destination's daily limit is reached: stopping the restore; what was appended is kept and recorded, and the next run resumes", "folder", stop.Folder, "answer", stop.Limit.Error())
+	} else {
+		r.log.Warn("the run's budget is spent: stopping the restore; the next run resumes", "folder", stop.Folder, "max_bytes_per_run", stop.Budget.MaxBytes, "max_messages_per_run", stop.Budget.MaxMessages)
+	}
+	r.count(func(s *Stats) {
+		s.Stopped = stop
+		s.Failures = append(s.Failures, &FolderError{Folder: stop.Folder, Err: stop})
+	})
+}
+
+// budgeted reserves size bytes of Options.Budget for one APPEND; when the
+// budget does not allow it, it stops the run (before anything of it is
+// sent) and reports false. A message sent again after a throttling
+// answer is counted again: the budget errs on the safe side.
+func (r *run) budgeted(folder string, size int64) bool {
+	b := r.opt.Budget
+	if b.Unlimited() {
+		return true
+	}
+	r.mu.Lock()
+	ok := b.Allows(r.usedBytes, r.usedMsgs, size)
+	if ok {
+		r.usedBytes += size
+		r.usedMsgs++
+	}
+	r.mu.Unlock()
+	if !ok {
+		r.stop(&StopError{Gmail: r.gmail, Folder: folder, Budget: b})
+	}
+	return ok
 }
 
 // stoppedLeft reports whether err, met after the run stopped, only

@@ -300,3 +300,42 @@ func TestGmailDailyUploadLimit(t *testing.T) {
 		t.Fatalf("rerun: %+v", st)
 	}
 }
+
+// TestRestoreBudget: with Options.Budget a restore stops before an APPEND
+// would go past it (ErrBudget, outcome "stopped"), never sending more;
+// runs one after the other finish with every message once and every
+// label.
+func TestRestoreBudget(t *testing.T) {
+	msgs := gmailCorpus()
+	var total int64
+	for _, m := range msgs {
+		total += int64(len(m.body))
+	}
+	dir := gmailArchive(t, msgs, archive.MboxZstd)
+	g := gmailtest.Start(t, "dst", pass, gmailtest.Options{})
+	o := gmailOpts()
+	o.Budget = provlimit.Budget{MaxBytes: total / 3}
+	runs := 0
+	for ; runs < 10; runs++ {
+		before := g.Uploaded()
+		st, err := doRestore(t, dir, g.Addr, "dst", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent := g.Uploaded() - before; sent > o.Budget.MaxBytes || st.Bytes != sent {
+			t.Errorf("run %d: %d bytes sent (stats %d), over the budget of %d", runs+1, sent, st.Bytes, o.Budget.MaxBytes)
+		}
+		if st.Stopped == nil {
+			noErr(t, "last run", st, err)
+			break
+		}
+		if !errors.Is(st.Stopped, provlimit.ErrBudget) || errors.Is(st.Stopped, provlimit.ErrDailyLimit) || len(st.Failures) != 1 || st.Appended == 0 ||
+			!strings.HasPrefix(st.Stopped.Error(), "stopped: the run's budget is spent") {
+			t.Fatalf("run %d: appended %d, stopped %v, failures %v", runs+1, st.Appended, st.Stopped, st.Failures)
+		}
+	}
+	if runs < 2 {
+		t.Errorf("%d runs, want at least 3 at a third of the bytes a run", runs+1)
+	}
+	checkOnGmail(t, g, msgs)
+}

@@ -295,6 +295,10 @@ type Options struct {
 	// (limits.go).
 	Sleeper provlimit.Sleeper
 	Backoff provlimit.Backoff
+	// Budget bounds the bytes and messages APPENDed by one run (zero:
+	// none); past it the run stops cleanly as at a daily limit
+	// (limits.go), and the next run resumes.
+	Budget provlimit.Budget
 	// Labels is what becomes of Gmail labels on a destination that is not
 	// Gmail: LabelsFolders ("" too), LabelsKeywords or LabelsNone
 	// (labels.go). Onto Gmail, labels are labels.
@@ -340,8 +344,8 @@ type Stats struct {
 	LabelsStored  int
 	LabelsRefused []LabelRefusal
 	// Stopped is set (a *StopError) when the destination's daily limit
-	// stopped the restore (Gmail's upload limit, limits.go); it is also
-	// in Failures. A rerun resumes.
+	// (Gmail's upload limit) or Options.Budget stopped the restore
+	// (limits.go); it is also in Failures. A rerun resumes.
 	Stopped error
 }
 
@@ -395,11 +399,12 @@ type run struct {
 	gmail    bool              // the destination has X-GM-EXT-1 (gmail.go)
 	created  map[string]bool   // created by this run (before its workers start)
 
-	mu    sync.Mutex
-	stats Stats
+	mu                  sync.Mutex
+	stats               Stats
+	usedBytes, usedMsgs int64 // of Options.Budget (limits.go)
 
 	throttled atomic.Bool // the destination asked to slow down (limits.go)
-	halted    atomic.Bool // the destination's daily limit stopped the run (limits.go)
+	halted    atomic.Bool // the daily limit or Options.Budget stopped the run (limits.go)
 	crlfFirst atomic.Bool // the destination refused a message without a final CRLF (crlf.go)
 }
 
