@@ -110,7 +110,7 @@ func TestRestoreGmailDailyUpload(t *testing.T) {
 	if sum.Outcome != "partial" || sum.Appended != 1 || !strings.HasPrefix(sum.Stopped, why) || len(sum.Failures) != 1 {
 		t.Errorf("summary: %+v", sum)
 	}
-	if !strings.Contains(r.stderr, "mailkeep restore: "+why) || strings.Contains(r.stderr, "failed: ") || !strings.Contains(r.stderr, "0 failures, stopped at the daily limit") {
+	if !strings.Contains(r.stderr, "mailkeep restore: "+why) || strings.Contains(r.stderr, "failed: ") || !strings.Contains(r.stderr, "0 failures, stopped early") {
 		t.Errorf("stderr:\n%s", r.stderr)
 	}
 	if n := len(g.Messages()); n != 1 {
@@ -126,5 +126,22 @@ func TestRestoreGmailDailyUpload(t *testing.T) {
 	}
 	if sum.Appended != 1 || sum.Skipped != 1 || sum.Stopped != "" || len(g.Messages()) != 2 {
 		t.Errorf("next day: %+v; Gmail holds %d", sum, len(g.Messages()))
+	}
+
+	// --max-bytes-per-run stops before the limit: one message a run.
+	g = gmailtest.Start(t, user, pass, gmailtest.Options{Now: clock})
+	args = []string{"restore", "--archive", dir, "--imap", "imap://" + user + "@" + g.Addr, "--tls", "none", "--json", "--max-bytes-per-run", "10"}
+	for run, want := range []int{3, 0} {
+		r = mailkeep(t, pwEnv(), args...)
+		sum = restoreSummary{}
+		if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || r.code != want || sum.Appended != 1 {
+			t.Fatalf("--max-bytes-per-run, run %d: exit %d, %v, %+v\n%s", run+1, r.code, err, sum, r.stderr)
+		}
+		if stopped := strings.HasPrefix(sum.Stopped, "stopped: the run's budget is spent"); stopped != (want == 3) {
+			t.Errorf("--max-bytes-per-run, run %d: stopped %q", run+1, sum.Stopped)
+		}
+	}
+	if n := len(g.Messages()); n != 2 {
+		t.Errorf("--max-bytes-per-run: Gmail holds %d messages, want 2", n)
 	}
 }

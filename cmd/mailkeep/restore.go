@@ -16,6 +16,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/config"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
 	"github.com/mailkeep/mailkeep/internal/progress"
+	"github.com/mailkeep/mailkeep/provlimit"
 	"github.com/mailkeep/mailkeep/restore"
 	"github.com/mailkeep/mailkeep/restore/archivesrc"
 	"github.com/mailkeep/mailkeep/restore/foreignsrc"
@@ -54,8 +55,9 @@ type restoreSummary struct {
 	// Gmail labels onto Gmail (restore_labels.go).
 	LabelsStored  int                    `json:"labels_stored"`
 	LabelsRefused []restore.LabelRefusal `json:"labels_refused,omitempty"`
-	// Stopped: the destination's daily limit stopped the restore (Gmail's
-	// upload limit); outcome partial, a rerun resumes. Also in Failures.
+	// Stopped: the destination's daily limit (Gmail's upload limit) or
+	// --max-bytes-per-run stopped the restore; outcome partial, a rerun
+	// resumes. Also in Failures.
 	Stopped string `json:"stopped,omitempty"`
 }
 
@@ -79,6 +81,7 @@ type restoreFlags struct {
 	conns                                    int
 	dryRun, inclExpunged, noSpecial          bool
 	renameColl, verify                       bool
+	budget                                   provlimit.Budget
 	cfgFlag                                  configFlag
 	acctName                                 string
 	labels                                   string
@@ -102,6 +105,7 @@ func (f *restoreFlags) register(fs *flag.FlagSet) {
 	connectionsVar(fs, &f.conns)
 	fs.BoolVar(&f.verify, "verify", false, "fetch every appended message back and compare it (SHA-256, size, flags, keywords, INTERNALDATE); say per folder what arrived exact, altered (and how) or refused")
 	registerLabels(fs, &f.labels)
+	restoreBudgetVars(fs, &f.budget)
 	fs.BoolVar(&f.renameColl, "rename-collisions", false, `restore source folders that would land in one destination folder apart, adding " (2)", " (3)", ... to the later ones' names (without it such a restore is refused)`)
 }
 
@@ -285,6 +289,7 @@ func (r *restoreRun) restore(ctx context.Context, src restore.Source, prog resto
 	opt := restore.Options{Folders: f.folders, Exclude: f.exclude, Prefix: f.prefix, NoSpecialUse: f.noSpecial, RenameCollisions: f.renameColl, Verify: f.verify, DryRun: f.dryRun, Connections: f.conns, Logger: f.com.logger(r.stderr),
 		DialRaw:    func(ctx context.Context) (restore.AppendConn, error) { return imapconn.DialRaw(ctx, r.cfg) },
 		Labels:     f.labels,
+		Budget:     f.budget,
 		DialLabels: func(ctx context.Context) (restore.LabelConn, error) { return imapconn.DialRaw(ctx, r.cfg) }}
 	if r.a == nil {
 		opt.Folders = nil // --folder named the destination
@@ -385,7 +390,7 @@ func (r *restoreRun) printSummary(code int) {
 	}
 	failures, stopped := len(sum.Failures), ""
 	if sum.Stopped != "" {
-		failures, stopped = failures-1, ", stopped at the daily limit" // the stop is one of the failures
+		failures, stopped = failures-1, ", stopped early" // the stop is one of the failures
 	}
 	fmt.Fprintf(r.stderr, "mailkeep restore to %s: %s, %d folders (%d created), %s %d messages%s (%.1f MB), %d already there, %d damaged, %d failures%s, %.1fs, from %s\n",
 		r.srv, sum.Outcome, sum.Folders, sum.Created, verb, sum.Appended, missing, float64(sum.Bytes)/1e6, sum.Skipped, sum.Damaged, failures, stopped, sum.Seconds, from)
