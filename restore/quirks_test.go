@@ -62,7 +62,11 @@ func TestThrottleEveryNthAppendMicrosoft(t *testing.T) {
 			// and sent again; through go-imap the folder fails at the
 			// first one and runs again after the wait (the APPENDs
 			// pipelined behind it are found by the destination check).
-			if honoured == 0 || tc.raw && honoured < src.total()/4 {
+			// Every 4th APPEND over both connections is throttled, but a
+			// throttled APPEND in flight on a connection Microsoft ends
+			// (its 10th error) is sent again after the BYE's backoff
+			// instead: on two connections a few of the quarter go so.
+			if honoured == 0 || tc.raw && honoured < src.total()/8 {
 				t.Errorf("%d waits of the suggested delay for %d messages", honoured, src.total())
 			}
 			if st.Appended == 0 || st.Appended > src.total() {
