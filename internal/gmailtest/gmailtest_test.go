@@ -18,6 +18,7 @@ import (
 	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/imaptest"
 	"github.com/mailkeep/mailkeep/internal/oauth"
 )
 
@@ -429,16 +430,7 @@ func TestDailyUpload(t *testing.T) {
 	s := gmailtest.Start(t, user, pass, gmailtest.Options{DailyUpload: 2500, Now: clk.Now})
 	c := login(t, s)
 	appendMsg := func(i int) error {
-		b := body(fmt.Sprint("up", i), 1000)
-		cmd := c.Append("INBOX", int64(len(b)), nil)
-		if _, err := cmd.Write(b); err != nil {
-			return err
-		}
-		if err := cmd.Close(); err != nil {
-			return err
-		}
-		_, err := cmd.Wait()
-		return err
+		return imaptest.TryAppend(c, "INBOX", body(fmt.Sprint("up", i), 1000))
 	}
 	for i := range 3 { // 3,000 bytes: the third starts under the quota
 		if err := appendMsg(i); err != nil {

@@ -179,6 +179,21 @@ func AppendReader(t testing.TB, c *imapclient.Client, folder string, flags []str
 	return uid
 }
 
+// TryAppend appends body to folder as it is (no CREATE first, no flags,
+// the server's date) and returns the server's answer: for tests of
+// APPENDs a server refuses.
+func TryAppend(c *imapclient.Client, folder string, body []byte) error {
+	cmd := c.Append(folder, int64(len(body)), nil)
+	if _, err := cmd.Write(body); err != nil {
+		return err
+	}
+	if err := cmd.Close(); err != nil {
+		return err
+	}
+	_, err := cmd.Wait()
+	return err
+}
+
 func appendMsg(c *imapclient.Client, folder string, flags []string, date time.Time, r io.Reader, size int64) (uint32, error) {
 	if !isKnown(c, folder) {
 		if err := create(c, folder); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/internal/imaptest"
 	"github.com/mailkeep/mailkeep/internal/yahootest"
 )
 
@@ -29,18 +30,6 @@ func login(t *testing.T, s *yahootest.Server) *imapclient.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func appendMsg(c *imapclient.Client, folder string, b []byte) error {
-	cmd := c.Append(folder, int64(len(b)), nil)
-	if _, err := cmd.Write(b); err != nil {
-		return err
-	}
-	if err := cmd.Close(); err != nil {
-		return err
-	}
-	_, err := cmd.Wait()
-	return err
 }
 
 func TestCapabilities(t *testing.T) {
@@ -62,12 +51,12 @@ func TestClientBug(t *testing.T) {
 	s := yahootest.Start(t, user, pass, yahootest.Options{})
 	c := login(t, s)
 	msg := []byte("From: a@example.com\r\nSubject: no final CRLF\r\n\r\nlast line")
-	err := appendMsg(c, "INBOX", msg)
+	err := imaptest.TryAppend(c, "INBOX", msg)
 	var ie *imap.Error
 	if !errors.As(err, &ie) || ie.Type != imap.StatusResponseTypeBad || ie.Code != "CLIENTBUG" {
 		t.Fatalf("APPEND without the final CRLF: %v, want BAD [CLIENTBUG]", err)
 	}
-	if err := appendMsg(c, "INBOX", append(msg, "\r\n"...)); err != nil {
+	if err := imaptest.TryAppend(c, "INBOX", append(msg, "\r\n"...)); err != nil {
 		t.Fatalf("APPEND with the final CRLF: %v", err)
 	}
 	st, err := c.Status("INBOX", &imap.StatusOptions{NumMessages: true}).Wait()
