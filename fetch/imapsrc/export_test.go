@@ -23,3 +23,11 @@ func SetBehindHooks(start func() (end func()), full func()) (restore func()) {
 	behindStart, behindFull = start, full
 	return func() { behindStart, behindFull = os, of }
 }
+
+// SetPlanChunk lets tests make the plan take the listed folders in
+// several chunks.
+func SetPlanChunk(n int) (restore func()) {
+	old := planChunk
+	planChunk = n
+	return func() { planChunk = old }
+}
