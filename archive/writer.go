@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -50,8 +51,7 @@ type FolderWriter struct {
 	f       *catalog.Folder
 	run     int64
 	now     func() time.Time
-	br      *bufio.Reader
-	buf     []byte
+	ab      *addBuffers // Add's, from addPool at the first Add; back at Close
 	h       hash.Hash
 	mw      *mboxfile.Writer
 	enc     *mboxrd.Encoder
@@ -83,7 +83,7 @@ func (a *Archive) NewWriter(ctx context.Context, f *catalog.Folder, run int64) (
 	if a.opt.ReadOnly {
 		return nil, errors.New("archive opened read-only")
 	}
-	w := &FolderWriter{ctx: ctx, a: a, f: f, run: run, now: time.Now, br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10), h: sha256.New()}
+	w := &FolderWriter{ctx: ctx, a: a, f: f, run: run, now: time.Now, h: sha256.New()}
 	path := filepath.Join(a.Dir, f.Path)
 	if a.Format.isMbox() {
 		// Open repaired every folder the catalog knew; bytes in the file
@@ -111,6 +111,18 @@ func (a *Archive) NewWriter(ctx context.Context, f *catalog.Folder, run int64) (
 	return w, nil
 }
 
+// addBuffers are Add's read buffer and copy buffer. A backup opens a
+// writer for each folder with new mail: a thousand small folders
+// allocated (and cleared) 128 KiB each, most of the run's garbage.
+type addBuffers struct {
+	br  *bufio.Reader
+	buf []byte
+}
+
+var addPool = sync.Pool{New: func() any {
+	return &addBuffers{br: bufio.NewReaderSize(nil, 64<<10), buf: make([]byte, 64<<10)}
+}}
+
 // Folder returns the catalog folder being written.
 func (w *FolderWriter) Folder() *catalog.Folder { return w.f }
 
@@ -119,8 +131,11 @@ func (w *FolderWriter) Folder() *catalog.Folder { return w.f }
 // the pending messages are dropped (they are not in the catalog, so the next
 // run fetches them again) and the archive stays as it was at the last commit.
 func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) {
-	w.br.Reset(r)
-	hdr := sniffHeader(w.br)
+	if w.ab == nil {
+		w.ab = addPool.Get().(*addBuffers)
+	}
+	w.ab.br.Reset(r)
+	hdr := sniffHeader(w.ab.br)
 	m := &catalog.Message{
 		UIDValidity:  in.UIDValidity,
 		UID:          in.UID,
@@ -143,7 +158,7 @@ func (w *FolderWriter) Add(in *Incoming, r io.Reader) (*catalog.Message, error) 
 		}
 	}
 	w.h.Reset()
-	src := io.TeeReader(w.br, w.h)
+	src := io.TeeReader(w.ab.br, w.h)
 	var ext *extraction
 	if w.a.opt.Extract != nil {
 		if fn := w.a.opt.Extract(w.f); fn != nil {
@@ -245,7 +260,7 @@ func (w *FolderWriter) writeMbox(sender string, date time.Time, src io.Reader) (
 		return 0, err
 	}
 	w.enc.Reset(w.mw)
-	n, err := io.CopyBuffer(w.enc, src, w.buf)
+	n, err := io.CopyBuffer(w.enc, src, w.ab.buf)
 	if err != nil {
 		return n, err
 	}
@@ -340,6 +355,11 @@ func (w *FolderWriter) Abort() {
 
 // Close commits what is pending and closes the folder's files.
 func (w *FolderWriter) Close() error {
+	if w.ab != nil {
+		w.ab.br.Reset(nil)
+		addPool.Put(w.ab)
+		w.ab = nil
+	}
 	// What is durable is recorded even when the run was cancelled.
 	err := w.commit(context.WithoutCancel(w.ctx))
 	if w.mw != nil {

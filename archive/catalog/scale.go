@@ -168,56 +168,25 @@ type NewFolder struct {
 	Path       string
 }
 
-// EnsureFolders is EnsureFolder for many folders: the ones the catalog
-// does not know yet are added in one transaction. It returns the catalog
-// entries in the order of fs.
+// EnsureFolders is EnsureFolder for many folders: brand-new ones are
+// inserted folderChunk per transaction; one whose name or path the
+// catalog holds (a changed folder, a reindexed one to rename, one the
+// caller did not know was unchanged) takes EnsureFolder's careful way,
+// one at a time. It returns the catalog entries in the order of fs. It
+// reads no folder list of its own: a caller holding a fresh Folders list
+// passes only the folders new or changed in it.
 func (c *Catalog) EnsureFolders(ctx context.Context, fs []NewFolder) ([]*Folder, error) {
 	out := make([]*Folder, len(fs))
-	known, err := c.Folders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	byName := make(map[string]*Folder, len(known))
-	for _, f := range known {
-		byName[f.Name] = f
-	}
-	var missing []int
-	for i, nf := range fs {
-		f := byName[nf.Name]
-		if f != nil && f.Delim == nf.Delim && f.SpecialUse == nf.SpecialUse && f.GoneRun == 0 {
-			out[i] = f
-			continue
-		}
-		missing = append(missing, i)
-	}
-	if len(missing) == 0 {
-		return out, nil
-	}
-	// Brand-new names are inserted folderChunk per transaction; anything
-	// else (a changed folder, a reindexed one to rename) takes
-	// EnsureFolder's careful path.
-	var fresh []int
-	for _, i := range missing {
-		if byName[fs[i].Name] == nil {
-			fresh = append(fresh, i)
-		}
-	}
-	paths := make(map[string]bool, len(known))
-	for _, f := range known {
-		paths[f.Path] = true
-	}
-	for len(fresh) > 0 {
-		n := min(len(fresh), folderChunk)
-		if err := c.insertFolders(ctx, fs, fresh[:n], paths, out); err != nil {
+	for i := 0; i < len(fs); i += folderChunk {
+		if err := c.insertFolders(ctx, fs[i:min(i+folderChunk, len(fs))], out[i:]); err != nil {
 			return nil, fmt.Errorf("catalog: %w", err)
 		}
-		fresh = fresh[n:]
 	}
-	for _, i := range missing {
+	for i, nf := range fs {
 		if out[i] != nil {
 			continue
 		}
-		nf := fs[i]
+		var err error
 		if out[i], err = c.EnsureFolder(ctx, nf.Name, nf.Delim, nf.SpecialUse, nf.Path); err != nil {
 			return nil, err
 		}
@@ -225,20 +194,17 @@ func (c *Catalog) EnsureFolders(ctx context.Context, fs []NewFolder) ([]*Folder,
 	return out, nil
 }
 
-// insertFolders adds the folders fs[idx] in one transaction, setting
-// out[i]; a folder whose path is taken is left for EnsureFolder.
-func (c *Catalog) insertFolders(ctx context.Context, fs []NewFolder, idx []int, paths map[string]bool, out []*Folder) error {
+// insertFolders adds the folders fs in one transaction, setting out[i]
+// for each one added; a folder whose name or path is taken is left for
+// EnsureFolder.
+func (c *Catalog) insertFolders(ctx context.Context, fs []NewFolder, out []*Folder) error {
 	return c.write(ctx, func(tx *wtx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO folders(name,delim,special_use,path) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
-		for _, i := range idx {
-			nf := fs[i]
-			if paths[nf.Path] {
-				continue // maybe a reindexed folder to rename: EnsureFolder
-			}
+		for i, nf := range fs {
 			d := ""
 			if nf.Delim != 0 {
 				d = string(nf.Delim)
@@ -247,11 +213,15 @@ func (c *Catalog) insertFolders(ctx context.Context, fs []NewFolder, idx []int, 
 			if err != nil {
 				return fmt.Errorf("folder %q: %w", nf.Name, err)
 			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				continue // known, or its path taken: EnsureFolder
+			}
 			id, err := res.LastInsertId()
 			if err != nil {
 				return err
 			}
-			paths[nf.Path] = true
 			tx.touch("folders", id)
 			out[i] = &Folder{ID: id, Name: nf.Name, Delim: nf.Delim, SpecialUse: nf.SpecialUse, Path: nf.Path}
 		}

@@ -107,3 +107,47 @@ func TestEnsureFoldersAndStatuses(t *testing.T) {
 		t.Errorf("%d folders, want 3", len(all))
 	}
 }
+
+// TestEnsureFoldersTaken: a folder whose name or path the catalog holds
+// takes EnsureFolder's way inside EnsureFolders (which reads no folder
+// list of its own): a reindexed folder's row is renamed to the server's
+// name, a gone one comes back, a new one beside them is inserted.
+func TestEnsureFoldersTaken(t *testing.T) {
+	c := open(t)
+	guessed, err := c.EnsureFolder(t.Context(), "guessed", '/', "", "mbox/Real.mbox.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, err := c.EnsureFolder(t.Context(), "Gone", '/', "", "mbox/Gone.mbox.zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := c.BeginRun(t.Context(), "backup", "test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MarkFolderGone(t.Context(), gone.ID, run); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := c.EnsureFolders(t.Context(), []NewFolder{
+		{Name: "Real", Delim: '/', Path: "mbox/Real.mbox.zst"},
+		{Name: "Gone", Delim: '/', Path: "mbox/Gone.mbox.zst"},
+		{Name: "New", Delim: '/', Path: "mbox/New.mbox.zst"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fs[0].ID != guessed.ID || fs[0].Name != "Real" {
+		t.Errorf("reindexed folder: %+v, want id %d named Real", fs[0], guessed.ID)
+	}
+	if fs[1].ID != gone.ID || fs[1].GoneRun != 0 {
+		t.Errorf("gone folder: %+v, want id %d back", fs[1], gone.ID)
+	}
+	if fs[2].ID == 0 || fs[2].Name != "New" {
+		t.Errorf("new folder: %+v", fs[2])
+	}
+	all, _ := c.Folders(t.Context())
+	if len(all) != 3 {
+		t.Errorf("%d folders, want 3", len(all))
+	}
+}

@@ -103,6 +103,7 @@ type Writer struct {
 	err       error    // sticky until Abort
 
 	zenc     *zstd.Encoder
+	zkey     encKey // zenc's pool
 	genc     *gzip.Writer
 	enc      io.WriteCloser // encoder of the open frame; nil between frames
 	frameOff int64          // file offset of the open frame
@@ -197,7 +198,8 @@ func OpenAppend(path string, committed int64, opt Options) (*Writer, error) {
 		return fail("%w", err)
 	}
 	w.f, w.syncDirs, w.root = f, syncDirs, root
-	w.bw = bufio.NewWriterSize(f, writeBuffer)
+	w.bw = writeBuffers.Get().(*bufio.Writer)
+	w.bw.Reset(f)
 	w.cw = countWriter{w: w.bw, n: committed}
 	return w, nil
 }
@@ -242,6 +244,11 @@ func (w *Writer) newEncoder() error {
 		// every 128 KiB block, and every block waits for a goroutine to
 		// be scheduled; a backup already writes several folders at once.
 		// Frames are independent, so the encoder is reused with Reset.
+		w.zkey = encKey{level, allLit}
+		if enc, ok := encoderPool(w.zkey).Get().(*zstd.Encoder); ok {
+			w.zenc = enc
+			return nil
+		}
 		enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
 			zstd.WithWindowSize(zstdWindow), zstd.WithLowerEncoderMem(true), zstd.WithAllLitEntropyCompression(allLit))
 		if err != nil {
@@ -478,15 +485,45 @@ func (w *Writer) Close() error {
 	}
 	err := w.Abort()
 	if w.zenc != nil {
+		// Every method but Abort and Close stops at w.err, which Close
+		// leaves at ErrClosed, and those two at w.f == nil: the encoder
+		// and the buffer go back to their pools.
 		w.zenc.Reset(io.Discard)
-		w.zenc.Close()
+		encoderPool(w.zkey).Put(w.zenc)
+		w.zenc = nil
 	}
 	if cerr := w.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("mboxfile %s: %w", w.path, cerr)
 	}
+	w.bw.Reset(nil)
+	writeBuffers.Put(w.bw)
+	w.bw = nil
 	w.f = nil
 	w.err = ErrClosed
 	return err
+}
+
+// encoders and writeBuffers hold zstd encoders (by level and literal
+// compression) and write buffers between writers: a backup opens a writer
+// for each folder that has new mail, and a first backup of thousands of
+// small folders allocated (and cleared) an encoder's tables and a 256 KiB
+// buffer for each, most of its garbage. An encoder is Reset at each frame.
+var (
+	encoders     sync.Map // encKey -> *sync.Pool
+	writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, writeBuffer) }}
+)
+
+type encKey struct {
+	level  zstd.EncoderLevel
+	allLit bool
+}
+
+func encoderPool(k encKey) *sync.Pool {
+	if p, ok := encoders.Load(k); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := encoders.LoadOrStore(k, new(sync.Pool))
+	return p.(*sync.Pool)
 }
 
 // OpenReader returns the decompressed stream of the file at path from pos

@@ -752,3 +752,45 @@ func TestPooledDecoders(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledEncoders: writers opened one after the other (and two at
+// once) take their zstd encoder and write buffer from the pools that
+// earlier ones gave them back to at Close, across compression levels;
+// every file reads back whole.
+func TestPooledEncoders(t *testing.T) {
+	dir := t.TempDir()
+	levels := []int{0, 3, 0, -1, 3, 0}
+	want := make([][]byte, len(levels))
+	for i, level := range levels {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		w, err := OpenAppend(path, 0, Options{Codec: CodecZstd, Level: level, FrameSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A second writer open at the same time takes encoders of its own.
+		w2, err := OpenAppend(path+"b", 0, Options{Codec: CodecZstd, Level: level, FrameSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = bytes.Repeat([]byte(fmt.Sprintf("file %d at level %d\n", i, level)), 3000*(i+1))
+		for _, w := range []*Writer{w, w2} {
+			if _, err := w.Write(want[i]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range levels {
+		path := filepath.Join(dir, fmt.Sprint(i))
+		for _, p := range []string{path, path + "b"} {
+			if got := readAll(t, p, CodecZstd, Pos{}); !bytes.Equal(got, want[i]) {
+				t.Errorf("%s: read back %d bytes, want %d", p, len(got), len(want[i]))
+			}
+		}
+	}
+}

@@ -135,7 +135,7 @@ func (b *backup) gmailSetup(c *imapclient.Client, jobs []*folderJob) error {
 		}
 		views = append(views, catalog.View{Name: name, Delim: j.list.Delim, SpecialUse: su, Label: gmailLabel(name, su)})
 	}
-	cats, err := b.ensureFolders(own, known)
+	cats, err := b.ensureFolders(own, folderIndex(known))
 	if err != nil {
 		return err
 	}

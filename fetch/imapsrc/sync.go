@@ -106,9 +106,23 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	if err == nil && s.w != nil {
 		// The folder's last commit (fsync, then the catalog) and its
 		// status run behind: the connection goes back to the pool and
-		// takes the next folder meanwhile. Backup waits for them.
+		// takes the next folder meanwhile. Backup waits for them. At
+		// most Connections run behind (see backup.behind): past that,
+		// the connection waits for the oldest.
+		select {
+		case b.behind <- struct{}{}:
+		default:
+			if behindFull != nil {
+				behindFull()
+			}
+			b.behind <- struct{}{}
+		}
 		behind = true
 		b.finishing.Go(func() {
+			defer func() { <-b.behind }()
+			if behindStart != nil {
+				defer behindStart()()
+			}
 			err := s.finish(failed || s.unsure, nil)
 			if err == nil && !failed {
 				err = b.gmailDone(s) // gmail.go
@@ -124,6 +138,14 @@ func (b *backup) syncFolder(c *imapclient.Client, j *folderJob) error {
 	}
 	return b.gmailDone(s) // gmail.go
 }
+
+// behindStart and behindFull are test hooks: a commit behind starts
+// (the function it returns is called as it ends); a folder waits for a
+// commit behind to end.
+var (
+	behindStart func() (end func())
+	behindFull  func()
+)
 
 // examined is a folder after EXAMINE.
 type examined struct {
