@@ -101,6 +101,11 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHE
 -- Every per-folder query (All, Live, Counts, Each, ByUID, ByUIDL) uses it;
 -- its rowid order is storage order.
 CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id);
+-- The live rows alone: an incremental backup counts a changed folder's
+-- live messages and walks their UIDs from it without reading the rows
+-- (SyncState, LiveUIDs). Here and in postMigration (migrate 4 rebuilds
+-- the table), so that every writable Open of an older catalog adds it.
+CREATE INDEX IF NOT EXISTS messages_live ON messages(folder_id, uidvalidity, uid, expunged_run) WHERE expunged_run IS NULL;
 
 -- Each distinct sender once (schema 4): most mail comes from few senders.
 CREATE TABLE IF NOT EXISTS senders (
@@ -133,8 +138,10 @@ CREATE TABLE IF NOT EXISTS restored (
 // it after migrating. messages_deleted holds only the few POP3 messages
 // mailkeep deleted from the server, so that Deleted (ls --folder, export)
 // does not read every row of a folder.
+// messages_live: see schema.
 const postMigration = `CREATE INDEX IF NOT EXISTS messages_deleted ON messages(folder_id) WHERE deleted_run IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_gm ON messages(gm_msgid) WHERE gm_msgid IS NOT NULL`
+CREATE INDEX IF NOT EXISTS messages_gm ON messages(gm_msgid) WHERE gm_msgid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_live ON messages(folder_id, uidvalidity, uid, expunged_run) WHERE expunged_run IS NULL`
 
 // migrate brings a catalog of schema version from up to schemaVersion,
 // inside Open's transaction (the schema above has already created every
