@@ -77,7 +77,7 @@ func TestMigrateFromSchema3(t *testing.T) {
 		`SELECT COUNT(*) FROM messages WHERE sender_id IS NULL`:                                 2,
 		`SELECT COUNT(*) FROM flag_history`:                                                     2, // message 1 as stored and as changed; the rest say what messages.flags says
 		`SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name='sender'`:                0,
-		`SELECT COUNT(*) FROM sqlite_schema WHERE type='index' AND tbl_name='messages'`:         5,   // uid, uidl, folder, deleted, gm (schema 5)
+		`SELECT COUNT(*) FROM sqlite_schema WHERE type='index' AND tbl_name='messages'`:         7,   // uid, uidl, folder, gone, nokey, deleted, gm (schema 5)
 		`SELECT COUNT(*) FROM messages WHERE typeof(stored_at)='text' AND stored_at LIKE '%.%'`: 123, // kept exact
 	} {
 		var got int

@@ -101,6 +101,15 @@ CREATE UNIQUE INDEX IF NOT EXISTS messages_uidl ON messages(folder_id, uidl) WHE
 -- Every per-folder query (All, Live, Counts, Each, ByUID, ByUIDL) uses it;
 -- its rowid order is storage order.
 CREATE INDEX IF NOT EXISTS messages_folder ON messages(folder_id);
+-- SyncState counts a changed folder's live messages and looks for rows to
+-- re-key without reading the folder's rows: messages_uid's entries less
+-- messages_gone's (the expunged rows alone), and messages_nokey (rows
+-- without UID or UIDL, which reindex makes). Both are partial indexes that
+-- a stored message does not enter: they cost a backup nothing. Here and
+-- in postMigration (migrate 4 rebuilds the table), so that every writable
+-- Open of an older catalog adds them.
+CREATE INDEX IF NOT EXISTS messages_gone ON messages(folder_id, uidvalidity, uid, expunged_run) WHERE expunged_run IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_nokey ON messages(folder_id) WHERE uid=0 AND uidl IS NULL;
 
 -- Each distinct sender once (schema 4): most mail comes from few senders.
 CREATE TABLE IF NOT EXISTS senders (
@@ -133,8 +142,11 @@ CREATE TABLE IF NOT EXISTS restored (
 // it after migrating. messages_deleted holds only the few POP3 messages
 // mailkeep deleted from the server, so that Deleted (ls --folder, export)
 // does not read every row of a folder.
+// messages_gone, messages_nokey: see schema.
 const postMigration = `CREATE INDEX IF NOT EXISTS messages_deleted ON messages(folder_id) WHERE deleted_run IS NOT NULL;
-CREATE INDEX IF NOT EXISTS messages_gm ON messages(gm_msgid) WHERE gm_msgid IS NOT NULL`
+CREATE INDEX IF NOT EXISTS messages_gm ON messages(gm_msgid) WHERE gm_msgid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_gone ON messages(folder_id, uidvalidity, uid, expunged_run) WHERE expunged_run IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_nokey ON messages(folder_id) WHERE uid=0 AND uidl IS NULL`
 
 // migrate brings a catalog of schema version from up to schemaVersion,
 // inside Open's transaction (the schema above has already created every

@@ -21,9 +21,10 @@ import (
 // recorder is a loopback proxy in front of a server that records the
 // command names (the word after the tag) clients send through it.
 type recorder struct {
-	addr string
-	mu   sync.Mutex
-	cmds []string
+	addr  string
+	mu    sync.Mutex
+	cmds  []string
+	lines []string // the whole command lines, beside cmds
 }
 
 type recHooks struct{ r *recorder }
@@ -36,6 +37,7 @@ func (h recHooks) Command(line []byte) []byte {
 		}
 		h.r.mu.Lock()
 		h.r.cmds = append(h.r.cmds, name)
+		h.r.lines = append(h.r.lines, strings.TrimSpace(string(line)))
 		h.r.mu.Unlock()
 	}
 	return line
@@ -78,7 +80,16 @@ func (r *recorder) take() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.cmds
-	r.cmds = nil
+	r.cmds, r.lines = nil, nil
+	return out
+}
+
+// takeLines is take with the whole command lines.
+func (r *recorder) takeLines() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.lines
+	r.cmds, r.lines = nil, nil
 	return out
 }
 

@@ -156,34 +156,39 @@ type examined struct {
 }
 
 // examine selects the folder read-only. When STATUS lets it predict the
-// outcome (same UIDVALIDITY, messages present, nothing to re-key) it sends
-// the metadata FETCH right behind: one round trip less per folder. If
-// EXAMINE then disagrees, that answer is drained and the folder is listed
-// again.
+// outcome (messages present under the UIDVALIDITY the catalog's folder was
+// synchronised under, or a folder never synchronised) it sends the metadata
+// FETCH right behind, before it asks the catalog for the folder's state:
+// that count reads every catalogued row of the folder, and runs while the
+// server opens the mailbox (Dovecot re-reads a changed Maildir at EXAMINE)
+// instead of before the FETCH is sent. If EXAMINE or the catalog then
+// disagree (another UIDVALIDITY, an empty folder, messages to re-key),
+// that answer is drained and the folder is listed again.
 func (b *backup) examine(c *imapclient.Client, j *folderJob) (*examined, error) {
 	f, st := j.cat, j.status
 	selCmd := c.Select(j.list.Mailbox, &imap.SelectOptions{ReadOnly: true, CondStore: b.condstore})
 	ex := &examined{}
-	var known uint32 // the UIDVALIDITY ex.state was computed for
-	if st != nil && st.NumMessages != nil && *st.NumMessages > 0 && st.UIDValidity != 0 {
-		var err error
-		if ex.state, err = b.a.Cat.SyncState(b.ctx, f.ID, st.UIDValidity); err != nil {
-			selCmd.Wait()
-			return nil, err
-		}
-		known = st.UIDValidity
-		if !ex.state.Stale {
-			ex.preFull = !b.incremental(f, st.UIDValidity)
-			ex.pre = b.listCmd(c, b.changedSince(ex.preFull, f), false)
-		}
-	}
-	sel, err := selCmd.Wait()
 	drop := func() {
 		if ex.pre != nil {
 			ex.pre.Close()
 			ex.pre = nil
 		}
 	}
+	var known uint32 // the UIDVALIDITY ex.state was computed for
+	if st != nil && st.NumMessages != nil && *st.NumMessages > 0 && st.UIDValidity != 0 {
+		if f.UIDValidity == 0 || f.UIDValidity == st.UIDValidity {
+			ex.preFull = !b.incremental(f, st.UIDValidity)
+			ex.pre = b.listCmd(c, b.changedSince(ex.preFull, f), false)
+		}
+		var err error
+		if ex.state, err = b.a.Cat.SyncState(b.ctx, f.ID, st.UIDValidity); err != nil {
+			selCmd.Wait()
+			drop()
+			return nil, err
+		}
+		known = st.UIDValidity
+	}
+	sel, err := selCmd.Wait()
 	if err != nil {
 		drop()
 		return nil, fmt.Errorf("EXAMINE: %w", err)
