@@ -7,14 +7,7 @@ import (
 
 func TestScaleQueries(t *testing.T) {
 	c := open(t)
-	run, err := c.BeginRun(t.Context(), "backup", "imap://a@h", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.EnsureFolder(t.Context(), "INBOX", '/', "", "mbox/INBOX.mbox.zst")
-	if err != nil {
-		t.Fatal(err)
-	}
+	run, f := inboxRun(t, c)
 	var msgs []*Message
 	for uid := uint32(1); uid <= 20; uid++ {
 		msgs = append(msgs, msg(7, uid))

@@ -15,16 +15,7 @@ func BenchmarkSyncState(b *testing.B) {
 	if s := os.Getenv("MAILKEEP_BENCH_COUNT"); s != "" {
 		fmt.Sscan(s, &count)
 	}
-	c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	fill(b, c, 1, count)
-	f, err := c.Folder(b.Context(), "INBOX")
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, f := filledInbox(b, count)
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
@@ -40,16 +31,7 @@ func BenchmarkSyncState(b *testing.B) {
 // 200,000 messages, as an incremental backup compares a listing.
 func BenchmarkByUIDs(b *testing.B) {
 	count := 200_000
-	c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	fill(b, c, 1, count)
-	f, err := c.Folder(b.Context(), "INBOX")
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, f := filledInbox(b, count)
 	uids := make([]uint32, MaxUIDBatch)
 	for i := range uids {
 		uids[i] = uint32(count/2 + i*7)
@@ -65,12 +47,25 @@ func BenchmarkByUIDs(b *testing.B) {
 	b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "ms/op")
 }
 
-// TestSyncStateFromIndexes: SyncState counts and judges from indexes what
-// a pass over the rows would: expunged rows do not count, live rows under
-// a lower or higher UIDVALIDITY and live rows without UID or UIDL make the
-// folder stale, expunged ones and POP3 rows (UIDL, no UID) do not.
-func TestSyncStateFromIndexes(t *testing.T) {
-	c := open(t)
+// filledInbox is a catalog whose INBOX holds count messages.
+func filledInbox(b *testing.B, count int) (*Catalog, *Folder) {
+	b.Helper()
+	c, err := Open(filepath.Join(b.TempDir(), "catalog.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	fill(b, c, 1, count)
+	f, err := c.Folder(b.Context(), "INBOX")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, f
+}
+
+// inboxRun begins a backup run and makes the folder INBOX.
+func inboxRun(t *testing.T, c *Catalog) (int64, *Folder) {
+	t.Helper()
 	run, err := c.BeginRun(t.Context(), "backup", "imap://a@h", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +74,16 @@ func TestSyncStateFromIndexes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return run, f
+}
+
+// TestSyncStateFromIndexes: SyncState counts and judges from indexes what
+// a pass over the rows would: expunged rows do not count, live rows under
+// a lower or higher UIDVALIDITY and live rows without UID or UIDL make the
+// folder stale, expunged ones and POP3 rows (UIDL, no UID) do not.
+func TestSyncStateFromIndexes(t *testing.T) {
+	c := open(t)
+	run, f := inboxRun(t, c)
 	commit := func(ms ...*Message) {
 		t.Helper()
 		if err := c.Commit(t.Context(), f.ID, 1, 0, run, ms); err != nil {

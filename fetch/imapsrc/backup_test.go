@@ -48,18 +48,27 @@ func account(s server) imapconn.Config {
 	return imapconn.Config{Addr: s.addr, TLS: imapconn.TLSNone, User: user, Password: pass}
 }
 
+// openRun opens the archive in dir and begins a backup run in it; the
+// caller closes the archive.
+func openRun(t *testing.T, dir string, opt archive.Options) (*archive.Archive, int64) {
+	t.Helper()
+	a, err := archive.Open(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	return a, run
+}
+
 // backup runs one backup into dir and returns its stats.
 func backup(t *testing.T, s server, dir string, format archive.Format) imapsrc.Stats {
 	t.Helper()
-	a, err := archive.Open(dir, archive.Options{Format: format, FrameSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, dir, archive.Options{Format: format, FrameSize: 64 << 10})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(s), Connections: 3})
 	if err != nil {
 		t.Fatalf("%s: backup: %v", s.name, err)

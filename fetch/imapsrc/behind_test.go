@@ -52,15 +52,8 @@ func TestCommitsBehindBounded(t *testing.T) {
 		release()
 	})()
 
-	a, err := archive.Open(t.TempDir(), archive.Options{Format: archive.MboxZstd})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, t.TempDir(), archive.Options{Format: archive.MboxZstd})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: account(server{addr: srv.Addr}), Connections: conns})
 	if err != nil {
 		t.Fatal(err)

@@ -49,15 +49,8 @@ func gmailAccount(t *testing.T, g *gmailtest.Server, n int, seed uint64) []uint6
 // gmBackup runs one backup of the double into dir and ends its run.
 func gmBackup(t *testing.T, dir string, g *gmailtest.Server, gmail bool) imapsrc.Stats {
 	t.Helper()
-	a, err := archive.Open(dir, archive.Options{Format: archive.MboxZstd})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, dir, archive.Options{Format: archive.MboxZstd})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass, Timeout: 20 * time.Second}
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 3, Gmail: gmail})
 	if err != nil {

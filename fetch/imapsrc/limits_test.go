@@ -89,15 +89,8 @@ func testDailyLimitGmail(t *testing.T, bye bool) {
 
 func limitedBackup(t *testing.T, dir string, cfg imapconn.Config) imapsrc.Stats {
 	t.Helper()
-	a, err := archive.Open(dir, archive.Options{Format: archive.MboxZstd})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, dir, archive.Options{Format: archive.MboxZstd})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 2})
 	if err != nil {
 		t.Fatalf("backup: %v", err)

@@ -29,15 +29,8 @@ func TestUnusableFolderNames(t *testing.T) {
 	p := hostile.Start(t, mem.Addr, hostile.BadNames)
 	acct := imapconn.Config{Addr: p.Addr, TLS: imapconn.TLSNone, User: user, Password: pass, Timeout: 5 * time.Second}
 
-	a, err := archive.Open(t.TempDir(), archive.Options{Format: archive.MboxZstd})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, t.TempDir(), archive.Options{Format: archive.MboxZstd})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: acct, Connections: 2})
 	if err != nil {
 		t.Fatalf("backup: %v", err)

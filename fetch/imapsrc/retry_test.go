@@ -119,15 +119,8 @@ func checkOnce(t *testing.T, dir string, want map[string]map[string]bool) {
 
 func msBackup(t *testing.T, dir string, addr string, opt imapsrc.Options) (imapsrc.Stats, string) {
 	t.Helper()
-	a, err := archive.Open(dir, archive.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, run := openRun(t, dir, archive.Options{})
 	defer a.Close()
-	run, err := a.Cat.BeginRun(t.Context(), "backup", "test", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var logs strings.Builder
 	var mu sync.Mutex
 	opt.Account = imapconn.Config{Addr: addr, TLS: imapconn.TLSNone, User: user, Password: pass}
