@@ -1,7 +1,6 @@
 package export_test
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/archive/catalog"
 	"github.com/mailkeep/mailkeep/export"
+	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/gmaillabels"
 )
 
@@ -22,9 +21,9 @@ type gmsg struct {
 }
 
 const (
-	gAll   = "[Gmail]/All Mail"
-	gSpam  = "[Gmail]/Spam"
-	gTrash = "[Gmail]/Trash"
+	gAll   = archivetest.GmailAll
+	gSpam  = archivetest.GmailSpam
+	gTrash = archivetest.GmailTrash
 )
 
 // gmailMessages is a Gmail account as the Gmail backup stores it: All
@@ -53,46 +52,11 @@ func gmailMessages() []gmsg {
 func buildGmail(t *testing.T, format archive.Format, msgs []gmsg) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "archive")
-	a, err := archive.Open(dir, archive.Options{Format: format, FrameSize: 16 << 10})
-	if err != nil {
-		t.Fatal(err)
+	ms := make([]archivetest.GmailMessage, len(msgs))
+	for i, m := range msgs {
+		ms[i] = archivetest.GmailMessage{Folder: m.folder, UID: m.uid, Flags: m.flags, Date: m.date, Labels: m.labels, Body: m.body}
 	}
-	defer a.Close()
-	ctx := t.Context()
-	run, _ := a.Cat.BeginRun(ctx, "backup", "imaps://u@imap.gmail.com", time.Now().Add(-time.Hour))
-	for folder, su := range map[string]string{gAll: `\All`, gSpam: `\Junk`, gTrash: `\Trash`} {
-		f, err := a.Folder(ctx, folder, '/', su)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := a.NewWriter(ctx, f, run)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var metas []catalog.GmailMeta
-		var stored []*catalog.Message
-		for i, m := range msgs {
-			if m.folder != folder {
-				continue
-			}
-			cm, err := w.Add(&archive.Incoming{UIDValidity: 42, UID: m.uid, InternalDate: m.date, Flags: m.flags}, bytes.NewReader(m.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored = append(stored, cm)
-			metas = append(metas, catalog.GmailMeta{MsgID: uint64(100 + i), ThrID: uint64(100 + i), Labels: m.labels})
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range metas {
-			metas[i].ID = stored[i].ID
-		}
-		if err := a.Cat.SetGmail(ctx, metas); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.Cat.EndRun(ctx, catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	archivetest.GmailArchive(t, dir, archive.Options{Format: format, FrameSize: 16 << 10}, 42, ms)
 	return dir
 }
 

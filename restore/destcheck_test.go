@@ -354,6 +354,44 @@ func TestKilledRestoreChild(t *testing.T) {
 	}
 }
 
+// killedRestore runs TestKilledRestoreChild with spec (killChildEnv) and
+// kills it (SIGKILL) once it has confirmed kill APPENDs; kill < 0 lets it
+// finish. It returns the APPENDs confirmed and whether the child finished.
+func killedRestore(t *testing.T, exe, spec string, kill, round int) (int, bool) {
+	t.Helper()
+	cmd := exec.Command(exe, "-test.run=^TestKilledRestoreChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+spec)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	buf := make([]byte, 1)
+	for kill < 0 || n < kill {
+		if _, err := out.Read(buf); err != nil {
+			break // the child ended
+		}
+		if buf[0] == '.' {
+			n++
+		}
+	}
+	cmd.Process.Kill()
+	io.Copy(io.Discard, out)
+	err = cmd.Wait()
+	if err == nil {
+		return n, true
+	}
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
+		t.Fatalf("round %d: child failed: %v\n%s", round, err, stderr.String())
+	}
+	return n, false
+}
+
 // TestKilledRestore kills restores (SIGKILL, as kill -9) at random points,
 // after 0 to 59 confirmed APPENDs (with up to 32 more in flight), until one
 // finishes: the destination then holds every message exactly once, and a
@@ -405,35 +443,8 @@ func TestKilledRestore(t *testing.T) {
 				if round == 29 {
 					kill = -1 // let it finish
 				}
-				cmd := exec.Command(exe, "-test.run=^TestKilledRestoreChild$", "-test.count=1")
-				cmd.Env = append(os.Environ(), killChildEnv+"="+dir+"|"+tg.addr+"|"+tg.user+"|"+strconv.Itoa(1+rng.IntN(12)))
-				out, err := cmd.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				var stderr strings.Builder
-				cmd.Stderr = &stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				n := 0
-				buf := make([]byte, 1)
-				for kill < 0 || n < kill {
-					if _, err := out.Read(buf); err != nil {
-						break // the child ended
-					}
-					if buf[0] == '.' {
-						n++
-					}
-				}
-				cmd.Process.Kill()
-				io.Copy(io.Discard, out)
-				err = cmd.Wait()
-				if err == nil {
-					finished = true
-				} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
-					t.Fatalf("round %d: child failed: %v\n%s", round, err, stderr.String())
-				}
+				var n int
+				n, finished = killedRestore(t, exe, dir+"|"+tg.addr+"|"+tg.user+"|"+strconv.Itoa(1+rng.IntN(12)), kill, round)
 				t.Logf("round %d: killed after %d of %d APPENDs (finished: %v)", round, n, kill, finished)
 			}
 			got := imaptest.Snapshot(t, imaptest.Dial(t, tg.addr, tg.user, pass), false)

@@ -1,7 +1,6 @@
 package restore_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
@@ -20,7 +18,7 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
-	"github.com/mailkeep/mailkeep/archive/catalog"
+	"github.com/mailkeep/mailkeep/internal/archivetest"
 	"github.com/mailkeep/mailkeep/internal/dovecottest"
 	"github.com/mailkeep/mailkeep/internal/gmailtest"
 	"github.com/mailkeep/mailkeep/internal/imaptap"
@@ -37,9 +35,9 @@ type gmailMsg struct {
 }
 
 const (
-	allMail = "[Gmail]/All Mail"
-	spam    = "[Gmail]/Spam"
-	trash   = "[Gmail]/Trash"
+	allMail = archivetest.GmailAll
+	spam    = archivetest.GmailSpam
+	trash   = archivetest.GmailTrash
 )
 
 // gmailCorpus is a Gmail account as the Gmail backup stores it: All Mail,
@@ -71,49 +69,11 @@ func gmailCorpus(extra ...gmailMsg) []gmailMsg {
 func gmailArchive(t *testing.T, msgs []gmailMsg, format archive.Format) string {
 	t.Helper()
 	dir := t.TempDir()
-	a, err := archive.Open(dir, archive.Options{Format: format})
-	if err != nil {
-		t.Fatal(err)
+	ms := make([]archivetest.GmailMessage, len(msgs))
+	for i, m := range msgs {
+		ms[i] = archivetest.GmailMessage{Folder: m.folder, Flags: m.flags, Date: time.Date(2014, 3, 1, 10, i, 0, 0, time.UTC), Labels: m.labels, Body: m.body}
 	}
-	defer a.Close()
-	ctx := t.Context()
-	run, _ := a.Cat.BeginRun(ctx, "backup", "imaps://u@imap.gmail.com", time.Now())
-	special := map[string]string{allMail: `\All`, spam: `\Junk`, trash: `\Trash`}
-	for _, folder := range []string{allMail, spam, trash} {
-		f, err := a.Folder(ctx, folder, '/', special[folder])
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := a.NewWriter(ctx, f, run)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stored []*catalog.Message
-		var metas []catalog.GmailMeta
-		uid := uint32(0)
-		for i, m := range msgs {
-			if m.folder != folder {
-				continue
-			}
-			uid++
-			cm, err := w.Add(&archive.Incoming{UIDValidity: 1, UID: uid, Flags: m.flags, InternalDate: time.Date(2014, 3, 1, 10, i, 0, 0, time.UTC)}, bytes.NewReader(m.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			stored = append(stored, cm)
-			metas = append(metas, catalog.GmailMeta{MsgID: uint64(1000 + i), ThrID: uint64(1000 + i), Labels: m.labels})
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range metas {
-			metas[i].ID = stored[i].ID
-		}
-		if err := a.Cat.SetGmail(ctx, metas); err != nil {
-			t.Fatal(err)
-		}
-	}
-	a.Cat.EndRun(ctx, catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"})
+	archivetest.GmailArchive(t, dir, archive.Options{Format: format}, 1, ms)
 	return dir
 }
 
@@ -575,35 +535,8 @@ func TestGmailKilledProcess(t *testing.T) {
 		if round == 11 {
 			kill = -1
 		}
-		cmd := exec.Command(exe, "-test.run=^TestKilledRestoreChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), killChildEnv+"="+dir+"|"+g.Addr+"|dst")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		buf := make([]byte, 1)
-		for kill < 0 || n < kill {
-			if _, err := out.Read(buf); err != nil {
-				break
-			}
-			if buf[0] == '.' {
-				n++
-			}
-		}
-		cmd.Process.Kill()
-		io.Copy(io.Discard, out)
-		err = cmd.Wait()
-		if err == nil {
-			finished = true
-		} else if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
-			t.Fatalf("round %d: child failed: %v\n%s", round, err, stderr.String())
-		}
+		var n int
+		n, finished = killedRestore(t, exe, dir+"|"+g.Addr+"|dst", kill, round)
 		on := len(g.Messages())
 		if !finished && on < len(msgs) {
 			cut++

@@ -4,6 +4,7 @@
 package archivetest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailkeep/mailkeep/archive"
 	"github.com/mailkeep/mailkeep/archive/catalog"
@@ -246,4 +248,81 @@ func SmallDisk(t testing.TB, size string) string {
 	}
 	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
 	return mnt
+}
+
+// Gmail's three downloaded folders, as a Gmail-mode backup names them.
+const (
+	GmailAll   = "[Gmail]/All Mail"
+	GmailSpam  = "[Gmail]/Spam"
+	GmailTrash = "[Gmail]/Trash"
+)
+
+// GmailMessage is one message of a test Gmail archive.
+type GmailMessage struct {
+	Folder string // GmailAll, GmailSpam or GmailTrash
+	UID    uint32 // 0: the next in its folder
+	Flags  []string
+	Date   time.Time
+	Labels []string
+	Body   []byte
+}
+
+// GmailArchive writes msgs into a new archive in dir (opt, archive.Open's)
+// as a Gmail-mode backup records them: All Mail, Spam and Trash (with
+// their special use) under UIDVALIDITY uidValidity, each message with its
+// labels, X-GM-MSGID and X-GM-THRID (1000 + its index in msgs) in the
+// catalog (catalog.SetGmail), in one run that ended "ok".
+func GmailArchive(t testing.TB, dir string, opt archive.Options, uidValidity uint32, msgs []GmailMessage) {
+	t.Helper()
+	a, err := archive.Open(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx := t.Context()
+	run, err := a.Cat.BeginRun(ctx, "backup", "imaps://u@imap.gmail.com", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	special := map[string]string{GmailAll: `\All`, GmailSpam: `\Junk`, GmailTrash: `\Trash`}
+	for _, folder := range []string{GmailAll, GmailSpam, GmailTrash} {
+		f, err := a.Folder(ctx, folder, '/', special[folder])
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := a.NewWriter(ctx, f, run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var metas []catalog.GmailMeta
+		var stored []*catalog.Message // their ids are set by the commit
+		uid := uint32(0)
+		for i, m := range msgs {
+			if m.Folder != folder {
+				continue
+			}
+			uid++
+			if m.UID != 0 {
+				uid = m.UID
+			}
+			cm, err := w.Add(&archive.Incoming{UIDValidity: uidValidity, UID: uid, Flags: m.Flags, InternalDate: m.Date}, bytes.NewReader(m.Body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored = append(stored, cm)
+			metas = append(metas, catalog.GmailMeta{MsgID: uint64(1000 + i), ThrID: uint64(1000 + i), Labels: m.Labels})
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range metas {
+			metas[i].ID = stored[i].ID
+		}
+		if err := a.Cat.SetGmail(ctx, metas); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Cat.EndRun(ctx, catalog.Run{ID: run, Ended: time.Now(), Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
 }
