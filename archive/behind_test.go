@@ -96,21 +96,7 @@ func TestCommitBehind(t *testing.T) {
 			if fi, err := os.Stat(filepath.Join(dir, f.Path)); err != nil || fi.Size() != cf.CommittedSize {
 				t.Fatalf("file %v (%v), catalog committed %d", fi.Size(), err, cf.CommittedSize)
 			}
-			for i, body := range want {
-				m, err := a.Cat.ByUID(t.Context(), cf, uint32(i+1))
-				if err != nil {
-					t.Fatal(err)
-				}
-				rc, err := a.Open(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil || string(got) != body {
-					t.Fatalf("uid %d: %v, read %d bytes, want %d", i+1, err, len(got), len(body))
-				}
-			}
+			checkBodies(t, a, cf, want)
 		})
 	}
 }
@@ -170,5 +156,26 @@ func TestCommitBehindFails(t *testing.T) {
 	}
 	if got, err := a.Cat.MessageCount(t.Context()); err != nil || got != int64(n) {
 		t.Fatalf("catalog holds %d messages (%v), the writer stored %d", got, err, n)
+	}
+}
+
+// checkBodies reads UIDs 1 to len(want) of folder f back through the
+// archive and compares each with want.
+func checkBodies(t *testing.T, a *Archive, f *catalog.Folder, want []string) {
+	t.Helper()
+	for i, body := range want {
+		m, err := a.Cat.ByUID(t.Context(), f, uint32(i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := a.Open(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != body {
+			t.Fatalf("uid %d: %v, read %d bytes, want %d", i+1, err, len(got), len(body))
+		}
 	}
 }

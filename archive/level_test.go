@@ -3,7 +3,6 @@ package archive
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -63,21 +62,7 @@ func TestCompressionLevelChangesBetweenRuns(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, body := range want {
-				m, err := a.Cat.ByUID(t.Context(), f, uint32(i+1))
-				if err != nil {
-					t.Fatal(err)
-				}
-				rc, err := a.Open(m)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(rc)
-				rc.Close()
-				if err != nil || string(got) != body {
-					t.Fatalf("uid %d: %v, read %q, want %q", i+1, err, got, body)
-				}
-			}
+			checkBodies(t, a, f, want)
 		})
 	}
 	for _, format := range []Format{Mbox, Maildir} {
