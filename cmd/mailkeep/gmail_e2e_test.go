@@ -294,19 +294,7 @@ func TestGmailE2EExport(t *testing.T) {
 	if r := mailkeep(t, nil, "export", "--archive", dir, "--to", to, "--format", "eml", "--quiet"); r.code != 0 {
 		t.Fatalf("export --labels folders: %d %s", r.code, r.stderr)
 	}
-	got := map[string][]string{}
-	filepath.WalkDir(to, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(to, filepath.Dir(p))
-		got[sum256(b)] = append(got[sum256(b)], filepath.ToSlash(rel))
-		return nil
-	})
+	got := emlFolders(t, to)
 	want := map[int][]string{
 		0: {"INBOX", "Work", e2eLabel},
 		1: {gmailtest.SentMail, "Work"},
@@ -404,4 +392,27 @@ func TestGmailE2ESpecialUse(t *testing.T) {
 	if sum = restoreJSON(t, "--archive", dir, "--imap", "imap://bob@"+dv.IMAPAddr); sum.Appended != 0 || sum.Skipped != n {
 		t.Errorf("rerun: %+v", sum)
 	}
+}
+
+// emlFolders lists an eml export in to: the folders holding each message,
+// by the SHA-256 of its bytes.
+func emlFolders(t *testing.T, to string) map[string][]string {
+	t.Helper()
+	where := map[string][]string{}
+	err := filepath.WalkDir(to, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(to, filepath.Dir(p))
+		where[sum256(b)] = append(where[sum256(b)], filepath.ToSlash(rel))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return where
 }

@@ -214,19 +214,7 @@ func TestGmailFrozenRestore(t *testing.T) {
 	if r := mailkeep(t, nil, "export", "--archive", dir, "--to", to, "--format", "eml", "--quiet"); r.code != 0 {
 		t.Fatalf("export: %d %s", r.code, r.stderr)
 	}
-	where = map[string][]string{}
-	filepath.WalkDir(to, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(to, filepath.Dir(p))
-		where[sum256(b)] = append(where[sum256(b)], filepath.ToSlash(rel))
-		return nil
-	})
+	where = emlFolders(t, to)
 	for k := range where {
 		sort.Strings(where[k])
 	}
