@@ -1,7 +1,6 @@
 package imapsrc_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -49,21 +48,8 @@ func gmailAccount(t *testing.T, g *gmailtest.Server, n int, seed uint64) []uint6
 // gmBackup runs one backup of the double into dir and ends its run.
 func gmBackup(t *testing.T, dir string, g *gmailtest.Server, gmail bool) imapsrc.Stats {
 	t.Helper()
-	a, run := openRun(t, dir, archive.Options{Format: archive.MboxZstd})
-	defer a.Close()
 	cfg := imapconn.Config{Addr: g.Addr, TLS: imapconn.TLSNone, User: user, Password: pass, Timeout: 20 * time.Second}
-	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 3, Gmail: gmail})
-	if err != nil {
-		t.Fatalf("backup: %v", err)
-	}
-	outcome := "ok"
-	if len(st.Failures) > 0 {
-		outcome = "partial"
-	}
-	if err := a.Cat.EndRun(t.Context(), catalog.Run{ID: run, Ended: time.Now(), Outcome: outcome, Fetched: st.Fetched, Bytes: st.Bytes, Failed: len(st.Failures)}); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return endedBackup(t, dir, imapsrc.Options{Account: cfg, Connections: 3, Gmail: gmail})
 }
 
 // archiveSize is the bytes of mail files in the archive.

@@ -89,9 +89,16 @@ func testDailyLimitGmail(t *testing.T, bye bool) {
 
 func limitedBackup(t *testing.T, dir string, cfg imapconn.Config) imapsrc.Stats {
 	t.Helper()
+	return endedBackup(t, dir, imapsrc.Options{Account: cfg, Connections: 2})
+}
+
+// endedBackup runs one backup into dir (mbox.zst) with opt and ends its
+// run as the CLI does: "partial" when a folder failed, else "ok".
+func endedBackup(t *testing.T, dir string, opt imapsrc.Options) imapsrc.Stats {
+	t.Helper()
 	a, run := openRun(t, dir, archive.Options{Format: archive.MboxZstd})
 	defer a.Close()
-	st, err := imapsrc.Backup(context.Background(), a, run, imapsrc.Options{Account: cfg, Connections: 2})
+	st, err := imapsrc.Backup(context.Background(), a, run, opt)
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
