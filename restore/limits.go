@@ -10,7 +10,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"github.com/mailkeep/mailkeep/internal/gmailext"
 	"github.com/mailkeep/mailkeep/provlimit"
 )
 
@@ -74,17 +73,9 @@ func (t TooBig) String() string {
 
 // limitOf recognises a provider limit in an APPEND's (or a folder's)
 // error: a NO/BAD is an *imap.Error, from go-imap or the raw connection,
-// or a *gmailext.StatusError from the labels' connection.
-func limitOf(err error) *provlimit.Error {
-	if e := provlimit.FromError(err); e != nil {
-		return e
-	}
-	var se *gmailext.StatusError
-	if errors.As(err, &se) {
-		return provlimit.Classify(se.Status, se.Code, se.Text)
-	}
-	return nil
-}
+// or a *gmailext.StatusError (a provlimit.Status) from the labels'
+// connection.
+func limitOf(err error) *provlimit.Error { return provlimit.FromError(err) }
 
 // StopError is a restore stopped at the destination's daily limit, or at
 // Options.Budget. errors.Is finds provlimit.ErrDailyLimit (or

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/mailkeep/mailkeep/internal/imapconn"
+	"github.com/mailkeep/mailkeep/provlimit"
 )
 
 // MaxResponse bounds one response: its lines and the literals inside it,
@@ -59,6 +60,12 @@ func (e *StatusError) Error() string {
 		code = "[" + e.Code + "] "
 	}
 	return fmt.Sprintf("%s: server said %s %s%s", e.Command, e.Status, code, e.Text)
+}
+
+// Unwrap gives the answer as a provlimit.Status, so that
+// provlimit.FromError classifies it like any other server answer.
+func (e *StatusError) Unwrap() error {
+	return &provlimit.Status{Type: e.Status, Code: e.Code, Text: e.Text}
 }
 
 // Result is the outcome of one command.
