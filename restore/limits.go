@@ -89,13 +89,13 @@ type StopError struct {
 
 func (e *StopError) Error() string {
 	if e.Limit == nil {
-		return fmt.Sprintf("stopped: the run's budget is spent (max_bytes_per_run %d, max_messages_per_run %d); run again to continue, where this one stopped", e.Budget.MaxBytes, e.Budget.MaxMessages)
+		return fmt.Sprintf("stopped: the run's budget is spent (max_bytes_per_run %d, max_messages_per_run %d; reached in folder %q); run again to continue, where this one stopped", e.Budget.MaxBytes, e.Budget.MaxMessages, e.Folder)
 	}
 	what := "the destination's daily limit; run again later"
 	if e.Gmail {
 		what = "Gmail's daily upload limit; run again after 24 h"
 	}
-	return fmt.Sprintf("stopped: %s (the next run resumes where this one stopped; the server said: %s)", what, e.Limit)
+	return fmt.Sprintf("stopped: %s (met in folder %q; the next run resumes where this one stopped; the server said: %s)", what, e.Folder, e.Limit)
 }
 
 func (e *StopError) Unwrap() error {

@@ -238,7 +238,7 @@ func TestGmailDailyUploadLimit(t *testing.T) {
 		if !errors.As(st.Stopped, &se) || !se.Gmail || !errors.Is(st.Stopped, provlimit.ErrDailyLimit) {
 			t.Fatalf("%s: Stopped = %v, want Gmail's daily limit", what, st.Stopped)
 		}
-		if !strings.HasPrefix(st.Stopped.Error(), "stopped: Gmail's daily upload limit; run again after 24 h") {
+		if !strings.HasPrefix(st.Stopped.Error(), "stopped: Gmail's daily upload limit; run again after 24 h") || se.Folder == "" || !strings.Contains(st.Stopped.Error(), fmt.Sprintf("folder %q", se.Folder)) {
 			t.Errorf("%s: %q", what, st.Stopped)
 		}
 		if len(st.Failures) != 1 || !errors.Is(st.Failures[0], provlimit.ErrDailyLimit) {
