@@ -258,25 +258,7 @@ func TestHotQueriesUseIndex(t *testing.T) {
 		{"restore: IsRestored", `SELECT COUNT(*) FROM restored WHERE server=? AND user=? AND key=?`, "", false},
 		{"restore: RestoredIn", `SELECT key, folder, uidvalidity, uid FROM restored WHERE server=? AND user=? AND folder=?`, "", false},
 	} {
-		n := strings.Count(q.q, "?")
-		args := make([]any, n)
-		for i := range args {
-			args[i] = i + 1
-		}
-		rows, err := c.db.Query(`EXPLAIN QUERY PLAN `+q.q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q.use, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, c, q.use, q.q)
 		p := strings.Join(plan, "; ")
 		for _, step := range plan {
 			benign := step == "SCAN CONSTANT ROW" || strings.HasPrefix(step, "SCAN (subquery") || strings.HasSuffix(step, " CONSTANT ROWS")
@@ -298,4 +280,32 @@ func TestHotQueriesUseIndex(t *testing.T) {
 			t.Logf("%-40s %s", q.use, p)
 		}
 	}
+}
+
+// queryPlan is SQLite's plan for q (EXPLAIN QUERY PLAN), its parameters
+// bound to 1, 2, 3...: one line per step.
+func queryPlan(t *testing.T, c *Catalog, what, q string) []string {
+	t.Helper()
+	args := make([]any, strings.Count(q, "?"))
+	for i := range args {
+		args[i] = i + 1
+	}
+	rows, err := c.db.Query(`EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }

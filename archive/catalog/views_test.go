@@ -224,24 +224,7 @@ func TestViewQueriesUseIndex(t *testing.T) {
 		{"gmail: ByGmailMsgIDs", `SELECT ` + msgCols5 + ` FROM messages WHERE gm_msgid IN (?,?) AND folder_id=? ORDER BY id`, true},
 		{"gmail: GmailMissing", `SELECT EXISTS (SELECT 1 FROM messages INDEXED BY messages_uid WHERE folder_id=? AND uidvalidity=? AND uid>0 AND uid>? AND expunged_run IS NULL AND gm_msgid IS NULL)`, false},
 	} {
-		args := make([]any, strings.Count(q.q, "?"))
-		for i := range args {
-			args[i] = i + 1
-		}
-		rows, err := c.db.Query(`EXPLAIN QUERY PLAN `+q.q, args...)
-		if err != nil {
-			t.Fatalf("%s: %v", q.use, err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, notused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := queryPlan(t, c, q.use, q.q)
 		for _, step := range plan {
 			if strings.HasPrefix(step, "SCAN ") && step != "SCAN CONSTANT ROW" && !strings.HasPrefix(step, "SCAN (subquery") {
 				t.Errorf("%s: scans a table: %s", q.use, strings.Join(plan, "; "))
